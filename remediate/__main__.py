@@ -1,0 +1,3 @@
+from remediate.cli import main
+
+raise SystemExit(main())

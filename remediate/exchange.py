@@ -1,0 +1,229 @@
+"""The Send connector as Exchange describes it: properties, enums and their wire names.
+
+Pre-flight rules (what Set-SendConnector would refuse or silently mangle) live in
+``remediate.preflight``; the lab has its own, independent implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum, StrEnum
+from typing import Any
+
+
+class AuthMechanism(StrEnum):
+    """SmartHostAuthMechanism values (the Exchange enum's numeric value in ``code``)."""
+
+    NONE = "None"
+    BASIC_AUTH = "BasicAuth"
+    BASIC_AUTH_REQUIRE_TLS = "BasicAuthRequireTLS"
+    EXCHANGE_SERVER = "ExchangeServer"
+    EXTERNAL_AUTHORITATIVE = "ExternalAuthoritative"
+
+    @property
+    def code(self) -> int:
+        return _MECHANISM_CODES[self]
+
+    @property
+    def needs_credential(self) -> bool:
+        return self in (AuthMechanism.BASIC_AUTH, AuthMechanism.BASIC_AUTH_REQUIRE_TLS)
+
+    @classmethod
+    def parse(cls, text: str) -> AuthMechanism:
+        """Accept the Exchange name case-insensitively, or its numeric value."""
+        return _parse_enum(cls, text, {str(v): k for k, v in _MECHANISM_CODES.items()})
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_MECHANISM_CODES = {
+    AuthMechanism.NONE: 0,
+    AuthMechanism.BASIC_AUTH: 2,
+    AuthMechanism.BASIC_AUTH_REQUIRE_TLS: 4,
+    AuthMechanism.EXCHANGE_SERVER: 8,
+    AuthMechanism.EXTERNAL_AUTHORITATIVE: 16,
+}
+
+
+class TlsAuthLevel(StrEnum):
+    ENCRYPTION_ONLY = "EncryptionOnly"
+    CERTIFICATE_VALIDATION = "CertificateValidation"
+    DOMAIN_VALIDATION = "DomainValidation"
+
+    @classmethod
+    def parse(cls, text: str) -> TlsAuthLevel:
+        return _parse_enum(cls, text, {})
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ProtocolLoggingLevel(StrEnum):
+    NONE = "None"
+    VERBOSE = "Verbose"
+
+    @classmethod
+    def parse(cls, text: str) -> ProtocolLoggingLevel:
+        return _parse_enum(cls, text, {})
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _parse_enum(cls: type[Enum], text: str, aliases: Mapping[str, Enum]) -> Any:
+    cleaned = str(text).strip()
+    if cleaned in aliases:
+        return aliases[cleaned]
+    for member in cls:
+        if member.value.lower() == cleaned.lower():
+            return member
+    allowed = ", ".join(m.value for m in cls)
+    raise ValueError(f"{text!r} is not one of {allowed}")
+
+
+@dataclass(frozen=True)
+class SendConnector:
+    """One Send connector as Get-SendConnector reports it (never with a password).
+
+    ``credential_user`` is the user name of AuthenticationCredential, or None when the
+    connector holds no credential.
+    """
+
+    name: str
+    guid: str = ""
+    smart_hosts: tuple[str, ...] = ()
+    dns_routing_enabled: bool = True
+    smart_host_auth_mechanism: AuthMechanism = AuthMechanism.NONE
+    credential_user: str | None = None
+    port: int = 25
+    require_tls: bool = False
+    tls_auth_level: TlsAuthLevel | None = None
+    tls_domain: str | None = None
+    tls_certificate_name: str | None = None
+    ignore_starttls: bool = False
+    enabled: bool = True
+    source_transport_servers: tuple[str, ...] = ()
+    address_spaces: tuple[str, ...] = ("SMTP:*;1",)
+    protocol_logging_level: ProtocolLoggingLevel = ProtocolLoggingLevel.NONE
+    force_helo: bool = False
+    fqdn: str | None = None
+    max_message_size: str | None = None
+    connection_inactivity_timeout: str | None = None
+    error_policies: str | None = None
+
+    @property
+    def uses_smart_hosts(self) -> bool:
+        return not self.dns_routing_enabled
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-able dict keyed by Exchange property names (for backups and --json)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Enum):
+                value = value.value
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[PROPERTY_NAMES[f.name]] = value
+        return out
+
+    @classmethod
+    def from_properties(cls, props: Mapping[str, Any]) -> SendConnector:
+        """Build from Exchange property names (deserialized object or backup JSON)."""
+        by_property = {v.lower(): k for k, v in PROPERTY_NAMES.items()}
+        values: dict[str, Any] = {}
+        for key, raw in props.items():
+            attr = by_property.get(str(key).lower())
+            if attr is None:
+                continue
+            values[attr] = _coerce(attr, raw)
+        if "name" not in values:
+            raise ValueError("connector record has no Name")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> SendConnector:
+        data = asdict(self)
+        data.update(changes)
+        return SendConnector(**data)
+
+
+PROPERTY_NAMES: dict[str, str] = {
+    "name": "Name",
+    "guid": "Guid",
+    "smart_hosts": "SmartHosts",
+    "dns_routing_enabled": "DNSRoutingEnabled",
+    "smart_host_auth_mechanism": "SmartHostAuthMechanism",
+    "credential_user": "AuthenticationCredential",
+    "port": "Port",
+    "require_tls": "RequireTLS",
+    "tls_auth_level": "TlsAuthLevel",
+    "tls_domain": "TlsDomain",
+    "tls_certificate_name": "TlsCertificateName",
+    "ignore_starttls": "IgnoreSTARTTLS",
+    "enabled": "Enabled",
+    "source_transport_servers": "SourceTransportServers",
+    "address_spaces": "AddressSpaces",
+    "protocol_logging_level": "ProtocolLoggingLevel",
+    "force_helo": "ForceHELO",
+    "fqdn": "Fqdn",
+    "max_message_size": "MaxMessageSize",
+    "connection_inactivity_timeout": "ConnectionInactivityTimeOut",
+    "error_policies": "ErrorPolicies",
+}
+
+_BOOL_FIELDS = {"dns_routing_enabled", "require_tls", "ignore_starttls", "enabled", "force_helo"}
+_LIST_FIELDS = {"smart_hosts", "source_transport_servers", "address_spaces"}
+
+
+def _coerce(attr: str, raw: Any) -> Any:
+    if attr in _BOOL_FIELDS:
+        if isinstance(raw, str):
+            return raw.strip().lower() in ("true", "$true", "1", "yes")
+        return bool(raw)
+    if attr in _LIST_FIELDS:
+        if raw is None:
+            return ()
+        if isinstance(raw, str):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return tuple(str(x) for x in raw)
+    if attr == "port":
+        return int(raw) if raw not in (None, "") else 25
+    if attr == "smart_host_auth_mechanism":
+        return AuthMechanism.parse(str(raw)) if raw not in (None, "") else AuthMechanism.NONE
+    if attr == "tls_auth_level":
+        return TlsAuthLevel.parse(str(raw)) if raw not in (None, "") else None
+    if attr == "protocol_logging_level":
+        if raw in (None, ""):
+            return ProtocolLoggingLevel.NONE
+        return ProtocolLoggingLevel.parse(str(raw))
+    if attr == "credential_user":
+        return _credential_user(raw)
+    return None if raw is None else str(raw)
+
+
+def _credential_user(raw: Any) -> str | None:
+    """A credential comes back as its user name, an object with UserName, or nothing."""
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, Mapping):
+        user = raw.get("UserName") or raw.get("username")
+        return str(user) if user else None
+    user = getattr(raw, "UserName", None) or getattr(raw, "username", None)
+    if user:
+        return str(user)
+    return str(raw)
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    """A smart-host delivery queue as Get-Queue reports it."""
+
+    identity: str
+    next_hop_domain: str = ""
+    next_hop_connector: str = ""
+    status: str = ""
+    message_count: int = 0
+    last_error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
