@@ -1,0 +1,69 @@
+"""Argument parsing and dispatch only; each sub-command lives in remediate.commands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from remediate import __version__
+from remediate.commands import COMMAND_MODULES
+from remediate.env import Environment
+from remediate.errors import RemediateError
+
+EXAMPLES = """\
+examples:
+  remediate demo
+      start the embedded lab and fix its broken connector with the guided wizard
+  remediate playbooks
+  remediate plan 2016 --connector "Outbound to Relay" --mechanism BasicAuthRequireTLS \\
+      --username relay@contoso.com --smart-host smtp.relay.example --port 587
+  remediate plan 2002 --connector "Outbound to Relay" --port 587 --enable --output fix.ps1
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="remediate",
+        description="Guided and scripted fixes for Exchange Send connector events 2016 and 2002.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"remediate {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(f"remediate.commands.{module_name}")
+        cmd = sub.add_parser(
+            module.NAME,
+            help=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            epilog=getattr(module, "EPILOG", None),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(cmd)
+        cmd.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
+    env = env or Environment()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_module", None):
+        parser.print_help(env.stdout)
+        return 2
+    try:
+        return int(args._module.run(args, env) or 0)
+    except RemediateError as exc:
+        env.err(f"remediate: error: {exc.message}")
+        if exc.hint:
+            env.err(f"hint: {exc.hint}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        env.err("remediate: interrupted; nothing further was sent.")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
