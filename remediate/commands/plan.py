@@ -1,0 +1,81 @@
+"""`remediate plan`: the dry run. Builds the plan offline and prints (or writes) the script."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from remediate.env import Environment
+from remediate.errors import UsageError
+
+NAME = "plan"
+HELP = "print the PowerShell a fix would run (dry run; nothing is sent)"
+DESCRIPTION = """\
+Build the plan for one Send connector from a playbook and the fix options, check it against
+Exchange's rules, and print it as a script for the Exchange Management Shell. Nothing is sent
+anywhere; the connector is not read, so the script carries every setting given.
+Options a playbook does not take are refused (see 'remediate playbooks')."""
+EPILOG = """\
+examples:
+  remediate plan 2016 --connector "Outbound to Relay" --mechanism BasicAuthRequireTLS \\
+      --username relay@contoso.com --smart-host smtp.relay.example --port 587
+  remediate plan smarthost-auth-credential --connector "Outbound to Relay" \\
+      --username relay@contoso.com --what-if
+  remediate plan 2002 --connector "Outbound to Partner" --smart-host mx.partner.example \\
+      --port 25 --enable --output fix.ps1
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from remediate.planner import add_fix_arguments
+
+    parser.add_argument("playbook", metavar="PLAYBOOK", help="event number (2016, 2002) or id")
+    parser.add_argument(
+        "--connector", metavar="NAME", required=True, help="the Send connector's name"
+    )
+    parser.add_argument(
+        "--what-if", action="store_true", help="add -WhatIf to every change (Exchange only reports)"
+    )
+    parser.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        type=Path,
+        help="write the script to FILE instead of stdout",
+    )
+    add_fix_arguments(parser)
+
+
+def run(args: argparse.Namespace, env: Environment) -> int:
+    from remediate.planner import build_plan, fix_options_from_args
+    from remediate.playbooks import find
+    from remediate.render import render_script
+
+    playbook = find(args.playbook)
+    plan = build_plan(playbook, fix_options_from_args(args), what_if=args.what_if)
+    script = render_script(plan)
+    if args.output is None:
+        env.stdout.write(script)
+        return 0
+    _write_new(args.output, script)
+    env.err(f"wrote {args.output} ({len(plan.steps)} steps, {len(plan.changes)} changes)")
+    return 0
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Write atomically: a refused or failed write leaves no file behind."""
+    if path.is_dir():
+        raise UsageError(f"--output: {path} is a directory")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise UsageError(f"--output: the directory {directory} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"--output: cannot write {path}: {exc.strerror}") from exc

@@ -1,0 +1,581 @@
+"""Build plans from a playbook, typed fix options and (when read) the connector's state.
+
+Public API, shared by ``plan``, ``apply``, the wizard and bulk:
+  FixOptions, add_fix_arguments(parser, playbook_id=None), fix_options_from_args(args),
+  build_plan(playbook, options, *, current, what_if, credential_ref_factory) -> Plan,
+  undo_plan(before, applied) -> Plan, relay_credential(username) -> CredentialRef.
+
+Change steps come in a fixed order, each one Set-SendConnector call valid on its own given
+the steps before it: routing (smart hosts, port, DNS routing), authentication (mechanism and
+credential together), TLS, state (Enabled, protocol logging).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from remediate import preflight
+from remediate.errors import UsageError
+from remediate.exchange import (
+    PROPERTY_NAMES,
+    AuthMechanism,
+    ProtocolLoggingLevel,
+    SendConnector,
+    TlsAuthLevel,
+)
+from remediate.plan import SWITCH, CredentialRef, Parameter, ParamValue, Plan, Step, StepKind
+from remediate.playbooks import Playbook, StepSpec
+from remediate.pwsh import unsafe_character
+
+RELAY_SERVICE = "remediate:relay"
+TEMPLATE_SUFFIX = ".ps1.j2"
+
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+# --- fix options -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FixOptions:
+    """What the operator asked to change; None/empty means "leave as it is". Validated on
+    construction (``UsageError`` naming the option)."""
+
+    connector: str
+    mechanism: AuthMechanism | None = None
+    username: str | None = None
+    reenter_credential: bool = False
+    smart_hosts: tuple[str, ...] = ()
+    port: int | None = None
+    require_tls: bool | None = None
+    tls_auth_level: TlsAuthLevel | None = None
+    tls_domain: str | None = None
+    enable: bool | None = None
+    protocol_logging: ProtocolLoggingLevel | None = None
+
+    def __post_init__(self) -> None:
+        _check_text(self.connector, "--connector", "the Send connector's name")
+        if self.username is not None:
+            _check_text(self.username, "--username", "the relay account's user name")
+            if len(self.username) > preflight.MAX_CREDENTIAL_LENGTH:
+                raise UsageError(
+                    f"--username: {len(self.username)} characters is more than the "
+                    f"{preflight.MAX_CREDENTIAL_LENGTH} Exchange accepts"
+                )
+        for host in self.smart_hosts:
+            check_host(host, "--smart-host")
+        if len({h.lower() for h in self.smart_hosts}) != len(self.smart_hosts):
+            raise UsageError("--smart-host: the same smart host is given twice")
+        if self.port is not None and not 0 <= self.port <= 65535:
+            raise UsageError(f"--port: {self.port} is not a port number (0-65535)")
+        if self.tls_domain is not None:
+            check_host(self.tls_domain.removeprefix("*."), "--tls-domain", allow_ip=False)
+
+    def given(self) -> frozenset[str]:
+        """Names of the options that ask for something (the connector name aside)."""
+        defaults = {f.name: f.default for f in fields(self)}
+        return frozenset(
+            f.name
+            for f in fields(self)
+            if f.name != "connector" and getattr(self, f.name) != defaults[f.name]
+        )
+
+
+def _check_text(value: str, option: str, what: str) -> None:
+    if not value or not value.strip():
+        raise UsageError(f"{option}: {what} is empty")
+    bad = unsafe_character(value)
+    if bad is not None:
+        raise UsageError(
+            f"{option}: contains the control character U+{ord(bad):04X}; give {what} "
+            "without line breaks, tabs or other invisible characters"
+        )
+
+
+def check_host(host: str, option: str, *, allow_ip: bool = True) -> str:
+    """A DNS name or (when allowed) an IP address, or UsageError naming ``option``."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        if allow_ip:
+            return host
+        raise UsageError(f"{option}: {host!r} is an IP address; give a domain name")
+    name = host[:-1] if host.endswith(".") else host
+    labels = name.split(".")
+    if not name or len(name) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        raise UsageError(
+            f"{option}: {host!r} is not a host name"
+            + (" or IP address" if allow_ip else "")
+            + " (letters, digits and hyphens, labels separated by dots)"
+        )
+    if labels[-1].isdigit():
+        raise UsageError(f"{option}: {host!r} looks like a mistyped IP address")
+    return host
+
+
+# --- argparse ----------------------------------------------------------------------------
+
+# input name -> (flags, argparse keyword arguments)
+_ARGUMENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "mechanism": (
+        ("--mechanism",),
+        {
+            "metavar": "NAME",
+            "help": "SmartHostAuthMechanism: " + ", ".join(m.value for m in AuthMechanism),
+        },
+    ),
+    "username": (
+        ("--username",),
+        {
+            "metavar": "USER",
+            "help": "relay account user name; the password is asked for by "
+            "Get-Credential in the script, or taken from the keyring by apply",
+        },
+    ),
+    "reenter_credential": (
+        ("--reenter-credential",),
+        {
+            "action": "store_true",
+            "default": False,
+            "help": "send the credential again even when the user name is unchanged",
+        },
+    ),
+    "smart_hosts": (
+        ("--smart-host",),
+        {
+            "dest": "smart_hosts",
+            "action": "append",
+            "default": None,
+            "metavar": "HOST",
+            "help": "smart host name or IP address (repeat for several)",
+        },
+    ),
+    "port": (("--port",), {"metavar": "N", "help": "smart host port, 0-65535"}),
+    "require_tls": (
+        ("--require-tls",),
+        {"action": argparse.BooleanOptionalAction, "default": None, "help": "RequireTLS"},
+    ),
+    "tls_auth_level": (
+        ("--tls-auth-level",),
+        {"metavar": "LEVEL", "help": "TlsAuthLevel: " + ", ".join(t.value for t in TlsAuthLevel)},
+    ),
+    "tls_domain": (
+        ("--tls-domain",),
+        {"metavar": "DOMAIN", "help": "TlsDomain (with DomainValidation)"},
+    ),
+    "enable": (
+        ("--enable",),
+        {"action": "store_const", "const": True, "default": None, "help": "enable the connector"},
+    ),
+    "protocol_logging": (
+        ("--protocol-logging",),
+        {"metavar": "LEVEL", "help": "ProtocolLoggingLevel: None or Verbose"},
+    ),
+}
+
+
+def add_fix_arguments(parser: argparse.ArgumentParser, playbook_id: str | None = None) -> None:
+    """Add the fix options (all of them, or only those ``playbook_id`` takes)."""
+    names: Any = _ARGUMENTS
+    if playbook_id is not None:
+        from remediate.playbooks import find
+
+        names = find(playbook_id).input_names
+    group = parser.add_argument_group("fix options")
+    for name, (flags, kwargs) in _ARGUMENTS.items():
+        if name in names:
+            group.add_argument(*flags, **{"dest": name, **kwargs})
+
+
+def fix_options_from_args(args: argparse.Namespace, connector: str | None = None) -> FixOptions:
+    """Typed, validated FixOptions from parsed arguments (UsageError on bad values)."""
+    get = vars(args).get
+    name = connector if connector is not None else get("connector")
+    if name is None:
+        raise UsageError("--connector: give the Send connector's name")
+    return FixOptions(
+        connector=name,
+        mechanism=_parse(AuthMechanism, get("mechanism"), "--mechanism"),
+        username=get("username"),
+        reenter_credential=bool(get("reenter_credential")),
+        smart_hosts=tuple(get("smart_hosts") or ()),
+        port=_parse_port(get("port")),
+        require_tls=get("require_tls"),
+        tls_auth_level=_parse(TlsAuthLevel, get("tls_auth_level"), "--tls-auth-level"),
+        tls_domain=get("tls_domain"),
+        enable=get("enable"),
+        protocol_logging=_parse(
+            ProtocolLoggingLevel, get("protocol_logging"), "--protocol-logging"
+        ),
+    )
+
+
+def _parse(enum: Any, text: str | None, option: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return enum.parse(text)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from exc
+
+
+def _parse_port(text: str | int | None) -> int | None:
+    if text is None or isinstance(text, int):
+        return text
+    if not text.strip().isdigit():
+        raise UsageError(f"--port: {text!r} is not a port number (0-65535)")
+    return int(text.strip())
+
+
+# --- plans -------------------------------------------------------------------------------
+
+
+def relay_credential(username: str) -> CredentialRef:
+    """Relay passwords live in the keyring service ``remediate:relay`` under the user name."""
+    return CredentialRef(username=username, service=RELAY_SERVICE, key=username)
+
+
+CredentialFactory = Callable[[str], CredentialRef]
+
+_ATTR = {v: k for k, v in PROPERTY_NAMES.items()}
+
+
+def build_plan(
+    playbook: Playbook,
+    options: FixOptions,
+    *,
+    current: SendConnector | None = None,
+    what_if: bool = False,
+    credential_ref_factory: CredentialFactory = relay_credential,
+) -> Plan:
+    """The plan for ``options`` on one connector; PreflightError/UsageError when refused.
+
+    With ``current`` (read from Exchange) change steps carry only what differs, and their
+    ``replaces`` hold the current values; without it every given setting is sent and the
+    notes say which rules could not be checked.
+    """
+    _check_inputs(playbook, options)
+    builder = _Builder(playbook, options, current, what_if, credential_ref_factory)
+    changes = builder.changes()
+    checked = preflight.check(changes, current)
+    after_hosts = checked.after.smart_hosts if checked.after else (options.smart_hosts or None)
+    notes = list(checked.notes)
+    steps = builder.reads(current.smart_hosts if current else None, notes)
+    if changes:
+        steps += changes
+        steps += builder.verify(after_hosts, notes)
+    notes += builder.notes(bool(changes))
+    return Plan(
+        playbook=playbook.id,
+        event_id=playbook.event.id,
+        connector=options.connector,
+        steps=tuple(steps),
+        what_if=what_if,
+        title=playbook.title,
+        notes=tuple(dict.fromkeys(notes)),
+    )
+
+
+def _check_inputs(playbook: Playbook, options: FixOptions) -> None:
+    given = options.given()
+    extra = sorted(given - playbook.input_names)
+    if extra:
+        flags = ", ".join(_ARGUMENTS[name][0][0] for name in extra)
+        raise UsageError(
+            f"{flags}: not an option of playbook {playbook.event.id} ({playbook.id})",
+            hint="options it takes: " + " ".join(_ARGUMENTS[i.name][0][0] for i in playbook.inputs),
+        )
+    if not given:
+        raise UsageError(
+            f"nothing to change: give at least one fix option for playbook {playbook.event.id}",
+            hint="options it takes: " + " ".join(_ARGUMENTS[i.name][0][0] for i in playbook.inputs),
+        )
+
+
+class _Builder:
+    def __init__(
+        self,
+        playbook: Playbook,
+        options: FixOptions,
+        current: SendConnector | None,
+        what_if: bool,
+        credential_ref_factory: CredentialFactory,
+    ) -> None:
+        self.playbook = playbook
+        self.options = options
+        self.current = current
+        self.what_if = what_if
+        self.credential_ref_factory = credential_ref_factory
+
+    # reads and read-back
+
+    def reads(self, hosts: tuple[str, ...] | None, notes: list[str]) -> list[Step]:
+        return [s for spec in self.playbook.reads if (s := self.read(spec, hosts, notes))]
+
+    def verify(self, hosts: tuple[str, ...] | None, notes: list[str]) -> list[Step]:
+        return [s for spec in self.playbook.verify if (s := self.read(spec, hosts, notes))]
+
+    def read(self, spec: StepSpec, hosts: tuple[str, ...] | None, notes: list[str]) -> Step | None:
+        identity = Parameter("Identity", self.options.connector)
+        if spec.template == "get_send_connector":
+            return self._step("Get-SendConnector", (identity,), StepKind.READ, spec)
+        queue_filter = connector_queue_filter(self.current, hosts)
+        if queue_filter is None:
+            when = "before the change" if spec in self.playbook.reads else "after the change"
+            notes.append(
+                f"{spec.template} {when} was left out: the connector was not read, so "
+                "its queue cannot be named (give --smart-host, or use apply, which "
+                "reads the connector first)"
+            )
+            return None
+        filter_param = Parameter("Filter", queue_filter)
+        if spec.template == "get_queue":
+            include = Parameter("Include", "SmartHostConnectorDelivery")
+            return self._step("Get-Queue", (include, filter_param), StepKind.READ, spec)
+        return self._step(
+            "Retry-Queue", (filter_param, *self._tail()), StepKind.CHANGE, spec, replaces=()
+        )
+
+    # changes
+
+    def changes(self) -> list[Step]:
+        steps: list[Step] = []
+        dns_off_sent = False
+        for spec in self.playbook.fixes:
+            wanted = self._wanted(spec.template, dns_off_sent)
+            if not wanted:
+                continue
+            dns_off_sent = dns_off_sent or any(name == "DNSRoutingEnabled" for name, _ in wanted)
+            params = (
+                Parameter("Identity", self.options.connector),
+                *(Parameter(n, v) for n, v in wanted),
+                *self._tail(),
+            )
+            replaces = None
+            if self.current is not None:
+                replaces = tuple(Parameter(n, self._current_value(n)) for n, _ in wanted)
+            steps.append(
+                self._step("Set-SendConnector", params, StepKind.CHANGE, spec, replaces=replaces)
+            )
+        return steps
+
+    def _wanted(self, template: str, dns_off_sent: bool) -> list[tuple[str, ParamValue]]:
+        o = self.options
+        out: list[tuple[str, ParamValue]] = []
+        if template == "set_send_connector_routing":
+            if o.smart_hosts:
+                self._add(out, "SmartHosts", o.smart_hosts)
+                self._add(out, "DNSRoutingEnabled", False)
+            if o.port is not None:
+                self._add(out, "Port", o.port)
+        elif template == "set_send_connector_auth":
+            if o.mechanism is not None and self._differs("SmartHostAuthMechanism", o.mechanism):
+                if o.mechanism is not AuthMechanism.NONE and not dns_off_sent:
+                    self._add(out, "DNSRoutingEnabled", False)
+                out.append(("SmartHostAuthMechanism", o.mechanism))
+            credential = self._credential()
+            if credential is not None:
+                out.append(("AuthenticationCredential", credential))
+        elif template == "set_send_connector_tls":
+            self._add(out, "RequireTLS", o.require_tls)
+            self._add(out, "TlsAuthLevel", o.tls_auth_level)
+            self._add(out, "TlsDomain", o.tls_domain)
+        elif template == "set_send_connector_state":
+            self._add(out, "Enabled", o.enable)
+            self._add(out, "ProtocolLoggingLevel", o.protocol_logging)
+        else:
+            raise ValueError(f"no plan builder for template {template!r}")
+        return out
+
+    def _add(self, out: list[tuple[str, ParamValue]], name: str, value: ParamValue) -> None:
+        if value is not None and self._differs(name, value):
+            out.append((name, value))
+
+    def _credential(self) -> CredentialRef | None:
+        o = self.options
+        have = self.current.credential_user if self.current else None
+        username = o.username or (have if o.reenter_credential else None)
+        if username is None:
+            if o.reenter_credential:
+                raise UsageError(
+                    "--reenter-credential: give --username too (the connector's "
+                    "current user name is not known when planning offline)"
+                )
+            return None
+        if self.current is None or have is None or have != username or o.reenter_credential:
+            return self.credential_ref_factory(username)
+        return None
+
+    def _current_value(self, name: str) -> ParamValue:
+        assert self.current is not None
+        return getattr(self.current, _ATTR[name])
+
+    def _differs(self, name: str, value: ParamValue) -> bool:
+        if self.current is None:
+            return True
+        have = self._current_value(name)
+        if isinstance(value, tuple) and isinstance(have, tuple):
+            return [v.lower() for v in value] != [h.lower() for h in have]
+        return have != value
+
+    def _tail(self) -> tuple[Parameter, ...]:
+        tail = (Parameter("Confirm", False),)
+        return (*tail, Parameter("WhatIf", SWITCH)) if self.what_if else tail
+
+    def _step(
+        self,
+        cmdlet: str,
+        params: tuple[Parameter, ...],
+        kind: StepKind,
+        spec: StepSpec,
+        replaces: tuple[Parameter, ...] | None = None,
+    ) -> Step:
+        return Step(
+            cmdlet=cmdlet,
+            parameters=params,
+            kind=kind,
+            reason=spec.reason,
+            template=spec.template + TEMPLATE_SUFFIX,
+            action=spec.action,
+            replaces=replaces if kind is StepKind.CHANGE else None,
+        )
+
+    def notes(self, has_changes: bool) -> list[str]:
+        notes = []
+        if self.current is None:
+            notes.append(
+                "planned without reading the connector: every given setting is sent, "
+                "and Exchange checks what could not be checked here"
+            )
+        elif not has_changes:
+            notes.append("no change: the connector already has these settings")
+        if (
+            self.current is not None
+            and self.current.force_helo
+            and self.options.mechanism is AuthMechanism.BASIC_AUTH_REQUIRE_TLS
+        ):
+            notes.append(
+                "ForceHELO is on: HELO has no STARTTLS or AUTH, so BasicAuthRequireTLS "
+                "will still fail until ForceHELO is turned off"
+            )
+        return notes
+
+
+def opath_literal(value: str) -> str:
+    """A value inside an OPATH filter: single-quoted, an embedded ' doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def connector_queue_filter(
+    connector: SendConnector | None, smart_hosts: tuple[str, ...] | None
+) -> str | None:
+    """An OPATH filter naming the connector's smart-host queue, or None when unknown.
+
+    By NextHopConnector (the GUID) when the connector was read, else by NextHopDomain, which
+    for a smart-host queue is the connector's smart-host string (unverified for several
+    smart hosts: joined with a comma here).
+    """
+    if connector is not None and connector.guid:
+        return f"NextHopConnector -eq {opath_literal(connector.guid)}"
+    if smart_hosts:
+        return f"NextHopDomain -eq {opath_literal(','.join(smart_hosts))}"
+    return None
+
+
+# --- undo ----------------------------------------------------------------------------------
+
+
+def undo_plan(before: SendConnector, applied: Plan, *, what_if: bool = False) -> Plan:
+    """A plan restoring ``before`` for every setting ``applied`` changed.
+
+    Set-SendConnector steps are undone in reverse order. A password is never read back, so a
+    credential cannot be restored: the connector keeps the one applied (a note says so),
+    except when undo switches the connector back to DNS routing, which makes Exchange delete
+    it, as it was before. Retry-Queue steps have nothing to undo.
+    """
+    notes: list[str] = []
+    steps: list[Step] = []
+    tail = (Parameter("Confirm", False),) + ((Parameter("WhatIf", SWITCH),) if what_if else ())
+    for step in reversed(applied.changes):
+        if step.cmdlet.lower() != "set-sendconnector":
+            continue
+        restore: dict[str, ParamValue] = {}
+        for p in step.parameters:
+            attr = _ATTR.get(p.name)
+            if attr is None or p.name in ("Name", "Guid"):
+                continue
+            if attr == "credential_user":
+                notes.append(_credential_note(before, p.value))
+                continue
+            restore[p.name] = getattr(before, attr)
+        if restore.get("DNSRoutingEnabled") is True:
+            # Exchange refuses SmartHosts here and wipes them (and the credential) itself.
+            restore.pop("SmartHosts", None)
+            restore["SmartHostAuthMechanism"] = AuthMechanism.NONE
+            notes.append(
+                "switching back to DNS routing makes Exchange delete the smart hosts "
+                "and the stored credential, as the connector had none before"
+            )
+        if not restore:
+            continue
+        params = (
+            Parameter("Identity", applied.connector),
+            *(Parameter(n, v) for n, v in restore.items()),
+            *tail,
+        )
+        undone = tuple(p for p in step.parameters if p.name in restore)
+        steps.append(
+            Step(
+                cmdlet="Set-SendConnector",
+                parameters=params,
+                kind=StepKind.CHANGE,
+                reason=f"Undo: restore the values before '{step.reason}'",
+                template=step.template,
+                action=step.action,
+                replaces=undone,
+            )
+        )
+    checked = preflight.check(steps, preflight.check(applied.changes, before).after)
+    notes += checked.notes
+    if steps:
+        steps.append(
+            Step(
+                cmdlet="Get-SendConnector",
+                parameters=(Parameter("Identity", applied.connector),),
+                kind=StepKind.READ,
+                reason="Read the connector back after the undo.",
+                template="get_send_connector" + TEMPLATE_SUFFIX,
+            )
+        )
+    else:
+        notes.append("nothing to undo: the applied plan changed no restorable setting")
+    return Plan(
+        playbook=applied.playbook,
+        event_id=applied.event_id,
+        connector=applied.connector,
+        steps=tuple(steps),
+        what_if=what_if,
+        title=f"Undo: {applied.title}",
+        notes=tuple(dict.fromkeys(notes)),
+    )
+
+
+def _credential_note(before: SendConnector, value: ParamValue) -> str:
+    user = value.username if isinstance(value, CredentialRef) else value
+    if before.credential_user:
+        return (
+            f"the credential cannot be restored (no password is ever read back): the "
+            f"connector keeps the one for {user!r}; to go back to "
+            f"{before.credential_user!r}, enter that account's password with --username"
+        )
+    return (
+        f"the connector had no credential before; undo leaves the one for {user!r} in "
+        "place (only switching to DNS routing makes Exchange drop a credential)"
+    )

@@ -1,0 +1,130 @@
+"""Render a Plan as a .ps1 script for the Exchange Management Shell (the dry run).
+
+Jinja2 over ps_templates/ with StrictUndefined. Each step is rendered by its own template
+(one per cmdlet shape), which names the parameters that shape allows; every value goes
+through ``remediate.pwsh``. The script wrapper adds the header, the reason of each step and
+one ``$cred = Get-Credential ...`` line per distinct credential, before its first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+
+import jinja2
+
+from remediate.errors import TemplateError
+from remediate.plan import CredentialRef, Plan, Step
+from remediate.pwsh import credential_variables, ps_literal, ps_parameter, ps_value
+from remediate.resources import templates_dir
+
+SCRIPT_TEMPLATE = "script.ps1.j2"
+_ALWAYS_ALLOWED = frozenset({"Confirm", "WhatIf"})
+
+
+@lru_cache(maxsize=4)
+def environment(directory: str | None = None) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory or str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # noqa: S701 - PowerShell text, not HTML; values go through ps_literal
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["ps_literal"] = ps_literal
+    env.filters["ps_value"] = ps_value
+    env.globals["command"] = _command
+    return env
+
+
+def _command(step: Step, allowed: Iterable[str], credentials: Mapping[CredentialRef, str]) -> str:
+    """``Cmdlet -P1 v1 -P2 v2`` in the step's order, refusing parameters the shape lacks."""
+    allowed_set = set(allowed) | _ALWAYS_ALLOWED
+    extra = [p.name for p in step.parameters if p.name not in allowed_set]
+    if extra:
+        raise TemplateError(
+            f"template {step.template} does not take parameter(s) {', '.join(extra)} "
+            f"of {step.cmdlet}"
+        )
+    return " ".join([step.cmdlet, *(ps_parameter(p, credentials) for p in step.parameters)])
+
+
+def render_step(step: Step, credentials: Mapping[CredentialRef, str] | None = None) -> str:
+    """One step as its command line (no comments)."""
+    try:
+        template = environment().get_template(step.template)
+        return template.render(step=step, credentials=credentials or {}).strip()
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(f"ps_templates/{step.template} does not exist") from exc
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"ps_templates/{step.template}: {exc}") from exc
+
+
+def render_script(plan: Plan, generated_at: datetime | None = None) -> str:
+    """The whole plan as a script an admin can read and paste into the Management Shell."""
+    generated_at = generated_at or datetime.now(UTC)
+    variables = credential_variables(plan.credentials)
+    declared: set[CredentialRef] = set()
+    sections = _sections(plan)
+    blocks = []
+    for number, step in enumerate(plan.steps, start=1):
+        cred = step.credential
+        new_cred = cred if cred is not None and cred not in declared else None
+        if new_cred is not None:
+            declared.add(new_cred)
+        blocks.append(
+            {
+                "number": number,
+                "step": step,
+                "command": render_step(step, variables),
+                "credential": new_cred,
+                "credential_var": variables.get(new_cred) if new_cred else None,
+                "replaces": _replaced(step, variables),
+                "section": sections.get(number - 1),
+            }
+        )
+    try:
+        return (
+            environment()
+            .get_template(SCRIPT_TEMPLATE)
+            .render(
+                plan=plan,
+                blocks=blocks,
+                generated_at=_utc(generated_at).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            )
+        )
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"ps_templates/{SCRIPT_TEMPLATE}: {exc}") from exc
+
+
+def _sections(plan: Plan) -> dict[int, str]:
+    """Headings by step index: reads before, the changes, read-back after the last setting."""
+    settings = [i for i, s in enumerate(plan.steps) if s.cmdlet.lower().startswith("set-")]
+    if not settings:
+        return {0: "Read"} if plan.steps else {}
+    out = {settings[0]: "Changes"}
+    if settings[0] > 0:
+        out[0] = "Read current state"
+    if settings[-1] + 1 < len(plan.steps):
+        out[settings[-1] + 1] = "Read back and retry"
+    return out
+
+
+def _replaced(step: Step, variables: Mapping[CredentialRef, str]) -> str | None:
+    """``Name=value, ...`` of the values a change replaces, for the comment above it."""
+    if not step.is_change or not step.replaces:
+        return None
+    shown = []
+    for p in step.replaces:
+        if p.name == "AuthenticationCredential":
+            shown.append(f"{p.name}=" + (ps_literal(str(p.value)) if p.value else "(none)"))
+        else:
+            shown.append(f"{p.name}={ps_value(p.value, variables)}")
+    return ", ".join(shown)
+
+
+def _utc(moment: datetime) -> datetime:
+    """A naive time is taken as UTC already."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
