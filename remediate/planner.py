@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from remediate import preflight
-from remediate.errors import UsageError
+from remediate.errors import PreflightError, UsageError
 from remediate.exchange import (
     PROPERTY_NAMES,
     AuthMechanism,
@@ -498,27 +498,33 @@ def undo_plan(before: SendConnector, applied: Plan, *, what_if: bool = False) ->
     Set-SendConnector steps are undone in reverse order. A password is never read back, so a
     credential cannot be restored: the connector keeps the one applied (a note says so),
     except when undo switches the connector back to DNS routing, which makes Exchange delete
-    it, as it was before. Retry-Queue steps have nothing to undo.
+    it, as it was before. Old values Exchange would refuse (a connector that was already
+    broken) are not restored; a note says so. Retry-Queue steps have nothing to undo.
     """
     notes: list[str] = []
+    credential_notes: list[str] = []
+    back_to_dns = False
     steps: list[Step] = []
     tail = (Parameter("Confirm", False),) + ((Parameter("WhatIf", SWITCH),) if what_if else ())
+    state = preflight.check(applied.changes, before).after
+    assert state is not None  # ``before`` is a whole connector, so the result is known
     for step in reversed(applied.changes):
         if step.cmdlet.lower() != "set-sendconnector":
             continue
         restore: dict[str, ParamValue] = {}
         for p in step.parameters:
             attr = _ATTR.get(p.name)
-            if attr is None or p.name in ("Name", "Guid"):
+            if attr is None:
                 continue
             if attr == "credential_user":
-                notes.append(_credential_note(before, p.value))
+                credential_notes.append(_credential_note(before, p.value))
                 continue
             restore[p.name] = getattr(before, attr)
         if restore.get("DNSRoutingEnabled") is True:
             # Exchange refuses SmartHosts here and wipes them (and the credential) itself.
             restore.pop("SmartHosts", None)
             restore["SmartHostAuthMechanism"] = AuthMechanism.NONE
+            back_to_dns = True
             notes.append(
                 "switching back to DNS routing makes Exchange delete the smart hosts "
                 "and the stored credential, as the connector had none before"
@@ -530,20 +536,27 @@ def undo_plan(before: SendConnector, applied: Plan, *, what_if: bool = False) ->
             *(Parameter(n, v) for n, v in restore.items()),
             *tail,
         )
-        undone = tuple(p for p in step.parameters if p.name in restore)
-        steps.append(
-            Step(
-                cmdlet="Set-SendConnector",
-                parameters=params,
-                kind=StepKind.CHANGE,
-                reason=f"Undo: restore the values before '{step.reason}'",
-                template=step.template,
-                action=step.action,
-                replaces=undone,
-            )
+        undo = Step(
+            cmdlet="Set-SendConnector",
+            parameters=params,
+            kind=StepKind.CHANGE,
+            reason=f"Undo: restore the values before '{step.reason}'",
+            template=step.template,
+            action=step.action,
+            replaces=tuple(Parameter(n, getattr(state, _ATTR[n])) for n in restore),
         )
-    checked = preflight.check(steps, preflight.check(applied.changes, before).after)
-    notes += checked.notes
+        try:
+            checked = preflight.check([undo], state)
+        except PreflightError as exc:
+            # e.g. the connector was broken before (BasicAuth without a credential)
+            notes.append(f"not restored, Exchange would refuse the old values: {exc}")
+            continue
+        assert checked.after is not None
+        state = checked.after
+        notes += checked.notes
+        steps.append(undo)
+    if not back_to_dns:
+        notes += credential_notes
     if steps:
         steps.append(
             Step(

@@ -17,6 +17,7 @@ Rules (exchange-notes.md, "Rules Set-SendConnector enforces"; the lab has its ow
   dns-routing-wipes-credential  (silent) DNS routing on deletes smart hosts, mechanism and
                                 credential; allowed only when the same step also sets
                                 SmartHostAuthMechanism None, saying the loss is intended (undo)
+  credential-needs-smart-hosts  (the tool's own) a credential sent to a DNS-routed connector
   user-name                     credential user name empty, unsafe or over 256 characters
   empty-password                (silent) an empty password is ignored: ``check_password``,
                                 called by whoever resolves the secret
@@ -252,6 +253,13 @@ def _routing_rules(new: _State, changes: dict[str, Any], notes: list[str]) -> No
 
 
 def _credential_rule(new: _State, changes: dict[str, Any], notes: list[str]) -> None:
+    if changes.get("credential_user") and new.get("dns_routing_enabled") is True:
+        _refuse(
+            "credential-needs-smart-hosts",
+            "AuthenticationCredential",
+            "the connector uses DNS routing, where a credential is never used and Exchange "
+            "deletes it; give --smart-host and --mechanism with it",
+        )
     mechanism = new.get("smart_host_auth_mechanism")
     touched = {"smart_host_auth_mechanism", "credential_user", "dns_routing_enabled"} & set(changes)
     if not touched or not isinstance(mechanism, AuthMechanism) or not mechanism.needs_credential:
