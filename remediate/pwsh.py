@@ -53,6 +53,11 @@ def check_safe(text: str, what: str = "value") -> str:
     return text
 
 
+def ps_comment(text: object) -> str:
+    """Text for a ``#`` comment line: refused if it could start a new line of code."""
+    return check_safe(str(text), "comment text")
+
+
 def ps_literal(text: str, what: str = "value") -> str:
     """``text`` as one single-quoted PowerShell literal."""
     check_safe(text, what)

@@ -16,7 +16,13 @@ import jinja2
 
 from remediate.errors import TemplateError
 from remediate.plan import CredentialRef, Plan, Step
-from remediate.pwsh import credential_variables, ps_literal, ps_parameter, ps_value
+from remediate.pwsh import (
+    credential_variables,
+    ps_comment,
+    ps_literal,
+    ps_parameter,
+    ps_value,
+)
 from remediate.resources import templates_dir
 
 SCRIPT_TEMPLATE = "script.ps1.j2"
@@ -34,6 +40,7 @@ def environment(directory: str | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["ps_literal"] = ps_literal
+    env.filters["ps_comment"] = ps_comment
     env.filters["ps_value"] = ps_value
     env.globals["command"] = _command
     return env

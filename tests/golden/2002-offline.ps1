@@ -1,0 +1,41 @@
+# remediate dry run: Send connector cannot connect to its next hop
+# Playbook:  send-connection-error (event 2002)
+# Connector: 'Outbound to Partner'
+# Generated: 2026-01-15 09:30:00 UTC
+# Mode:      changes run without prompting (-Confirm:$false)
+#
+# Paste into the Exchange Management Shell; each step is one cmdlet.
+#
+# Notes:
+#   - get_queue before the change was left out: the connector was not read, so its queue cannot be named (give --smart-host, or use apply, which reads the connector first)
+#   - planned without reading the connector: every given setting is sent, and Exchange checks what could not be checked here
+
+# ===== Read current state =====
+
+# Step 1 (read): Record the connector's current settings before changing them.
+# Documented action: check-reachability
+Get-SendConnector -Identity 'Outbound to Partner'
+
+# ===== Changes =====
+
+# Step 2 (change): Point the connector at a smart host and port that accept connections.
+# Documented action: check-reachability
+Set-SendConnector -Identity 'Outbound to Partner' -SmartHosts 'mx.partner.example' -DNSRoutingEnabled $false -Port 25 -Confirm:$false
+
+# Step 3 (change): Enable the connector and set its protocol logging level.
+# Documented action: review-application-log
+Set-SendConnector -Identity 'Outbound to Partner' -Enabled $true -ProtocolLoggingLevel 'Verbose' -Confirm:$false
+
+# ===== Read back and retry =====
+
+# Step 4 (read): Read the connector back to confirm the new settings.
+# Documented action: check-reachability
+Get-SendConnector -Identity 'Outbound to Partner'
+
+# Step 5 (change): Retry the connector's queue now instead of waiting for the next retry interval.
+# Documented action: check-reachability
+Retry-Queue -Filter 'NextHopDomain -eq ''mx.partner.example''' -Confirm:$false
+
+# Step 6 (read): Show whether the queue drains; if it keeps failing, escalate with its last error.
+# Documented action: escalate
+Get-Queue -Include 'SmartHostConnectorDelivery' -Filter 'NextHopDomain -eq ''mx.partner.example'''

@@ -1,0 +1,45 @@
+# remediate dry run: Send connector cannot initialise its smart-host credential
+# Playbook:  smarthost-auth-credential (event 2016)
+# Connector: 'Outbound to Relay'
+# Generated: 2026-01-15 09:30:00 UTC
+# Mode:      -WhatIf: Exchange only reports what each change would do
+#
+# Paste into the Exchange Management Shell; each step is one cmdlet.
+# No password is stored here: Get-Credential asks for it.
+
+# ===== Read current state =====
+
+# Step 1 (read): Record the connector's current settings before changing them.
+# Documented action: common-mechanism
+Get-SendConnector -Identity 'Outbound to Relay'
+
+# Step 2 (read): Show the connector's queue and its last error before the change.
+# Documented action: check-reachability
+Get-Queue -Include 'SmartHostConnectorDelivery' -Filter 'NextHopConnector -eq ''6f1c0c1e-0000-4000-8000-000000000001'''
+
+# ===== Changes =====
+
+# Step 3 (change): Route through the smart host on the port it listens on.
+# Documented action: check-reachability
+# Replaces: Port=25
+Set-SendConnector -Identity 'Outbound to Relay' -Port 2525 -Confirm:$false -WhatIf
+
+# Step 4 (change): Set the mechanism the smart host offers and enter the relay credential again.
+# Documented action: reenter-credential
+# Replaces: AuthenticationCredential=(none)
+$cred = Get-Credential -UserName 'relay@contoso.lab' -Message 'Password for the smart-host relay account'
+Set-SendConnector -Identity 'Outbound to Relay' -AuthenticationCredential $cred -Confirm:$false -WhatIf
+
+# ===== Read back and retry =====
+
+# Step 5 (read): Read the connector back to confirm the new settings.
+# Documented action: common-mechanism
+Get-SendConnector -Identity 'Outbound to Relay'
+
+# Step 6 (change): Retry the connector's queue now instead of waiting for the next retry interval.
+# Documented action: check-reachability
+Retry-Queue -Filter 'NextHopConnector -eq ''6f1c0c1e-0000-4000-8000-000000000001''' -Confirm:$false -WhatIf
+
+# Step 7 (read): Show whether the queue drains or what its last error is now.
+# Documented action: check-reachability
+Get-Queue -Include 'SmartHostConnectorDelivery' -Filter 'NextHopConnector -eq ''6f1c0c1e-0000-4000-8000-000000000001'''

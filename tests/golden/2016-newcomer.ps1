@@ -1,0 +1,43 @@
+# remediate dry run: Send connector cannot initialise its smart-host credential
+# Playbook:  smarthost-auth-credential (event 2016)
+# Connector: 'Outbound to Relay'
+# Generated: 2026-01-15 09:30:00 UTC
+# Mode:      changes run without prompting (-Confirm:$false)
+#
+# Paste into the Exchange Management Shell; each step is one cmdlet.
+# No password is stored here: Get-Credential asks for it.
+#
+# Notes:
+#   - get_queue before the change was left out: the connector was not read, so its queue cannot be named (give --smart-host, or use apply, which reads the connector first)
+#   - planned without reading the connector: every given setting is sent, and Exchange checks what could not be checked here
+
+# ===== Read current state =====
+
+# Step 1 (read): Record the connector's current settings before changing them.
+# Documented action: common-mechanism
+Get-SendConnector -Identity 'Outbound to Relay'
+
+# ===== Changes =====
+
+# Step 2 (change): Route through the smart host on the port it listens on.
+# Documented action: check-reachability
+Set-SendConnector -Identity 'Outbound to Relay' -SmartHosts 'smtp.relay.example' -DNSRoutingEnabled $false -Port 587 -Confirm:$false
+
+# Step 3 (change): Set the mechanism the smart host offers and enter the relay credential again.
+# Documented action: reenter-credential
+$cred = Get-Credential -UserName 'relay@contoso.com' -Message 'Password for the smart-host relay account'
+Set-SendConnector -Identity 'Outbound to Relay' -SmartHostAuthMechanism 'BasicAuthRequireTLS' -AuthenticationCredential $cred -Confirm:$false
+
+# ===== Read back and retry =====
+
+# Step 4 (read): Read the connector back to confirm the new settings.
+# Documented action: common-mechanism
+Get-SendConnector -Identity 'Outbound to Relay'
+
+# Step 5 (change): Retry the connector's queue now instead of waiting for the next retry interval.
+# Documented action: check-reachability
+Retry-Queue -Filter 'NextHopDomain -eq ''smtp.relay.example''' -Confirm:$false
+
+# Step 6 (read): Show whether the queue drains or what its last error is now.
+# Documented action: check-reachability
+Get-Queue -Include 'SmartHostConnectorDelivery' -Filter 'NextHopDomain -eq ''smtp.relay.example'''

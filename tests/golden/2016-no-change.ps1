@@ -1,0 +1,22 @@
+# remediate dry run: Send connector cannot initialise its smart-host credential
+# Playbook:  smarthost-auth-credential (event 2016)
+# Connector: 'Outbound to Relay'
+# Generated: 2026-01-15 09:30:00 UTC
+# Mode:      changes run without prompting (-Confirm:$false)
+#
+# Paste into the Exchange Management Shell; each step is one cmdlet.
+#
+# Notes:
+#   - no change: the connector already has these settings
+#
+# No change steps: there is nothing to change.
+
+# ===== Read =====
+
+# Step 1 (read): Record the connector's current settings before changing them.
+# Documented action: common-mechanism
+Get-SendConnector -Identity 'Outbound to Relay'
+
+# Step 2 (read): Show the connector's queue and its last error before the change.
+# Documented action: check-reachability
+Get-Queue -Include 'SmartHostConnectorDelivery' -Filter 'NextHopConnector -eq ''6f1c0c1e-0000-4000-8000-000000000001'''

@@ -1,0 +1,47 @@
+# remediate dry run: Send connector cannot initialise its smart-host credential
+# Playbook:  smarthost-auth-credential (event 2016)
+# Connector: 'Relay ‘‘EU’’ $(x)'
+# Generated: 2026-01-15 09:30:00 UTC
+# Mode:      -WhatIf: Exchange only reports what each change would do
+#
+# Paste into the Exchange Management Shell; each step is one cmdlet.
+# No password is stored here: Get-Credential asks for it.
+#
+# Notes:
+#   - get_queue before the change was left out: the connector was not read, so its queue cannot be named (give --smart-host, or use apply, which reads the connector first)
+#   - planned without reading the connector: every given setting is sent, and Exchange checks what could not be checked here
+
+# ===== Read current state =====
+
+# Step 1 (read): Record the connector's current settings before changing them.
+# Documented action: common-mechanism
+Get-SendConnector -Identity 'Relay ‘‘EU’’ $(x)'
+
+# ===== Changes =====
+
+# Step 2 (change): Route through the smart host on the port it listens on.
+# Documented action: check-reachability
+Set-SendConnector -Identity 'Relay ‘‘EU’’ $(x)' -SmartHosts 'relay1.example','relay2.example' -DNSRoutingEnabled $false -Confirm:$false -WhatIf
+
+# Step 3 (change): Set the mechanism the smart host offers and enter the relay credential again.
+# Documented action: reenter-credential
+$cred = Get-Credential -UserName 'o''brien@contoso.com' -Message 'Password for the smart-host relay account'
+Set-SendConnector -Identity 'Relay ‘‘EU’’ $(x)' -SmartHostAuthMechanism 'BasicAuth' -AuthenticationCredential $cred -Confirm:$false -WhatIf
+
+# Step 4 (change): Match the TLS settings the mechanism and the smart host's certificate need.
+# Documented action: common-mechanism
+Set-SendConnector -Identity 'Relay ‘‘EU’’ $(x)' -RequireTLS $true -TlsAuthLevel 'DomainValidation' -TlsDomain 'relay.example' -Confirm:$false -WhatIf
+
+# ===== Read back and retry =====
+
+# Step 5 (read): Read the connector back to confirm the new settings.
+# Documented action: common-mechanism
+Get-SendConnector -Identity 'Relay ‘‘EU’’ $(x)'
+
+# Step 6 (change): Retry the connector's queue now instead of waiting for the next retry interval.
+# Documented action: check-reachability
+Retry-Queue -Filter 'NextHopDomain -eq ''relay1.example,relay2.example''' -Confirm:$false -WhatIf
+
+# Step 7 (read): Show whether the queue drains or what its last error is now.
+# Documented action: check-reachability
+Get-Queue -Include 'SmartHostConnectorDelivery' -Filter 'NextHopDomain -eq ''relay1.example,relay2.example'''

@@ -1,0 +1,27 @@
+# remediate dry run: Undo: Send connector cannot initialise its smart-host credential
+# Playbook:  smarthost-auth-credential (event 2016)
+# Connector: 'Outbound to Relay'
+# Generated: 2026-01-15 09:30:00 UTC
+# Mode:      changes run without prompting (-Confirm:$false)
+#
+# Paste into the Exchange Management Shell; each step is one cmdlet.
+#
+# Notes:
+#   - switching back to DNS routing makes Exchange delete the smart hosts and the stored credential, as the connector had none before
+
+# ===== Changes =====
+
+# Step 1 (change): Undo: restore the values before 'Set the mechanism the smart host offers and enter the relay credential again.'
+# Documented action: reenter-credential
+# Replaces: SmartHostAuthMechanism='BasicAuth'
+Set-SendConnector -Identity 'Outbound to Relay' -SmartHostAuthMechanism 'None' -Confirm:$false
+
+# Step 2 (change): Undo: restore the values before 'Route through the smart host on the port it listens on.'
+# Documented action: check-reachability
+# Replaces: DNSRoutingEnabled=$false, Port=587, SmartHostAuthMechanism='None'
+Set-SendConnector -Identity 'Outbound to Relay' -DNSRoutingEnabled $true -Port 25 -SmartHostAuthMechanism 'None' -Confirm:$false
+
+# ===== Read back and retry =====
+
+# Step 3 (read): Read the connector back after the undo.
+Get-SendConnector -Identity 'Outbound to Relay'
