@@ -213,3 +213,9 @@ def test_offline_checks_the_change_alone_and_notes_the_rest() -> None:
     assert checked.after is None
     assert any("credential" in n for n in checked.notes)
     assert any("smart hosts" in n for n in checked.notes)
+
+
+def test_credential_on_a_dns_routed_connector_is_refused() -> None:
+    err = refused(DNS_ROUTED, step(AuthenticationCredential=CRED))
+    assert (err.rule, err.parameter) == ("credential-needs-smart-hosts", "AuthenticationCredential")
+    accepted(SMART_NO_AUTH, step(AuthenticationCredential=CRED))
