@@ -4,6 +4,7 @@
 connector (everything when the current state was read, nothing when planning offline) and
 raises ``PreflightError`` for the first change Exchange would refuse or quietly damage. When a
 rule needs a value nobody knows (offline), the rule is skipped and a note says so.
+``problems`` lists the rules a connector breaks as it stands (for diagnosis).
 
 Rules (exchange-notes.md, "Rules Set-SendConnector enforces"; the lab has its own copy):
   mechanism-needs-smart-hosts   a mechanism other than None needs DNS routing off
@@ -163,16 +164,21 @@ def _apply(old: _State, changes: dict[str, Any], notes: list[str]) -> _State:
     """One Set-SendConnector call: validate it against ``old`` and return the new state."""
     new = _State({**old.known, **changes})
     _dns_routing_switch(old, new, changes, notes)
-    _routing_rules(new, changes, notes)
-    _credential_rule(new, changes, notes)
-    _tls_rules(new, changes, notes)
-    if "address_spaces" in changes and not new.get("address_spaces"):
-        _refuse(
-            "address-space-required",
-            "AddressSpaces",
-            "a Send connector needs at least one address space, for example 'SMTP:*;1'",
-        )
+    for rule in _STATE_RULES:
+        rule(new, changes, notes)
     return new
+
+
+def problems(connector: SendConnector) -> tuple[PreflightError, ...]:
+    """What is wrong with a connector as it is (for diagnosis): each rule it breaks now."""
+    state = _State.of(connector)
+    found = []
+    for rule in _STATE_RULES:
+        try:
+            rule(state, dict(state.known), [])
+        except PreflightError as exc:
+            found.append(exc)
+    return tuple(found)
 
 
 def _dns_routing_switch(
@@ -340,3 +346,15 @@ def _tls_rules(new: _State, changes: dict[str, Any], notes: list[str]) -> None:
                 "smart-host connector needs the domain the certificate must name; add "
                 "--tls-domain",
             )
+
+
+def _address_space_rule(new: _State, changes: dict[str, Any], notes: list[str]) -> None:
+    if "address_spaces" in changes and not new.get("address_spaces"):
+        _refuse(
+            "address-space-required",
+            "AddressSpaces",
+            "a Send connector needs at least one address space, for example 'SMTP:*;1'",
+        )
+
+
+_STATE_RULES = (_routing_rules, _credential_rule, _tls_rules, _address_space_rule)

@@ -219,3 +219,18 @@ def test_credential_on_a_dns_routed_connector_is_refused() -> None:
     err = refused(DNS_ROUTED, step(AuthenticationCredential=CRED))
     assert (err.rule, err.parameter) == ("credential-needs-smart-hosts", "AuthenticationCredential")
     accepted(SMART_NO_AUTH, step(AuthenticationCredential=CRED))
+
+
+def test_problems_of_a_connector_as_it_stands() -> None:
+    assert preflight.problems(SMART) == ()
+    assert preflight.problems(DNS_ROUTED) == ()
+    wiped = SMART.replace(
+        smart_host_auth_mechanism=AuthMechanism.BASIC_AUTH_REQUIRE_TLS, credential_user=None
+    )
+    assert [p.rule for p in preflight.problems(wiped)] == ["credential-not-set"]
+    bad = wiped.replace(tls_auth_level=TlsAuthLevel.ENCRYPTION_ONLY, address_spaces=())
+    assert [p.rule for p in preflight.problems(bad)] == [
+        "credential-not-set",
+        "tls-level-needs-require-tls",
+        "address-space-required",
+    ]
