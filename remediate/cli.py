@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from remediate import __version__
 from remediate.commands import COMMAND_MODULES
@@ -23,8 +24,16 @@ examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments give one error line and a hint, not argparse's usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"remediate: error: {message}\nhint: see '{self.prog} --help'\n")
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="remediate",
         description="Guided and scripted fixes for Exchange Send connector events 2016 and 2002.",
         epilog=EXAMPLES,

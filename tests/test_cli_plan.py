@@ -153,3 +153,19 @@ def test_help_and_version() -> None:
     assert "examples:" in help_text and "--smart-host HOST" in help_text
     assert "--require-tls, --no-require-tls" in help_text
     assert run("--version").stdout.startswith("remediate ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["plan", "2016", "--port", "25"], "the following arguments are required: --connector"),
+        (["plan", "2016", "--connector", "X", "--port"], "argument --port: expected one argument"),
+    ],
+)
+def test_argument_errors_are_one_line_with_a_hint(args: list[str], message: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"remediate: error: {message}",
+        "hint: see 'remediate plan --help'",
+    ]
