@@ -328,12 +328,16 @@ class _Builder:
             return self._step("Get-SendConnector", (identity,), StepKind.READ, spec)
         queue_filter = connector_queue_filter(self.current, hosts)
         if queue_filter is None:
-            when = "before the change" if spec in self.playbook.reads else "after the change"
-            notes.append(
-                f"{spec.template} {when} was left out: the connector was not read, so "
-                "its queue cannot be named (give --smart-host, or use apply, which "
-                "reads the connector first)"
-            )
+            if spec in self.playbook.reads:
+                notes.append(
+                    "Get-Queue before the change left out: the connector was not read, so its "
+                    "current queue cannot be named (apply reads the connector first)"
+                )
+            else:
+                notes.append(
+                    "queue read-back left out: the smart hosts are not known, so the "
+                    "connector's queue cannot be named (give --smart-host, or use apply)"
+                )
             return None
         filter_param = Parameter("Filter", queue_filter)
         if spec.template == "get_queue":

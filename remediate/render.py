@@ -8,14 +8,16 @@ one ``$cred = Get-Credential ...`` line per distinct credential, before its firs
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 
 import jinja2
 
-from remediate.errors import TemplateError
+from remediate.errors import RemediateError, TemplateError
 from remediate.plan import CredentialRef, Plan, Step
+from remediate.playbooks import Action, find
 from remediate.pwsh import (
     credential_variables,
     ps_comment,
@@ -69,8 +71,17 @@ def render_step(step: Step, credentials: Mapping[CredentialRef, str] | None = No
         raise TemplateError(f"ps_templates/{step.template}: {exc}") from exc
 
 
-def render_script(plan: Plan, generated_at: datetime | None = None) -> str:
-    """The whole plan as a script an admin can read and paste into the Management Shell."""
+def render_script(
+    plan: Plan,
+    generated_at: datetime | None = None,
+    *,
+    actions: Sequence[Action] | None = None,
+) -> str:
+    """The whole plan as a script an admin can read and paste into the Management Shell.
+
+    ``actions``: the playbook's documented actions, listed in the header when steps cite
+    them (looked up from the plan's playbook when not given).
+    """
     generated_at = generated_at or datetime.now(UTC)
     variables = credential_variables(plan.credentials)
     declared: set[CredentialRef] = set()
@@ -99,11 +110,36 @@ def render_script(plan: Plan, generated_at: datetime | None = None) -> str:
             .render(
                 plan=plan,
                 blocks=blocks,
+                actions=_action_lines(plan, actions),
+                notes=[
+                    line
+                    for note in plan.notes
+                    for line in textwrap.wrap(
+                        ps_comment(note), 92, initial_indent="- ", subsequent_indent="  "
+                    )
+                ],
                 generated_at=_utc(generated_at).strftime("%Y-%m-%d %H:%M:%S UTC"),
             )
         )
     except jinja2.TemplateError as exc:
         raise TemplateError(f"ps_templates/{SCRIPT_TEMPLATE}: {exc}") from exc
+
+
+def _action_lines(plan: Plan, actions: Sequence[Action] | None) -> list[str]:
+    """The cited documented actions, wrapped for comment lines."""
+    if actions is None:
+        try:
+            actions = find(plan.playbook).actions
+        except RemediateError:
+            actions = ()
+    cited = {step.action for step in plan.steps}
+    lines: list[str] = []
+    for action in actions:
+        if action.id in cited:
+            lines += textwrap.wrap(
+                ps_comment(f"{action.id}: {action.text}"), 92, subsequent_indent="    "
+            )
+    return lines
 
 
 def _sections(plan: Plan) -> dict[int, str]:

@@ -6,9 +6,20 @@
 #
 # Paste into the Exchange Management Shell; each step is one cmdlet.
 #
+# Documented actions this plan serves:
+#   check-reachability: From the server that logged the event, check that the remote host named
+#       in the event accepts connections on that port (the ping / pathping style test, done here
+#       as a connection test); correct the smart host or port when they are wrong.
+#   review-application-log: Read the Application log around the event, just before and just
+#       after it; turning on verbose send protocol logging shows each connection attempt.
+#   escalate: If mail flow is still interrupted after these checks, escalate to Microsoft
+#       support with the events and protocol log.
+#
 # Notes:
-#   - get_queue before the change was left out: the connector was not read, so its queue cannot be named (give --smart-host, or use apply, which reads the connector first)
-#   - planned without reading the connector: every given setting is sent, and Exchange checks what could not be checked here
+#   - Get-Queue before the change left out: the connector was not read, so its current queue
+#     cannot be named (apply reads the connector first)
+#   - planned without reading the connector: every given setting is sent, and Exchange checks
+#     what could not be checked here
 
 # ===== Read current state =====
 

@@ -6,6 +6,15 @@
 #
 # Paste into the Exchange Management Shell; each step is one cmdlet.
 # No password is stored here: Get-Credential asks for it.
+#
+# Documented actions this plan serves:
+#   common-mechanism: Make the connector and the smart host agree on one authentication method:
+#       the mechanism Exchange uses must be one the smart host offers, with the certificates and
+#       TLS settings that method needs.
+#   reenter-credential: Type the relay account's user name and password again, both on the Send
+#       connector and, if it changed there, on the smart host.
+#   check-reachability: From the server that logged the event, check that the smart host answers
+#       on its port (the ping / pathping style test, done here as a connection test).
 
 # ===== Read current state =====
 

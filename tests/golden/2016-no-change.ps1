@@ -6,6 +6,13 @@
 #
 # Paste into the Exchange Management Shell; each step is one cmdlet.
 #
+# Documented actions this plan serves:
+#   common-mechanism: Make the connector and the smart host agree on one authentication method:
+#       the mechanism Exchange uses must be one the smart host offers, with the certificates and
+#       TLS settings that method needs.
+#   check-reachability: From the server that logged the event, check that the smart host answers
+#       on its port (the ping / pathping style test, done here as a connection test).
+#
 # Notes:
 #   - no change: the connector already has these settings
 #

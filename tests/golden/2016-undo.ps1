@@ -6,8 +6,15 @@
 #
 # Paste into the Exchange Management Shell; each step is one cmdlet.
 #
+# Documented actions this plan serves:
+#   reenter-credential: Type the relay account's user name and password again, both on the Send
+#       connector and, if it changed there, on the smart host.
+#   check-reachability: From the server that logged the event, check that the smart host answers
+#       on its port (the ping / pathping style test, done here as a connection test).
+#
 # Notes:
-#   - switching back to DNS routing makes Exchange delete the smart hosts and the stored credential, as the connector had none before
+#   - switching back to DNS routing makes Exchange delete the smart hosts and the stored
+#     credential, as the connector had none before
 
 # ===== Changes =====
 
