@@ -29,11 +29,10 @@ from remediate.exchange import (
     TlsAuthLevel,
 )
 from remediate.plan import SWITCH, CredentialRef, Parameter, ParamValue, Plan, Step, StepKind
-from remediate.playbooks import Playbook, StepSpec
+from remediate.playbooks import TEMPLATE_SUFFIX, Playbook, StepSpec
 from remediate.pwsh import unsafe_character
 
 RELAY_SERVICE = "remediate:relay"
-TEMPLATE_SUFFIX = ".ps1.j2"
 
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 
@@ -391,12 +390,23 @@ class _Builder:
             self._add(out, "RequireTLS", o.require_tls)
             self._add(out, "TlsAuthLevel", o.tls_auth_level)
             self._add(out, "TlsDomain", o.tls_domain)
+            if self._leaves_domain_validation():
+                out.append(("TlsDomain", None))  # Exchange keeps TlsDomain only with it
         elif template == "set_send_connector_state":
             self._add(out, "Enabled", o.enable)
             self._add(out, "ProtocolLoggingLevel", o.protocol_logging)
         else:
             raise ValueError(f"no plan builder for template {template!r}")
         return out
+
+    def _leaves_domain_validation(self) -> bool:
+        level = self.options.tls_auth_level
+        return (
+            level not in (None, TlsAuthLevel.DOMAIN_VALIDATION)
+            and self.options.tls_domain is None
+            and self.current is not None
+            and bool(self.current.tls_domain)
+        )
 
     def _add(self, out: list[tuple[str, ParamValue]], name: str, value: ParamValue) -> None:
         if value is not None and self._differs(name, value):

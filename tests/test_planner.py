@@ -449,3 +449,23 @@ def test_applying_a_plan_twice_changes_nothing_the_second_time(current, options)
             return
         expected_user = None if restored.dns_routing_enabled else after.credential_user
         assert restored == current.replace(credential_user=expected_user)
+
+
+def test_leaving_domain_validation_clears_tls_domain() -> None:
+    current = BROKEN.replace(
+        credential_user=USER,
+        require_tls=True,
+        tls_auth_level=TlsAuthLevel.DOMAIN_VALIDATION,
+        tls_domain="relay.example",
+    )
+    options = FixOptions(connector=NAME, tls_auth_level=TlsAuthLevel.CERTIFICATE_VALIDATION)
+    plan = build_plan(AUTH, options, current=current)
+    (tls,) = [s for s in plan.changes if s.cmdlet == "Set-SendConnector"]
+    assert params(tls)[1:3] == [
+        ("TlsAuthLevel", TlsAuthLevel.CERTIFICATE_VALIDATION),
+        ("TlsDomain", None),
+    ]
+    assert tls.replaces == (
+        Parameter("TlsAuthLevel", TlsAuthLevel.DOMAIN_VALIDATION),
+        Parameter("TlsDomain", "relay.example"),
+    )
