@@ -1,0 +1,147 @@
+"""The lab's ``/PowerShell`` endpoint: WSMan actions dispatched to PSRP shells.
+
+Sits between the HTTP server (bytes in, bytes out) and ``psrp_session.PSRPShell`` (one per
+WSMan shell). Only the ``Microsoft.Exchange`` session configuration exists; every shell gets
+its own ``CommandRunner`` from the factory (per-shell state, one shared organisation).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from remediate.lab import wsman
+from remediate.lab.api import CommandRunner
+from remediate.lab.psrp_session import PSRPShell
+from remediate.lab.wsman import Action, Request, WSManFault
+
+CONFIGURATION = "Microsoft.Exchange"
+# Long-polling Receive never waits longer than this, whatever OperationTimeout asks.
+_MAX_RECEIVE_WAIT = 2.0
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+
+
+@dataclass
+class _Entry:
+    shell: PSRPShell
+    info: wsman.ShellInfo
+
+
+class Endpoint:
+    def __init__(
+        self,
+        runner_factory: Callable[[], CommandRunner],
+        *,
+        machine: str,
+        url: str,
+        owner: str,
+    ) -> None:
+        self._runner_factory = runner_factory
+        self.machine = machine
+        self.url = url
+        self.owner = owner
+        self._shells: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def shell_count(self) -> int:
+        with self._lock:
+            return len(self._shells)
+
+    def handle(self, body: bytes, client_ip: str) -> Reply:
+        request: Request | None = None
+        try:
+            request = wsman.parse_request(body)
+            return Reply(200, self._dispatch(request, client_ip))
+        except WSManFault as fault:
+            return self.fault(request, fault)
+
+    def fault(self, request: Request | None, fault: WSManFault) -> Reply:
+        return Reply(500, wsman.fault_response(request, fault, self.machine))
+
+    def close(self) -> None:
+        with self._lock:
+            entries = list(self._shells.values())
+            self._shells.clear()
+        for entry in entries:
+            entry.shell.close()
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def _dispatch(self, request: Request, client_ip: str) -> bytes:
+        if request.action == Action.GET:
+            return self._get(request)
+        configuration = request.configuration
+        if configuration is None or configuration.lower() != CONFIGURATION.lower():
+            name = configuration if configuration is not None else request.resource_uri
+            raise wsman.resource_not_found(name, self.machine)
+        if request.action == Action.CREATE:
+            return self._create(request, client_ip)
+        entry = self._entry(request)
+        if request.action == Action.COMMAND:
+            requested, data = wsman.command_arguments(request)
+            return wsman.command_response(request, entry.shell.command(requested, data))
+        if request.action == Action.SEND:
+            for stream in wsman.send_streams(request):
+                entry.shell.send(stream.name, stream.command_id, stream.data)
+            return wsman.empty_response(request, Action.SEND)
+        if request.action == Action.RECEIVE:
+            return self._receive(request, entry)
+        if request.action == Action.SIGNAL:
+            command_id, code = wsman.signal(request)
+            entry.shell.signal(command_id, code)
+            return wsman.empty_response(request, Action.SIGNAL)
+        if request.action == Action.DELETE:
+            with self._lock:
+                self._shells.pop(entry.shell.shell_id, None)
+            entry.shell.close()
+            return wsman.empty_response(request, Action.DELETE)
+        raise wsman.action_not_supported(request.action)
+
+    def _entry(self, request: Request) -> _Entry:
+        shell_id = (request.shell_id or "").upper()
+        with self._lock:
+            entry = self._shells.get(shell_id)
+        if entry is None:
+            raise wsman.shell_not_found(request.shell_id or "")
+        return entry
+
+    def _create(self, request: Request, client_ip: str) -> bytes:
+        shell_id = str(uuid.uuid4()).upper()
+        if request.body is not None and request.body.get("ShellId"):
+            shell_id = request.body.get("ShellId", "").upper()
+        shell = PSRPShell(shell_id, self._runner_factory(), wsman.creation_xml(request))
+        info = wsman.ShellInfo(
+            shell_id=shell_id,
+            resource_uri=f"{wsman.POWERSHELL_URI_PREFIX}{CONFIGURATION}",
+            owner=self.owner,
+            client_ip=client_ip,
+        )
+        with self._lock:
+            self._shells[shell_id] = _Entry(shell, info)
+        return wsman.create_response(request, info, self.url)
+
+    def _receive(self, request: Request, entry: _Entry) -> bytes:
+        command_id = wsman.receive_command_id(request)
+        wait = min(request.operation_timeout, _MAX_RECEIVE_WAIT)
+        result = entry.shell.receive(command_id, wait)
+        if result is None:
+            if command_id is None:
+                # pypsrp's pool-open loop cannot take the timeout fault: answer empty.
+                return wsman.receive_response(request, [], None, done=False)
+            raise wsman.operation_timeout()
+        chunks, done = result
+        return wsman.receive_response(request, chunks, command_id, done)
+
+    def _get(self, request: Request) -> bytes:
+        """``RunspacePool.is_alive``: the state of one shell."""
+        if request.resource_uri.rstrip("/").lower() != wsman.SHELL_URI.lower():
+            raise wsman.resource_not_found(request.resource_uri, self.machine)
+        return wsman.get_shell_response(request, self._entry(request).info)

@@ -1,0 +1,299 @@
+"""One WSMan shell = one PSRP runspace pool, run with psrpcore's server state machines.
+
+The HTTP layer calls ``PSRPShell`` with the bytes of Create, Command, Send, Receive and Signal;
+this module feeds them to psrpcore, runs complete pipelines through the shell's
+``api.CommandRunner`` and queues the answers per pipeline until a Receive collects them.
+
+The runspace is no-language, like Exchange's: script text is refused, each command is a cmdlet
+name with parameters. A ``CmdletError`` becomes a PowerShell ErrorRecord: a terminating one
+ends the pipeline Failed (the record travels in the PipelineState message, as PowerShell
+sends it), a non-terminating one goes to the error stream and the pipeline goes on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from psrpcore import (
+    CreatePipelineEvent,
+    EndOfPipelineInputEvent,
+    GetAvailableRunspacesEvent,
+    GetCommandMetadataEvent,
+    PipelineInputEvent,
+    PSRPPayload,
+    ResetRunspaceStateEvent,
+    ServerPipeline,
+    ServerRunspacePool,
+    SetMaxRunspacesEvent,
+    SetMinRunspacesEvent,
+    StreamType,
+)
+from psrpcore.types import (
+    ErrorRecord,
+    HostMethodIdentifier,
+    PipelineState,
+    PSInvocationState,
+    PSRPMessageType,
+    RunspacePoolState,
+)
+
+from remediate.lab import psrp_values
+from remediate.lab.api import CmdletError, CommandRunner, LabObject
+from remediate.lab.wsman import SIGNAL_CTRL_C, SIGNAL_TERMINATE, invalid_request
+
+# Largest PSRP payload handed out per Stream element (pypsrp's default envelope is 150 KiB,
+# base64 inflates by a third).
+_CHUNK = 64 * 1024
+_FINISHED = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped)
+
+
+class _Pool(ServerRunspacePool):
+    """psrpcore's pool, tolerant of pypsrp writing the call id as ``CI`` (psrpcore reads
+    ``ci`` and would fail on SetMaxRunspaces/SetMinRunspaces)."""
+
+    def _process_SetMaxRunspaces(self, event: SetMaxRunspacesEvent) -> None:  # noqa: N802
+        _lowercase_ci(event)
+        super()._process_SetMaxRunspaces(event)
+
+    def _process_SetMinRunspaces(self, event: SetMinRunspacesEvent) -> None:  # noqa: N802
+        _lowercase_ci(event)
+        super()._process_SetMinRunspaces(event)
+
+
+def _lowercase_ci(event: SetMaxRunspacesEvent | SetMinRunspacesEvent) -> None:
+    message = event.ps_object
+    if not hasattr(message, "ci") and hasattr(message, "CI"):
+        message.ci = message.CI
+
+
+class _Pipeline(ServerPipeline):
+    def fail(self, error: ErrorRecord) -> None:
+        """End the pipeline Failed, the terminating error inside the state message."""
+        self.prepare_message(
+            PipelineState(
+                PipelineState=int(PSInvocationState.Failed), ExceptionAsErrorRecord=error
+            )
+        )
+        self.state = PSInvocationState.Failed
+
+
+@dataclass
+class _Invocation:
+    pipeline: _Pipeline
+    command_id: str
+    input: list[object] = field(default_factory=list)
+    ran: bool = False
+
+
+class _Host:
+    """The HostSink handed to cmdlets: host lines go to the client's host (WriteLine) when it
+    has a UI, else to the information stream tagged PSHOST as Write-Host does."""
+
+    def __init__(self, pipeline: _Pipeline, has_ui: bool, source: str) -> None:
+        self._pipeline = pipeline
+        self._has_ui = has_ui
+        self._source = source
+
+    def write_host(self, line: str) -> None:
+        if self._has_ui:
+            self._pipeline.host_call(HostMethodIdentifier.WriteLine2, [line])
+        else:
+            self._pipeline.write_information(line, self._source, tags=["PSHOST"])
+
+    def write_warning(self, line: str) -> None:
+        self._pipeline.prepare_message(
+            psrp_values.warning_record(line), message_type=PSRPMessageType.WarningRecord
+        )
+
+
+class PSRPShell:
+    """A runspace pool behind one WSMan ShellId. Thread-safe: one lock per shell."""
+
+    def __init__(self, shell_id: str, runner: CommandRunner, creation: bytes) -> None:
+        self.shell_id = shell_id
+        self._runner = runner
+        self._cond = threading.Condition()
+        self._pool = _Pool()
+        self._outbox: dict[uuid.UUID | None, list[bytes]] = defaultdict(list)
+        self._invocations: dict[uuid.UUID, _Invocation] = {}
+        self._by_command: dict[str, uuid.UUID] = {}
+        self.closed = False
+        with self._cond:
+            self._feed(creation)
+
+    # --- WSMan operations ------------------------------------------------------------------
+
+    def command(self, requested_id: str | None, data: bytes) -> str:
+        """Create a pipeline from the first fragment(s) of its CreatePipeline message."""
+        pipeline_id = _pipeline_id(data)
+        command_id = (requested_id or str(pipeline_id)).upper()
+        with self._cond:
+            pipeline = _Pipeline(self._pool, pipeline_id)
+            self._invocations[pipeline_id] = _Invocation(pipeline, command_id)
+            self._by_command[command_id] = pipeline_id
+            self._feed(data)
+        return command_id
+
+    def send(self, stream: str, command_id: str | None, data: bytes) -> None:
+        if command_id is not None:
+            self._lookup(command_id)
+        with self._cond:
+            self._feed(data)
+
+    def receive(self, command_id: str | None, timeout: float) -> tuple[list[bytes], bool] | None:
+        """Pending output for the pool (command_id None) or one pipeline: (chunks, done).
+        Waits up to ``timeout`` for something to arrive; None when nothing did."""
+        key = self._lookup(command_id) if command_id is not None else None
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._outbox[key] and not self._done(key):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.closed:
+                    return None
+                self._cond.wait(remaining)
+            chunks, size = [], 0
+            box = self._outbox[key]
+            while box and (not chunks or size + len(box[0]) <= _CHUNK):
+                size += len(box[0])
+                chunks.append(box.pop(0))
+            return chunks, self._done(key)
+
+    def signal(self, command_id: str | None, code: str) -> None:
+        if command_id is None:
+            return
+        with self._cond:
+            pipeline_id = self._by_command.get(command_id.upper())
+            if pipeline_id is None:
+                return  # already terminated: Windows accepts a repeated terminate
+            invocation = self._invocations[pipeline_id]
+            lowered = code.lower()
+            if lowered == SIGNAL_CTRL_C and invocation.pipeline.state == PSInvocationState.Running:
+                invocation.pipeline.stop()
+                self._drain()
+            if lowered in (SIGNAL_TERMINATE, SIGNAL_CTRL_C):
+                self._forget(pipeline_id)
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            for pipeline_id in list(self._invocations):
+                self._forget(pipeline_id)
+            self._cond.notify_all()
+
+    @property
+    def opened(self) -> bool:
+        return self._pool.state == RunspacePoolState.Opened
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _lookup(self, command_id: str) -> uuid.UUID:
+        pipeline_id = self._by_command.get(command_id.upper())
+        if pipeline_id is None:
+            raise invalid_request(f"The command {command_id} does not exist in this shell.")
+        return pipeline_id
+
+    def _done(self, key: uuid.UUID | None) -> bool:
+        if key is None:
+            return False
+        invocation = self._invocations.get(key)
+        return invocation is None or invocation.pipeline.state in _FINISHED
+
+    def _forget(self, pipeline_id: uuid.UUID) -> None:
+        invocation = self._invocations.pop(pipeline_id)
+        self._by_command.pop(invocation.command_id, None)
+        self._outbox.pop(pipeline_id, None)
+        self._pool.pipeline_table.pop(pipeline_id, None)
+
+    def _feed(self, data: bytes) -> None:
+        """Give bytes to psrpcore, act on every complete event, queue what it answers."""
+        self._pool.receive_data(PSRPPayload(data, StreamType.default, None))
+        while (event := self._pool.next_event()) is not None:
+            self._handle(event)
+        self._drain()
+
+    def _handle(self, event: object) -> None:
+        if isinstance(event, CreatePipelineEvent):
+            invocation = self._invocations[event.pipeline_id]
+            if invocation.pipeline.metadata.no_input:
+                self._run(invocation)
+        elif isinstance(event, PipelineInputEvent):
+            self._invocations[event.pipeline_id].input.append(event.data)
+        elif isinstance(event, EndOfPipelineInputEvent):
+            self._run(self._invocations[event.pipeline_id])
+        elif isinstance(event, GetCommandMetadataEvent):
+            pipeline = self._invocations[event.pipeline_id].pipeline
+            pipeline.start()
+            pipeline.complete()
+        elif isinstance(event, SetMaxRunspacesEvent | SetMinRunspacesEvent):
+            self._pool.runspace_availability_response(event.ps_object.ci, True)
+        elif isinstance(event, ResetRunspaceStateEvent):
+            self._pool.runspace_availability_response(event.ci, True)
+        elif isinstance(event, GetAvailableRunspacesEvent):
+            self._pool.runspace_availability_response(event.ci, 1)
+
+    def _drain(self) -> None:
+        while (payload := self._pool.data_to_send(_CHUNK)) is not None:
+            self._outbox[payload.pipeline_id].append(payload.data)
+        self._cond.notify_all()
+
+    def _run(self, invocation: _Invocation) -> None:
+        if invocation.ran:
+            return
+        invocation.ran = True
+        pipeline = invocation.pipeline
+        pipeline.start()
+        metadata = pipeline.metadata
+        host_info = metadata.host
+        has_ui = not (host_info.IsHostNull or host_info.IsHostUINull)
+        statements: list[list] = [[]]
+        for command in metadata.commands:
+            statements[-1].append(command)
+            if command.end_of_statement:
+                statements.append([])
+        pipeline_input: list[object] = list(invocation.input)
+        for statement in filter(None, statements):
+            if not self._run_statement(pipeline, statement, pipeline_input, has_ui):
+                return
+            pipeline_input = []
+        pipeline.complete()
+
+    def _run_statement(
+        self, pipeline: _Pipeline, commands: list, pipeline_input: list, has_ui: bool
+    ) -> bool:
+        """Run one statement; False when a terminating error ended the pipeline."""
+        flowing: list = pipeline_input
+        for command in commands:
+            name = str(command.command_text)
+            try:
+                if command.is_script:
+                    raise psrp_values.no_language_error(name)
+                call = psrp_values.decode_call(name, command.parameters)
+                flowing = self._runner.invoke(
+                    call, [o for o in flowing if isinstance(o, LabObject)],
+                    _Host(pipeline, has_ui, name),
+                )
+            except CmdletError as error:
+                activity = None if command.is_script else name
+                record = psrp_values.error_record(error, activity)
+                if error.terminating:
+                    pipeline.fail(record)
+                    return False
+                pipeline.prepare_message(record, message_type=PSRPMessageType.ErrorRecord)
+                flowing = []
+        for obj in flowing:
+            pipeline.write_output(psrp_values.encode_object(obj))
+        return True
+
+
+def _pipeline_id(data: bytes) -> uuid.UUID:
+    """The PSRP pipeline id in the message header of a first fragment (MS-PSRP 2.2.1/2.2.4):
+    a 21-byte fragment header, then destination, message type, RPID and PID (little-endian
+    GUIDs)."""
+    start = 21 + 4 + 4 + 16
+    if len(data) < start + 16:
+        raise invalid_request("The Command arguments do not hold a PSRP message.")
+    return uuid.UUID(bytes_le=bytes(data[start : start + 16]))
