@@ -7,6 +7,7 @@ its own ``CommandRunner`` from the factory (per-shell state, one shared organisa
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from remediate.lab import wsman
 from remediate.lab.api import CommandRunner
 from remediate.lab.psrp_session import PSRPShell
 from remediate.lab.wsman import Action, Request, WSManFault
+
+log = logging.getLogger(__name__)
 
 CONFIGURATION = "Microsoft.Exchange"
 # Long-polling Receive never waits longer than this, whatever OperationTimeout asks.
@@ -62,6 +65,9 @@ class Endpoint:
             return Reply(200, self._dispatch(request, client_ip))
         except WSManFault as fault:
             return self.fault(request, fault)
+        except Exception as exc:  # a lab bug must not hang the client: answer a fault
+            log.exception("lab endpoint failed on %s", request.action if request else "?")
+            return self.fault(request, wsman.internal_error(type(exc).__name__))
 
     def fault(self, request: Request | None, fault: WSManFault) -> Reply:
         return Reply(500, wsman.fault_response(request, fault, self.machine))

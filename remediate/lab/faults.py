@@ -8,6 +8,8 @@ client that retries sees the lab recover.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -42,8 +44,9 @@ class Faults:
 class FaultInjector:
     """Counts requests and says which fault, if any, the current one gets."""
 
-    def __init__(self, faults: Faults) -> None:
+    def __init__(self, faults: Faults, sleep: Callable[[float], None] = time.sleep) -> None:
         self.faults = faults
+        self._sleep = sleep
         self._count = 0
         self._lock = threading.Lock()
 
@@ -52,6 +55,9 @@ class FaultInjector:
         return self._count
 
     def next_request(self) -> FaultAction:
+        """Number this request, wait the configured latency, and name its fault."""
+        if self.faults.latency:
+            self._sleep(self.faults.latency)
         with self._lock:
             self._count += 1
             number = self._count

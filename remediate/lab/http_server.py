@@ -8,11 +8,9 @@ logged: the server writes no access log at all.
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import socket
 import ssl
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -81,7 +79,7 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     server: LabHTTPServer
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """No access log: requests carry credentials in their headers."""
 
     def handle(self) -> None:
@@ -90,14 +88,11 @@ class _Handler(BaseHTTPRequestHandler):
         except (ssl.SSLError, ConnectionError, TimeoutError):
             self.close_connection = True  # a client gone or a failed TLS handshake
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self._read_body()
         if body is None:
             return
         action = self.server.faults.next_request()
-        latency = self.server.faults.faults.latency
-        if latency:
-            time.sleep(latency)
         if action is FaultAction.DROP:
             self._drop()
             return
@@ -119,7 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
             reply = endpoint.handle(body, self.client_address[0])
         self._send(reply.status, reply.body, _SOAP)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         status = 405 if urlsplit(self.path).path.rstrip("/").lower() == PATH.lower() else 404
         self._send(status, b"", "text/html")
 

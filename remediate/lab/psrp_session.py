@@ -12,6 +12,7 @@ sends it), a non-terminating one goes to the error stream and the pipeline goes 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -45,6 +46,8 @@ from remediate.lab import psrp_values
 from remediate.lab.api import CmdletError, CommandRunner, LabObject
 from remediate.lab.wsman import SIGNAL_CTRL_C, SIGNAL_TERMINATE, invalid_request
 
+log = logging.getLogger(__name__)
+
 # Largest PSRP payload handed out per Stream element (pypsrp's default envelope is 150 KiB,
 # base64 inflates by a third).
 _CHUNK = 64 * 1024
@@ -55,17 +58,17 @@ class _Pool(ServerRunspacePool):
     """psrpcore's pool, tolerant of pypsrp writing the call id as ``CI`` (psrpcore reads
     ``ci`` and would fail on SetMaxRunspaces/SetMinRunspaces)."""
 
-    def _process_SetMaxRunspaces(self, event: SetMaxRunspacesEvent) -> None:  # noqa: N802
+    def _process_SetMaxRunspaces(self, event: SetMaxRunspacesEvent) -> None:
         _lowercase_ci(event)
         super()._process_SetMaxRunspaces(event)
 
-    def _process_SetMinRunspaces(self, event: SetMinRunspacesEvent) -> None:  # noqa: N802
+    def _process_SetMinRunspaces(self, event: SetMinRunspacesEvent) -> None:
         _lowercase_ci(event)
         super()._process_SetMinRunspaces(event)
 
 
 def _lowercase_ci(event: SetMaxRunspacesEvent | SetMinRunspacesEvent) -> None:
-    message = event.ps_object
+    message = event._ps_object  # psrpcore offers no public access to the raw message
     if not hasattr(message, "ci") and hasattr(message, "CI"):
         message.ci = message.CI
 
@@ -74,9 +77,7 @@ class _Pipeline(ServerPipeline):
     def fail(self, error: ErrorRecord) -> None:
         """End the pipeline Failed, the terminating error inside the state message."""
         self.prepare_message(
-            PipelineState(
-                PipelineState=int(PSInvocationState.Failed), ExceptionAsErrorRecord=error
-            )
+            PipelineState(PipelineState=int(PSInvocationState.Failed), ExceptionAsErrorRecord=error)
         )
         self.state = PSInvocationState.Failed
 
@@ -229,7 +230,7 @@ class PSRPShell:
             pipeline.start()
             pipeline.complete()
         elif isinstance(event, SetMaxRunspacesEvent | SetMinRunspacesEvent):
-            self._pool.runspace_availability_response(event.ps_object.ci, True)
+            self._pool.runspace_availability_response(event.ci, True)
         elif isinstance(event, ResetRunspaceStateEvent):
             self._pool.runspace_availability_response(event.ci, True)
         elif isinstance(event, GetAvailableRunspacesEvent):
@@ -273,17 +274,23 @@ class PSRPShell:
                     raise psrp_values.no_language_error(name)
                 call = psrp_values.decode_call(name, command.parameters)
                 flowing = self._runner.invoke(
-                    call, [o for o in flowing if isinstance(o, LabObject)],
+                    call,
+                    [o for o in flowing if isinstance(o, LabObject)],
                     _Host(pipeline, has_ui, name),
                 )
-            except CmdletError as error:
-                activity = None if command.is_script else name
-                record = psrp_values.error_record(error, activity)
-                if error.terminating:
-                    pipeline.fail(record)
-                    return False
-                pipeline.prepare_message(record, message_type=PSRPMessageType.ErrorRecord)
-                flowing = []
+            except CmdletError as exc:
+                error = exc
+            except Exception as exc:  # a lab bug: the client sees a terminating error
+                log.exception("lab cmdlet %s failed", name)
+                error = psrp_values.internal_error(exc)
+            else:
+                continue
+            record = psrp_values.error_record(error, name)
+            if error.terminating:
+                pipeline.fail(record)
+                return False
+            pipeline.prepare_message(record, message_type=PSRPMessageType.ErrorRecord)
+            flowing = []
         for obj in flowing:
             pipeline.write_output(psrp_values.encode_object(obj))
         return True

@@ -87,7 +87,7 @@ def decode_call(name: str, parameters: list[tuple[str | None, Any]]) -> CommandC
             raise CmdletError(
                 message=(
                     f"Cannot process argument transformation on parameter '{param}'. Cannot "
-                    f"convert the value of type \"{exc}\" that the lab received."
+                    f'convert the value of type "{exc}" that the lab received.'
                 ),
                 error_id=f"ParameterArgumentTransformationError,{name}",
                 category="InvalidData",
@@ -131,6 +131,23 @@ def encode_object(obj: LabObject) -> PSObject:
     return ps
 
 
+class _CategoryInfo(ErrorCategoryInfo):
+    """PowerShell's own CategoryInfo text: ``Category: (Target:Type) [Activity], Reason``."""
+
+    def __str__(self) -> str:
+        return (
+            f"{self.Category.name}: ({self.TargetName or ''}:{self.TargetType or ''}) "
+            f"[{self.Activity or ''}], {self.Reason or ''}"
+        )
+
+
+# Errors raised before any cmdlet runs carry no activity in PowerShell.
+_NO_ACTIVITY = {
+    "System.Management.Automation.CommandNotFoundException",
+    "System.Management.Automation.ParseException",
+}
+
+
 def _short_name(type_name: str) -> str:
     return type_name.rsplit(".", 1)[-1]
 
@@ -151,7 +168,9 @@ def error_record(error: CmdletError, activity: str | None) -> ErrorRecord:
         category = ErrorCategory[error.category]
     except KeyError:
         category = ErrorCategory.NotSpecified
-    info = ErrorCategoryInfo(
+    if error.exception_type in _NO_ACTIVITY:
+        activity = None
+    info = _CategoryInfo(
         Category=category,
         Activity=activity or "",
         Reason=_short_name(error.exception_type),
@@ -176,6 +195,15 @@ def no_language_error(script: str) -> CmdletError:
         category="ParserError",
         exception_type="System.Management.Automation.ParseException",
         target=script,
+    )
+
+
+def internal_error(exc: Exception) -> CmdletError:
+    """A bug in the lab's Exchange half, reported to the client as a terminating error."""
+    return CmdletError(
+        message=f"The lab failed to run this command ({type(exc).__name__}).",
+        error_id="LabInternalError",
+        category="NotSpecified",
     )
 
 

@@ -112,6 +112,15 @@ def invalid_request(detail: str) -> WSManFault:
     )
 
 
+def internal_error(detail: str) -> WSManFault:
+    return WSManFault(
+        0x80004005,
+        "w:InternalError",
+        f"The WS-Management service cannot process the request. Internal error: {detail}",
+        sender=False,
+    )
+
+
 def quota_exceeded() -> WSManFault:
     """The fault injected by the lab's fault knobs: a transient server-side refusal."""
     return WSManFault(
@@ -175,9 +184,12 @@ def parse_request(data: bytes) -> Request:
     if not action or not message_id or not resource_uri:
         raise invalid_request("Action, MessageID and ResourceURI are required.")
     selectors = {
-        s.get("Name", ""): s.text or "" for s in header.findall("wsman:SelectorSet/wsman:Selector", NS)
+        s.get("Name", ""): s.text or ""
+        for s in header.findall("wsman:SelectorSet/wsman:Selector", NS)
     }
-    options = {o.get("Name", ""): o.text or "" for o in header.findall("wsman:OptionSet/wsman:Option", NS)}
+    options = {
+        o.get("Name", ""): o.text or "" for o in header.findall("wsman:OptionSet/wsman:Option", NS)
+    }
     body = envelope.find("s:Body", NS)
     return Request(
         action=action,
@@ -306,7 +318,9 @@ def create_response(request: Request, info: ShellInfo, endpoint: str) -> bytes:
 
 
 def get_shell_response(request: Request, info: ShellInfo) -> bytes:
-    envelope, body = _envelope(request, "http://schemas.xmlsoap.org/ws/2004/09/transfer/GetResponse")
+    envelope, body = _envelope(
+        request, "http://schemas.xmlsoap.org/ws/2004/09/transfer/GetResponse"
+    )
     _shell_element(body, info)
     return _bytes(envelope)
 
