@@ -8,12 +8,20 @@ the real ExchangeShell are in test_pypsrp_e2e.py.
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from pypsrp.complex_objects import PSCredential
 from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
 from pypsrp.host import PSHost, PSHostUserInterface
@@ -94,7 +102,7 @@ class ToyLab:
         return RunspacePool(self.wsman(), configuration_name="Microsoft.Exchange", **kwargs)
 
 
-def _serve(faults: Faults, sleep=None) -> Iterator[ToyLab]:
+def _serve(faults: Faults, sleep=None, tls: ssl.SSLContext | None = None) -> Iterator[ToyLab]:
     injector = FaultInjector(faults, sleep) if sleep else FaultInjector(faults)
     runners: list[RecordingRunner] = []
 
@@ -105,7 +113,7 @@ def _serve(faults: Faults, sleep=None) -> Iterator[ToyLab]:
 
     endpoint = Endpoint(factory, machine="EX01", url="http://127.0.0.1/PowerShell", owner=USER)
     server = LabHTTPServer(
-        ("127.0.0.1", 0), endpoint, username=USER, password=PASSWORD, faults=injector
+        ("127.0.0.1", 0), endpoint, username=USER, password=PASSWORD, faults=injector, tls=tls
     )
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -383,3 +391,68 @@ def test_a_bug_in_a_cmdlet_fails_the_pipeline_instead_of_hanging(lab: ToyLab) ->
         ps = PowerShell(pool)
         ps.add_cmdlet("Get-Thing")
         assert len(ps.invoke()) == 1  # the shell survives
+
+
+# --- HTTPS ------------------------------------------------------------------------------
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1, written with cryptography for this test only
+    (the Lab itself issues its certificates from the lab CA in certs.py)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_https_with_a_trusted_certificate(tmp_path: Path) -> None:
+    cert_file, key_file = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    for lab in _serve(Faults(), tls=context):
+        wsman = WSMan(
+            "127.0.0.1",
+            port=lab.port,
+            path="PowerShell",
+            ssl=True,
+            auth="basic",
+            username=USER,
+            password=PASSWORD,
+            encryption="never",
+            cert_validation=str(cert_file),
+            reconnection_retries=0,
+        )
+        with RunspacePool(wsman, configuration_name="Microsoft.Exchange") as pool:
+            ps = PowerShell(pool)
+            ps.add_cmdlet("Get-Thing")
+            assert [str(o) for o in ps.invoke()] == ["Outbound"]
+        untrusted = requests.Session()
+        with pytest.raises(requests.exceptions.SSLError):
+            untrusted.post(f"https://127.0.0.1:{lab.port}/PowerShell", data=b"", timeout=5)
+        # a plain-HTTP client on the TLS port does not hang the server
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.post(f"http://127.0.0.1:{lab.port}/PowerShell", data=b"", timeout=5)

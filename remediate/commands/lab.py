@@ -1,0 +1,143 @@
+"""`remediate lab`: run the simulated Exchange organisation in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from remediate.env import Environment
+
+if TYPE_CHECKING:
+    from remediate.lab.server import Lab
+
+NAME = "lab"
+HELP = "run the simulated Exchange lab (WSMan/PSRP endpoint and SMTP smart host)"
+DESCRIPTION = """\
+Run a simulated Exchange organisation on this machine: an Exchange Management Shell endpoint
+(WSMan + PSRP, Basic authentication, configuration Microsoft.Exchange) and an SMTP smart host,
+seeded with Send connectors that reproduce events 2016 and 2002. Runs until Ctrl-C.
+
+The admin password is random per start and never printed: it is written, with everything a
+client needs, to the ready file (mode 0600)."""
+EPILOG = """\
+examples:
+  remediate lab
+  remediate lab --ready-file lab.json --state lab-state.json
+  remediate lab --tls --listen 127.0.0.1:5986 --ready-file lab.json
+  remediate lab --reset            # back to the seeded scenario
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        default="127.0.0.1:0",
+        help="where the /PowerShell endpoint listens (default 127.0.0.1, a free port)",
+    )
+    parser.add_argument(
+        "--smtp-listen",
+        metavar="HOST:PORT",
+        default="127.0.0.1:0",
+        help="where the SMTP smart host listens (default 127.0.0.1, a free port)",
+    )
+    parser.add_argument(
+        "--state",
+        metavar="FILE",
+        type=Path,
+        help="organisation state file (default: lab-state.json in the lab directory)",
+    )
+    parser.add_argument("--reset", action="store_true", help="restore the seeded organisation")
+    parser.add_argument("--tls", action="store_true", help="serve HTTPS with a lab CA")
+    parser.add_argument(
+        "--ready-file",
+        metavar="FILE",
+        type=Path,
+        help="write the connection details as JSON here once listening "
+        "(default: lab.json in the lab directory)",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow listening on a non-loopback address (the lab is not secure)",
+    )
+    testing = parser.add_argument_group("testing (fault injection)")
+    testing.add_argument("--fault-latency", type=float, metavar="SECONDS", default=0.0)
+    testing.add_argument("--fault-drop-on", type=int, metavar="N", help="drop request N")
+    testing.add_argument("--fault-http-500-on", type=int, metavar="N", help="HTTP 500 on N")
+    testing.add_argument("--fault-wsman-fault-on", type=int, metavar="N", help="WSMan fault on N")
+    testing.add_argument("--fault-refuse-auth", action="store_true", help="refuse every login")
+
+
+def lab_dir(env: Environment) -> Path:
+    """Per-user lab directory: $XDG_STATE_HOME/remediate/lab (~/.local/state/...)."""
+    base = env.environ.get("XDG_STATE_HOME") or str(
+        Path(env.environ.get("HOME", "~")).expanduser() / ".local" / "state"
+    )
+    return Path(base) / "remediate" / "lab"
+
+
+def run(args: argparse.Namespace, env: Environment) -> int:
+    from remediate.lab.faults import Faults
+    from remediate.lab.server import Address, Lab
+
+    faults = Faults(
+        latency=args.fault_latency,
+        drop_on_request=args.fault_drop_on,
+        http_500_on_request=args.fault_http_500_on,
+        wsman_fault_on_request=args.fault_wsman_fault_on,
+        refuse_auth=args.fault_refuse_auth,
+    )
+    directory = lab_dir(env)
+    ready_file: Path = args.ready_file or directory / "lab.json"
+    lab = Lab(
+        listen=Address.parse(args.listen, "--listen"),
+        smtp_listen=Address.parse(args.smtp_listen, "--smtp-listen"),
+        state_file=args.state or directory / "lab-state.json",
+        reset=args.reset,
+        tls=args.tls,
+        allow_remote=args.allow_remote,
+        faults=faults,
+        workdir=directory,
+    )
+    if not (lab.listen.is_loopback and lab.smtp_listen.is_loopback):
+        env.err(
+            "remediate lab: WARNING: listening beyond loopback; anyone who can reach this "
+            "machine can try the lab's admin account"
+        )
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    lab.start()
+    try:
+        lab.write_ready_file(ready_file)
+        _announce(env, lab, ready_file)
+        stop.wait()
+    except KeyboardInterrupt:
+        env.out("remediate lab: stopping")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        lab.stop()
+        ready_file.unlink(missing_ok=True)
+    env.out("remediate lab: stopped")
+    return 0
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _announce(env: Environment, lab: Lab, ready_file: Path) -> None:
+    env.out(f"remediate lab: Exchange Management Shell endpoint {lab.endpoint_url}")
+    env.out("  configuration: Microsoft.Exchange (Basic authentication)")
+    env.out(f"  admin user:    {lab.admin_user}")
+    env.out(f"  credentials:   {ready_file} (mode 0600; password never printed)")
+    if lab.tls and lab.ca_file:
+        env.out(f"  CA file:       {lab.ca_file}")
+    env.out(f"  smart host:    smtp://{lab.smtp_address.url_host()}:{lab.smtp_address.port}")
+    env.out(f"  state:         {lab.state_file}")
+    env.out("Press Ctrl-C to stop.")
+    env.stdout.flush()

@@ -1,0 +1,288 @@
+"""The lab: a simulated Exchange organisation served over real WSMan + PSRP.
+
+Layering, bottom up (each module knows only the ones below it):
+
+- ``api``          the seam: CommandCall, LabObject, LabCredential, CmdletError, CommandRunner.
+- Exchange half    ``org`` (organisation state, JSON file), ``rules``, ``cmdlets``
+                   (``ExchangeShell``: one per shell, implements CommandRunner), ``transport``,
+                   ``smarthost`` (aiosmtpd), ``certs`` (a small CA), ``seed``.
+- Protocol half    ``wsman`` (SOAP envelopes), ``psrp_values`` (values across PSRP),
+                   ``psrp_session`` (one psrpcore runspace pool per WSMan shell),
+                   ``endpoint`` (WSMan actions -> shells), ``http_server`` (HTTP(S), Basic
+                   auth, faults from ``faults``).
+- ``server.Lab``   composes both halves: starts the smart host, opens the organisation,
+                   serves ``/PowerShell``, writes the ready file.
+
+Clients talk to it exactly as to Exchange: ``WSMan(host, port=..., path="PowerShell",
+auth="basic", encryption="never")`` and ``RunspacePool(wsman,
+configuration_name="Microsoft.Exchange")``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import socket
+import ssl
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from remediate.errors import UsageError
+from remediate.lab.endpoint import CONFIGURATION, Endpoint
+from remediate.lab.faults import FaultInjector, Faults
+from remediate.lab.http_server import PATH, LabHTTPServer
+
+ADMIN_USER = "administrator@contoso.lab"
+MACHINE = "EX01"
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str, what: str) -> Address:
+        """``HOST:PORT``, ``[V6]:PORT`` or ``:PORT`` (loopback)."""
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not port_text.isdigit() or int(port_text) > 65535:
+            raise UsageError(f"{what} must be HOST:PORT (port 0-65535), not {text!r}")
+        host = host.strip("[]") or "127.0.0.1"
+        return cls(host, int(port_text))
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def url_host(self) -> str:
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+
+class Lab:
+    """Start with ``start()`` (or ``with Lab() as lab:``), stop with ``stop()``.
+
+    Everything a client needs is an attribute once started: ``endpoint_url``, ``host``,
+    ``port``, ``admin_user``, ``admin_password``, ``ca_file``, ``smtp_address``,
+    ``relay_user``, ``relay_password``.
+    """
+
+    def __init__(
+        self,
+        *,
+        listen: Address = Address("127.0.0.1", 0),
+        smtp_listen: Address = Address("127.0.0.1", 0),
+        state_file: Path | None = None,
+        reset: bool = False,
+        tls: bool = False,
+        allow_remote: bool = False,
+        admin_user: str = ADMIN_USER,
+        admin_password: str | None = None,
+        faults: Faults | None = None,
+        workdir: Path | None = None,
+    ) -> None:
+        for address, what in ((listen, "--listen"), (smtp_listen, "--smtp-listen")):
+            if not address.is_loopback and not allow_remote:
+                raise UsageError(
+                    f"{what} {address.host} is not a loopback address; the lab has a known "
+                    "admin password and must not be reachable from the network",
+                    hint="pass --allow-remote if you really mean it",
+                )
+        self.listen = listen
+        self.smtp_listen = smtp_listen
+        self.state_file = state_file
+        self.reset = reset
+        self.tls = tls
+        self.admin_user = admin_user
+        self.admin_password = admin_password or secrets.token_urlsafe(18)
+        self.faults = FaultInjector(faults or Faults())
+        self._workdir = workdir
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+        self.ca_file: Path | None = None
+        self.organization: Any = None
+        self.smart_host: Any = None
+        self._http: LabHTTPServer | None = None
+        self._endpoint: Endpoint | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> Lab:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        from remediate.lab.certs import LabCA
+        from remediate.lab.cmdlets import ExchangeShell
+        from remediate.lab.org import Organization
+        from remediate.lab.smarthost import SmartHost
+
+        try:
+            workdir = self._prepare_workdir()
+            ca = LabCA.create()
+            self.ca_file = workdir / "lab-ca.pem"
+            ca.write_ca_pem(self.ca_file)
+            self.smart_host = SmartHost(
+                listen=(self.smtp_listen.host, self.smtp_listen.port), ca=ca
+            )
+            self.smart_host.start()
+            self.organization = Organization.open(
+                self.state_file,
+                reset=self.reset,
+                smart_host=(self.smtp_listen.host, self.smart_host.port),
+                closed_port=_closed_port(self.smtp_listen.host),
+            )
+            self.smart_host.set_relay_account(self.relay_user, self.relay_password)
+            org = self.organization
+            tls_context = self._tls_context(ca, workdir) if self.tls else None
+            self._endpoint = Endpoint(
+                lambda: ExchangeShell(org),
+                machine=MACHINE,
+                url=f"{self._scheme}://{self.listen.url_host()}{PATH}",
+                owner=self.admin_user,
+            )
+            self._http = LabHTTPServer(
+                (self.listen.host, self.listen.port),
+                self._endpoint,
+                username=self.admin_user,
+                password=self.admin_password,
+                faults=self.faults,
+                tls=tls_context,
+            )
+        except OSError as exc:
+            self.stop()
+            raise UsageError(f"the lab cannot start: {exc.strerror or exc}") from None
+        except BaseException:
+            self.stop()
+            raise
+        self._thread = threading.Thread(
+            target=self._http.serve_forever, args=(0.1,), name="lab-http", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._http is not None:
+            if self._thread is not None:
+                self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+        if self._endpoint is not None:
+            self._endpoint.close()
+            self._endpoint = None
+        if self.smart_host is not None:
+            self.smart_host.stop()
+            self.smart_host = None
+        if self.organization is not None and hasattr(self.organization, "close"):
+            self.organization.close()
+        self._thread = None
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+            self._tmpdir = None
+
+    # --- what clients need -----------------------------------------------------------------
+
+    @property
+    def _scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
+    def host(self) -> str:
+        return self.listen.host
+
+    @property
+    def port(self) -> int:
+        if self._http is None:
+            raise RuntimeError("the lab is not started")
+        return int(self._http.server_address[1])
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"{self._scheme}://{self.listen.url_host()}:{self.port}{PATH}"
+
+    @property
+    def smtp_address(self) -> Address:
+        return Address(self.smtp_listen.host, self.smart_host.port)
+
+    @property
+    def relay_user(self) -> str:
+        return self.organization.relay_user
+
+    @property
+    def relay_password(self) -> str:
+        return self.organization.relay_password
+
+    def ready_info(self) -> dict[str, Any]:
+        """What scripts and tests need to connect, secrets included (for a 0600 file)."""
+        return {
+            "endpoint": self.endpoint_url,
+            "host": self.host,
+            "port": self.port,
+            "path": PATH.lstrip("/"),
+            "ssl": self.tls,
+            "auth": "basic",
+            "configuration_name": CONFIGURATION,
+            "username": self.admin_user,
+            "password": self.admin_password,
+            "ca_file": str(self.ca_file) if self.tls and self.ca_file else None,
+            "smtp": {"host": self.smtp_address.host, "port": self.smtp_address.port},
+            "relay": {"username": self.relay_user, "password": self.relay_password},
+            "state_file": str(self.state_file) if self.state_file else None,
+            "pid": os.getpid(),
+        }
+
+    def write_ready_file(self, path: Path) -> None:
+        """Atomically write ``ready_info()`` as JSON, readable by the owner only."""
+        write_private_json(path, self.ready_info())
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _prepare_workdir(self) -> Path:
+        if self._workdir is not None:
+            self._workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return self._workdir
+        self._tmpdir = tempfile.TemporaryDirectory(prefix="remediate-lab-")
+        return Path(self._tmpdir.name)
+
+    def _tls_context(self, ca: Any, workdir: Path) -> ssl.SSLContext:
+        names = sorted({"localhost", self.listen.host})
+        cert_file, key_file = workdir / "lab-server.pem", workdir / "lab-server.key"
+        ca.issue_server_cert(names, cert_file, key_file)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(cert_file, key_file)
+        return context
+
+
+def write_private_json(path: Path, data: dict[str, Any]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _closed_port(host: str) -> int:
+    """A port on ``host`` that nothing listens on (for the seeded 2002 connector)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
