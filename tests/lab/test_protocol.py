@@ -456,3 +456,79 @@ def test_https_with_a_trusted_certificate(tmp_path: Path) -> None:
         # a plain-HTTP client on the TLS port does not hang the server
         with pytest.raises(requests.exceptions.ConnectionError):
             requests.post(f"http://127.0.0.1:{lab.port}/PowerShell", data=b"", timeout=5)
+
+
+# --- WSMan edge cases, through raw HTTP ---------------------------------------------------
+
+
+def _post(lab: ToyLab, body: bytes) -> requests.Response:
+    return requests.post(
+        f"http://127.0.0.1:{lab.port}/PowerShell",
+        data=body,
+        auth=(USER, PASSWORD),
+        headers={"Content-Type": "application/soap+xml;charset=UTF-8"},
+        timeout=5,
+    )
+
+
+def _envelope(action: str, resource_uri: str, shell_id: str | None, body: str = "") -> bytes:
+    selector = (
+        f'<w:SelectorSet><w:Selector Name="ShellId">{shell_id}</w:Selector></w:SelectorSet>'
+        if shell_id
+        else ""
+    )
+    return (
+        '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+        'xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" '
+        'xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" '
+        'xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell">'
+        f"<s:Header><a:Action>{action}</a:Action><a:MessageID>uuid:1</a:MessageID>"
+        f"<w:ResourceURI>{resource_uri}</w:ResourceURI>{selector}"
+        "<w:OperationTimeout>PT1S</w:OperationTimeout></s:Header>"
+        f"<s:Body>{body}</s:Body></s:Envelope>"
+    ).encode()
+
+
+def _fault_code(response: requests.Response) -> int:
+    return WSMan._parse_wsman_fault(response.text).code
+
+
+def test_malformed_xml_gets_a_wsman_fault(lab: ToyLab) -> None:
+    response = _post(lab, b"<not xml")
+    assert response.status_code == 500
+    assert _fault_code(response) == 0x8033800F
+
+
+def test_unknown_shell_gets_the_shell_not_found_fault(lab: ToyLab) -> None:
+    body = _envelope(
+        "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Receive",
+        "http://schemas.microsoft.com/powershell/Microsoft.Exchange",
+        "6B3F4C5E-0000-4000-8000-000000000000",
+        "<rsp:Receive><rsp:DesiredStream>stdout</rsp:DesiredStream></rsp:Receive>",
+    )
+    response = _post(lab, body)
+    assert response.status_code == 500
+    assert _fault_code(response) == 0x8033805B
+    assert "RelatesTo>uuid:1<" in response.text
+
+
+def test_receive_on_a_finished_pipeline_after_terminate_is_refused(lab: ToyLab) -> None:
+    with lab.pool() as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-Thing")
+        ps.invoke()
+        ps.close()  # Signal terminate: the server forgets the command
+        with pytest.raises(WSManFaultError):
+            pool.shell.receive("stdout", command_id=ps._command_id)
+
+
+def test_unsupported_action_on_a_shell_gets_a_fault(lab: ToyLab) -> None:
+    with lab.pool() as pool:
+        body = _envelope(
+            "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate",
+            "http://schemas.microsoft.com/powershell/Microsoft.Exchange",
+            pool.shell.id,
+        )
+        response = _post(lab, body)
+    assert response.status_code == 500
+    assert _fault_code(response) == 0x80338011
