@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from psrpcore import (
     CreatePipelineEvent,
@@ -39,7 +39,6 @@ from psrpcore.types import (
     PipelineState,
     PSInvocationState,
     PSRPMessageType,
-    RunspacePoolState,
 )
 
 from remediate.lab import psrp_values
@@ -86,7 +85,7 @@ class _Pipeline(ServerPipeline):
 class _Invocation:
     pipeline: _Pipeline
     command_id: str
-    input: list[object] = field(default_factory=list)
+    client_input: int = 0  # objects the client piped in (the lab refuses them)
     ran: bool = False
 
 
@@ -185,10 +184,6 @@ class PSRPShell:
                 self._forget(pipeline_id)
             self._cond.notify_all()
 
-    @property
-    def opened(self) -> bool:
-        return self._pool.state == RunspacePoolState.Opened
-
     # --- internals -------------------------------------------------------------------------
 
     def _lookup(self, command_id: str) -> uuid.UUID:
@@ -222,7 +217,7 @@ class PSRPShell:
             if invocation.pipeline.metadata.no_input:
                 self._run(invocation)
         elif isinstance(event, PipelineInputEvent):
-            self._invocations[event.pipeline_id].input.append(event.data)
+            self._invocations[event.pipeline_id].client_input += 1
         elif isinstance(event, EndOfPipelineInputEvent):
             self._run(self._invocations[event.pipeline_id])
         elif isinstance(event, GetCommandMetadataEvent):
@@ -255,29 +250,24 @@ class PSRPShell:
             statements[-1].append(command)
             if command.end_of_statement:
                 statements.append([])
-        pipeline_input: list[object] = list(invocation.input)
+        if invocation.client_input:
+            pipeline.fail(psrp_values.error_record(psrp_values.input_refused(), None))
+            return
         for statement in filter(None, statements):
-            if not self._run_statement(pipeline, statement, pipeline_input, has_ui):
+            if not self._run_statement(pipeline, statement, has_ui):
                 return
-            pipeline_input = []
         pipeline.complete()
 
-    def _run_statement(
-        self, pipeline: _Pipeline, commands: list, pipeline_input: list, has_ui: bool
-    ) -> bool:
+    def _run_statement(self, pipeline: _Pipeline, commands: list, has_ui: bool) -> bool:
         """Run one statement; False when a terminating error ended the pipeline."""
-        flowing: list = pipeline_input
+        flowing: list[LabObject] = []
         for command in commands:
             name = str(command.command_text)
             try:
                 if command.is_script:
                     raise psrp_values.no_language_error(name)
                 call = psrp_values.decode_call(name, command.parameters)
-                flowing = self._runner.invoke(
-                    call,
-                    [o for o in flowing if isinstance(o, LabObject)],
-                    _Host(pipeline, has_ui, name),
-                )
+                flowing = self._runner.invoke(call, flowing, _Host(pipeline, has_ui, name))
             except CmdletError as exc:
                 error = exc
             except Exception as exc:  # a lab bug: the client sees a terminating error

@@ -198,6 +198,19 @@ def no_language_error(script: str) -> CmdletError:
     )
 
 
+def input_refused() -> CmdletError:
+    """Objects piped in by the client: the lab's cmdlets take them only from each other."""
+    return CmdletError(
+        message=(
+            "The lab does not accept pipeline input sent by the client. Name the object with "
+            "-Identity instead."
+        ),
+        error_id="InputObjectNotBound",
+        category="InvalidArgument",
+        exception_type="System.Management.Automation.ParameterBindingException",
+    )
+
+
 def internal_error(exc: Exception) -> CmdletError:
     """A bug in the lab's Exchange half, reported to the client as a terminating error."""
     return CmdletError(

@@ -236,6 +236,16 @@ def test_output_flows_down_a_pipeline(lab: ToyLab) -> None:
     assert count.adapted_properties["Count"] == 1
 
 
+def test_client_pipeline_input_is_refused_clearly(lab: ToyLab) -> None:
+    with lab.pool() as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Count-Input")
+        ps.invoke(input=["a", "b"])
+    assert ps.state == PSInvocationState.FAILED
+    assert [e.fq_error for e in ps.streams.error] == ["InputObjectNotBound"]
+    assert lab.runners[0].calls == []
+
+
 def test_script_text_is_refused_as_exchange_does(lab: ToyLab) -> None:
     with lab.pool() as pool:
         ps = PowerShell(pool)
