@@ -13,6 +13,13 @@ Layering, bottom up (each module knows only the ones below it):
 - ``server.Lab``   composes both halves: starts the smart host, opens the organisation,
                    serves ``/PowerShell``, writes the ready file.
 
+What ``Lab.start`` uses from the Exchange half (its seams, imported lazily):
+``certs.LabCA.create()``, ``.write_ca_pem(path)``, ``.issue_server_cert(names, cert_file,
+key_file)``; ``org.Organization.open(state_file, *, reset, smart_host=(host, port),
+closed_port)`` with ``.relay_user``, ``.relay_password``, optional ``.close()``;
+``smarthost.SmartHost(listen=(host, port), ca=, relay_user=, relay_password=)`` with
+``.start()``, ``.stop()``, ``.port``; ``cmdlets.ExchangeShell(org)``, one per WSMan shell.
+
 Clients talk to it exactly as to Exchange: ``WSMan(host, port=..., path="PowerShell",
 auth="basic", encryption="never")`` and ``RunspacePool(wsman,
 configuration_name="Microsoft.Exchange")``.
@@ -134,17 +141,20 @@ class Lab:
             ca = LabCA.create()
             self.ca_file = workdir / "lab-ca.pem"
             ca.write_ca_pem(self.ca_file)
-            self.smart_host = SmartHost(
-                listen=(self.smtp_listen.host, self.smtp_listen.port), ca=ca
-            )
-            self.smart_host.start()
+            smtp_port = self.smtp_listen.port or _free_port(self.smtp_listen.host)
             self.organization = Organization.open(
                 self.state_file,
                 reset=self.reset,
-                smart_host=(self.smtp_listen.host, self.smart_host.port),
-                closed_port=_closed_port(self.smtp_listen.host),
+                smart_host=(self.smtp_listen.host, smtp_port),
+                closed_port=_free_port(self.smtp_listen.host, avoid=smtp_port),
             )
-            self.smart_host.set_relay_account(self.relay_user, self.relay_password)
+            self.smart_host = SmartHost(
+                listen=(self.smtp_listen.host, smtp_port),
+                ca=ca,
+                relay_user=self.relay_user,
+                relay_password=self.relay_password,
+            )
+            self.smart_host.start()
             org = self.organization
             tls_context = self._tls_context(ca, workdir) if self.tls else None
             self._endpoint = Endpoint(
@@ -280,9 +290,14 @@ def write_private_json(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def _closed_port(host: str) -> int:
-    """A port on ``host`` that nothing listens on (for the seeded 2002 connector)."""
+def _free_port(host: str, avoid: int = 0) -> int:
+    """A port on ``host`` that nothing listens on right now: for the smart host when no port
+    was given (the organisation must know it before the smart host starts, which needs the
+    relay account from the organisation) and as the closed port of the seeded 2002 connector."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    while True:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+            port = int(probe.getsockname()[1])
+        if port != avoid:
+            return port
