@@ -9,4 +9,5 @@ pypsrp, questionary, the lab and other heavy modules inside ``run``.
 COMMAND_MODULES: tuple[str, ...] = (
     "playbooks",
     "plan",
+    "lab",
 )

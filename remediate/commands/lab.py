@@ -66,7 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="allow listening on a non-loopback address (the lab is not secure)",
     )
     testing = parser.add_argument_group("testing (fault injection)")
-    testing.add_argument("--fault-latency", type=float, metavar="SECONDS", default=0.0)
+    testing.add_argument(
+        "--fault-latency", type=float, metavar="SECONDS", default=0.0, help="delay every answer"
+    )
     testing.add_argument("--fault-drop-on", type=int, metavar="N", help="drop request N")
     testing.add_argument("--fault-http-500-on", type=int, metavar="N", help="HTTP 500 on N")
     testing.add_argument("--fault-wsman-fault-on", type=int, metavar="N", help="WSMan fault on N")
