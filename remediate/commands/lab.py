@@ -112,7 +112,10 @@ def run(args: argparse.Namespace, env: Environment) -> int:
             "machine can try the lab's admin account"
         )
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C and SIGTERM both stop the lab, even when started from a shell that ignores SIGINT
+    # in background jobs.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     lab.start()
     try:
         lab.write_ready_file(ready_file)
@@ -121,9 +124,12 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     except KeyboardInterrupt:
         env.out("remediate lab: stopping")
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        lab.stop()
+        # A second Ctrl-C must not leave the ready file (with its password) behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         ready_file.unlink(missing_ok=True)
+        lab.stop()
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
     env.out("remediate lab: stopped")
     return 0
 
