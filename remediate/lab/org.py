@@ -1,0 +1,465 @@
+"""The simulated Exchange organisation: transport servers, Send connectors, their queues with
+test messages, the Application log and the smart host's relay account.
+
+Entry point for the protocol half (``server.Lab``)::
+
+    org = Organization.open(state_path, reset=False, smart_host=("127.0.0.1", 2525),
+                            closed_port=2599)
+    org.relay_user, org.relay_password   # the account the lab smart host accepts
+    org.events                           # Application-log events (AppEvent), oldest first
+    org.connector("Outbound to Relay")   # a Connector (name, GUID or Server\\Name)
+    org.close()                          # waits for deliveries in flight, saves
+
+``state_path`` None keeps everything in memory. Otherwise the state is JSON written
+atomically (temporary file + ``os.replace``) with mode 0600, because it holds the relay
+password and the connectors' stored credentials as Active Directory would. A missing file, or
+``reset=True``, starts from the seeded scenario (``seed.py``). When the lab smart host or the
+closed port moved since the state was written, connectors that pointed at the old ones are
+moved with them, so a restarted lab still reproduces the same events.
+
+All reads and changes go through one lock; cmdlets get copies, never live objects.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import os
+import tempfile
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from remediate.errors import UsageError
+from remediate.lab.api import LabCredential
+
+STATE_VERSION = 1
+DOMAIN = "contoso.lab"
+DOMAIN_CONTROLLER = "DC1.contoso.lab"
+RETRY_INTERVAL = datetime.timedelta(minutes=10)
+
+
+class StateFileError(UsageError):
+    """The state file cannot be read as a lab organisation."""
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+
+
+@dataclass
+class TransportServer:
+    name: str
+    fqdn: str
+
+
+@dataclass
+class Connector:
+    """A Send connector with the properties of exchange-notes.md (Python names)."""
+
+    name: str
+    guid: str
+    address_spaces: list[str]
+    source_transport_servers: list[str]
+    dns_routing_enabled: bool = True
+    smart_hosts: list[str] = field(default_factory=list)
+    smart_host_auth_mechanism: str = "None"
+    credential: LabCredential | None = None
+    port: int = 25
+    require_tls: bool = False
+    tls_auth_level: str | None = None
+    tls_domain: str | None = None
+    tls_certificate_name: str | None = None
+    ignore_starttls: bool = False
+    enabled: bool = True
+    protocol_logging_level: str = "None"
+    force_helo: bool = False
+    fqdn: str | None = None
+    max_message_size: str = "35 MB (36,700,160 bytes)"
+    connection_inactivity_timeout: str = "00:10:00"
+    error_policies: str = "Default"
+    comment: str | None = None
+    when_changed: datetime.datetime = field(default_factory=now)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["when_changed"] = self.when_changed.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Connector:
+        values = dict(data)
+        credential = values.pop("credential", None)
+        values["credential"] = LabCredential(**credential) if credential else None
+        values["when_changed"] = datetime.datetime.fromisoformat(values["when_changed"])
+        return cls(**values)
+
+
+@dataclass
+class QueuedMessage:
+    message_id: str
+    sender: str
+    recipients: list[str]
+    subject: str
+    body: str
+
+
+@dataclass
+class Queue:
+    """A delivery queue on one transport server for one connector (``Server\\Number``)."""
+
+    server: str
+    number: int
+    connector_guid: str
+    next_hop_domain: str
+    messages: list[QueuedMessage] = field(default_factory=list)
+    status: str = "Ready"
+    last_error: str = ""
+    retry_count: int = 0
+    first_retry_time: datetime.datetime | None = None
+    last_retry_time: datetime.datetime | None = None
+    next_retry_time: datetime.datetime | None = None
+
+    @property
+    def identity(self) -> str:
+        return f"{self.server}\\{self.number}"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in ("first_retry_time", "last_retry_time", "next_retry_time"):
+            value = getattr(self, name)
+            data[name] = value.isoformat() if value else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Queue:
+        values = dict(data)
+        values["messages"] = [QueuedMessage(**m) for m in values["messages"]]
+        for name in ("first_retry_time", "last_retry_time", "next_retry_time"):
+            if values.get(name):
+                values[name] = datetime.datetime.fromisoformat(values[name])
+        return cls(**values)
+
+
+@dataclass
+class AppEvent:
+    """One Application-log event as Exchange writes it (``fields`` are %1, %2, ...)."""
+
+    record_id: int
+    event_id: int
+    source: str
+    category: str
+    level: str
+    machine: str
+    message: str
+    fields: list[str]
+    time_created: datetime.datetime = field(default_factory=now)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["time_created"] = self.time_created.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AppEvent:
+        values = dict(data)
+        values["time_created"] = datetime.datetime.fromisoformat(values["time_created"])
+        return cls(**values)
+
+
+@dataclass
+class OrgState:
+    """Everything that persists, as plain dataclasses."""
+
+    servers: list[TransportServer]
+    connectors: list[Connector]
+    queues: list[Queue]
+    events: list[AppEvent]
+    relay_user: str
+    relay_password: str
+    smart_host: tuple[str, int]
+    closed_port: int
+    domain: str = DOMAIN
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "domain": self.domain,
+            "servers": [asdict(s) for s in self.servers],
+            "connectors": [c.to_json() for c in self.connectors],
+            "queues": [q.to_json() for q in self.queues],
+            "events": [e.to_json() for e in self.events],
+            "relay": {"username": self.relay_user, "password": self.relay_password},
+            "smart_host": {"host": self.smart_host[0], "port": self.smart_host[1]},
+            "closed_port": self.closed_port,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> OrgState:
+        if data.get("version") != STATE_VERSION:
+            raise StateFileError(f"unsupported state version {data.get('version')!r}")
+        return cls(
+            servers=[TransportServer(**s) for s in data["servers"]],
+            connectors=[Connector.from_json(c) for c in data["connectors"]],
+            queues=[Queue.from_json(q) for q in data["queues"]],
+            events=[AppEvent.from_json(e) for e in data["events"]],
+            relay_user=data["relay"]["username"],
+            relay_password=data["relay"]["password"],
+            smart_host=(data["smart_host"]["host"], int(data["smart_host"]["port"])),
+            closed_port=int(data["closed_port"]),
+            domain=data["domain"],
+        )
+
+
+class Organization:
+    """The shared organisation behind every shell. Thread-safe: one re-entrant lock."""
+
+    def __init__(self, state: OrgState, state_path: Path | None = None) -> None:
+        self._state = state
+        self._path = Path(state_path) if state_path is not None else None
+        self._lock = threading.RLock()
+        self._deliveries: list[threading.Thread] = []
+
+    # --- opening and saving ----------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        state_path: Path | None,
+        *,
+        reset: bool = False,
+        smart_host: tuple[str, int],
+        closed_port: int,
+    ) -> Organization:
+        """Load ``state_path`` (or seed it when missing or ``reset``) for a lab whose smart
+        host listens on ``smart_host`` and where nothing listens on ``closed_port``."""
+        from remediate.lab.seed import seed_state
+
+        state: OrgState | None = None
+        if state_path is not None and not reset and Path(state_path).exists():
+            state = _read_state(Path(state_path))
+            _follow_lab_addresses(state, smart_host, closed_port)
+        if state is None:
+            state = seed_state(smart_host=smart_host, closed_port=closed_port)
+        org = cls(state, state_path)
+        org.save()
+        return org
+
+    def save(self) -> None:
+        """Write the state atomically (0600). Nothing to do for an in-memory organisation."""
+        if self._path is None:
+            return
+        with self._lock:
+            text = json.dumps(self._state.to_json(), indent=2)
+        _write_private(self._path, text + "\n")
+
+    def close(self) -> None:
+        self.wait_for_deliveries()
+        self.save()
+
+    # --- reading ---------------------------------------------------------------------------
+
+    @property
+    def domain(self) -> str:
+        return self._state.domain
+
+    @property
+    def relay_user(self) -> str:
+        return self._state.relay_user
+
+    @property
+    def relay_password(self) -> str:
+        return self._state.relay_password
+
+    @property
+    def smart_host(self) -> tuple[str, int]:
+        return self._state.smart_host
+
+    @property
+    def closed_port(self) -> int:
+        return self._state.closed_port
+
+    @property
+    def events(self) -> list[AppEvent]:
+        with self._lock:
+            return copy.deepcopy(self._state.events)
+
+    @property
+    def servers(self) -> list[TransportServer]:
+        with self._lock:
+            return copy.deepcopy(self._state.servers)
+
+    def server_fqdn(self, name: str) -> str:
+        for server in self._state.servers:
+            if server.name.lower() == name.lower():
+                return server.fqdn
+        return f"{name}.{self.domain}"
+
+    def connectors(self) -> list[Connector]:
+        with self._lock:
+            return copy.deepcopy(self._state.connectors)
+
+    def find_connector(self, identity: str) -> Connector | None:
+        """By name, GUID (any case, braces allowed) or ``Server\\Name``; a copy or None."""
+        key = identity.strip().strip("{}").lower()
+        server, sep, rest = key.partition("\\")
+        with self._lock:
+            for connector in self._state.connectors:
+                if key in (connector.name.lower(), connector.guid.lower()):
+                    return copy.deepcopy(connector)
+                sources = [s.lower() for s in connector.source_transport_servers]
+                if sep and rest == connector.name.lower() and server in sources:
+                    return copy.deepcopy(connector)
+        return None
+
+    def connector(self, identity: str) -> Connector:
+        found = self.find_connector(identity)
+        if found is None:
+            raise KeyError(identity)
+        return found
+
+    def queues(self) -> list[Queue]:
+        with self._lock:
+            return copy.deepcopy(self._state.queues)
+
+    # --- changing --------------------------------------------------------------------------
+
+    def replace_connector(self, updated: Connector) -> None:
+        """Store ``updated`` (matched by GUID) and save."""
+        with self._lock:
+            for index, connector in enumerate(self._state.connectors):
+                if connector.guid == updated.guid:
+                    updated = copy.deepcopy(updated)
+                    updated.when_changed = now()
+                    self._state.connectors[index] = updated
+                    break
+            else:
+                raise KeyError(updated.guid)
+            self.save()
+
+    def add_event(
+        self, event_id: int, level: str, category: str, message: str, fields: list[str]
+    ) -> AppEvent:
+        with self._lock:
+            record_id = max((e.record_id for e in self._state.events), default=0) + 1
+            event = AppEvent(
+                record_id=record_id,
+                event_id=event_id,
+                source="MSExchangeTransport",
+                category=category,
+                level=level,
+                machine=self._state.servers[0].fqdn,
+                message=message,
+                fields=list(fields),
+            )
+            self._state.events.append(event)
+            self.save()
+            return copy.deepcopy(event)
+
+    def retry_queue(self, identity: str) -> bool:
+        """Start a delivery attempt for the queue in the background, as Retry-Queue does.
+        False when the queue is already being delivered or holds nothing to send."""
+        from remediate.lab.transport import DeliveryRequest, deliver
+
+        with self._lock:
+            queue = self._live_queue(identity)
+            if queue.status in ("Active", "Connecting") or not queue.messages:
+                return False
+            connector = self._live_connector_by_guid(queue.connector_guid)
+            request = DeliveryRequest(
+                connector=copy.deepcopy(connector),
+                messages=copy.deepcopy(queue.messages),
+                local_fqdn=self.server_fqdn(queue.server),
+            )
+            queue.status = "Active"
+            thread = threading.Thread(
+                target=self._deliver, args=(queue.identity, request, deliver), daemon=True
+            )
+            self._deliveries = [t for t in self._deliveries if t.is_alive()] + [thread]
+            thread.start()
+            return True
+
+    def wait_for_deliveries(self, timeout: float = 60.0) -> None:
+        with self._lock:
+            pending = list(self._deliveries)
+        for thread in pending:
+            thread.join(timeout)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _deliver(self, identity: str, request: Any, deliver: Any) -> None:
+        outcome = deliver(request)
+        with self._lock:
+            queue = self._live_queue(identity)
+            sent = set(outcome.delivered)
+            queue.messages = [m for m in queue.messages if m.message_id not in sent]
+            stamp = now()
+            if outcome.last_error is None:
+                queue.status = "Ready"
+                queue.last_error = ""
+                queue.retry_count = 0
+                queue.first_retry_time = queue.next_retry_time = None
+            else:
+                queue.status = "Retry"
+                queue.last_error = outcome.last_error
+                queue.retry_count += 1
+                queue.first_retry_time = queue.first_retry_time or stamp
+                queue.next_retry_time = stamp + RETRY_INTERVAL
+            queue.last_retry_time = stamp
+            for event in outcome.events:
+                self.add_event(
+                    event.event_id, event.level, event.category, event.message, event.fields
+                )
+            self.save()
+
+    def _live_queue(self, identity: str) -> Queue:
+        for queue in self._state.queues:
+            if queue.identity.lower() == identity.lower():
+                return queue
+        raise KeyError(identity)
+
+    def _live_connector_by_guid(self, guid: str) -> Connector:
+        for connector in self._state.connectors:
+            if connector.guid == guid:
+                return connector
+        raise KeyError(guid)
+
+
+def _read_state(path: Path) -> OrgState:
+    try:
+        return OrgState.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StateFileError(
+            f"the lab state file {path} cannot be read ({type(exc).__name__})",
+            hint="start the lab with --reset to restore the seeded organisation",
+        ) from None
+
+
+def _follow_lab_addresses(state: OrgState, smart_host: tuple[str, int], closed_port: int) -> None:
+    """Point connectors that used the previous run's smart host or closed port at this
+    run's: those ports are the lab's own infrastructure, not the admin's settings."""
+    moves = {state.smart_host[1]: smart_host[1], state.closed_port: closed_port}
+    lab_names = {"localhost", "127.0.0.1", "::1", state.smart_host[0].lower()}
+    for connector in state.connectors:
+        hosts = {h.strip("[]").lower() for h in connector.smart_hosts}
+        if hosts and hosts <= lab_names and connector.port in moves:
+            connector.port = moves[connector.port]
+    state.smart_host = smart_host
+    state.closed_port = closed_port
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

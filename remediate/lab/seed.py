@@ -1,0 +1,166 @@
+"""The seeded scenario: an organisation where events 2016 and 2002 are happening.
+
+- "Outbound to Relay": BasicAuthRequireTLS to the lab smart host, credential wiped (as after a
+  round trip through DNS routing): its queue is in Retry with 454 4.7.0 and event 2016 is in
+  the log. Fixed by re-entering the relay account's credential.
+- "Outbound to Partner": smart host on a port where nothing listens: Retry with Winsock 10061
+  and event 2002. Fixed by pointing it at the lab smart host's port (with the relay account).
+- "Internet Mail" (DNS routing) and "Outbound to Archive" (BasicAuth, working credential):
+  healthy, empty queues.
+
+The relay account's password is random per seed.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from remediate.lab.api import LabCredential
+from remediate.lab.org import (
+    DOMAIN,
+    RETRY_INTERVAL,
+    AppEvent,
+    Connector,
+    OrgState,
+    Queue,
+    QueuedMessage,
+    TransportServer,
+    now,
+)
+from remediate.lab.transport import (
+    AUTH_TEMP_FAILURE,
+    EventDraft,
+    event_2002,
+    event_2016,
+    responded_with,
+    winsock_error,
+)
+
+RELAY_USER = f"relay@{DOMAIN}"
+SERVERS = ("EX01", "EX02")
+RELAY = "Outbound to Relay"
+PARTNER = "Outbound to Partner"
+INTERNET = "Internet Mail"
+ARCHIVE = "Outbound to Archive"
+
+
+def seed_state(*, smart_host: tuple[str, int], closed_port: int) -> OrgState:
+    host, port = smart_host
+    smart_host_name = "localhost" if host in ("127.0.0.1", "localhost") else host
+    relay_password = secrets.token_urlsafe(18)
+    servers = [TransportServer(name, f"{name}.{DOMAIN}") for name in SERVERS]
+    both = list(SERVERS)
+    connectors = [
+        Connector(INTERNET, _guid(), ["SMTP:*;1"], both),
+        Connector(
+            RELAY,
+            _guid(),
+            ["SMTP:tailspintoys.example;1"],
+            both,
+            dns_routing_enabled=False,
+            smart_hosts=[smart_host_name],
+            smart_host_auth_mechanism="BasicAuthRequireTLS",
+            port=port,
+        ),
+        Connector(
+            PARTNER,
+            _guid(),
+            ["SMTP:fabrikam.example;1"],
+            ["EX01"],
+            dns_routing_enabled=False,
+            smart_hosts=[smart_host_name],
+            port=closed_port,
+        ),
+        Connector(
+            ARCHIVE,
+            _guid(),
+            ["SMTP:archive.contoso.example;1"],
+            ["EX01"],
+            dns_routing_enabled=False,
+            smart_hosts=[smart_host_name],
+            smart_host_auth_mechanism="BasicAuth",
+            credential=LabCredential(RELAY_USER, relay_password),
+            port=port,
+        ),
+    ]
+    by_name = {c.name: c for c in connectors}
+    ip = "127.0.0.1" if smart_host_name == "localhost" else smart_host_name
+    relay_endpoint, partner_endpoint = f"{ip}:{port}", f"{ip}:{closed_port}"
+    queues = [
+        Queue("EX01", 3, by_name[INTERNET].guid, "fabrikam.example"),
+        _failing_queue(
+            4,
+            by_name[RELAY],
+            "tailspintoys.example",
+            3,
+            responded_with(AUTH_TEMP_FAILURE, relay_endpoint),
+        ),
+        _failing_queue(
+            5, by_name[PARTNER], "fabrikam.example", 2, winsock_error(10061, partner_endpoint)
+        ),
+        Queue("EX01", 6, by_name[ARCHIVE].guid, smart_host_name),
+    ]
+    drafts = [
+        event_2016(
+            "UnknownCredentials", RELAY, "BasicAuthRequireTLS", "SMTPSVC/localhost", "EX01$"
+        ),
+        event_2002(PARTNER, partner_endpoint),
+    ]
+    events = [_event(number, draft) for number, draft in enumerate(drafts, start=1)]
+    return OrgState(
+        servers=servers,
+        connectors=connectors,
+        queues=queues,
+        events=events,
+        relay_user=RELAY_USER,
+        relay_password=relay_password,
+        smart_host=smart_host,
+        closed_port=closed_port,
+    )
+
+
+def _guid() -> str:
+    return str(uuid.uuid4())
+
+
+def _failing_queue(
+    number: int, connector: Connector, domain: str, count: int, last_error: str
+) -> Queue:
+    stamp = now()
+    messages = [
+        QueuedMessage(
+            message_id=f"<{uuid.uuid4().hex}@EX01.{DOMAIN}>",
+            sender=f"sales{index}@{DOMAIN}",
+            recipients=[f"orders{index}@{domain}"],
+            subject=f"Lab test message {index} via {connector.name}",
+            body=f"Test message {index} queued on EX01 for {connector.name}.\n",
+        )
+        for index in range(1, count + 1)
+    ]
+    return Queue(
+        "EX01",
+        number,
+        connector.guid,
+        ";".join(connector.smart_hosts),
+        messages=messages,
+        status="Retry",
+        last_error=last_error,
+        retry_count=3,
+        first_retry_time=stamp - 3 * RETRY_INTERVAL,
+        last_retry_time=stamp,
+        next_retry_time=stamp + RETRY_INTERVAL,
+    )
+
+
+def _event(record_id: int, draft: EventDraft) -> AppEvent:
+    return AppEvent(
+        record_id=record_id,
+        event_id=draft.event_id,
+        source="MSExchangeTransport",
+        category=draft.category,
+        level=draft.level,
+        machine=f"EX01.{DOMAIN}",
+        message=draft.message,
+        fields=list(draft.fields),
+    )

@@ -1,0 +1,165 @@
+"""The lab's SMTP smart host: a real aiosmtpd server on loopback.
+
+Like a typical relay it advertises STARTTLS (certificate from the lab CA naming ``localhost``
+and the listen address) and AUTH LOGIN only (no PLAIN), offers AUTH only after STARTTLS, and
+accepts exactly one relay account; MAIL FROM needs a successful AUTH. ``starttls=False`` or
+``auth=False`` build the weaker servers other tests need. Received messages are kept in
+``messages`` so tests can see what was delivered.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import socket
+import ssl
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from remediate.lab.certs import LabCA
+
+SERVER_NAME = "localhost"
+
+
+class _DropLoginDataNotice(logging.Filter):
+    """aiosmtpd 1.4 logs a deprecation notice about its own Session.login_data on every
+    successful AUTH; it says nothing about the lab."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Session.login_data is deprecated" not in record.getMessage()
+
+
+logging.getLogger("mail.log").addFilter(_DropLoginDataNotice())
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    user: str | None
+
+
+class _Handler:
+    def __init__(self, sink: list[ReceivedMessage], lock: threading.Lock) -> None:
+        self._sink = sink
+        self._lock = lock
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        user = session.auth_data.decode() if isinstance(session.auth_data, bytes) else None
+        message = ReceivedMessage(
+            mail_from=str(envelope.mail_from),
+            rcpt_tos=list(envelope.rcpt_tos),
+            data=bytes(envelope.content or b""),
+            user=user,
+        )
+        with self._lock:
+            self._sink.append(message)
+        return "250 2.6.0 Queued mail for delivery"
+
+
+class SmartHost:
+    """``start()`` / ``stop()``; ``port`` is known after ``start()`` when 0 was asked."""
+
+    def __init__(
+        self,
+        listen: tuple[str, int] = ("127.0.0.1", 0),
+        *,
+        ca: LabCA | None = None,
+        relay_user: str,
+        relay_password: str,
+        starttls: bool = True,
+        auth: bool = True,
+    ) -> None:
+        if starttls and ca is None:
+            raise ValueError("STARTTLS needs the lab CA to issue the smart host's certificate")
+        self.host, self.port = listen
+        self._ca = ca
+        self._relay_user = relay_user
+        self._relay_password = relay_password
+        self.starttls = starttls
+        self.auth = auth
+        self._lock = threading.Lock()
+        self._messages: list[ReceivedMessage] = []
+        self._controller: Controller | None = None
+
+    @property
+    def messages(self) -> list[ReceivedMessage]:
+        """A copy of what the smart host accepted so far, oldest first."""
+        with self._lock:
+            return list(self._messages)
+
+    def start(self) -> SmartHost:
+        if self.port == 0:
+            self.port = _free_port(self.host)
+        kwargs: dict[str, Any] = {
+            "auth_exclude_mechanism": ["PLAIN"],
+            "auth_required": self.auth,
+            "auth_require_tls": self.starttls,
+        }
+        if self.starttls:
+            kwargs["tls_context"] = self._tls_context()
+        if self.auth:
+            kwargs["authenticator"] = self._authenticate
+        else:
+            kwargs["auth_exclude_mechanism"] = ["PLAIN", "LOGIN"]
+        self._controller = Controller(
+            _Handler(self._messages, self._lock),
+            hostname=self.host,
+            port=self.port,
+            server_hostname=SERVER_NAME,
+            ready_timeout=10,
+            **kwargs,
+        )
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> SmartHost:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        if mechanism != "LOGIN" or not isinstance(data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user_ok = hmac.compare_digest(data.login, self._relay_user.encode())
+        password_ok = hmac.compare_digest(data.password, self._relay_password.encode())
+        if user_ok and password_ok:
+            return AuthResult(success=True, auth_data=data.login)
+        return AuthResult(success=False, handled=False)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        assert self._ca is not None
+        names = sorted({SERVER_NAME, self.host})
+        issued = self._ca.issue(names)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        # load_cert_chain reads files only: a private temporary directory, removed at once.
+        with tempfile.TemporaryDirectory(prefix="remediate-smarthost-") as tmp:
+            cert_file, key_file = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
+            cert_file.write_bytes(issued.cert_pem)
+            key_file.touch(mode=0o600)
+            key_file.write_bytes(issued.key_pem)
+            context.load_cert_chain(cert_file, key_file)
+        return context
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])

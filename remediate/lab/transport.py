@@ -1,0 +1,326 @@
+"""The lab's transport: one real delivery attempt for a queue, through its connector.
+
+``deliver`` connects with smtplib to the connector's smart host and port (loopback only),
+says EHLO (HELO with ForceHELO), uses STARTTLS when the mechanism or RequireTLS needs it (or
+opportunistically), authenticates with AUTH LOGIN and the stored credential, and sends the
+queued messages. It returns what was delivered, the queue's LastError in Exchange's formats,
+and the Application-log events Exchange would write: 2016 when the sending side cannot
+initialise the authentication, 2002 when the connection fails at once (refused).
+
+Names other than ``localhost`` and loopback addresses are never resolved: the lab answers
+them as Exchange answers a name DNS does not know, and never connects anywhere else.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from remediate.lab.certs import certificate_names
+from remediate.lab.org import Connector, QueuedMessage, now
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 5.0
+SESSION_TIMEOUT = 15.0
+
+EVENT_2016 = (
+    "An authentication credential initialization error {0} occurred with Send connector "
+    "{1}. The authentication mechanism used was {2}. The name of the server that we were "
+    "trying to authenticate to was {3}. This server was using the name {4}."
+)
+EVENT_2002 = "Send connector {0}: an error occurred while connecting to {1}."
+
+_FAILOVER = (
+    "Attempted failover to alternate host, but that did not succeed. Either there are no "
+    "alternate hosts, or delivery failed to all alternate hosts. The last endpoint attempted "
+    "was {endpoint}"
+)
+# SmartHostAuthMechanism as the transport names it in event 2016.
+_TRANSPORT_MECHANISM = {
+    "BasicAuth": "Login",
+    "BasicAuthRequireTLS": "Login",
+    "ExchangeServer": "ExchangeAuth",
+}
+
+
+@dataclass(frozen=True)
+class EventDraft:
+    event_id: int
+    level: str
+    category: str
+    message: str
+    fields: list[str]
+
+
+@dataclass(frozen=True)
+class DeliveryRequest:
+    connector: Connector
+    messages: list[QueuedMessage]
+    local_fqdn: str
+
+
+@dataclass
+class DeliveryOutcome:
+    """``last_error`` None means the queue drained."""
+
+    delivered: list[str] = field(default_factory=list)
+    last_error: str | None = None
+    events: list[EventDraft] = field(default_factory=list)
+
+
+def event_2016(reason: str, connector: str, mechanism: str, target: str, user: str) -> EventDraft:
+    fields = [reason, connector, _TRANSPORT_MECHANISM.get(mechanism, mechanism), target, user]
+    return EventDraft(2016, "Error", "SmtpSend", EVENT_2016.format(*fields), fields)
+
+
+def event_2002(connector: str, endpoint: str) -> EventDraft:
+    fields = [connector, endpoint]
+    return EventDraft(2002, "Warning", "SmtpSend", EVENT_2002.format(*fields), fields)
+
+
+def responded_with(reply: str, endpoint: str) -> str:
+    """LastError for a reply the primary target (or the failed-over session) gave."""
+    reply = reply.rstrip(".")
+    return f'451 4.4.0 Primary target IP address responded with: "{reply}." ' + _FAILOVER.format(
+        endpoint=endpoint
+    )
+
+
+def winsock_error(code: int, endpoint: str) -> str:
+    """LastError for a connection that failed (10061 refused, 10060 timed out)."""
+    return (
+        "441 4.4.1 Error encountered while communicating with primary target IP address: "
+        f'"Failed to connect. Winsock error code: {code}, Win32 error code: {code}." '
+        + _FAILOVER.format(endpoint=endpoint)
+    )
+
+
+DNS_FAILED = (
+    "451 4.4.0 DNS query failed. The error was: SMTPSEND.DNS.NonExistentDomain; nonexistent domain"
+)
+AUTH_TEMP_FAILURE = "454 4.7.0 Temporary authentication failure"
+REQUIRE_STARTTLS = "451 5.7.3 Require STARTTLS to do basic authentication"
+REQUIRE_BASIC_AUTH = "451 5.7.3 Require basic authentication"
+REQUIRE_EXCHANGE_AUTH = "451 5.7.3 Cannot achieve Exchange Server authentication"
+# Lab wording: the reply when RequireTLS meets a smart host without STARTTLS.
+REQUIRE_TLS = "451 5.7.3 STARTTLS is required to send mail"
+DISCONNECTED = "421 4.2.1 Unable to connect"
+
+
+class _Failed(Exception):
+    def __init__(self, last_error: str, event: EventDraft | None = None) -> None:
+        super().__init__(last_error)
+        self.last_error = last_error
+        self.event = event
+
+
+def deliver(request: DeliveryRequest) -> DeliveryOutcome:
+    """One attempt for the whole queue; never raises."""
+    connector = request.connector
+    outcome = DeliveryOutcome()
+    if connector.dns_routing_enabled or not connector.smart_hosts:
+        outcome.last_error = DNS_FAILED  # the lab has no Internet DNS
+        return outcome
+    host = connector.smart_hosts[0]
+    try:
+        _Session(request, host, outcome).run()
+    except _Failed as failure:
+        outcome.last_error = failure.last_error
+        if failure.event is not None:
+            outcome.events.append(failure.event)
+    except Exception:  # a lab bug must not leave the queue Active forever
+        log.exception("lab delivery through %s failed", connector.name)
+        outcome.last_error = DISCONNECTED
+    return outcome
+
+
+def _loopback_address(host: str) -> str | None:
+    name = host.strip("[]")
+    if name.lower() == "localhost":
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return None
+    return str(address) if address.is_loopback else ""
+
+
+class _Session:
+    def __init__(self, request: DeliveryRequest, host: str, outcome: DeliveryOutcome) -> None:
+        self.connector = request.connector
+        self.request = request
+        self.host = host
+        self.outcome = outcome
+        self.endpoint = ""
+        self.smtp: smtplib.SMTP | None = None
+        self.announced = host
+
+    def run(self) -> None:
+        address = _loopback_address(self.host)
+        if address is None:
+            raise _Failed(DNS_FAILED)
+        port = self.connector.port
+        self.endpoint = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        if address == "":  # not loopback: the lab never connects; looks unreachable
+            raise _Failed(winsock_error(10060, f"{self.host.strip('[]')}:{port}"))
+        try:
+            self._connect(address, port)
+            self._converse()
+        except (smtplib.SMTPServerDisconnected, OSError):
+            raise _Failed(DISCONNECTED) from None
+        finally:
+            self._close()
+
+    def _connect(self, address: str, port: int) -> None:
+        smtp = smtplib.SMTP(local_hostname=self.request.local_fqdn, timeout=CONNECT_TIMEOUT)
+        try:
+            code, reply = smtp.connect(address, port)
+        except ConnectionRefusedError:
+            raise _Failed(
+                winsock_error(10061, self.endpoint),
+                event_2002(self.connector.name, self.endpoint),
+            ) from None
+        except (smtplib.SMTPServerDisconnected, OSError):
+            smtp.close()
+            raise _Failed(winsock_error(10060, self.endpoint)) from None
+        smtp._host = self.host.strip("[]")  # smtplib names the TLS peer after it
+        self.smtp = smtp
+        assert smtp.sock is not None
+        smtp.sock.settimeout(SESSION_TIMEOUT)
+        if code != 220:
+            raise _Failed(_reply(code, reply, self.endpoint))
+
+    def _converse(self) -> None:
+        smtp = self.smtp
+        assert smtp is not None
+        self._greet()
+        mechanism = self.connector.smart_host_auth_mechanism
+        needs_tls = mechanism == "BasicAuthRequireTLS" or self.connector.require_tls
+        offered = smtp.has_extn("starttls")
+        if needs_tls and not offered:
+            if mechanism == "BasicAuthRequireTLS":
+                raise _Failed(REQUIRE_STARTTLS, self._event_2016("Unsupported"))
+            raise _Failed(REQUIRE_TLS)
+        if offered and (needs_tls or not self.connector.ignore_starttls):
+            self._starttls(strict=needs_tls or self._validates_certificate())
+        if mechanism in ("BasicAuth", "BasicAuthRequireTLS"):
+            self._auth_login()
+        elif mechanism == "ExchangeServer" and not smtp.has_extn("x-anonymoustls"):
+            raise _Failed(REQUIRE_EXCHANGE_AUTH, self._event_2016("Unsupported"))
+        for message in self.request.messages:
+            self._send(message)
+        smtp.quit()
+
+    def _greet(self) -> None:
+        smtp = self.smtp
+        assert smtp is not None
+        if self.connector.force_helo:
+            code, reply = smtp.helo(self.connector.fqdn or self.request.local_fqdn)
+        else:
+            code, reply = smtp.ehlo(self.connector.fqdn or self.request.local_fqdn)
+        if code != 250:
+            raise _Failed(_reply(code, reply, self.endpoint))
+        self.announced = reply.decode(errors="replace").splitlines()[0].split(" ")[0] or self.host
+
+    def _validates_certificate(self) -> bool:
+        return self.connector.tls_auth_level in ("CertificateValidation", "DomainValidation")
+
+    def _starttls(self, *, strict: bool) -> None:
+        """STARTTLS; with ``strict`` the certificate must name the configured smart host
+        (the lab's CA is the only one it meets, so the name is what matters here)."""
+        smtp = self.smtp
+        assert smtp is not None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            code, _reply_text = smtp.starttls(context=context)
+        except (ssl.SSLError, smtplib.SMTPException):
+            raise self._tls_failure("IllegalMessage") from None
+        if code != 220:  # refused: smtplib left the session in clear text
+            raise self._tls_failure("Unsupported")
+        assert smtp.sock is not None
+        if strict:
+            der = smtp.sock.getpeercert(binary_form=True)  # type: ignore[union-attr]
+            names = certificate_names(der) if der else set()
+            if self.host.strip("[]").lower() not in names:
+                raise self._tls_failure("WrongPrincipal")
+        self._greet()
+
+    def _tls_failure(self, reason: str) -> _Failed:
+        if self.connector.smart_host_auth_mechanism == "BasicAuthRequireTLS":
+            return _Failed(
+                responded_with(AUTH_TEMP_FAILURE, self.endpoint), self._event_2016(reason)
+            )
+        return _Failed(REQUIRE_TLS)
+
+    def _auth_login(self) -> None:
+        smtp = self.smtp
+        assert smtp is not None
+        credential = self.connector.credential
+        if credential is None:
+            raise _Failed(
+                responded_with(AUTH_TEMP_FAILURE, self.endpoint),
+                self._event_2016("UnknownCredentials"),
+            )
+        if "LOGIN" not in (smtp.esmtp_features.get("auth") or "").upper().split():
+            raise _Failed(REQUIRE_BASIC_AUTH, self._event_2016("Unsupported"))
+        smtp.user, smtp.password = credential.username, credential.password
+        try:
+            smtp.auth("LOGIN", smtp.auth_login, initial_response_ok=False)
+        except smtplib.SMTPAuthenticationError as exc:
+            reply = f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace')}"
+            raise _Failed(responded_with(reply, self.endpoint)) from None
+        finally:
+            smtp.user = smtp.password = ""  # type: ignore[assignment]
+
+    def _send(self, message: QueuedMessage) -> None:
+        smtp = self.smtp
+        assert smtp is not None
+        try:
+            smtp.send_message(_email(message), message.sender, message.recipients)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = next(iter(exc.recipients.values()))
+            raise _Failed(_reply(code, reply, self.endpoint)) from None
+        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+            raise _Failed(_reply(exc.smtp_code, exc.smtp_error, self.endpoint)) from None
+        self.outcome.delivered.append(message.message_id)
+
+    def _event_2016(self, reason: str) -> EventDraft:
+        credential = self.connector.credential
+        user = credential.username if credential else self.request.local_fqdn.split(".")[0] + "$"
+        return event_2016(
+            reason,
+            self.connector.name,
+            self.connector.smart_host_auth_mechanism,
+            f"SMTPSVC/{self.announced}",
+            user,
+        )
+
+    def _close(self) -> None:
+        if self.smtp is not None:
+            try:
+                self.smtp.close()
+            finally:
+                self.smtp = None
+
+
+def _reply(code: int, reply: bytes, endpoint: str) -> str:
+    return responded_with(f"{code} {reply.decode(errors='replace')}", endpoint)
+
+
+def _email(message: QueuedMessage) -> EmailMessage:
+    email = EmailMessage()
+    email["From"] = message.sender
+    email["To"] = ", ".join(message.recipients)
+    email["Subject"] = message.subject
+    email["Date"] = format_datetime(now())
+    email["Message-ID"] = message.message_id if "@" in message.message_id else make_msgid()
+    email.set_content(message.body)
+    return email
