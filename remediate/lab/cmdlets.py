@@ -1,0 +1,691 @@
+"""The Exchange cmdlets the lab serves: Get-SendConnector, Set-SendConnector, Get-Queue and
+Retry-Queue, over the shared ``Organization``.
+
+``ExchangeShell(org)`` implements ``api.CommandRunner`` (one per shell). Binding and type
+conversion follow PowerShell (``binding.py``); Exchange's own checks raise errors shaped like
+Exchange's (ManagementObjectNotFoundException, the Set-SendConnector rules of ``rules.py``).
+Returned objects carry Exchange's type names and ToString; a stored credential comes back as
+its user name only, never its password.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fnmatch
+import ipaddress
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from remediate.lab import binding
+from remediate.lab.api import CmdletError, CommandCall, HostSink, LabObject
+from remediate.lab.binding import Kind, Param, Signature
+from remediate.lab.org import DOMAIN_CONTROLLER, Connector, Organization, Queue
+from remediate.lab.rules import RuleViolation, apply_changes
+
+CONNECTOR_TYPES = [
+    "Microsoft.Exchange.Data.Directory.SystemConfiguration.SmtpSendConnectorConfig",
+    "Microsoft.Exchange.Data.Directory.SystemConfiguration.SendConnector",
+    "Microsoft.Exchange.Data.Directory.SystemConfiguration.MailGateway",
+    "Microsoft.Exchange.Data.Directory.ADLegacyVersionableObject",
+    "Microsoft.Exchange.Data.Directory.ADConfigurationObject",
+    "Microsoft.Exchange.Data.Directory.ADObject",
+    "Microsoft.Exchange.Data.ConfigurableObject",
+]
+QUEUE_TYPES = [
+    "Microsoft.Exchange.Data.QueueViewer.ExtensibleQueueInfo",
+    "Microsoft.Exchange.Data.QueueViewer.PagedDataObject",
+]
+MECHANISMS = ("None", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer", "ExternalAuthoritative")
+_MECHANISM_CODES = ((0, "None"), (2, "BasicAuth"), (4, "BasicAuthRequireTLS"))
+_MECHANISM_CODES += ((8, "ExchangeServer"), (16, "ExternalAuthoritative"))
+DELIVERY_TYPES = (
+    "Undefined",
+    "DnsConnectorDelivery",
+    "NonSmtpGatewayDelivery",
+    "SmartHostConnectorDelivery",
+    "SmtpRelayToRemoteAdSite",
+    "SmtpRelayToTiRg",
+    "SmtpDeliveryToMailbox",
+    "SmtpRelayToDag",
+    "SmtpRelayToMailboxDeliveryGroup",
+    "SmtpRelayToConnectorSourceServers",
+    "SmtpRelayToServers",
+    "SmtpRelayWithinAdSite",
+    "Unreachable",
+    "ShadowRedundancy",
+    "Heartbeat",
+    "DeliveryAgent",
+    "SmtpRelayToRemoteForest",
+)
+QUEUE_INCLUDES = ("Internal", "External", "Empty", *DELIVERY_TYPES)
+_CONFIG_DN = (
+    "CN=Connections,CN=Exchange Routing Group (DWBGZMFD01QNBJR),CN=Routing Groups,"
+    "CN=Exchange Administrative Group (FYDIBOHF23SPDLT),CN=Administrative Groups,CN=Contoso,"
+    "CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=contoso,DC=lab"
+)
+_NAMESPACE = {
+    "Get-SendConnector": "Microsoft.Exchange.Management.SystemConfigurationTasks.GetSendConnector",
+    "Set-SendConnector": "Microsoft.Exchange.Management.SystemConfigurationTasks.SetSendConnector",
+    "Get-Queue": "Microsoft.Exchange.Management.QueueViewerTasks.GetQueueInfo",
+    "Retry-Queue": "Microsoft.Exchange.Management.QueueViewerTasks.RetryQueue",
+}
+NOT_FOUND_EXCEPTION = "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException"
+VALIDATION_EXCEPTION = "Microsoft.Exchange.Data.DataValidationException"
+
+
+# --- value types of Exchange parameters ------------------------------------------------------
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_FQDN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
+
+
+def _smart_host(text: str) -> str:
+    value = text.strip()
+    inner = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    try:
+        ipaddress.ip_address(inner)
+        return value
+    except ValueError:
+        pass
+    if inner is value and _FQDN.match(value) and len(value) <= 255:
+        return value
+    raise ValueError(f'"{text}" isn\'t a valid smart host name or IP address.')
+
+
+def _fqdn(text: str) -> str:
+    value = text.strip()
+    if _FQDN.match(value) and len(value) <= 255:
+        return value
+    raise ValueError(f'"{text}" isn\'t a valid fully qualified domain name.')
+
+
+def _tls_domain(text: str) -> str:
+    value = text.strip()
+    if _FQDN.match(value.removeprefix("*.")) and len(value) <= 255:
+        return value
+    raise ValueError(f'"{text}" isn\'t a valid SMTP domain.')
+
+
+def _address_space(text: str) -> str:
+    """``[type:]domain[;cost]`` as Exchange stores it, ``SMTP:domain;cost``."""
+    value = text.strip()
+    kind, sep, rest = value.partition(":")
+    if not sep:
+        kind, rest = "SMTP", value
+    domain, sep, cost_text = rest.partition(";")
+    cost = int(cost_text) if cost_text.isdigit() else (1 if not sep else 0)
+    domain_ok = domain in ("*", "--") or bool(_FQDN.match(domain.removeprefix("*.")))
+    if kind.upper() != "SMTP" or not domain_ok or not 1 <= cost <= 100:
+        raise ValueError(f'The address space "{text}" isn\'t valid.')
+    return f"SMTP:{domain};{cost}"
+
+
+def _certificate_name(text: str) -> str:
+    if text.startswith("<I>") and "<S>" in text[3:]:
+        return text
+    raise ValueError(f'"{text}" isn\'t a valid certificate name. Use the form <I>issuer<S>subject.')
+
+
+def _size(text: str) -> str:
+    """MaxMessageSize as Exchange shows it: ``35 MB (36,700,160 bytes)`` or ``Unlimited``."""
+    value = text.strip()
+    if value.lower() == "unlimited":
+        return "Unlimited"
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)?", value, re.IGNORECASE)
+    if not match:
+        raise ValueError(f'"{text}" isn\'t a valid size. Use a number with B, KB, MB or GB.')
+    unit = (match.group(2) or "B").upper()
+    number = float(match.group(1))
+    size = int(number * {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}[unit])
+    if not 0 < size <= 2 * 1024**3:
+        raise ValueError(f'The size "{text}" is out of range.')
+    return f"{match.group(1)} {unit} ({size:,} bytes)"
+
+
+def _timespan(text: str) -> str:
+    match = re.fullmatch(r"(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})", text.strip())
+    if not match or int(match.group(3)) > 59 or int(match.group(4)) > 59:
+        raise ValueError(f'"{text}" isn\'t a valid time span. Use the form dd.hh:mm:ss.')
+    return text.strip()
+
+
+# --- signatures --------------------------------------------------------------------------------
+
+_IDENTITY = Param("Identity", Kind.ANY, position=0)
+_DC = Param("DomainController", Kind.STRING, "Microsoft.Exchange.Data.Fqdn", convert=_fqdn)
+_SERVER = Param("Server", Kind.STRING, "Microsoft.Exchange.Data.ServerIdParameter")
+_FILTER = Param("Filter", Kind.STRING)
+
+GET_SEND_CONNECTOR = Signature("Get-SendConnector", (_IDENTITY, _DC))
+# Set-SendConnector: parameter -> Connector attribute.
+SET_FIELDS = {
+    "AddressSpaces": "address_spaces",
+    "AuthenticationCredential": "credential",
+    "Comment": "comment",
+    "ConnectionInactivityTimeOut": "connection_inactivity_timeout",
+    "DNSRoutingEnabled": "dns_routing_enabled",
+    "Enabled": "enabled",
+    "ErrorPolicies": "error_policies",
+    "ForceHELO": "force_helo",
+    "Fqdn": "fqdn",
+    "IgnoreSTARTTLS": "ignore_starttls",
+    "MaxMessageSize": "max_message_size",
+    "Port": "port",
+    "ProtocolLoggingLevel": "protocol_logging_level",
+    "RequireTLS": "require_tls",
+    "SmartHostAuthMechanism": "smart_host_auth_mechanism",
+    "SmartHosts": "smart_hosts",
+    "SourceTransportServers": "source_transport_servers",
+    "TlsAuthLevel": "tls_auth_level",
+    "TlsCertificateName": "tls_certificate_name",
+    "TlsDomain": "tls_domain",
+}
+SET_SEND_CONNECTOR = Signature(
+    "Set-SendConnector",
+    (
+        _IDENTITY,
+        _DC,
+        Param(
+            "AddressSpaces",
+            Kind.STRINGS,
+            "Microsoft.Exchange.Data.AddressSpace",
+            nullable=True,
+            convert=_address_space,
+        ),
+        Param("AuthenticationCredential", Kind.CREDENTIAL, nullable=True),
+        Param("Comment", Kind.STRING, nullable=True),
+        Param("ConnectionInactivityTimeOut", Kind.STRING, "System.TimeSpan", convert=_timespan),
+        Param("DNSRoutingEnabled", Kind.BOOL),
+        Param("Enabled", Kind.BOOL),
+        Param(
+            "ErrorPolicies",
+            Kind.ENUM,
+            "Microsoft.Exchange.Data.ErrorPolicies",
+            ("Default", "DowngradeDnsFailures", "DowngradeCustomFailures", "UpgradeCustomFailures"),
+        ),
+        Param("ForceHELO", Kind.BOOL),
+        Param("Fqdn", Kind.STRING, "Microsoft.Exchange.Data.Fqdn", nullable=True, convert=_fqdn),
+        Param("IgnoreSTARTTLS", Kind.BOOL),
+        Param("MaxMessageSize", Kind.STRING, "Microsoft.Exchange.Data.Unlimited", convert=_size),
+        Param("Port", Kind.INT, minimum=0, maximum=65535),
+        Param(
+            "ProtocolLoggingLevel",
+            Kind.ENUM,
+            "Microsoft.Exchange.Data.ProtocolLoggingLevel",
+            ("None", "Verbose"),
+        ),
+        Param("RequireTLS", Kind.BOOL),
+        Param(
+            "SmartHostAuthMechanism",
+            Kind.ENUM,
+            "Microsoft.Exchange.Data.Directory.SystemConfiguration.SmtpSendConnectorConfig"
+            "+AuthMechanisms",
+            MECHANISMS,
+            numbers=_MECHANISM_CODES,
+        ),
+        Param(
+            "SmartHosts",
+            Kind.STRINGS,
+            "Microsoft.Exchange.Data.SmartHost",
+            nullable=True,
+            convert=_smart_host,
+        ),
+        Param("SourceTransportServers", Kind.STRINGS, "Microsoft.Exchange.Data.ServerIdParameter"),
+        Param(
+            "TlsAuthLevel",
+            Kind.ENUM,
+            "Microsoft.Exchange.Data.TlsAuthLevel",
+            ("EncryptionOnly", "CertificateValidation", "DomainValidation"),
+            nullable=True,
+        ),
+        Param(
+            "TlsCertificateName",
+            Kind.STRING,
+            "Microsoft.Exchange.Data.SmtpX509Identifier",
+            nullable=True,
+            convert=_certificate_name,
+        ),
+        Param(
+            "TlsDomain",
+            Kind.STRING,
+            "Microsoft.Exchange.Data.SmtpDomainWithSubdomains",
+            nullable=True,
+            convert=_tls_domain,
+        ),
+    ),
+    changes=True,
+)
+_QUEUE_TYPES_PARAM = "Microsoft.Exchange.Data.QueueViewerIncludesAndExcludes[]"
+GET_QUEUE = Signature(
+    "Get-Queue",
+    (
+        _IDENTITY,
+        _FILTER,
+        _SERVER,
+        Param("Include", Kind.ENUMS, _QUEUE_TYPES_PARAM, QUEUE_INCLUDES),
+        Param("Exclude", Kind.ENUMS, _QUEUE_TYPES_PARAM, QUEUE_INCLUDES),
+        Param("ResultSize", Kind.STRING, "Microsoft.Exchange.Data.Unlimited"),
+        Param("SortOrder", Kind.STRING),
+    ),
+)
+RETRY_QUEUE = Signature(
+    "Retry-Queue", (_IDENTITY, _FILTER, _SERVER, Param("Resubmit", Kind.BOOL)), changes=True
+)
+
+
+# --- the shell ------------------------------------------------------------------------------
+
+
+class ExchangeShell:
+    """One shell's command runner over the shared organisation."""
+
+    def __init__(self, org: Organization) -> None:
+        self.org = org
+        self._cmdlets: dict[str, tuple[Signature, Callable[..., list[LabObject]]]] = {
+            sig.name.lower(): (sig, handler)
+            for sig, handler in (
+                (GET_SEND_CONNECTOR, self._get_send_connector),
+                (SET_SEND_CONNECTOR, self._set_send_connector),
+                (GET_QUEUE, self._get_queue),
+                (RETRY_QUEUE, self._retry_queue),
+            )
+        }
+
+    def invoke(
+        self, call: CommandCall, pipeline_input: list[LabObject], host: HostSink
+    ) -> list[LabObject]:
+        found = self._cmdlets.get(call.name.strip().lower())
+        if found is None:
+            raise _command_not_found(call.name)
+        signature, handler = found
+        bound = binding.bind(signature, call)
+        try:
+            return handler(signature, bound, pipeline_input, host)
+        except CmdletError as error:
+            if bound.get("ErrorAction") in ("SilentlyContinue", "Ignore"):
+                return []
+            raise error from None
+
+    # --- Get-SendConnector ---------------------------------------------------------------------
+
+    def _get_send_connector(
+        self, sig: Signature, bound: dict[str, Any], _input: list[LabObject], _host: HostSink
+    ) -> list[LabObject]:
+        identity = bound.get("Identity")
+        if identity is None:
+            return [connector_object(c, self.org) for c in self.org.connectors()]
+        text = _identity_text(identity)
+        if any(ch in text for ch in "*?"):
+            pattern = text.lower()
+            return [
+                connector_object(c, self.org)
+                for c in self.org.connectors()
+                if fnmatch.fnmatchcase(c.name.lower(), pattern)
+            ]
+        return [connector_object(self._find_connector(sig, text), self.org)]
+
+    def _find_connector(self, sig: Signature, identity: str) -> Connector:
+        connector = self.org.find_connector(identity)
+        if connector is None:
+            raise _not_found(sig, identity)
+        return connector
+
+    # --- Set-SendConnector ---------------------------------------------------------------------
+
+    def _set_send_connector(
+        self, sig: Signature, bound: dict[str, Any], pipeline: list[LabObject], host: HostSink
+    ) -> list[LabObject]:
+        identities = _identities(sig, bound, pipeline, "Guid")
+        changes = {SET_FIELDS[name]: value for name, value in bound.items() if name in SET_FIELDS}
+        if "source_transport_servers" in changes:
+            changes["source_transport_servers"] = self._servers(
+                sig, changes["source_transport_servers"]
+            )
+        for identity in identities:
+            current = self._find_connector(sig, identity)
+            try:
+                updated = apply_changes(current, changes)
+            except RuleViolation as violation:
+                raise _exchange_error(
+                    sig,
+                    violation.message,
+                    violation.error_id,
+                    VALIDATION_EXCEPTION,
+                    target=current.name,
+                ) from None
+            action = f'Configuring Send connector "{current.name}".'
+            if not _should_process(sig, bound, action, host):
+                continue
+            self.org.replace_connector(updated)
+        return []
+
+    def _servers(self, sig: Signature, names: list[str]) -> list[str]:
+        known = {s.name.lower(): s.name for s in self.org.servers}
+        known |= {s.fqdn.lower(): s.name for s in self.org.servers}
+        result = []
+        for name in names:
+            if name.lower() not in known:
+                raise _not_found(sig, name)
+            result.append(known[name.lower()])
+        return result
+
+    # --- Get-Queue / Retry-Queue ---------------------------------------------------------------
+
+    def _get_queue(
+        self, sig: Signature, bound: dict[str, Any], _input: list[LabObject], _host: HostSink
+    ) -> list[LabObject]:
+        if "Identity" in bound and "Filter" in bound:
+            raise binding.ambiguous_parameter_set(sig)
+        objects = [queue_object(q, self.org) for q in self._select_queues(sig, bound)]
+        include, exclude = bound.get("Include") or [], bound.get("Exclude") or []
+        if include:
+            objects = [o for o in objects if _queue_matches(o, include)]
+        if exclude:
+            objects = [o for o in objects if not _queue_matches(o, exclude)]
+        return objects
+
+    def _retry_queue(
+        self, sig: Signature, bound: dict[str, Any], pipeline: list[LabObject], host: HostSink
+    ) -> list[LabObject]:
+        if "Identity" in bound and "Filter" in bound:
+            raise binding.ambiguous_parameter_set(sig)
+        if "Identity" not in bound and "Filter" not in bound:
+            queues = [self._find_queue(sig, i) for i in _identities(sig, bound, pipeline)]
+        else:
+            queues = self._select_queues(sig, bound)
+        for queue in queues:
+            if _should_process(sig, bound, f'Retrying queue "{queue.identity}".', host):
+                self.org.retry_queue(queue.identity)
+        return []
+
+    def _select_queues(self, sig: Signature, bound: dict[str, Any]) -> list[Queue]:
+        if "Identity" in bound:
+            return [self._find_queue(sig, _identity_text(bound["Identity"]))]
+        queues = self.org.queues()
+        server = bound.get("Server")
+        if server:
+            queues = [q for q in queues if q.server.lower() == server.split(".")[0].lower()]
+        if "Filter" in bound:
+            test = parse_queue_filter(sig, bound["Filter"])
+            queues = [q for q in queues if test(queue_object(q, self.org).properties)]
+        return queues
+
+    def _find_queue(self, sig: Signature, identity: str) -> Queue:
+        server, sep, rest = identity.strip().rpartition("\\")
+        server = server if sep else self.org.servers[0].name
+        for queue in self.org.queues():
+            if queue.server.lower() != server.split(".")[0].lower():
+                continue
+            next_hop = queue_object(queue, self.org).properties["NextHopDomain"]
+            if rest == str(queue.number) or rest.lower() == str(next_hop).lower():
+                return queue
+        raise _exchange_error(
+            sig,
+            f"The queue {identity} couldn't be found on {server}.",
+            "QueueNotFound",
+            NOT_FOUND_EXCEPTION,
+            target=identity,
+            category="ObjectNotFound",
+        )
+
+
+# --- objects as Exchange returns them ---------------------------------------------------------
+
+
+def connector_object(connector: Connector, org: Organization) -> LabObject:
+    credential = connector.credential.username if connector.credential else None
+    properties: dict[str, Any] = {
+        "AddressSpaces": list(connector.address_spaces),
+        "AuthenticationCredential": credential,
+        "CloudServicesMailEnabled": False,
+        "Comment": connector.comment,
+        "ConnectedDomains": [],
+        "ConnectionInactivityTimeOut": connector.connection_inactivity_timeout,
+        "DNSRoutingEnabled": connector.dns_routing_enabled,
+        "DomainSecureEnabled": False,
+        "Enabled": connector.enabled,
+        "ErrorPolicies": connector.error_policies,
+        "ForceHELO": connector.force_helo,
+        "Fqdn": connector.fqdn,
+        "FrontendProxyEnabled": False,
+        "HomeMTA": "Microsoft MTA",
+        "HomeMtaServerId": connector.source_transport_servers[0]
+        if connector.source_transport_servers
+        else None,
+        "Identity": connector.name,
+        "IgnoreSTARTTLS": connector.ignore_starttls,
+        "IsScopedConnector": False,
+        "IsSmtpConnector": True,
+        "MaxMessageSize": connector.max_message_size,
+        "Name": connector.name,
+        "Port": connector.port,
+        "ProtocolLoggingLevel": connector.protocol_logging_level,
+        "RequireOorg": False,
+        "RequireTLS": connector.require_tls,
+        "SmartHostAuthMechanism": connector.smart_host_auth_mechanism,
+        "SmartHosts": list(connector.smart_hosts),
+        "SmartHostsString": ",".join(connector.smart_hosts),
+        "SmtpMaxMessagesPerConnection": 20,
+        "SourceIPAddress": "0.0.0.0",  # noqa: S104 - Exchange's "any local address" default
+        "SourceRoutingGroup": "Exchange Routing Group (DWBGZMFD01QNBJR)",
+        "SourceTransportServers": list(connector.source_transport_servers),
+        "TlsAuthLevel": connector.tls_auth_level,
+        "TlsCertificateName": connector.tls_certificate_name,
+        "TlsDomain": connector.tls_domain,
+        "UseExternalDNSServersEnabled": False,
+        "AdminDisplayName": None,
+        "ExchangeVersion": "0.1 (8.0.535.0)",
+        "DistinguishedName": f"CN={connector.name},{_CONFIG_DN}",
+        "Guid": connector.guid,
+        "ObjectCategory": f"{org.domain}/Configuration/Schema/ms-Exch-Routing-SMTP-Connector",
+        "ObjectClass": ["top", "msExchRoutingSMTPConnector"],
+        "WhenChanged": connector.when_changed,
+        "WhenChangedUTC": connector.when_changed.astimezone(datetime.UTC),
+        "OrganizationId": "",
+        "OriginatingServer": DOMAIN_CONTROLLER,
+        "IsValid": True,
+        "ObjectState": "Unchanged",
+    }
+    return LabObject(list(CONNECTOR_TYPES), properties, connector.name)
+
+
+def queue_object(queue: Queue, org: Organization) -> LabObject:
+    connector = next((c for c in org.connectors() if c.guid == queue.connector_guid), None)
+    smart_host = connector is not None and not connector.dns_routing_enabled
+    delivery = "SmartHostConnectorDelivery" if smart_host else "DnsConnectorDelivery"
+    next_hop = (
+        ";".join(connector.smart_hosts) if smart_host and connector else queue.next_hop_domain
+    )
+    properties: dict[str, Any] = {
+        "Identity": queue.identity,
+        "DeliveryType": delivery,
+        "NextHopDomain": next_hop,
+        "TlsDomain": "",
+        "NextHopConnector": queue.connector_guid,
+        "Status": queue.status,
+        "MessageCount": len(queue.messages),
+        "LastError": queue.last_error,
+        "RetryCount": queue.retry_count,
+        "LastRetryTime": queue.last_retry_time,
+        "NextRetryTime": queue.next_retry_time,
+        "FirstRetryTime": queue.first_retry_time,
+        "DeferredMessageCount": 0,
+        "LockedMessageCount": 0,
+        "IncomingRate": 0,
+        "OutgoingRate": 0,
+        "Velocity": 0,
+        "NextHopCategory": "External",
+        "RiskLevel": "Normal",
+        "OutboundIPPool": 0,
+        "QueueIdentity": queue.identity,
+    }
+    return LabObject(list(QUEUE_TYPES), properties, queue.identity)
+
+
+def _queue_matches(obj: LabObject, kinds: list[str]) -> bool:
+    props = obj.properties
+    for kind in kinds:
+        if kind == "Empty" and props["MessageCount"] == 0:
+            return True
+        if kind == props["NextHopCategory"] or kind == props["DeliveryType"]:
+            return True
+    return False
+
+
+# --- Get-Queue -Filter ------------------------------------------------------------------------
+
+_CLAUSE = re.compile(
+    r"""\s*(?P<prop>[A-Za-z]+)\s+-(?P<op>eq|ne|gt|ge|lt|le|like|notlike)\s+
+    (?P<value>'(?:[^']|'')*'|"[^"]*"|[^\s'"]+)\s*""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_FILTERABLE = (
+    "Identity",
+    "DeliveryType",
+    "NextHopDomain",
+    "NextHopConnector",
+    "Status",
+    "MessageCount",
+    "LastError",
+    "RetryCount",
+    "NextHopCategory",
+)
+
+
+def parse_queue_filter(sig: Signature, text: str) -> Callable[[dict[str, Any]], bool]:
+    """Exchange's queue filter: clauses ``Property -op value`` joined with ``-and``."""
+    body = text.strip()
+    if body.startswith("{") and body.endswith("}"):
+        body = body[1:-1]
+    clauses = []
+    for part in re.split(r"\s-and\s", body, flags=re.IGNORECASE):
+        match = _CLAUSE.fullmatch(part)
+        prop = match and next((p for p in _FILTERABLE if p.lower() == match["prop"].lower()), None)
+        if not match or prop is None:
+            raise CmdletError(
+                message=(
+                    "Cannot bind parameter 'Filter' to the target. Exception setting \"Filter\": "
+                    f'"Invalid filter syntax. For a description of the filter parameter syntax '
+                    f'see the command help. "{text}" at position 1."'
+                ),
+                error_id=f"ParameterBindingFailed,{sig.name}",
+                category="InvalidArgument",
+                exception_type=binding.BINDING_EXCEPTION,
+            )
+        raw = match["value"]
+        if raw[0] in "'\"":
+            raw = raw[1:-1].replace("''", "'") if raw[0] == "'" else raw[1:-1]
+        clauses.append((prop, match["op"].lower(), raw))
+    return lambda props: all(_compare(props[p], op, v) for p, op, v in clauses)
+
+
+def _compare(actual: Any, op: str, wanted: str) -> bool:
+    if isinstance(actual, int) and not isinstance(actual, bool) and wanted.lstrip("-").isdigit():
+        left: Any = actual
+        right: Any = int(wanted)
+    else:
+        left, right = str(actual or "").lower(), wanted.lower()
+    if op in ("like", "notlike"):
+        return fnmatch.fnmatchcase(str(left), str(right)) == (op == "like")
+    return {
+        "eq": left == right,
+        "ne": left != right,
+        "gt": left > right,
+        "ge": left >= right,
+        "lt": left < right,
+        "le": left <= right,
+    }[op]
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _identity_text(value: Any) -> str:
+    if isinstance(value, LabObject):
+        return str(value.properties.get("Guid") or value.properties.get("Identity"))
+    if isinstance(value, list) and len(value) == 1:
+        return _identity_text(value[0])
+    return str(value)
+
+
+def _identities(
+    sig: Signature, bound: dict[str, Any], pipeline: list[LabObject], key: str = "Identity"
+) -> list[str]:
+    """-Identity, or the objects piped in from the previous command of the pipeline."""
+    if "Identity" in bound:
+        return [_identity_text(bound["Identity"])]
+    if pipeline:
+        return [str(obj.properties.get(key) or obj.to_string) for obj in pipeline]
+    raise binding.missing_mandatory(sig, ["Identity"])
+
+
+def _should_process(sig: Signature, bound: dict[str, Any], action: str, host: HostSink) -> bool:
+    """-WhatIf writes Exchange's "What if:" line to the host and changes nothing; -Confirm
+    asks, which no remote client of the lab can answer."""
+    if bound.get("WhatIf"):
+        host.write_host(f"What if: {action}")
+        return False
+    if bound.get("Confirm"):
+        raise CmdletError(
+            message=(
+                "A command that prompts the user failed because the host program or the "
+                "command type does not support user interaction. The host was attempting to "
+                "request confirmation with the following message: Are you sure you want to "
+                f"perform this action?\n{action}"
+            ),
+            error_id=f"HostFunctionNotImplemented,{_NAMESPACE[sig.name]}",
+            category="NotImplemented",
+            exception_type="System.Management.Automation.Host.HostException",
+        )
+    return True
+
+
+def _command_not_found(name: str) -> CmdletError:
+    return CmdletError(
+        message=(
+            f"The term '{name}' is not recognized as the name of a cmdlet, function, script "
+            "file, or operable program. Check the spelling of the name, or if a path was "
+            "included, verify that the path is correct and try again."
+        ),
+        error_id="CommandNotFoundException",
+        category="ObjectNotFound",
+        exception_type="System.Management.Automation.CommandNotFoundException",
+        target=name,
+    )
+
+
+def _not_found(sig: Signature, identity: str) -> CmdletError:
+    return _exchange_error(
+        sig,
+        f"The operation couldn't be performed because object '{identity}' couldn't be found "
+        f"on '{DOMAIN_CONTROLLER}'.",
+        "ManagementObjectNotFound",
+        NOT_FOUND_EXCEPTION,
+        target=identity,
+    )
+
+
+def _exchange_error(
+    sig: Signature,
+    message: str,
+    error_id: str,
+    exception_type: str,
+    *,
+    target: str | None = None,
+    category: str = "NotSpecified",
+) -> CmdletError:
+    """An error as Exchange's remote tasks report it: the FullyQualifiedErrorId names the
+    server, request and failure category before the id and the task class."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%m/%d/%Y %H:%M:%S")
+    short = exception_type.rsplit(".", 1)[-1]
+    prefix = f"[Server=EX01,RequestId={uuid.uuid4()},TimeStamp={stamp}] "
+    prefix += f"[FailureCategory=Cmdlet-{short}] "
+    return CmdletError(
+        message=message,
+        error_id=f"{prefix}{error_id},{_NAMESPACE[sig.name]}",
+        category=category,
+        exception_type=exception_type,
+        target=target,
+    )
