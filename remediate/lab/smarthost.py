@@ -3,8 +3,8 @@
 Like a typical relay it advertises STARTTLS (certificate from the lab CA naming ``localhost``
 and the listen address) and AUTH LOGIN only (no PLAIN), offers AUTH only after STARTTLS, and
 accepts exactly one relay account; MAIL FROM needs a successful AUTH. ``starttls=False`` or
-``auth=False`` build the weaker servers other tests need. Received messages are kept in
-``messages`` so tests can see what was delivered.
+``auth=False`` build the weaker servers other tests need, ``cert_names`` a certificate that
+names other hosts. Received messages are kept in ``messages`` so tests can see them.
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ class SmartHost:
         relay_password: str,
         starttls: bool = True,
         auth: bool = True,
+        cert_names: list[str] | None = None,
     ) -> None:
         if starttls and ca is None:
             raise ValueError("STARTTLS needs the lab CA to issue the smart host's certificate")
@@ -85,6 +86,7 @@ class SmartHost:
         self._relay_password = relay_password
         self.starttls = starttls
         self.auth = auth
+        self._cert_names = cert_names
         self._lock = threading.Lock()
         self._messages: list[ReceivedMessage] = []
         self._controller: Controller | None = None
@@ -144,7 +146,7 @@ class SmartHost:
 
     def _tls_context(self) -> ssl.SSLContext:
         assert self._ca is not None
-        names = sorted({SERVER_NAME, self.host})
+        names = self._cert_names or sorted({SERVER_NAME, self.host})
         issued = self._ca.issue(names)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
