@@ -47,9 +47,23 @@ class ReceivedMessage:
 
 
 class _Handler:
-    def __init__(self, sink: list[ReceivedMessage], lock: threading.Lock) -> None:
+    def __init__(
+        self, sink: list[ReceivedMessage], lock: threading.Lock, *, require_auth: bool
+    ) -> None:
         self._sink = sink
         self._lock = lock
+        self._require_auth = require_auth
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list
+    ) -> str:
+        """MAIL FROM needs a successful AUTH (checked here rather than with aiosmtpd's
+        auth_required, which also works when STARTTLS is switched off)."""
+        if self._require_auth and not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 Sender OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         user = session.auth_data.decode() if isinstance(session.auth_data, bytes) else None
@@ -102,7 +116,6 @@ class SmartHost:
             self.port = _free_port(self.host)
         kwargs: dict[str, Any] = {
             "auth_exclude_mechanism": ["PLAIN"],
-            "auth_required": self.auth,
             "auth_require_tls": self.starttls,
         }
         if self.starttls:
@@ -112,7 +125,7 @@ class SmartHost:
         else:
             kwargs["auth_exclude_mechanism"] = ["PLAIN", "LOGIN"]
         self._controller = Controller(
-            _Handler(self._messages, self._lock),
+            _Handler(self._messages, self._lock, require_auth=self.auth),
             hostname=self.host,
             port=self.port,
             server_hostname=SERVER_NAME,
