@@ -54,6 +54,14 @@ class _Handler:
         self._lock = lock
         self._require_auth = require_auth
 
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list
+    ) -> list[str]:
+        session.host_name = hostname
+        if self._require_auth:
+            return responses
+        return [line for line in responses if not line.startswith("250-AUTH")]
+
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list
     ) -> str:
