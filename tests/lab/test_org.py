@@ -1,0 +1,137 @@
+"""The organisation's state: the seeded scenario, the JSON state file (0600, atomic, survives
+a restart, --reset), the lab addresses moving between runs, and thread safety."""
+
+from __future__ import annotations
+
+import json
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from remediate.errors import UsageError
+from remediate.lab.api import LabCredential
+from remediate.lab.org import AppEvent, Organization, StateFileError
+from tests.lab.org_fixtures import ARCHIVE, INTERNET, PARTNER, RELAY, free_port, open_org
+
+
+def test_the_seed_reproduces_both_events_next_to_healthy_connectors(tmp_path: Path) -> None:
+    org = open_org(None, 2525)
+    relay, partner = org.connector(RELAY), org.connector(PARTNER)
+    assert relay.smart_host_auth_mechanism == "BasicAuthRequireTLS" and relay.credential is None
+    assert (relay.smart_hosts, relay.port) == (["localhost"], 2525)
+    assert partner.port == org.closed_port != 2525
+    assert org.connector(INTERNET).dns_routing_enabled
+    archive = org.connector(ARCHIVE)
+    assert archive.credential == LabCredential(org.relay_user, org.relay_password)
+    assert {s.name for s in org.servers} == {"EX01", "EX02"}
+    assert org.relay_user == "relay@contoso.lab"
+    events = org.events
+    assert [e.event_id for e in events] == [2016, 2002]
+    assert all(isinstance(e, AppEvent) and e.source == "MSExchangeTransport" for e in events)
+    assert events[1].fields == [PARTNER, f"127.0.0.1:{org.closed_port}"]
+    retrying = {q.identity: q for q in org.queues() if q.status == "Retry"}
+    assert {i: len(q.messages) for i, q in retrying.items()} == {"EX01\\4": 3, "EX01\\5": 2}
+    assert "454 4.7.0" in retrying["EX01\\4"].last_error
+    assert "10061" in retrying["EX01\\5"].last_error
+
+
+def test_each_seed_has_its_own_relay_password() -> None:
+    assert open_org(None, 2525).relay_password != open_org(None, 2525).relay_password
+
+
+def test_state_file_is_private_atomic_json(tmp_path: Path) -> None:
+    state = tmp_path / "lab" / "state.json"
+    org = open_org(state, 2525)
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    data = json.loads(state.read_text())
+    assert data["version"] == 1 and data["relay"]["username"] == "relay@contoso.lab"
+    org.replace_connector(_with_port(org, PARTNER, 2600))
+    assert sorted(p.name for p in state.parent.iterdir()) == ["state.json"]  # no temp files
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+
+
+def _with_port(org: Organization, name: str, port: int):
+    connector = org.connector(name)
+    connector.port = port
+    return connector
+
+
+def test_state_survives_a_restart_and_reset_restores_the_seed(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    first = open_org(state, 2525)
+    first.replace_connector(_with_port(first, PARTNER, 2600))
+    first.add_event(2002, "Warning", "SmtpSend", "a test event", ["x", "y"])
+    first.close()
+
+    second = open_org(state, 2525)
+    assert second.connector(PARTNER).port == 2600
+    assert second.events[-1].message == "a test event"
+    assert second.relay_password == first.relay_password
+
+    reset = open_org(state, 2525, reset=True)
+    assert reset.connector(PARTNER).port == reset.closed_port
+    assert len(reset.events) == 2
+    assert reset.relay_password != first.relay_password
+
+
+def test_connectors_follow_the_lab_smart_host_and_closed_port_between_runs(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    first = open_org(state, 2525)
+    first.replace_connector(_with_port(first, ARCHIVE, 2600))  # the admin's own setting
+    first.close()
+    moved_closed = free_port()
+    second = Organization.open(
+        state, reset=False, smart_host=("127.0.0.1", 2626), closed_port=moved_closed
+    )
+    assert second.connector(RELAY).port == 2626
+    assert second.connector(PARTNER).port == moved_closed
+    assert second.connector(ARCHIVE).port == 2600
+    assert second.smart_host == ("127.0.0.1", 2626)
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"version": 99}', '{"version": 1}'])
+def test_a_broken_state_file_is_one_clear_error(tmp_path: Path, content: str) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(content)
+    with pytest.raises(StateFileError) as caught:
+        open_org(state, 2525)
+    assert isinstance(caught.value, UsageError)
+    assert "\n" not in str(caught.value) and "state" in str(caught.value)
+    assert open_org(state, 2525, reset=True).connector(RELAY)  # --reset recovers
+
+
+def test_lookups_and_copies(tmp_path: Path) -> None:
+    org = open_org(None, 2525)
+    guid = org.connector(RELAY).guid
+    assert org.find_connector(guid.upper()).name == RELAY
+    assert org.find_connector(f"EX02\\{RELAY.lower()}").name == RELAY
+    assert org.find_connector(f"EX02\\{PARTNER}") is None  # not a source server of Partner
+    assert org.find_connector("nope") is None
+    with pytest.raises(KeyError):
+        org.connector("nope")
+    copy = org.connector(RELAY)
+    copy.port = 1
+    assert org.connector(RELAY).port == 2525  # callers get copies, never live objects
+
+
+def test_concurrent_changes_keep_a_valid_state_file(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    org = open_org(state, 2525)
+    names = [RELAY, PARTNER, ARCHIVE, INTERNET]
+
+    def change(index: int) -> None:
+        for round_ in range(5):
+            org.replace_connector(_with_port(org, names[index % 4], 3000 + index * 10 + round_))
+            org.add_event(2002, "Warning", "SmtpSend", f"event {index}-{round_}", [])
+
+    threads = [threading.Thread(target=change, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    reloaded = open_org(state, 2525)
+    assert len(reloaded.events) == 2 + 8 * 5
+    assert len({e.record_id for e in reloaded.events}) == 42
+    assert all(reloaded.connector(n).port >= 3000 for n in names)
