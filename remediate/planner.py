@@ -263,7 +263,7 @@ def build_plan(
     _check_inputs(playbook, options)
     builder = _Builder(playbook, options, current, what_if, credential_ref_factory)
     changes = builder.changes()
-    checked = preflight.check(changes, current)
+    checked, changes = _checked(changes, current)
     after_hosts = checked.after.smart_hosts if checked.after else (options.smart_hosts or None)
     notes = list(checked.notes)
     steps = builder.reads(current.smart_hosts if current else None, notes)
@@ -279,6 +279,57 @@ def build_plan(
         what_if=what_if,
         title=playbook.title,
         notes=tuple(dict.fromkeys(notes)),
+    )
+
+
+MERGED_TEMPLATE = "set_send_connector" + TEMPLATE_SUFFIX
+
+
+def _checked(
+    changes: list[Step], current: SendConnector | None
+) -> tuple[preflight.Checked, list[Step]]:
+    """Pre-flight the change steps; when the connector is invalid as stored and only the
+    changes sent together repair it, send them as one Set-SendConnector (Exchange validates
+    the whole connector on every call, so separate calls would each be refused)."""
+    try:
+        return preflight.check(changes, current), changes
+    except PreflightError as refused:
+        if current is None or len(changes) < 2 or not preflight.problems(current):
+            raise
+        merged = [_merge(changes)]
+        try:
+            checked = preflight.check(merged, current)
+        except PreflightError:
+            raise refused from None
+        note = (
+            "the connector is invalid as stored, and Exchange checks the whole connector on "
+            "every change: the settings are sent in one Set-SendConnector"
+        )
+        return preflight.Checked((*checked.notes, note), checked.after), merged
+
+
+def _merge(changes: list[Step]) -> Step:
+    names: dict[str, Parameter] = {}
+    replaced: dict[str, Parameter] = {}
+    tail: list[Parameter] = []
+    for step in changes:
+        for p in step.parameters:
+            if p.name in ("Confirm", "WhatIf"):
+                if p not in tail:
+                    tail.append(p)
+            else:
+                names.setdefault(p.name, p)
+        for p in step.replaces or ():
+            replaced.setdefault(p.name, p)
+    first = changes[0]
+    return Step(
+        cmdlet=first.cmdlet,
+        parameters=(*names.values(), *tail),
+        kind=StepKind.CHANGE,
+        reason=" ".join(dict.fromkeys(s.reason for s in changes)),
+        template=MERGED_TEMPLATE,
+        action=next((s.action for s in changes if s.credential is not None), first.action),
+        replaces=tuple(replaced.values()) if first.replaces is not None else None,
     )
 
 
@@ -545,27 +596,10 @@ def undo_plan(before: SendConnector, applied: Plan, *, what_if: bool = False) ->
             )
         if not restore:
             continue
-        params = (
-            Parameter("Identity", applied.connector),
-            *(Parameter(n, v) for n, v in restore.items()),
-            *tail,
-        )
-        undo = Step(
-            cmdlet="Set-SendConnector",
-            parameters=params,
-            kind=StepKind.CHANGE,
-            reason=f"Undo: restore the values before '{step.reason}'",
-            template=step.template,
-            action=step.action,
-            replaces=tuple(Parameter(n, getattr(state, _ATTR[n])) for n in restore),
-        )
-        try:
-            checked = preflight.check([undo], state)
-        except PreflightError as exc:
-            # e.g. the connector was broken before (BasicAuth without a credential)
-            notes.append(f"not restored, Exchange would refuse the old values: {exc}")
+        undo, checked, refused = _restorable(applied.connector, step, restore, state, tail)
+        notes += [f"not restored, Exchange would refuse the old values: {r}" for r in refused]
+        if undo is None or checked is None or checked.after is None:
             continue
-        assert checked.after is not None
         state = checked.after
         notes += checked.notes
         steps.append(undo)
@@ -592,6 +626,50 @@ def undo_plan(before: SendConnector, applied: Plan, *, what_if: bool = False) ->
         title=f"Undo: {applied.title}",
         notes=tuple(dict.fromkeys(notes)),
     )
+
+
+def _restorable(
+    connector: str,
+    step: Step,
+    restore: dict[str, ParamValue],
+    state: SendConnector,
+    tail: tuple[Parameter, ...],
+) -> tuple[Step | None, preflight.Checked | None, list[PreflightError]]:
+    """The undo step for ``step``: all old values when Exchange would take them, else as
+    many as it would take one by one (a connector broken before cannot be made broken again);
+    with the refusals for the notes."""
+
+    def undo_step(values: dict[str, ParamValue]) -> Step:
+        return Step(
+            cmdlet="Set-SendConnector",
+            parameters=(
+                Parameter("Identity", connector),
+                *(Parameter(n, v) for n, v in values.items()),
+                *tail,
+            ),
+            kind=StepKind.CHANGE,
+            reason=f"Undo: restore the values before '{step.reason}'",
+            template=step.template,
+            action=step.action,
+            replaces=tuple(Parameter(n, getattr(state, _ATTR[n])) for n in values),
+        )
+
+    try:
+        whole = undo_step(restore)
+        return whole, preflight.check([whole], state), []
+    except PreflightError as first:
+        refused = [first]
+    kept: dict[str, ParamValue] = {}
+    for name, value in restore.items():
+        try:
+            preflight.check([undo_step({**kept, name: value})], state)
+        except PreflightError:
+            continue
+        kept[name] = value
+    if not kept:
+        return None, None, refused
+    partial = undo_step(kept)
+    return partial, preflight.check([partial], state), refused
 
 
 def _credential_note(before: SendConnector, value: ParamValue) -> str:

@@ -89,7 +89,26 @@ def check(steps: Iterable[Step], current: SendConnector | None) -> Checked:
             continue
         changes = _changes_of(step)
         state = _apply(state, changes, notes)
+        if current is not None:
+            _whole_connector(state)
     return Checked(tuple(dict.fromkeys(notes)), state.to_connector())
+
+
+def _whole_connector(state: _State) -> None:
+    """Exchange validates the whole connector on every Set-SendConnector, not only what the
+    call changes: a connector already broken as stored refuses a change that leaves it broken.
+    """
+    for rule in _STATE_RULES:
+        try:
+            rule(state, dict(state.known), [])
+        except PreflightError as exc:
+            raise PreflightError(
+                exc.rule,
+                exc.parameter,
+                exc.message.removeprefix(f"{exc.parameter}: "),
+                hint="Exchange checks the whole connector on every change, so this step "
+                "is refused until the same call also repairs that",
+            ) from None
 
 
 def check_username(username: str) -> str:

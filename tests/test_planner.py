@@ -469,3 +469,25 @@ def test_leaving_domain_validation_clears_tls_domain() -> None:
         Parameter("TlsAuthLevel", TlsAuthLevel.DOMAIN_VALIDATION),
         Parameter("TlsDomain", "relay.example"),
     )
+
+
+def test_a_connector_broken_as_stored_gets_its_repair_in_one_call() -> None:
+    """Exchange validates the whole connector on each Set-SendConnector: a port change sent
+    before the credential would be refused, so both go in one call, with a note."""
+    plan = build_plan(AUTH, FixOptions(connector=NAME, username=USER, port=2525), current=BROKEN)
+    (change,) = [s for s in plan.changes if s.cmdlet == "Set-SendConnector"]
+    assert [n for n, _ in params(change)] == [
+        "Identity",
+        "Port",
+        "AuthenticationCredential",
+        "Confirm",
+    ]
+    assert [p.name for p in change.replaces] == ["Port", "AuthenticationCredential"]
+    assert any("invalid as stored" in n for n in plan.notes)
+
+
+def test_a_broken_connector_still_refuses_a_change_that_does_not_repair_it() -> None:
+    with pytest.raises(PreflightError) as refused:
+        build_plan(AUTH, FixOptions(connector=NAME, port=2525), current=BROKEN)
+    assert refused.value.rule == "credential-not-set"
+    assert "whole connector" in (refused.value.hint or "")

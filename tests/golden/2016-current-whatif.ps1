@@ -15,6 +15,10 @@
 #       connector and, if it changed there, on the smart host.
 #   check-reachability: From the server that logged the event, check that the smart host answers
 #       on its port (the ping / pathping style test, done here as a connection test).
+#
+# Notes:
+#   - the connector is invalid as stored, and Exchange checks the whole connector on every
+#     change: the settings are sent in one Set-SendConnector
 
 # ===== Read current state =====
 
@@ -28,27 +32,22 @@ Get-Queue -Include 'SmartHostConnectorDelivery' -Filter 'NextHopConnector -eq ''
 
 # ===== Changes =====
 
-# Step 3 (change): Route through the smart host on the port it listens on.
-# Documented action: check-reachability
-# Replaces: Port=25
-Set-SendConnector -Identity 'Outbound to Relay' -Port 2525 -Confirm:$false -WhatIf
-
-# Step 4 (change): Set the mechanism the smart host offers and enter the relay credential again.
+# Step 3 (change): Route through the smart host on the port it listens on. Set the mechanism the smart host offers and enter the relay credential again.
 # Documented action: reenter-credential
-# Replaces: AuthenticationCredential=(none)
+# Replaces: Port=25, AuthenticationCredential=(none)
 $cred = Get-Credential -UserName 'relay@contoso.lab' -Message 'Password for the smart-host relay account'
-Set-SendConnector -Identity 'Outbound to Relay' -AuthenticationCredential $cred -Confirm:$false -WhatIf
+Set-SendConnector -Identity 'Outbound to Relay' -Port 2525 -AuthenticationCredential $cred -Confirm:$false -WhatIf
 
 # ===== Read back and retry =====
 
-# Step 5 (read): Read the connector back to confirm the new settings.
+# Step 4 (read): Read the connector back to confirm the new settings.
 # Documented action: common-mechanism
 Get-SendConnector -Identity 'Outbound to Relay'
 
-# Step 6 (change): Retry the connector's queue now instead of waiting for the next retry interval.
+# Step 5 (change): Retry the connector's queue now instead of waiting for the next retry interval.
 # Documented action: check-reachability
 Retry-Queue -Filter 'NextHopConnector -eq ''6f1c0c1e-0000-4000-8000-000000000001''' -Confirm:$false -WhatIf
 
-# Step 7 (read): Show whether the queue drains or what its last error is now.
+# Step 6 (read): Show whether the queue drains or what its last error is now.
 # Documented action: check-reachability
 Get-Queue -Include 'SmartHostConnectorDelivery' -Filter 'NextHopConnector -eq ''6f1c0c1e-0000-4000-8000-000000000001'''
