@@ -1,0 +1,303 @@
+"""A session with Exchange's remote shell: one RunspacePool, every step a single cmdlet.
+
+Steps go out with ``add_cmdlet``/``add_parameter`` only (Exchange's endpoint is no-language
+and the tool never builds script text). A credential is turned into a PSCredential only at
+the moment its step is sent, after ``exchange_keys()`` so the password travels as an
+encrypted SecureString. pypsrp is imported when a session opens, not when this module is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from remediate.errors import UsageError
+from remediate.exchange import QueueInfo, SendConnector
+from remediate.plan import CredentialRef, Parameter, ParamValue, Step, StepKind, Switch
+from remediate.remote_errors import (
+    RemoteError,
+    error_from_records,
+    map_exception,
+    remote_error_from_record,
+)
+
+if TYPE_CHECKING:
+    from remediate.connections import Connection
+    from remediate.env import Environment
+
+__all__ = ["RemoteError", "Session", "StepResult", "open_session"]
+
+WHAT_IF_PREFIX = "What if:"
+QUEUE_DELIVERY = "SmartHostConnectorDelivery"
+
+
+@dataclass
+class StepResult:
+    """What one step produced. ``output`` holds plain values: a deserialized object becomes a
+    dict of its properties."""
+
+    step: Step
+    ok: bool
+    output: list[Any]
+    errors: list[RemoteError]
+    warnings: list[str]
+    what_if: list[str]
+    information: list[str] = field(default_factory=list)  # other host/information lines
+
+    @property
+    def changed(self) -> bool:
+        """A change step that ran without errors and without -WhatIf."""
+        return self.step.is_change and self.ok and not self.step.has_param("WhatIf")
+
+
+class Session:
+    """One RunspacePool on one endpoint, reused for every step until ``close()``."""
+
+    def __init__(self, connection: Connection, password: str | None) -> None:
+        self.connection = connection
+        self._password = password
+        self._pool: Any = None
+        self._host: Any = None
+        self._keys_exchanged = False
+
+    def __enter__(self) -> Session:
+        if self._pool is None:
+            self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Session({self.connection.label!r}, open={self._pool is not None})"
+
+    @property
+    def is_open(self) -> bool:
+        return self._pool is not None
+
+    def open(self) -> None:
+        from pypsrp.powershell import RunspacePool
+
+        if self._pool is not None:
+            return
+        self._host = _collecting_host()
+        try:
+            pool = RunspacePool(
+                self._wsman(),
+                configuration_name=self.connection.configuration_name,
+                host=self._host,
+            )
+            pool.open()
+        except Exception as exc:
+            raise map_exception(exc, self.connection) from None
+        self._pool = pool
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        self._keys_exchanged = False
+        if pool is None:
+            return
+        with contextlib.suppress(Exception):  # a shell left behind times out on the server
+            pool.close()
+
+    # --- steps -----------------------------------------------------------------------------
+
+    def run(
+        self, step: Step, credential: Callable[[CredentialRef], str] | None = None
+    ) -> StepResult:
+        """Send one step; error records come back in the result, transport failures raise."""
+        from pypsrp.powershell import PowerShell
+
+        pool = self._require_pool()
+        lines_before = len(self._host.ui.stdout)
+        try:
+            ps = PowerShell(pool)
+            ps.add_cmdlet(step.cmdlet)
+            for parameter in step.parameters:
+                ps.add_parameter(parameter.name, self._wire_value(parameter, credential))
+            raw_output = ps.invoke()
+        except (UsageError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            raise map_exception(exc, self.connection) from None
+        host_lines = [line.rstrip("\r\n") for line in self._host.ui.stdout[lines_before:]]
+        host_lines += [str(i.message_data) for i in ps.streams.information]
+        errors = [remote_error_from_record(r) for r in ps.streams.error]
+        return StepResult(
+            step=step,
+            ok=not ps.had_errors and not errors,
+            output=[plain(o) for o in raw_output],
+            errors=errors,
+            warnings=[_warning_text(w) for w in ps.streams.warning],
+            what_if=[line for line in host_lines if line.startswith(WHAT_IF_PREFIX)],
+            information=[line for line in host_lines if not line.startswith(WHAT_IF_PREFIX)],
+        )
+
+    def _wire_value(
+        self, parameter: Parameter, credential: Callable[[CredentialRef], str] | None
+    ) -> Any:
+        value = parameter.value
+        if isinstance(value, CredentialRef):
+            return self._ps_credential(value, credential)
+        return wire_value(value)
+
+    def _ps_credential(
+        self, ref: CredentialRef, credential: Callable[[CredentialRef], str] | None
+    ) -> Any:
+        from pypsrp.complex_objects import PSCredential
+
+        if credential is None:
+            raise UsageError(f"a password for {ref.username} is needed but none was supplied")
+        if not self._keys_exchanged:
+            self._pool.exchange_keys()
+            self._keys_exchanged = True
+        return PSCredential(username=ref.username, password=credential(ref))
+
+    def _require_pool(self) -> Any:
+        if self._pool is None:
+            self.open()
+        return self._pool
+
+    # --- reads used by commands ------------------------------------------------------------
+
+    def get_connectors(self, identity: str | None = None) -> list[SendConnector]:
+        params = () if identity is None else (Parameter("Identity", identity),)
+        result = self._read("Get-SendConnector", params, identity)
+        return [SendConnector.from_properties(item) for item in result.output]
+
+    def get_queues(self, connector: SendConnector) -> list[QueueInfo]:
+        """The smart-host delivery queues of ``connector`` (matched by its GUID or name)."""
+        result = self._read("Get-Queue", (Parameter("Include", QUEUE_DELIVERY),))
+        wanted = {connector.guid.lower(), connector.name.lower()} - {""}
+        return [
+            queue_info(item)
+            for item in result.output
+            if str(item.get("NextHopConnector") or "").lower() in wanted
+        ]
+
+    def retry_queue(self, identity: str) -> None:
+        step = _read_step("Retry-Queue", (Parameter("Identity", identity),), StepKind.CHANGE)
+        result = self.run(step)
+        if not result.ok:
+            raise error_from_records(result.errors, step.cmdlet, identity)
+
+    def _read(
+        self, cmdlet: str, params: tuple[Parameter, ...], identity: str | None = None
+    ) -> StepResult:
+        result = self.run(_read_step(cmdlet, params, StepKind.READ))
+        if not result.ok:
+            raise error_from_records(result.errors, cmdlet, identity)
+        return result
+
+    def _wsman(self) -> Any:
+        from pypsrp.wsman import WSMan
+
+        conn = self.connection
+        https = conn.scheme == "https"
+        auth = str(conn.auth.value if isinstance(conn.auth, Enum) else conn.auth)
+        cert_validation: bool | str = str(conn.ca_file) if conn.ca_file else conn.verify
+        return WSMan(
+            f"[{conn.server}]" if ":" in conn.server else conn.server,
+            port=conn.port,
+            path=conn.path.lstrip("/"),
+            ssl=https,
+            auth=auth,
+            username=conn.username,
+            password=self._password,
+            cert_validation=cert_validation if https else False,
+            encryption="never" if auth == "basic" and not https else "auto",
+            connection_timeout=conn.connect_timeout,
+            operation_timeout=conn.operation_timeout,
+            read_timeout=conn.operation_timeout + 2,
+            reconnection_retries=0,
+            reconnection_backoff=0.5,
+        )
+
+
+def open_session(
+    connection: Connection, env: Environment, *, password_stdin: bool = False
+) -> Session:
+    """An open Session, with the admin password from the keyring, stdin or a prompt."""
+    from remediate.secrets import endpoint_password
+
+    password = None
+    if connection.username is not None:
+        password = endpoint_password(connection, env, password_stdin=password_stdin)
+    session = Session(connection, password)
+    session.open()
+    return session
+
+
+# --- values across the wire ------------------------------------------------------------------
+
+
+def wire_value(value: ParamValue) -> Any:
+    """A parameter value as pypsrp sends it (lists, plain str; a switch as $true)."""
+    if isinstance(value, Switch):
+        return True
+    if isinstance(value, tuple):
+        return [wire_value(v) for v in value]
+    if isinstance(value, bool | int) or value is None:
+        return value
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value)
+
+
+def plain(obj: Any) -> Any:
+    """A deserialized PSRP value as plain Python: objects as dicts of their properties."""
+    from pypsrp.complex_objects import ComplexObject, GenericComplexObject
+
+    if isinstance(obj, GenericComplexObject):
+        props: dict[str, Any] = {}
+        for source in (obj.property_sets, obj.adapted_properties, obj.extended_properties):
+            if isinstance(source, dict):
+                props.update({k: plain(v) for k, v in source.items()})
+        if not props and obj.to_string is not None:
+            return str(obj)
+        return props
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, ComplexObject):
+        try:
+            return str(obj)
+        except TypeError:
+            return repr(obj)
+    return obj
+
+
+def queue_info(props: dict[str, Any]) -> QueueInfo:
+    known = {"Identity", "NextHopDomain", "NextHopConnector", "Status", "MessageCount", "LastError"}
+    return QueueInfo(
+        identity=str(props.get("Identity") or ""),
+        next_hop_domain=str(props.get("NextHopDomain") or ""),
+        next_hop_connector=str(props.get("NextHopConnector") or ""),
+        status=str(props.get("Status") or ""),
+        message_count=int(props.get("MessageCount") or 0),
+        last_error=str(props["LastError"]) if props.get("LastError") else None,
+        extra={k: v for k, v in props.items() if k not in known},
+    )
+
+
+def _read_step(cmdlet: str, params: tuple[Parameter, ...], kind: StepKind) -> Step:
+    return Step(cmdlet, params, kind, reason=f"{cmdlet} for remediate", template="")
+
+
+def _warning_text(record: Any) -> str:
+    try:
+        text = str(record)
+    except TypeError:  # no ToString: psrpcore sends warnings without it
+        text = ""
+    return text if text and text != "None" else str(getattr(record, "message", "") or "")
+
+
+def _collecting_host() -> Any:
+    """A PSHost whose UI keeps the lines the server writes (Exchange's "What if:" text)."""
+    from pypsrp.host import PSHost, PSHostUserInterface
+
+    return PSHost(None, None, False, "remediate", None, PSHostUserInterface(), None)

@@ -1,0 +1,87 @@
+"""Fixtures for the Session tests: a running lab and Connection objects pointing at it."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from remediate.lab.server import Lab
+from tests.lab.lab_helpers import start_lab
+
+try:  # D1's module; the stand-in below goes once it has landed
+    from remediate.connections import AuthMethod, Connection
+except ImportError:  # pragma: no cover - temporary
+    from enum import StrEnum
+
+    class AuthMethod(StrEnum):  # type: ignore[no-redef]
+        KERBEROS = "kerberos"
+        BASIC = "basic"
+
+    @dataclasses.dataclass(frozen=True)
+    class Connection:  # type: ignore[no-redef]
+        server: str
+        port: int
+        path: str = "/PowerShell"
+        scheme: str = "http"
+        auth: Any = AuthMethod.KERBEROS
+        username: str | None = None
+        verify: bool = True
+        ca_file: Path | None = None
+        configuration_name: str = "Microsoft.Exchange"
+        connect_timeout: float = 30.0
+        operation_timeout: float = 60.0
+        profile: str | None = None
+
+        @property
+        def url(self) -> str:
+            return f"{self.scheme}://{self.server}:{self.port}{self.path}"
+
+        @property
+        def label(self) -> str:
+            return self.profile or self.url
+
+
+def lab_connection(lab: Lab, **overrides: Any) -> Connection:
+    """A Connection to ``lab`` as an admin would configure it (basic auth, lab CA)."""
+    values: dict[str, Any] = {
+        "server": lab.host,
+        "port": lab.port,
+        "scheme": "https" if lab.tls else "http",
+        "auth": AuthMethod.BASIC,
+        "username": lab.admin_user,
+        "ca_file": lab.ca_file if lab.tls else None,
+        "connect_timeout": 5.0,
+        "operation_timeout": 10.0,
+    }
+    values.update(overrides)
+    return Connection(**values)
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(name="lab")
+def lab_fixture(tmp_path: Path) -> Iterator[Lab]:
+    running = start_lab(tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(name="tls_lab")
+def tls_lab_fixture(tmp_path: Path) -> Iterator[Lab]:
+    running = start_lab(tmp_path / "tls", tls=True)
+    try:
+        yield running
+    finally:
+        running.stop()

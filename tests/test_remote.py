@@ -1,0 +1,143 @@
+"""Session against an in-process lab over real HTTP (WSMan + PSRP)."""
+
+from __future__ import annotations
+
+import pytest
+
+from remediate.errors import RemoteCommandError, UsageError
+from remediate.lab.server import Lab
+from remediate.plan import SWITCH, CredentialRef, Parameter, Step, StepKind
+from remediate.remote import Session, wire_value
+from tests.remote_helpers import lab_connection, lab_fixture  # noqa: F401 - fixture
+
+RELAY = "Outbound to Relay"
+PARTNER = "Outbound to Partner"
+
+
+def _step(cmdlet: str, *params: tuple[str, object], kind: StepKind = StepKind.CHANGE) -> Step:
+    return Step(
+        cmdlet,
+        tuple(Parameter(n, v) for n, v in params),  # type: ignore[arg-type]
+        kind,
+        reason="test",
+        template="set_send_connector",
+    )
+
+
+def _session(lab: Lab) -> Session:
+    return Session(lab_connection(lab), lab.admin_password)
+
+
+def test_one_pool_for_every_step(lab: Lab) -> None:
+    with _session(lab) as session:
+        for _ in range(3):
+            assert session.get_connectors()
+        port = session.run(_step("Set-SendConnector", ("Identity", PARTNER), ("Port", 2525)))
+        assert lab._endpoint is not None and lab._endpoint.shell_count == 1
+    assert port.ok and port.changed
+    assert lab.organization.connector(PARTNER).port == 2525
+    assert lab._endpoint.shell_count == 0  # closed with the session
+
+
+def test_get_connectors_builds_send_connectors(lab: Lab) -> None:
+    with _session(lab) as session:
+        everything = session.get_connectors()
+        (relay,) = session.get_connectors(RELAY)
+    assert {RELAY, PARTNER} <= {c.name for c in everything}
+    assert relay.name == RELAY
+    assert relay.smart_host_auth_mechanism == "BasicAuthRequireTLS"
+    assert relay.credential_user is None
+    assert relay.guid and relay.smart_hosts
+
+
+def test_unknown_connector_is_one_clear_line(lab: Lab) -> None:
+    with _session(lab) as session, pytest.raises(RemoteCommandError) as caught:
+        session.get_connectors("No Such Connector")
+    assert str(caught.value) == "Send connector 'No Such Connector' was not found"
+    assert caught.value.hint and "remediate show" in caught.value.hint
+
+
+def test_credential_comes_from_the_callback_only_when_sent(lab: Lab) -> None:
+    asked: list[CredentialRef] = []
+
+    def credential(ref: CredentialRef) -> str:
+        asked.append(ref)
+        return lab.relay_password
+
+    ref = CredentialRef(lab.relay_user, "remediate:relay", lab.relay_user)
+    step = _step("Set-SendConnector", ("Identity", RELAY), ("AuthenticationCredential", ref))
+    with _session(lab) as session:
+        assert asked == []
+        result = session.run(step, credential)
+        (after,) = session.get_connectors(RELAY)
+    assert result.ok and result.errors == []
+    assert asked == [ref]
+    assert after.credential_user == lab.relay_user
+    stored = lab.organization.connector(RELAY).credential
+    assert (stored.username, stored.password) == (lab.relay_user, lab.relay_password)
+    assert lab.relay_password not in repr(result)
+
+
+def test_credential_step_without_callback_is_refused_before_sending(lab: Lab) -> None:
+    ref = CredentialRef("relay@contoso.lab", "remediate:relay", "relay@contoso.lab")
+    with _session(lab) as session, pytest.raises(UsageError):
+        session.run(
+            _step("Set-SendConnector", ("Identity", RELAY), ("AuthenticationCredential", ref))
+        )
+    assert lab.organization.connector(RELAY).credential is None
+
+
+def test_what_if_lines_are_collected_and_nothing_changes(lab: Lab) -> None:
+    before = lab.organization.connector(PARTNER).port
+    step = _step("Set-SendConnector", ("Identity", PARTNER), ("Port", 2525), ("WhatIf", SWITCH))
+    with _session(lab) as session:
+        result = session.run(step)
+    assert result.ok and not result.changed
+    assert len(result.what_if) == 1
+    assert result.what_if[0].startswith("What if: ") and PARTNER in result.what_if[0]
+    assert lab.organization.connector(PARTNER).port == before
+
+
+def test_error_records_are_returned_not_raised(lab: Lab) -> None:
+    step = _step("Set-SendConnector", ("Identity", "Internet Mail"), ("SmartHosts", ("relay.lab",)))
+    with _session(lab) as session:
+        result = session.run(step)
+        still_usable = session.get_connectors("Internet Mail")
+    assert not result.ok and not result.changed
+    (error,) = result.errors
+    assert error.error_id == "SmartHostsWithDnsRoutingEnabled"
+    assert error.target == "Internet Mail"
+    assert error.exception_type and error.exception_type.endswith("DataValidationException")
+    assert "DNSRoutingEnabled" in error.message
+    assert still_usable[0].smart_hosts == ()
+
+
+def test_read_step_output_is_plain_dicts(lab: Lab) -> None:
+    with _session(lab) as session:
+        result = session.run(_step("Get-SendConnector", ("Identity", PARTNER), kind=StepKind.READ))
+    assert result.ok and not result.changed
+    (record,) = result.output
+    assert isinstance(record, dict) and record["Name"] == PARTNER
+
+
+def test_queues_and_retry(lab: Lab) -> None:
+    with _session(lab) as session:
+        (relay,) = session.get_connectors(RELAY)
+        queues = session.get_queues(relay)
+        assert queues and all(q.next_hop_connector == relay.guid for q in queues)
+        (queue,) = queues
+        assert queue.message_count > 0 and queue.identity
+        session.retry_queue(queue.identity)
+        with pytest.raises(RemoteCommandError) as caught:
+            session.retry_queue("EX01\\999")
+    assert "EX01\\999" in str(caught.value) and "not found" in str(caught.value)
+
+
+def test_values_go_out_as_pypsrp_wants_them() -> None:
+    from remediate.exchange import AuthMechanism
+
+    assert wire_value(SWITCH) is True
+    assert wire_value(("a", "b")) == ["a", "b"]
+    assert type(wire_value(AuthMechanism.BASIC_AUTH)) is str
+    assert wire_value(AuthMechanism.BASIC_AUTH) == "BasicAuth"
+    assert wire_value(None) is None and wire_value(False) is False and wire_value(25) == 25
