@@ -85,3 +85,66 @@ def tls_lab_fixture(tmp_path: Path) -> Iterator[Lab]:
         yield running
     finally:
         running.stop()
+
+
+class WarningShell:
+    """The lab's real ExchangeShell, plus the warning Exchange writes when Set-SendConnector
+    changes nothing (the lab itself never warns, so this wrapper adds it)."""
+
+    def __init__(self, org: Any) -> None:
+        from remediate.lab.cmdlets import ExchangeShell
+
+        self._shell = ExchangeShell(org)
+
+    def invoke(self, call: Any, pipeline_input: list[Any], host: Any) -> list[Any]:
+        result = self._shell.invoke(call, pipeline_input, host)
+        if call.name == "Set-SendConnector" and len(call.parameters) == 1:
+            host.write_warning(
+                "The command completed successfully but no settings have been modified."
+            )
+        return result
+
+
+@dataclasses.dataclass
+class CountingEndpoint:
+    """A second /PowerShell endpoint over ``lab``'s organisation that counts shells created."""
+
+    lab: Lab
+    shells_created: int = 0
+    port: int = 0
+
+    def connection(self) -> Connection:
+        return dataclasses.replace(lab_connection(self.lab), port=self.port)
+
+
+@pytest.fixture(name="counting_endpoint")
+def counting_endpoint_fixture(lab: Lab) -> Iterator[CountingEndpoint]:
+    import threading
+
+    from remediate.lab.endpoint import Endpoint
+    from remediate.lab.faults import FaultInjector, Faults
+    from remediate.lab.http_server import LabHTTPServer
+
+    counter = CountingEndpoint(lab)
+
+    def factory() -> WarningShell:
+        counter.shells_created += 1
+        return WarningShell(lab.organization)
+
+    endpoint = Endpoint(factory, machine="EX01", url=lab.endpoint_url, owner=lab.admin_user)
+    server = LabHTTPServer(
+        (lab.host, 0),
+        endpoint,
+        username=lab.admin_user,
+        password=lab.admin_password,
+        faults=FaultInjector(Faults()),
+    )
+    counter.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield counter
+    finally:
+        server.shutdown()
+        server.server_close()
+        endpoint.close()

@@ -8,7 +8,12 @@ from remediate.errors import RemoteCommandError, UsageError
 from remediate.lab.server import Lab
 from remediate.plan import SWITCH, CredentialRef, Parameter, Step, StepKind
 from remediate.remote import Session, wire_value
-from tests.remote_helpers import lab_connection, lab_fixture  # noqa: F401 - fixture
+from tests.remote_helpers import (  # noqa: F401 - fixtures
+    CountingEndpoint,
+    counting_endpoint_fixture,
+    lab_connection,
+    lab_fixture,
+)
 
 RELAY = "Outbound to Relay"
 PARTNER = "Outbound to Partner"
@@ -37,6 +42,22 @@ def test_one_pool_for_every_step(lab: Lab) -> None:
     assert port.ok and port.changed
     assert lab.organization.connector(PARTNER).port == 2525
     assert lab._endpoint.shell_count == 0  # closed with the session
+
+
+def test_pool_is_created_once_and_warnings_are_collected(
+    lab: Lab, counting_endpoint: CountingEndpoint
+) -> None:
+    nothing = _step("Set-SendConnector", ("Identity", PARTNER))
+    with Session(counting_endpoint.connection(), lab.admin_password) as session:
+        first = session.run(nothing)
+        session.get_connectors()
+        second = session.run(nothing)
+    assert counting_endpoint.shells_created == 1
+    for result in (first, second):
+        assert result.ok and result.errors == []
+        assert result.warnings == [
+            "The command completed successfully but no settings have been modified."
+        ]
 
 
 def test_get_connectors_builds_send_connectors(lab: Lab) -> None:
