@@ -84,6 +84,7 @@ class Session:
         if self._pool is not None:
             return
         self._host = _collecting_host()
+        pool = None
         try:
             pool = RunspacePool(
                 self._wsman(),
@@ -92,6 +93,9 @@ class Session:
             )
             pool.open()
         except Exception as exc:
+            if pool is not None:
+                with contextlib.suppress(Exception):  # a half-created shell, if any
+                    pool.close()
             raise map_exception(exc, self.connection) from None
         self._pool = pool
 
