@@ -202,6 +202,11 @@ class Session:
         conn = self.connection
         https = conn.scheme == "https"
         auth = str(conn.auth.value if isinstance(conn.auth, Enum) else conn.auth)
+        if auth == "certificate":
+            raise UsageError(
+                "certificate authentication is not supported by remediate",
+                hint="use --auth kerberos, ntlm or basic",
+            )
         cert_validation: bool | str = str(conn.ca_file) if conn.ca_file else conn.verify
         return WSMan(
             f"[{conn.server}]" if ":" in conn.server else conn.server,

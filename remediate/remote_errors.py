@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from remediate.errors import ConnectionFailed, RemediateError, RemoteCommandError
+from remediate.errors import ConnectionFailed, RemediateError, RemoteCommandError, UsageError
 
 if TYPE_CHECKING:
     from remediate.connections import Connection
@@ -154,6 +154,13 @@ def map_exception(exc: BaseException, connection: Connection) -> RemediateError:
     from requests import exceptions as http
 
     url = connection.url
+    if isinstance(exc, AuthenticationError) and "authentication methods" in str(exc):
+        offered = str(exc).rpartition("actual:")[2].strip(" '\"")
+        return ConnectionFailed(
+            f"{url} does not offer {connection.auth} authentication "
+            f"(it asks for: {offered.split(' ', 1)[0] or 'nothing'})",
+            hint="pass the --auth method the /PowerShell virtual directory allows",
+        )
     if isinstance(exc, AuthenticationError):
         return ConnectionFailed(
             f"{url} refused the user name or password for {connection.username} "
@@ -178,6 +185,11 @@ def map_exception(exc: BaseException, connection: Connection) -> RemediateError:
         )
     if isinstance(exc, http.ConnectionError):
         return _connection_error(exc, connection)
+    if isinstance(exc, ImportError) and "credssp" in str(exc).lower():
+        return UsageError(
+            "CredSSP authentication needs the requests-credssp package",
+            hint="pip install 'pypsrp[credssp]', or use --auth kerberos or ntlm",
+        )
     if isinstance(exc, TimeoutError):
         return ConnectionFailed(f"{url} did not answer in time", hint="retry later")
     return ConnectionFailed(

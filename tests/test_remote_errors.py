@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pypsrp.powershell import PowerShell
 
-from remediate.errors import ConnectionFailed, RemediateError, RemoteCommandError
+from remediate.errors import ConnectionFailed, RemediateError, RemoteCommandError, UsageError
 from remediate.lab.faults import Faults
 from remediate.lab.server import Lab
 from remediate.plan import Parameter, Step, StepKind
@@ -191,3 +191,18 @@ def test_remediate_errors_pass_through_and_unknown_ones_are_wrapped(lab: Lab) ->
     wrapped = map_exception(ValueError("odd\nsecond line"), connection)
     assert isinstance(wrapped, RemediateError) and isinstance(wrapped, ConnectionFailed)
     assert str(wrapped) == f"the session with {connection.url} failed: ValueError: odd"
+
+
+@pytest.mark.parametrize("auth", ["kerberos", "ntlm", "negotiate"])
+def test_an_auth_method_the_server_does_not_offer(lab: Lab, auth: str) -> None:
+    error = _open_fails(lab, auth=auth)
+    url = lab_connection(lab).url
+    assert str(error) == f"{url} does not offer {auth} authentication (it asks for: Basic)"
+    assert "--auth" in error.hint
+
+
+def test_certificate_auth_is_refused_before_connecting(lab: Lab) -> None:
+    session = Session(lab_connection(lab, auth="certificate"), None)
+    with pytest.raises(UsageError, match="certificate authentication is not supported"):
+        session.open()
+    assert lab.faults.requests_seen == 0
