@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from remediate.errors import UsageError
+from remediate.errors import RemediateError, UsageError
 from remediate.exchange import QueueInfo, SendConnector
 from remediate.plan import CredentialRef, Parameter, ParamValue, Step, StepKind, Switch
 from remediate.remote_errors import (
@@ -123,7 +123,7 @@ class Session:
             for parameter in step.parameters:
                 ps.add_parameter(parameter.name, self._wire_value(parameter, credential))
             raw_output = ps.invoke()
-        except (UsageError, KeyboardInterrupt):
+        except RemediateError:  # no password for a credential, a locked keyring
             raise
         except Exception as exc:
             raise map_exception(exc, self.connection) from None

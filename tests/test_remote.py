@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from remediate.errors import RemoteCommandError, UsageError
+from remediate.errors import RemoteCommandError, SecretStoreError, UsageError
 from remediate.lab.server import Lab
 from remediate.plan import SWITCH, CredentialRef, Parameter, Step, StepKind
 from remediate.remote import Session, wire_value
@@ -162,3 +162,15 @@ def test_values_go_out_as_pypsrp_wants_them() -> None:
     assert type(wire_value(AuthMechanism.BASIC_AUTH)) is str
     assert wire_value(AuthMechanism.BASIC_AUTH) == "BasicAuth"
     assert wire_value(None) is None and wire_value(False) is False and wire_value(25) == 25
+
+
+def test_a_failing_credential_callback_propagates_and_nothing_changes(lab: Lab) -> None:
+    def locked(ref: CredentialRef) -> str:
+        raise SecretStoreError("the keyring is locked")
+
+    ref = CredentialRef(lab.relay_user, "remediate:relay", lab.relay_user)
+    step = _step("Set-SendConnector", ("Identity", RELAY), ("AuthenticationCredential", ref))
+    with _session(lab) as session:
+        with pytest.raises(SecretStoreError, match="locked"):
+            session.run(step, locked)
+        assert session.get_connectors(RELAY)[0].credential_user is None
