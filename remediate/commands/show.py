@@ -1,0 +1,147 @@
+"""`remediate show`: the Send connectors as Exchange reports them (table or JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping, Sequence
+
+from remediate.env import Environment
+from remediate.exchange import QueueInfo, SendConnector
+
+NAME = "show"
+HELP = "list the Send connectors (smart hosts, port, authentication, TLS) from Exchange"
+EPILOG = """\
+examples:
+  remediate show --profile ex01
+  remediate show --server https://ex01.contoso.com/PowerShell --auth kerberos
+  remediate show --connector "Outbound to Relay" --queues
+  remediate show --json > connectors.json
+"""
+
+COLUMNS = ("NAME", "SMART HOSTS", "PORT", "AUTH", "CREDENTIAL", "DNS ROUTING", "TLS", "ENABLED")
+QUEUE_COLUMNS = ("CONNECTOR", "QUEUE", "STATUS", "MESSAGES", "LAST ERROR")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from remediate.connections import add_connection_arguments
+
+    add_connection_arguments(parser)
+    parser.add_argument("--connector", metavar="NAME", help="only this Send connector")
+    parser.add_argument(
+        "--json", action="store_true", help="print a JSON list (Exchange property names)"
+    )
+    parser.add_argument(
+        "--queues",
+        action="store_true",
+        help="also show each connector's smart-host queue: status, messages, LastError",
+    )
+
+
+def run(args: argparse.Namespace, env: Environment) -> int:
+    from remediate.connections import connection_from_args
+    from remediate.remote import open_session
+
+    connection = connection_from_args(args, env)
+    password_stdin = bool(getattr(args, "password_stdin", False))
+    with open_session(connection, env, password_stdin=password_stdin) as session:
+        connectors = session.get_connectors(args.connector)
+        queues = {c.name: session.get_queues(c) for c in connectors} if args.queues else None
+    if args.json:
+        env.out(json.dumps(connectors_json(connectors, queues), indent=2))
+        return 0
+    for line in connector_table(connectors):
+        env.out(line)
+    if queues is not None:
+        env.out()
+        for line in queue_table(queues):
+            env.out(line)
+    return 0
+
+
+def connectors_json(
+    connectors: Sequence[SendConnector], queues: Mapping[str, list[QueueInfo]] | None
+) -> list[dict[str, object]]:
+    """SendConnector.to_json() for each; with queues, a "Queues" list added to each."""
+    out: list[dict[str, object]] = []
+    for connector in connectors:
+        item: dict[str, object] = connector.to_json()
+        if queues is not None:
+            item["Queues"] = [_queue_json(q) for q in queues.get(connector.name, [])]
+        out.append(item)
+    return out
+
+
+def connector_table(connectors: Sequence[SendConnector]) -> list[str]:
+    if not connectors:
+        return ["No Send connectors."]
+    return _table(COLUMNS, [_connector_row(c) for c in connectors])
+
+
+def queue_table(queues: Mapping[str, list[QueueInfo]]) -> list[str]:
+    rows = [
+        (name, q.identity, q.status, str(q.message_count), q.last_error or "-")
+        for name, found in queues.items()
+        for q in found
+    ]
+    if not rows:
+        return ["No smart-host queues for these connectors (nothing waiting)."]
+    return _table(QUEUE_COLUMNS, rows)
+
+
+def _connector_row(c: SendConnector) -> tuple[str, ...]:
+    return (
+        c.name,
+        ", ".join(c.smart_hosts) or "-",
+        str(c.port),
+        str(c.smart_host_auth_mechanism),
+        c.credential_user or "-",
+        _yes_no(c.dns_routing_enabled),
+        tls_summary(c),
+        _yes_no(c.enabled),
+    )
+
+
+def tls_summary(c: SendConnector) -> str:
+    """RequireTLS / IgnoreSTARTTLS / TlsAuthLevel / TlsDomain in a few words."""
+    if c.ignore_starttls:
+        text = "ignored (IgnoreSTARTTLS)"
+    else:
+        text = "required" if c.require_tls else "opportunistic"
+    if c.tls_auth_level is not None:
+        text += f", {c.tls_auth_level}"
+    if c.tls_domain:
+        text += f" {c.tls_domain}"
+    return text
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    cells = [[_printable(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    lines = [_line(headers, widths)]
+    lines += [_line(r, widths) for r in cells]
+    return lines
+
+
+def _line(values: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+
+def _printable(value: str) -> str:
+    """Exchange data shown on a terminal: no control characters (escape sequences)."""
+    return "".join(ch if ch.isprintable() else "?" for ch in str(value))
+
+
+def _queue_json(q: QueueInfo) -> dict[str, object]:
+    return {
+        "Identity": q.identity,
+        "NextHopDomain": q.next_hop_domain,
+        "NextHopConnector": q.next_hop_connector,
+        "Status": q.status,
+        "MessageCount": q.message_count,
+        "LastError": q.last_error,
+    }
