@@ -9,5 +9,6 @@ pypsrp, questionary, the lab and other heavy modules inside ``run``.
 COMMAND_MODULES: tuple[str, ...] = (
     "playbooks",
     "plan",
+    "connect",
     "lab",
 )

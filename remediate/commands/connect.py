@@ -1,0 +1,199 @@
+"""remediate connect: saved connection profiles, their passwords in the keyring, and a test."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+
+from remediate.connections import (
+    AuthMethod,
+    Connection,
+    ProfileStore,
+    add_connection_arguments,
+    check_profile_name,
+    connection_from_args,
+)
+from remediate.env import Environment
+from remediate.errors import UsageError
+from remediate.plan import CredentialRef
+
+NAME = "connect"
+HELP = "save, list, remove and test connections to the Exchange Management Shell"
+EPILOG = """\
+examples:
+  remediate connect add ex01 --server http://ex01.contoso.com/PowerShell --user admin@contoso.com
+  remediate connect add lab --server http://127.0.0.1:5985/PowerShell --auth basic \\
+      --user administrator@contoso.lab --save-password
+  remediate connect list
+  remediate connect test ex01
+  remediate connect password ex01          # store the admin password in the keyring
+  remediate connect relay relay@contoso.com  # store a relay account's password
+  remediate connect remove ex01
+
+Passwords are asked without echo (or read from stdin with --password-stdin) and kept in the
+OS keyring: service remediate:endpoint (key PROFILE|USER) and remediate:relay (key USER).
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="connect_action", metavar="ACTION", required=True)
+    add = sub.add_parser("add", help="save a connection profile")
+    add.add_argument("name", help="profile name")
+    add_connection_arguments(add, profile=False)
+    add.add_argument(
+        "--save-password",
+        action="store_true",
+        help="also store the admin password in the keyring (asked, or from --password-stdin)",
+    )
+    sub.add_parser("list", help="list saved profiles")
+    remove = sub.add_parser("remove", help="delete a profile and its stored password")
+    remove.add_argument("name")
+    test = sub.add_parser("test", help="open a session, run Get-SendConnector, time it")
+    test.add_argument("name", nargs="?", help="profile name (or give --server ...)")
+    add_connection_arguments(test, profile=False)
+    password = sub.add_parser("password", help="store a profile's admin password")
+    password.add_argument("name")
+    password.add_argument("--password-stdin", action="store_true")
+    password.add_argument("--delete", action="store_true", help="remove it instead")
+    relay = sub.add_parser("relay", help="store a relay account's password (remediate:relay)")
+    relay.add_argument("username")
+    relay.add_argument("--password-stdin", action="store_true")
+    relay.add_argument("--delete", action="store_true", help="remove it instead")
+
+
+def run(args: argparse.Namespace, env: Environment) -> int:
+    store = ProfileStore(environ=env.environ)
+    action = args.connect_action
+    if action == "add":
+        return _add(args, env, store)
+    if action == "list":
+        return _list(env, store)
+    if action == "remove":
+        return _remove(args, env, store)
+    if action == "test":
+        return _test(args, env, store)
+    if action == "password":
+        return _password(args, env, store)
+    return _relay(args, env)
+
+
+def _add(args: argparse.Namespace, env: Environment, store: ProfileStore) -> int:
+    name = check_profile_name(args.name)
+    if not args.server:
+        raise UsageError("connect add: give --server URL")
+    args.profile = None
+    connection = replace(connection_from_args(args, env), profile=name)
+    if connection.auth is not AuthMethod.CERTIFICATE and not connection.username:
+        raise UsageError("connect add: give --user (the admin account)")
+    store.save(connection)
+    env.out(f"saved profile {name}: {connection.url} ({connection.auth}, {connection.username})")
+    if args.save_password:
+        _store_endpoint_password(connection, env, password_stdin=args.password_stdin)
+    return 0
+
+
+def _list(env: Environment, store: ProfileStore) -> int:
+    profiles = store.list()
+    if not profiles:
+        env.out("no saved profiles (add one with 'remediate connect add')")
+        return 0
+    rows = [("PROFILE", "ENDPOINT", "AUTH", "USER", "CERTIFICATE")]
+    for c in profiles:
+        cert = "not checked" if not c.verify else (str(c.ca_file) if c.ca_file else "system CAs")
+        if c.scheme == "http":
+            cert = "-"
+        rows.append((c.profile or "", c.url, str(c.auth), c.username or "-", cert))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        env.out("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _remove(args: argparse.Namespace, env: Environment, store: ProfileStore) -> int:
+    from remediate.secrets import ENDPOINT_SERVICE, delete_secret, keyring_usable
+
+    connection = store.get(args.name)
+    store.remove(args.name)
+    removed = keyring_usable(env.environ) and delete_secret(
+        ENDPOINT_SERVICE, connection.secret_key, env.environ
+    )
+    env.out(f"removed profile {args.name}" + (" and its stored password" if removed else ""))
+    return 0
+
+
+def _test(args: argparse.Namespace, env: Environment, store: ProfileStore) -> int:
+    from remediate.remote import open_session
+
+    args.profile = args.name
+    connection = connection_from_args(args, env, store=store)
+    started = time.perf_counter()
+    with open_session(connection, env, password_stdin=args.password_stdin) as session:
+        opened = time.perf_counter()
+        connectors = session.get_connectors()
+        done = time.perf_counter()
+    env.out(
+        f"{connection.label}: connected in {(opened - started) * 1000:.0f} ms; "
+        f"Get-SendConnector returned {len(connectors)} connector(s) in "
+        f"{(done - opened) * 1000:.0f} ms"
+    )
+    return 0
+
+
+def _password(args: argparse.Namespace, env: Environment, store: ProfileStore) -> int:
+    from remediate.secrets import ENDPOINT_SERVICE, delete_secret
+
+    connection = store.get(args.name)
+    if args.delete:
+        found = delete_secret(ENDPOINT_SERVICE, connection.secret_key, env.environ)
+        env.out("deleted" if found else "no stored password for this profile")
+        return 0
+    _store_endpoint_password(connection, env, password_stdin=args.password_stdin)
+    return 0
+
+
+def _store_endpoint_password(connection: Connection, env: Environment, *, password_stdin: bool):
+    from remediate.secrets import ENDPOINT_SERVICE, check_backend, set_secret, stdin_secret
+
+    check_backend(env.environ)
+    if password_stdin:
+        password = stdin_secret(env, 1, f"the admin password of {connection.username}")
+    elif env.interactive:
+        import getpass
+
+        password = getpass.getpass(f"Password for {connection.username}: ", stream=env.stderr)
+    else:
+        raise UsageError("no terminal to ask the password: use --password-stdin")
+    if not password:
+        raise UsageError("the password is empty; nothing stored")
+    set_secret(ENDPOINT_SERVICE, connection.secret_key, password, env.environ)
+    env.out(f"admin password stored in the keyring ({ENDPOINT_SERVICE}, {connection.secret_key})")
+
+
+def _relay(args: argparse.Namespace, env: Environment) -> int:
+    from remediate.planner import relay_credential
+    from remediate.preflight import check_password, check_username
+    from remediate.secrets import (
+        ask_new_password,
+        check_backend,
+        delete_secret,
+        set_secret,
+        stdin_secret,
+    )
+
+    ref: CredentialRef = relay_credential(check_username(args.username))
+    check_backend(env.environ)
+    if args.delete:
+        found = delete_secret(ref.service, ref.key, env.environ)
+        env.out("deleted" if found else f"no stored password for {ref.username}")
+        return 0
+    if args.password_stdin:
+        password = stdin_secret(env, 1, f"the password of relay account {ref.username}")
+    elif env.interactive:
+        password = ask_new_password(env, ref.username)
+    else:
+        raise UsageError("no terminal to ask the password: use --password-stdin")
+    check_password(password)
+    set_secret(ref.service, ref.key, password, env.environ)
+    env.out(f"relay password stored in the keyring ({ref.service}, {ref.key})")
+    return 0

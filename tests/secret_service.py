@@ -1,0 +1,142 @@
+"""A real Secret Service for tests: a private D-Bus session bus and gnome-keyring-daemon.
+
+Fixtures (registered by tests/conftest.py):
+  ``secret_service``  session-scoped; returns an environment dict (DBUS_SESSION_BUS_ADDRESS,
+                      HOME, XDG_* dirs) for subprocesses such as the installed ``remediate``.
+  ``keyring_env``     points this process's keyring at that service for one test (and
+                      gives each test fresh XDG config/state dirs); returns the same dict.
+
+Missing dbus-daemon or gnome-keyring-daemon FAILS the test (never skips): the test command
+(scripts/test.sh) installs them with apt.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+UNLOCK_PASSWORD = "remediate-test-keyring"  # protects a throwaway keyring in a temp HOME
+
+
+def _require(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.fail(
+            f"{tool} is not installed: the keyring tests need a real Secret Service "
+            "(scripts/test.sh installs gnome-keyring and dbus)",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def secret_service() -> Iterator[dict[str, str]]:
+    dbus = _require("dbus-daemon")
+    daemon = _require("gnome-keyring-daemon")
+    home = Path(tempfile.mkdtemp(prefix="remediate-keyring-"))
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_STATE_HOME": str(home / "state"),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_RUNTIME_DIR": str(home / "run"),
+    }
+    (home / "run").mkdir(mode=0o700)
+    env.pop("PYTHON_KEYRING_BACKEND", None)
+    bus = subprocess.Popen(
+        [dbus, "--session", "--nofork", "--print-address=1"],
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    assert bus.stdout is not None
+    address = bus.stdout.readline().strip()
+    if not address:
+        bus.kill()
+        pytest.fail("dbus-daemon did not print its address", pytrace=False)
+    env["DBUS_SESSION_BUS_ADDRESS"] = address
+    started = subprocess.run(
+        [daemon, "--unlock", "--components=secrets", "--daemonize"],
+        input=UNLOCK_PASSWORD,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if started.returncode != 0:
+        bus.kill()
+        pytest.fail(f"gnome-keyring-daemon did not start: {started.stderr.strip()}")
+    pids = [
+        int(line.split("=", 1)[1])
+        for line in started.stdout.splitlines()
+        if line.startswith("GNOME_KEYRING_PID=")
+    ]
+    _wait_for_service(env)
+    try:
+        yield env
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        bus.terminate()
+        bus.wait(timeout=10)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _wait_for_service(env: dict[str, str]) -> None:
+    """The daemon answers on the bus a moment after it forks."""
+    probe = (
+        "import keyring; keyring.set_password('remediate:probe', 'probe', 'x'); "
+        "keyring.delete_password('remediate:probe', 'probe')"
+    )
+    last = ""
+    for _ in range(50):
+        done = subprocess.run(
+            [sys.executable, "-c", probe],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if done.returncode == 0:
+            return
+        last = (done.stderr.strip().splitlines() or [""])[-1]
+        time.sleep(0.1)
+    pytest.fail(f"the Secret Service never answered: {last}", pytrace=False)
+
+
+@pytest.fixture
+def keyring_env(
+    secret_service: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """This process's keyring talks to the test Secret Service; fresh config/state dirs."""
+    import keyring
+    from keyring.backends import SecretService
+
+    env = {
+        **secret_service,
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+    for name in ("DBUS_SESSION_BUS_ADDRESS", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+        monkeypatch.setenv(name, env[name])
+    previous = keyring.get_keyring()
+    keyring.set_keyring(SecretService.Keyring())
+    try:
+        yield env
+    finally:
+        keyring.set_keyring(previous)
