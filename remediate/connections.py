@@ -94,11 +94,11 @@ class Connection:
 def parse_server(text: str, *, port: int | None = None, https: bool | None = None) -> Connection:
     """``http(s)://host[:port][/path]`` or a bare host name (http, port 80/443 as WinRM's
     Exchange endpoint uses IIS)."""
-    text = text.strip()
-    if not text or unsafe_character(text) is not None or " " in text:
+    if not text.strip() or unsafe_character(text) is not None or " " in text.strip():
         raise UsageError(
             f"--server {text!r}: give a URL such as http://ex01.contoso.com/PowerShell"
         )
+    text = text.strip()
     if "://" not in text:
         text = ("https://" if https else "http://") + text
     parts = urlsplit(text)

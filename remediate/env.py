@@ -18,6 +18,7 @@ class Environment:
     stdin_isatty: bool | None = None
     stdout_isatty: bool | None = None
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    _stdin_lines: list[str] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.stdin_isatty is None:
@@ -29,6 +30,12 @@ class Environment:
     def interactive(self) -> bool:
         """True when a person can answer prompts."""
         return bool(self.stdin_isatty and self.stdout_isatty)
+
+    def stdin_lines(self) -> list[str]:
+        """All of stdin as lines, read once (``--password-stdin`` takes several secrets)."""
+        if self._stdin_lines is None:
+            self._stdin_lines = self.stdin.read().splitlines()
+        return self._stdin_lines
 
     def out(self, text: str = "") -> None:
         print(text, file=self.stdout)

@@ -124,17 +124,11 @@ def delete_secret(service: str, key: str, environ: dict[str, str] | None = None)
 
 # --- stdin ----------------------------------------------------------------------------------
 
-_STDIN_LINES: dict[int, list[str]] = {}
-
-
 def stdin_secret(env: Environment, line: int, what: str) -> str:
-    """Line ``line`` (1-based) of stdin, read once per process environment."""
-    lines = _STDIN_LINES.get(id(env))
-    if lines is None:
-        if env.stdin_isatty:
-            raise UsageError("--password-stdin: stdin is a terminal; pipe the password in")
-        lines = [text.rstrip("\r\n") for text in env.stdin.read().splitlines()]
-        _STDIN_LINES[id(env)] = lines
+    """Line ``line`` (1-based) of stdin."""
+    if env.stdin_isatty:
+        raise UsageError("--password-stdin: stdin is a terminal; pipe the password in")
+    lines = env.stdin_lines()
     if len(lines) < line:
         raise UsageError(f"--password-stdin: line {line} of stdin should hold {what}, it is empty")
     return lines[line - 1]

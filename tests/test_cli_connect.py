@@ -1,0 +1,162 @@
+"""remediate connect through the installed executable: profiles, the admin password in a
+real Secret Service, and `connect test` against a running lab over HTTP."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.lab.lab_helpers import start_lab
+
+pytestmark = [pytest.mark.e2e, pytest.mark.keyring]
+
+
+def remediate(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    exe = shutil.which("remediate", path=env.get("PATH"))
+    assert exe, "the remediate command is not installed on PATH"
+    return subprocess.run(
+        [exe, *args], input=stdin, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.fixture
+def cli_env(secret_service: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    return {**secret_service, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+
+
+def test_add_list_remove(cli_env: dict[str, str], tmp_path: Path) -> None:
+    added = remediate(
+        cli_env,
+        "connect",
+        "add",
+        "ex01",
+        "--server",
+        "https://ex01.contoso.com/PowerShell",
+        "--auth",
+        "ntlm",
+        "--user",
+        "CONTOSO\\admin",
+    )
+    assert added.returncode == 0, added.stderr
+    profiles = tmp_path / "config" / "remediate" / "profiles.json"
+    assert stat.S_IMODE(profiles.stat().st_mode) == 0o600
+    assert json.loads(profiles.read_text())["profiles"]["ex01"]["auth"] == "ntlm"
+    listed = remediate(cli_env, "connect", "list")
+    assert "ex01" in listed.stdout and "https://ex01.contoso.com:443/PowerShell" in listed.stdout
+    removed = remediate(cli_env, "connect", "remove", "ex01")
+    assert removed.returncode == 0
+    again = remediate(cli_env, "connect", "remove", "ex01")
+    assert again.returncode == 2
+    assert again.stderr.startswith("remediate: error: no connection profile named 'ex01'")
+
+
+def test_connect_test_with_the_password_from_the_keyring(cli_env, tmp_path: Path) -> None:
+    lab = start_lab(tmp_path)
+    try:
+        added = remediate(
+            cli_env,
+            "connect",
+            "add",
+            "lab",
+            "--server",
+            lab.endpoint_url,
+            "--auth",
+            "basic",
+            "--user",
+            lab.admin_user,
+            "--save-password",
+            "--password-stdin",
+            stdin=lab.admin_password + "\n",
+        )
+        assert added.returncode == 0, added.stderr
+        assert "stored in the keyring (remediate:endpoint, lab|" in added.stdout
+        tested = remediate(cli_env, "connect", "test", "lab")
+        assert tested.returncode == 0, tested.stderr
+        assert "Get-SendConnector returned 4 connector(s)" in tested.stdout
+        for output in (added.stdout, added.stderr, tested.stdout, tested.stderr):
+            assert lab.admin_password not in output
+        assert lab.admin_password not in (tmp_path / "config/remediate/profiles.json").read_text()
+
+        piped = remediate(
+            cli_env,
+            "connect",
+            "test",
+            "--server",
+            lab.endpoint_url,
+            "--auth",
+            "basic",
+            "--user",
+            lab.admin_user,
+            "--password-stdin",
+            stdin=lab.admin_password + "\n",
+        )
+        assert piped.returncode == 0, piped.stderr
+        wrong = remediate(
+            cli_env,
+            "connect",
+            "test",
+            "--server",
+            lab.endpoint_url,
+            "--auth",
+            "basic",
+            "--user",
+            lab.admin_user,
+            "--password-stdin",
+            stdin="not-the-password\n",
+        )
+        assert wrong.returncode == 5
+        assert len(wrong.stderr.strip().splitlines()) <= 2
+        assert "401" in wrong.stderr
+    finally:
+        lab.stop()
+
+
+def test_batch_run_without_a_stored_password_fails_clearly(cli_env) -> None:
+    remediate(
+        cli_env,
+        "connect",
+        "add",
+        "nopw",
+        "--server",
+        "http://127.0.0.1:9/PowerShell",
+        "--auth",
+        "basic",
+        "--user",
+        "admin",
+    )
+    done = remediate(cli_env, "connect", "test", "nopw")
+    assert done.returncode == 4
+    assert "no password for admin at nopw in the keyring" in done.stderr
+
+
+def test_relay_password_is_stored_from_stdin_never_argv(cli_env) -> None:
+    stored = remediate(
+        cli_env,
+        "connect",
+        "relay",
+        "relay@contoso.lab",
+        "--password-stdin",
+        stdin="R3lay-canary-771\n",
+    )
+    assert stored.returncode == 0, stored.stderr
+    read = subprocess.run(
+        [
+            shutil.which("python3", path=cli_env["PATH"]) or "python3",
+            "-c",
+            "import keyring; print(keyring.get_password('remediate:relay', 'relay@contoso.lab'))",
+        ],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert read.stdout.strip() == "R3lay-canary-771"
+    empty = remediate(
+        cli_env, "connect", "relay", "relay@contoso.lab", "--password-stdin", stdin="\n"
+    )
+    assert empty.returncode == 2 and "password is empty" in empty.stderr
