@@ -9,6 +9,7 @@ pypsrp, questionary, the lab and other heavy modules inside ``run``.
 COMMAND_MODULES: tuple[str, ...] = (
     "playbooks",
     "plan",
+    "diagnose",
     "connect",
     "lab",
 )
