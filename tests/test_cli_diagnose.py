@@ -4,8 +4,8 @@ nothing readable, and the live queue diagnosis against the lab over HTTP."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,13 +15,13 @@ from tests.lab.lab_helpers import start_lab
 pytestmark = pytest.mark.e2e
 
 FIXTURES = Path(__file__).parent / "fixtures" / "events"
+EXE = Path(sys.executable).parent / "remediate"
 
 
 def remediate(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("remediate")
-    assert exe, "the remediate command is not installed on PATH"
+    assert EXE.exists(), f"the remediate executable is not installed at {EXE}"
     return subprocess.run(
-        [exe, *args], input=stdin, capture_output=True, text=True, timeout=60, check=False
+        [str(EXE), *args], input=stdin, capture_output=True, text=True, timeout=60, check=False
     )
 
 
