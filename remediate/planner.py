@@ -270,6 +270,7 @@ def build_plan(
     if changes:
         steps += changes
         steps += builder.verify(after_hosts, notes)
+        steps += builder.restore_logging(changes)
     notes += builder.notes(bool(changes))
     return Plan(
         playbook=playbook.id,
@@ -449,6 +450,33 @@ class _Builder:
         else:
             raise ValueError(f"no plan builder for template {template!r}")
         return out
+
+    def restore_logging(self, changes: list[Step]) -> list[Step]:
+        """Verbose protocol logging is for the investigation: the plan turns it back to its
+        previous level (None when the connector was not read) after the queue is retried."""
+        verbose = any(
+            p.name == "ProtocolLoggingLevel" and p.value is ProtocolLoggingLevel.VERBOSE
+            for step in changes
+            for p in step.parameters
+        )
+        if not verbose:
+            return []
+        before = self.current.protocol_logging_level if self.current else ProtocolLoggingLevel.NONE
+        if before is ProtocolLoggingLevel.VERBOSE:
+            return []
+        spec = StepSpec(
+            template="set_send_connector_state",
+            action="review-application-log",
+            reason="Turn verbose protocol logging back off now that the retry has been logged "
+            "(read the send protocol log on the transport server first).",
+        )
+        params = (
+            Parameter("Identity", self.options.connector),
+            Parameter("ProtocolLoggingLevel", before),
+            *self._tail(),
+        )
+        replaces = (Parameter("ProtocolLoggingLevel", ProtocolLoggingLevel.VERBOSE),)
+        return [self._step("Set-SendConnector", params, StepKind.CHANGE, spec, replaces=replaces)]
 
     def _leaves_domain_validation(self) -> bool:
         level = self.options.tls_auth_level

@@ -143,15 +143,22 @@ def _action_lines(plan: Plan, actions: Sequence[Action] | None) -> list[str]:
 
 
 def _sections(plan: Plan) -> dict[int, str]:
-    """Headings by step index: reads before, the changes, read-back after the last setting."""
+    """Headings by step index: reads before, the changes, the read-back after them, and
+    settings made afterwards (verbose logging turned back off)."""
     settings = [i for i, s in enumerate(plan.steps) if s.cmdlet.lower().startswith("set-")]
     if not settings:
         return {0: "Read"} if plan.steps else {}
-    out = {settings[0]: "Changes"}
-    if settings[0] > 0:
+    first = end = settings[0]
+    while end + 1 in settings:
+        end += 1
+    out = {first: "Changes"}
+    if first > 0:
         out[0] = "Read current state"
-    if settings[-1] + 1 < len(plan.steps):
-        out[settings[-1] + 1] = "Read back and retry"
+    if end + 1 < len(plan.steps):
+        out[end + 1] = "Read back and retry"
+    later = [i for i in settings if i > end]
+    if later:
+        out[later[0]] = "Afterwards"
     return out
 
 

@@ -201,11 +201,36 @@ def test_2002_plan() -> None:
     assert [s.template for s in sets] == [
         "set_send_connector_routing.ps1.j2",
         "set_send_connector_state.ps1.j2",
+        "set_send_connector_state.ps1.j2",
     ]
     assert params(sets[1])[1:3] == [
         ("Enabled", True),
         ("ProtocolLoggingLevel", ProtocolLoggingLevel.VERBOSE),
     ]
+    # verbose logging is for the investigation: turned back off after the retry
+    cmdlets = [s.cmdlet for s in plan.steps]
+    assert cmdlets.index("Retry-Queue") < len(cmdlets) - 1
+    assert plan.steps[-1] is sets[2]
+    assert params(sets[2])[1] == ("ProtocolLoggingLevel", ProtocolLoggingLevel.NONE)
+
+
+def test_verbose_logging_already_on_is_left_alone() -> None:
+    current = SendConnector(
+        name="Outbound to Partner",
+        guid="6f1c0c1e-0000-4000-8000-000000000002",
+        smart_hosts=("mx.partner.example",),
+        dns_routing_enabled=False,
+        port=2525,
+        protocol_logging_level=ProtocolLoggingLevel.VERBOSE,
+    )
+    plan = build_plan(
+        CONN,
+        FixOptions(
+            connector="Outbound to Partner", port=25, protocol_logging=ProtocolLoggingLevel.VERBOSE
+        ),
+        current=current,
+    )
+    assert [p.name for s in plan.changes for p in s.parameters].count("ProtocolLoggingLevel") == 0
 
 
 def test_options_a_playbook_does_not_take_are_refused() -> None:

@@ -50,3 +50,10 @@ Retry-Queue -Filter 'NextHopDomain -eq ''mx.partner.example''' -Confirm:$false
 # Step 6 (read): Show whether the queue drains; if it keeps failing, escalate with its last error.
 # Documented action: escalate
 Get-Queue -Include 'SmartHostConnectorDelivery' -Filter 'NextHopDomain -eq ''mx.partner.example'''
+
+# ===== Afterwards =====
+
+# Step 7 (change): Turn verbose protocol logging back off now that the retry has been logged (read the send protocol log on the transport server first).
+# Documented action: review-application-log
+# Replaces: ProtocolLoggingLevel='Verbose'
+Set-SendConnector -Identity 'Outbound to Partner' -ProtocolLoggingLevel 'None' -Confirm:$false
