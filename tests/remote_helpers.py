@@ -10,40 +10,9 @@ from typing import Any
 
 import pytest
 
+from remediate.connections import AuthMethod, Connection
 from remediate.lab.server import Lab
 from tests.lab.lab_helpers import start_lab
-
-try:  # D1's module; the stand-in below goes once it has landed
-    from remediate.connections import AuthMethod, Connection
-except ImportError:  # pragma: no cover - temporary
-    from enum import StrEnum
-
-    class AuthMethod(StrEnum):  # type: ignore[no-redef]
-        KERBEROS = "kerberos"
-        BASIC = "basic"
-
-    @dataclasses.dataclass(frozen=True)
-    class Connection:  # type: ignore[no-redef]
-        server: str
-        port: int
-        path: str = "/PowerShell"
-        scheme: str = "http"
-        auth: Any = AuthMethod.KERBEROS
-        username: str | None = None
-        verify: bool = True
-        ca_file: Path | None = None
-        configuration_name: str = "Microsoft.Exchange"
-        connect_timeout: float = 30.0
-        operation_timeout: float = 60.0
-        profile: str | None = None
-
-        @property
-        def url(self) -> str:
-            return f"{self.scheme}://{self.server}:{self.port}{self.path}"
-
-        @property
-        def label(self) -> str:
-            return self.profile or self.url
 
 
 def lab_connection(lab: Lab, **overrides: Any) -> Connection:

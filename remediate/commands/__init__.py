@@ -11,5 +11,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "plan",
     "diagnose",
     "connect",
+    "show",
     "lab",
 )
