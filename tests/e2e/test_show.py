@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from remediate.connections import INSECURE_WARNING
 from remediate.lab.server import Lab
 from tests.lab.lab_helpers import start_lab
 
@@ -131,4 +132,4 @@ def test_https_insecure_warns_and_works(tls_lab: Lab, secret_service: dict[str, 
     result = _show(tls_lab, secret_service, "--insecure", ca=False)
     assert result.returncode == 0, result.stderr
     assert RELAY in result.stdout
-    assert "insecure" in result.stderr.lower() or "not verif" in result.stderr.lower()
+    assert result.stderr.splitlines() == [INSECURE_WARNING.format(url=tls_lab.endpoint_url)]
