@@ -174,3 +174,17 @@ def test_a_failing_credential_callback_propagates_and_nothing_changes(lab: Lab) 
         with pytest.raises(SecretStoreError, match="locked"):
             session.run(step, locked)
         assert session.get_connectors(RELAY)[0].credential_user is None
+
+
+def test_open_session_takes_the_admin_password_from_stdin(lab: Lab) -> None:
+    import io
+
+    from remediate.env import Environment
+    from remediate.remote import open_session
+
+    env = Environment(stdin=io.StringIO(lab.admin_password + "\n"), stdin_isatty=False)
+    with open_session(lab_connection(lab), env, password_stdin=True) as session:
+        assert session.is_open
+        assert session.get_connectors(PARTNER)[0].name == PARTNER
+        assert lab.admin_password not in repr(session)
+    assert not session.is_open
