@@ -223,11 +223,6 @@ def _http_status(code: int, connection: Connection) -> ConnectionFailed:
             f"{connection.url} was not found (HTTP 404): no remote shell at this path",
             hint=ENDPOINT_HINT,
         )
-    if code == 401:
-        return ConnectionFailed(
-            f"{connection.url} refused the credentials (HTTP 401)",
-            hint="check the user name, the password and --auth",
-        )
     if code >= 500:
         return ConnectionFailed(
             f"{connection.url} failed with HTTP {code} (server error)",

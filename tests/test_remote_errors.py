@@ -206,3 +206,9 @@ def test_certificate_auth_is_refused_before_connecting(lab: Lab) -> None:
     with pytest.raises(UsageError, match="certificate authentication is not supported"):
         session.open()
     assert lab.faults.requests_seen == 0
+
+
+def test_https_against_a_plain_http_port_is_a_tls_handshake_line(lab: Lab) -> None:
+    error = _open_fails(lab, scheme="https")
+    assert str(error).startswith(f"the TLS handshake with https://{lab.host}:{lab.port}")
+    assert "http://" in error.hint
