@@ -1,4 +1,8 @@
-"""From event records to what to do: the playbook that applies and its inputs, prefilled."""
+"""From event records to what to do: the playbook that applies and its inputs, prefilled.
+
+``inputs`` uses the playbook's input names (FixOptions fields) for what can be applied as is
+(connector, username, smart_hosts, protocol_logging) and ``failed_*`` for what the event
+reports and a fix must compare against (the endpoint a 2002 could not reach)."""
 
 from __future__ import annotations
 
@@ -64,7 +68,7 @@ def suggest(group: EventGroup) -> Suggestion:
     inputs: dict[str, Any] = {"connector": record.connector}
     findings: list[str] = []
     if record.event_id == 2016:
-        inputs["smart_host"] = record.target_server
+        inputs["smart_hosts"] = [record.target_server] if record.target_server else None
         mechanism = TRANSPORT_MECHANISMS.get((record.mechanism or "").lower())
         if mechanism:
             findings.append(f"mechanism {record.mechanism} means {mechanism} on the connector")
@@ -81,7 +85,8 @@ def suggest(group: EventGroup) -> Suggestion:
             )
     else:
         host, port = split_endpoint(record.remote_endpoint or "")
-        inputs.update(remote_host=host, port=port)
+        # The endpoint that failed, not the fix: the wizard compares it with the connector.
+        inputs.update(protocol_logging="Verbose", failed_host=host, failed_port=port)
         findings.append(
             f"the connection to {record.remote_endpoint} failed at once: check that the smart "
             "host listens on that port and that the connector's SmartHosts and Port are right"

@@ -42,11 +42,12 @@ def test_json_for_each_format(name: str) -> None:
     report = json.loads(done.stdout)
     by_event = {e["event_id"]: e for e in report["events"]}
     assert by_event[2016]["inputs"]["connector"] == "Outbound to Relay"
-    assert by_event[2016]["inputs"]["smart_host"] == "relay.contoso.lab"
+    assert by_event[2016]["inputs"]["smart_hosts"] == ["relay.contoso.lab"]
     assert by_event[2002]["inputs"] == {
         "connector": "Outbound to Partner",
-        "remote_host": "192.0.2.25",
-        "port": 2525,
+        "protocol_logging": "Verbose",
+        "failed_host": "192.0.2.25",
+        "failed_port": 2525,
     }
 
 
