@@ -12,5 +12,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "diagnose",
     "connect",
     "show",
+    "apply",
     "lab",
 )

@@ -1,0 +1,204 @@
+"""`remediate apply`: read the connector, show the plan, confirm, back up, run, report."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import TYPE_CHECKING
+
+from remediate.env import Environment
+from remediate.errors import NotInteractiveError, RemoteCommandError, UsageError
+
+if TYPE_CHECKING:
+    from remediate.connections import Connection
+    from remediate.exchange import SendConnector
+    from remediate.executor import Applied, CredentialSource
+    from remediate.plan import Plan, Step
+    from remediate.remote import Session, StepResult
+
+NAME = "apply"
+HELP = "fix a Send connector: show the plan, confirm, back up, run it, show before/after"
+DESCRIPTION = """\
+Read the Send connector from Exchange, build the plan 'remediate plan' would print (only the
+settings that differ), show it, ask for confirmation (or take --yes), save a backup and an
+undo script, run the steps, read the connector back and print before/after, the steps that
+ran, changed or did not run, and the queue after Retry-Queue. Every change is appended to the
+audit log. Exit status: 0 done (or nothing to change), 2 refused or not confirmed, 4 no
+password, 5 connection failed, 6 a step failed (the summary says what was applied)."""
+EPILOG = """\
+examples:
+  remediate apply 2016 --profile ex01 --connector "Outbound to Relay" \\
+      --mechanism BasicAuthRequireTLS --username relay@contoso.com --yes
+  remediate apply 2016 --profile ex01 --connector "Outbound to Relay" \\
+      --username relay@contoso.com --reenter-credential --what-if
+  printf '%s\\n%s\\n' "$ADMIN_PW" "$RELAY_PW" | remediate apply 2016 --server URL --auth basic \\
+      --user admin --password-stdin --connector "Outbound to Relay" --username relay --yes
+"""
+QUEUE_WAIT = 10.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from remediate.connections import add_connection_arguments
+    from remediate.planner import add_fix_arguments
+
+    parser.add_argument("playbook", metavar="PLAYBOOK", help="event number (2016, 2002) or id")
+    parser.add_argument(
+        "--connector", metavar="NAME", required=True, help="the Send connector's name"
+    )
+    add_confirm_arguments(parser)
+    parser.add_argument(
+        "--queue-wait",
+        type=float,
+        default=QUEUE_WAIT,
+        metavar="SECONDS",
+        help=f"how long to watch the queue drain after Retry-Queue (default {QUEUE_WAIT:g})",
+    )
+    add_fix_arguments(parser)
+    add_connection_arguments(parser)
+
+
+def add_confirm_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--what-if",
+        action="store_true",
+        help="send every change with -WhatIf: Exchange only reports, nothing changes",
+    )
+    parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+
+def run(args: argparse.Namespace, env: Environment) -> int:
+    from remediate.connections import connection_from_args
+    from remediate.planner import build_plan, fix_options_from_args
+    from remediate.playbooks import find
+    from remediate.remote import open_session
+    from remediate.render import render_script
+
+    playbook = find(args.playbook)
+    fix_options_from_args(args)  # bad options fail before anything is sent
+    if args.queue_wait < 0:
+        raise UsageError("--queue-wait must be 0 or more seconds")
+    connection = connection_from_args(args, env)
+    with open_session(connection, env, password_stdin=args.password_stdin) as session:
+        before = read_connector(session, args.connector)
+        options = fix_options_from_args(args)
+        plan = build_plan(playbook, options, current=before, what_if=args.what_if)
+        if not plan.changes:
+            env.out(f"No change: '{before.name}' already has the settings asked for.")
+            return 0
+        env.stdout.write(render_script(plan))
+        credential = relay_credentials(plan, env, args.password_stdin)
+        confirm(env, plan, connection.label, yes=args.yes or args.what_if)
+        applied = execute_and_report(session, plan, before, connection, credential, env)
+        if applied.result.ok and not plan.what_if:
+            report_queues(session, applied.after, env, args.queue_wait)
+    return 0 if applied.result.ok else RemoteCommandError.exit_code
+
+
+def read_connector(session: Session, name: str) -> SendConnector:
+    connectors = session.get_connectors(name)
+    if not connectors:
+        raise RemoteCommandError(f"Send connector '{name}' not found")
+    return connectors[0]
+
+
+def relay_credentials(plan: Plan, env: Environment, password_stdin: bool) -> CredentialSource:
+    """Every relay password the plan needs, resolved now: a missing one fails before any
+    change (keyring, then --password-stdin line 2, then a prompt)."""
+    from remediate.executor import resolved_credentials
+    from remediate.secrets import relay_password
+
+    return resolved_credentials(
+        plan, lambda ref: relay_password(ref, env, password_stdin=password_stdin)
+    )
+
+
+def confirm(env: Environment, plan: Plan, endpoint: str, *, yes: bool) -> None:
+    """Ask before changing anything; without a terminal, --yes is required."""
+    if yes:
+        return
+    question = (
+        f"Apply {len(plan.changes)} change step(s) to '{plan.connector}' at {endpoint}? [y/N] "
+    )
+    if not env.interactive:
+        raise NotInteractiveError(
+            "not confirmed: no terminal to ask on; add --yes to apply without asking",
+            hint="or --what-if to see what Exchange would do",
+        )
+    env.stderr.write(question)
+    env.stderr.flush()
+    if env.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise UsageError("not applied: not confirmed")
+
+
+def execute_and_report(
+    session: Session,
+    plan: Plan,
+    before: SendConnector,
+    connection: Connection,
+    credential: CredentialSource,
+    env: Environment,
+) -> Applied:
+    """apply_plan with progress lines, then before/after, the step recap and where the
+    backup and audit went."""
+    from remediate.executor import apply_plan
+    from remediate.report import before_after
+
+    total = len(plan.steps)
+    env.out()
+
+    def progress(step: Step, result: StepResult) -> None:
+        number = plan.steps.index(step) + 1
+        env.out(f"[{number}/{total}] {step.cmdlet}: {'ok' if result.ok else 'FAILED'}")
+        lines = [*result.what_if, *(f"WARNING: {w}" for w in result.warnings)]
+        if step.cmdlet == "Get-Queue" and result.ok:
+            lines += queue_summaries(result.output)
+        for line in lines:
+            env.out(f"    {line}")
+        for error in result.errors:
+            env.out(f"    ERROR: {error.message}")
+
+    applied = apply_plan(
+        session, plan, before, connection, credential, on_step=progress, environ=env.environ
+    )
+    env.out()
+    for line in before_after(before, applied.after):
+        env.out(line)
+    env.out()
+    env.out(applied.result.summary())
+    if plan.what_if:
+        env.out("What-if: nothing was changed, so no backup was taken and nothing was audited.")
+    if applied.backup is not None:
+        env.out(f"Backup: {applied.backup.path}")
+        env.out(f"Undo:   remediate undo '{applied.backup.path}'")
+    if applied.audit_path is not None:
+        env.out(f"Audit log: {applied.audit_path}")
+    return applied
+
+
+def report_queues(session: Session, after: SendConnector, env: Environment, wait: float) -> None:
+    """Poll the connector's queues after Retry-Queue until drained or a LastError, then print
+    them."""
+    from remediate.report import drained, queue_lines
+
+    deadline = time.monotonic() + wait
+    queues = session.get_queues(after)
+    while not drained(queues) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        queues = session.get_queues(after)
+    env.out()
+    env.out("Queue after Retry-Queue:")
+    for line in queue_lines(queues):
+        env.out(f"  {line}")
+
+
+def queue_summaries(output: list[object]) -> list[str]:
+    """One line per queue a Get-Queue step returned (status, messages, LastError)."""
+    lines = []
+    for item in output:
+        if isinstance(item, dict):
+            last_error = item.get("LastError") or "none"
+            lines.append(
+                f"{item.get('Identity')}: {item.get('Status')}, "
+                f"{item.get('MessageCount')} message(s), LastError: {last_error}"
+            )
+    return lines

@@ -1,0 +1,63 @@
+"""Plain-text reports after a run: before/after of the changed settings, queue status.
+
+The credential appears as its user name only (Exchange never returns a password).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from remediate.exchange import QueueInfo, SendConnector
+
+
+def _text(value: Any) -> str:
+    if value is None or value == []:
+        return "(none)"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value)
+
+
+def differences(before: SendConnector, after: SendConnector) -> list[tuple[str, Any, Any]]:
+    """(Exchange property, before, after) for every property that differs."""
+    old, new = before.to_json(), after.to_json()
+    return [(name, old[name], new[name]) for name in old if old[name] != new.get(name)]
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+
+
+def before_after(before: SendConnector, after: SendConnector) -> list[str]:
+    """A table of the properties that changed, or one line saying none did."""
+    rows = [(name, _text(old), _text(new)) for name, old, new in differences(before, after)]
+    if not rows:
+        return [f"No setting of '{after.name}' changed."]
+    return table(("PROPERTY", "BEFORE", "AFTER"), rows)
+
+
+def queue_lines(queues: Sequence[QueueInfo]) -> list[str]:
+    """The queues' status, messages and LastError (with the diagnosis when one is known)."""
+    from remediate.queues import parse_last_error
+
+    if not queues:
+        return ["No smart-host queue for this connector (nothing waiting to be sent)."]
+    rows = [(q.identity, q.status, str(q.message_count), q.last_error or "") for q in queues]
+    lines = table(("QUEUE", "STATUS", "MESSAGES", "LAST ERROR"), rows)
+    for queue in queues:
+        diagnosis = parse_last_error(queue.last_error)
+        if diagnosis is not None:
+            lines.append(f"{queue.identity}: {diagnosis.summary}; {diagnosis.action}")
+    return lines
+
+
+def drained(queues: Sequence[QueueInfo]) -> bool:
+    """Nothing left waiting, or Exchange reports why not (a LastError): stop polling."""
+    return all(q.message_count == 0 or q.last_error for q in queues)
