@@ -20,7 +20,7 @@ examples:
 """
 
 COLUMNS = ("NAME", "SMART HOSTS", "PORT", "AUTH", "CREDENTIAL", "DNS ROUTING", "TLS", "ENABLED")
-QUEUE_COLUMNS = ("CONNECTOR", "QUEUE", "STATUS", "MESSAGES", "LAST ERROR")
+QUEUE_COLUMNS = ("CONNECTOR", "QUEUE", "STATUS", "MESSAGES", "CAUSE", "LAST ERROR")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--queues",
         action="store_true",
-        help="also show each connector's smart-host queue: status, messages, LastError",
+        help="also show each connector's smart-host queue: status, messages, the cause "
+        "read in LastError, LastError",
     )
 
 
@@ -80,7 +81,7 @@ def connector_table(connectors: Sequence[SendConnector]) -> list[str]:
 
 def queue_table(queues: Mapping[str, list[QueueInfo]]) -> list[str]:
     rows = [
-        (name, q.identity, q.status, str(q.message_count), q.last_error or "-")
+        (name, q.identity, q.status, str(q.message_count), _cause(q), q.last_error or "-")
         for name, found in queues.items()
         for q in found
     ]
@@ -136,6 +137,14 @@ def _printable(value: str) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in str(value))
 
 
+def _cause(q: QueueInfo) -> str:
+    """The cause remediate reads in LastError (see `remediate diagnose`), or "-"."""
+    from remediate.queues import parse_last_error
+
+    found = parse_last_error(q.last_error)
+    return str(found.cause) if found else "-"
+
+
 def _queue_json(q: QueueInfo) -> dict[str, object]:
     return {
         "Identity": q.identity,
@@ -144,4 +153,5 @@ def _queue_json(q: QueueInfo) -> dict[str, object]:
         "Status": q.status,
         "MessageCount": q.message_count,
         "LastError": q.last_error,
+        "Cause": None if _cause(q) == "-" else _cause(q),
     }

@@ -92,8 +92,24 @@ def test_one_connector_with_its_queue(lab: Lab, secret_service: dict[str, str]) 
     table, queues = result.stdout.split("\n\n")
     assert len(table.splitlines()) == 2 and RELAY in table
     header, *rows = queues.splitlines()
-    assert header.startswith("CONNECTOR") and "LAST ERROR" in header
+    assert header.startswith("CONNECTOR") and "CAUSE" in header and "LAST ERROR" in header
     assert rows and all(row.startswith(RELAY) for row in rows)
+
+
+def test_json_queues_carry_the_cause_read_in_last_error(
+    lab: Lab, secret_service: dict[str, str]
+) -> None:
+    from remediate.queues import parse_last_error
+
+    result = _show(lab, secret_service, "--json", "--queues")
+    assert result.returncode == 0, result.stderr
+    by_name = {c["Name"]: c for c in json.loads(result.stdout)}
+    queues = by_name[RELAY]["Queues"]
+    assert queues and all(q["NextHopConnector"] == by_name[RELAY]["Guid"] for q in queues)
+    for queue in queues:
+        found = parse_last_error(queue["LastError"])
+        assert queue["Cause"] == (str(found.cause) if found else None)
+    assert by_name["Internet Mail"]["Queues"] == []  # DNS routed: no smart-host queue
 
 
 def test_unknown_connector_is_one_line_and_exit_6(lab: Lab, secret_service: dict[str, str]) -> None:
