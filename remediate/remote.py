@@ -219,7 +219,7 @@ class Session:
             cert_validation=cert_validation if https else False,
             encryption="never" if auth == "basic" and not https else "auto",
             connection_timeout=conn.connect_timeout,
-            operation_timeout=conn.operation_timeout,
+            operation_timeout=_seconds(conn.operation_timeout),
             read_timeout=conn.operation_timeout + 2,
             reconnection_retries=0,
             reconnection_backoff=0.5,
@@ -291,6 +291,11 @@ def queue_info(props: dict[str, Any]) -> QueueInfo:
         last_error=str(props["LastError"]) if props.get("LastError") else None,
         extra={k: v for k, v in props.items() if k not in known},
     )
+
+
+def _seconds(value: float) -> int | float:
+    """Whole seconds as an int, so WSMan's OperationTimeout reads PT60S as WinRM writes it."""
+    return int(value) if float(value).is_integer() else value
 
 
 def _read_step(cmdlet: str, params: tuple[Parameter, ...], kind: StepKind) -> Step:
