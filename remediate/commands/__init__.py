@@ -13,5 +13,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "connect",
     "show",
     "apply",
+    "undo",
     "lab",
 )
