@@ -124,6 +124,7 @@ def delete_secret(service: str, key: str, environ: dict[str, str] | None = None)
 
 # --- stdin ----------------------------------------------------------------------------------
 
+
 def stdin_secret(env: Environment, line: int, what: str) -> str:
     """Line ``line`` (1-based) of stdin."""
     if env.stdin_isatty:

@@ -6,6 +6,16 @@ Fixtures (registered by tests/conftest.py):
   ``keyring_env``     points this process's keyring at that service for one test (and
                       gives each test fresh XDG config/state dirs); returns the same dict.
 
+Helper: ``run_remediate(env, *args, stdin="")`` runs the installed ``remediate`` executable
+(the one next to this interpreter) in such an environment, secrets on stdin, never in argv::
+
+    from tests.secret_service import run_remediate
+
+    def test_show(secret_service, tmp_path):
+        env = {**secret_service, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+        done = run_remediate(env, "show", "--profile", "lab")
+        assert done.returncode == 0, done.stderr
+
 Missing dbus-daemon or gnome-keyring-daemon FAILS the test (never skips): the test command
 (scripts/test.sh) installs them with apt.
 """
@@ -25,6 +35,24 @@ from pathlib import Path
 import pytest
 
 UNLOCK_PASSWORD = "remediate-test-keyring"  # protects a throwaway keyring in a temp HOME
+REMEDIATE_EXE = Path(sys.executable).with_name("remediate")
+
+
+def run_remediate(
+    env: dict[str, str], *args: str, stdin: str = "", timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """The installed ``remediate`` command, run with ``env`` (e.g. from ``secret_service``)."""
+    if not REMEDIATE_EXE.is_file():
+        pytest.fail(f"{REMEDIATE_EXE} is missing: pip install -e '.[test]'", pytrace=False)
+    return subprocess.run(
+        [str(REMEDIATE_EXE), *args],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def _require(tool: str) -> str:
@@ -50,6 +78,8 @@ def secret_service() -> Iterator[dict[str, str]]:
         "XDG_STATE_HOME": str(home / "state"),
         "XDG_DATA_HOME": str(home / "data"),
         "XDG_RUNTIME_DIR": str(home / "run"),
+        # the venv's remediate and python come first, as after activating it
+        "PATH": os.pathsep.join([str(REMEDIATE_EXE.parent), os.environ.get("PATH", "")]),
     }
     (home / "run").mkdir(mode=0o700)
     env.pop("PYTHON_KEYRING_BACKEND", None)

@@ -4,24 +4,20 @@ real Secret Service, and `connect test` against a running lab over HTTP."""
 from __future__ import annotations
 
 import json
-import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.lab.lab_helpers import start_lab
+from tests.secret_service import run_remediate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.keyring]
 
 
-def remediate(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    exe = shutil.which("remediate", path=env.get("PATH"))
-    assert exe, "the remediate command is not installed on PATH"
-    return subprocess.run(
-        [exe, *args], input=stdin, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+remediate = run_remediate
 
 
 @pytest.fixture
@@ -146,7 +142,7 @@ def test_relay_password_is_stored_from_stdin_never_argv(cli_env) -> None:
     assert stored.returncode == 0, stored.stderr
     read = subprocess.run(
         [
-            shutil.which("python3", path=cli_env["PATH"]) or "python3",
+            sys.executable,
             "-c",
             "import keyring; print(keyring.get_password('remediate:relay', 'relay@contoso.lab'))",
         ],
