@@ -4,8 +4,9 @@ Service names (documented in README):
   ``remediate:endpoint``  admin password of an endpoint; key ``<profile or URL>|<user>``
   ``remediate:relay``     relay account password; key = the relay user name
 
-With ``--password-stdin`` stdin holds the admin password on line 1 and, when the run needs a
-relay password, that password on line 2; the keyring is then not consulted for them.
+With ``--password-stdin`` stdin holds the admin password on line 1 (the keyring is then not
+consulted for it) and, when the run needs a relay password that is not in the keyring, that
+password on line 2.
 """
 
 from __future__ import annotations
@@ -161,15 +162,12 @@ def endpoint_password(
 
 
 def relay_password(ref: CredentialRef, env: Environment, *, password_stdin: bool = False) -> str:
-    """A relay account's password: stdin line 2 with --password-stdin, else the keyring,
-    else asked twice without echo (offering to save it), else a clear error. Never empty."""
-    what = f"the password of relay account {ref.username}"
-    if password_stdin:
-        password = stdin_secret(env, 2, what)
-    else:
-        stored = _stored(ref.service, ref.key, env)
-        if stored is not None:
-            password = stored
+    """A relay account's password: the keyring, else stdin line 2 with --password-stdin, else
+    asked twice without echo (offering to save it), else a clear error. Never empty."""
+    password = _stored(ref.service, ref.key, env, quiet=password_stdin)
+    if password is None:
+        if password_stdin:
+            password = stdin_secret(env, 2, f"the password of relay account {ref.username}")
         elif env.interactive:
             password = ask_new_password(env, ref.username)
             _offer_to_save(env, ref.service, ref.key, password)
@@ -199,10 +197,17 @@ def ask_new_password(env: Environment, username: str) -> str:
     raise UsageError(f"no password entered for relay account {username}")
 
 
-def _stored(service: str, key: str, env: Environment) -> str | None:
+def _stored(service: str, key: str, env: Environment, *, quiet: bool = False) -> str | None:
+    """The keyring's entry; None when there is none or no usable keyring. ``quiet``: a
+    keyring that fails (locked, D-Bus error) counts as none, as stdin can still answer."""
     if not keyring_usable(env.environ):
         return None
-    return get_secret(service, key, env.environ)
+    try:
+        return get_secret(service, key, env.environ)
+    except SecretStoreError:
+        if quiet:
+            return None
+        raise
 
 
 def _prompt(env: Environment, label: str) -> str:

@@ -82,6 +82,17 @@ def test_password_stdin_lines(tmp_path) -> None:
         secrets.relay_password(ref, batch_env({}, "admin\n\n"), password_stdin=True)
 
 
+def test_stdin_line_2_answers_only_for_a_relay_password_not_in_the_keyring(
+    keyring_env: dict[str, str],
+) -> None:
+    secrets.set_secret(secrets.RELAY_SERVICE, "stored@contoso.com", "from-keyring", keyring_env)
+    env = batch_env(keyring_env, "admin-pw\nfrom-stdin\n")
+    assert secrets.endpoint_password(CONN, env, password_stdin=True) == "admin-pw"
+    stored, piped = relay_credential("stored@contoso.com"), relay_credential("new@contoso.com")
+    assert secrets.relay_password(stored, env, password_stdin=True) == "from-keyring"
+    assert secrets.relay_password(piped, env, password_stdin=True) == "from-stdin"
+
+
 def _in_subprocess(code: str, environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=False
