@@ -3,6 +3,7 @@ real Secret Service, and `connect test` against a running lab over HTTP."""
 
 from __future__ import annotations
 
+import io
 import json
 import stat
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.lab_helpers import start_lab
-from tests.secret_service import run_remediate
+from tests.secret_service import REMEDIATE_EXE, run_remediate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.keyring]
 
@@ -156,3 +157,40 @@ def test_relay_password_is_stored_from_stdin_never_argv(cli_env) -> None:
         cli_env, "connect", "relay", "relay@contoso.lab", "--password-stdin", stdin="\n"
     )
     assert empty.returncode == 2 and "password is empty" in empty.stderr
+
+
+def test_interactive_run_prompts_without_echo_and_offers_to_save(cli_env, tmp_path: Path) -> None:
+    """A real pseudo-terminal (pexpect): the password typed is not echoed, and saved on 'y'."""
+    import pexpect
+
+    lab = start_lab(tmp_path)
+    try:
+        argv = ["connect", "test", "--server", lab.endpoint_url, "--auth", "basic"]
+        argv += ["--user", lab.admin_user]
+        child = pexpect.spawn(str(REMEDIATE_EXE), argv, env=cli_env, encoding="utf-8", timeout=30)
+        child.logfile_read = transcript = io.StringIO()
+        child.expect(f"Password for {lab.admin_user} at ")
+        child.sendline(lab.admin_password)
+        child.expect(r"Save it in the keyring \(remediate:endpoint, ")
+        child.sendline("y")
+        child.expect("connector\\(s\\)")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0, transcript.getvalue()
+        assert lab.admin_password not in transcript.getvalue()
+        assert "saved in the keyring" in transcript.getvalue()
+        again = remediate(
+            cli_env,
+            "connect",
+            "test",
+            "--server",
+            lab.endpoint_url,
+            "--auth",
+            "basic",
+            "--user",
+            lab.admin_user,
+        )
+        assert again.returncode == 0, again.stderr
+        assert "Get-SendConnector returned 4 connector(s)" in again.stdout
+    finally:
+        lab.stop()
