@@ -1,0 +1,168 @@
+"""`remediate apply` through the installed executable against the lab over real HTTP, with
+the admin and relay passwords in a real Secret Service (or piped with --password-stdin)."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from remediate.lab.server import Lab
+from tests.e2e.conftest import PARTNER, PROFILE, RELAY, Cli
+
+pytestmark = [pytest.mark.e2e, pytest.mark.keyring]
+
+
+def fix_2016(lab: Lab, *extra: str) -> list[str]:
+    return [
+        "apply", "2016", "--profile", PROFILE, "--connector", RELAY,
+        "--mechanism", "BasicAuthRequireTLS", "--username", lab.relay_user, *extra,
+    ]  # fmt: skip
+
+
+def delivered(lab: Lab) -> int:
+    assert lab.smart_host is not None
+    return len(lab.smart_host.messages)
+
+
+def test_apply_fixes_the_seeded_2016_connector(profiled: Cli, relay_lab: Lab) -> None:
+    before = profiled.connector(RELAY)
+    assert before["AuthenticationCredential"] is None
+    assert delivered(relay_lab) == 0
+
+    done = profiled(*fix_2016(relay_lab, "--yes"))
+
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "Set-SendConnector -Identity 'Outbound to Relay' -AuthenticationCredential $cred" in out
+    assert "[3/6] Set-SendConnector: ok" in out
+    assert f"AuthenticationCredential  (none)  {relay_lab.relay_user}" in out
+    assert "3. Set-SendConnector -AuthenticationCredential: ran, changed" in out
+    assert "5. Retry-Queue -Filter: ran, changed" in out
+    assert "Queue after Retry-Queue:" in out
+    queue_table = out.split("Queue after Retry-Queue:")[1].splitlines()
+    assert queue_table[2].split()[1:3] == ["Ready", "0"], out
+    assert delivered(relay_lab) == 3  # the seeded queue held 3 messages
+
+    after = profiled.connector(RELAY)
+    assert after["AuthenticationCredential"] == relay_lab.relay_user
+    assert {k: v for k, v in after.items() if k != "AuthenticationCredential"} == {
+        k: v for k, v in before.items() if k != "AuthenticationCredential"
+    }
+    [backup] = profiled.backups()
+    assert f"Backup: {backup}" in out and stat.S_IMODE(backup.stat().st_mode) == 0o600
+    results = [(line["cmdlet"], line["result"]) for line in profiled.audit_lines()]
+    assert results == [("Set-SendConnector", "changed"), ("Retry-Queue", "changed")]
+
+
+def test_what_if_changes_nothing(profiled: Cli, relay_lab: Lab) -> None:
+    before = profiled.connector(RELAY)
+    done = profiled(*fix_2016(relay_lab, "--what-if"))
+    assert done.returncode == 0, done.stderr
+    assert "-Confirm:$false -WhatIf" in done.stdout
+    assert 'What if: Configuring Send connector "Outbound to Relay".' in done.stdout
+    assert "What-if run: nothing was changed." in done.stdout
+    assert "no backup was taken" in done.stdout
+    assert profiled.connector(RELAY) == before
+    assert profiled.backups() == [] and profiled.audit_lines() == []
+    assert delivered(relay_lab) == 0
+
+
+def test_a_second_apply_reports_no_change(profiled: Cli, relay_lab: Lab) -> None:
+    first = profiled(*fix_2016(relay_lab, "--yes"))
+    assert first.returncode == 0, first.stderr
+    second = profiled(*fix_2016(relay_lab, "--yes"))
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == "No change: 'Outbound to Relay' already has the settings asked for.\n"
+    assert len(profiled.backups()) == 1
+    assert len(profiled.audit_lines()) == 2
+
+
+def test_password_stdin_carries_both_passwords(cli: Cli, relay_lab: Lab) -> None:
+    cli.forget_relay(relay_lab.relay_user)
+    done = cli(
+        "apply", "2016", "--server", relay_lab.endpoint_url, "--auth", "basic",
+        "--user", relay_lab.admin_user, "--password-stdin", "--connector", RELAY,
+        "--mechanism", "BasicAuthRequireTLS", "--username", relay_lab.relay_user, "--yes",
+        stdin=f"{relay_lab.admin_password}\n{relay_lab.relay_password}\n",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert delivered(relay_lab) == 3
+    for secret in (relay_lab.admin_password, relay_lab.relay_password):
+        assert secret not in done.stdout + done.stderr
+
+
+def test_a_missing_relay_password_fails_before_any_change(profiled: Cli, relay_lab: Lab) -> None:
+    profiled.forget_relay(relay_lab.relay_user)
+    before = profiled.connector(RELAY)
+    done = profiled(*fix_2016(relay_lab, "--yes"))
+    assert done.returncode == 4
+    assert done.stderr.splitlines()[0] == (
+        f"remediate: error: no password for relay account {relay_lab.relay_user} in the "
+        f"keyring (service remediate:relay, key {relay_lab.relay_user})"
+    )
+    assert profiled.connector(RELAY) == before
+    assert profiled.backups() == [] and profiled.audit_lines() == []
+
+
+def test_stdin_without_the_relay_line_fails_before_any_change(cli: Cli, relay_lab: Lab) -> None:
+    cli.forget_relay(relay_lab.relay_user)
+    done = cli(
+        "apply", "2016", "--server", relay_lab.endpoint_url, "--auth", "basic",
+        "--user", relay_lab.admin_user, "--password-stdin", "--connector", RELAY,
+        "--username", relay_lab.relay_user, "--mechanism", "BasicAuthRequireTLS", "--yes",
+        stdin=relay_lab.admin_password + "\n",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "line 2 of stdin should hold the password of relay account" in done.stderr
+    assert cli.backups() == [] and delivered(relay_lab) == 0
+
+
+def test_unknown_connector_is_one_line(profiled: Cli, relay_lab: Lab) -> None:
+    done = profiled(
+        "apply", "2016", "--profile", PROFILE, "--connector", "Nope",
+        "--username", relay_lab.relay_user, "--reenter-credential", "--yes",
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert done.stderr.splitlines()[0].startswith("remediate: error: ")
+    assert "Nope" in done.stderr.splitlines()[0]
+    assert len(done.stderr.splitlines()) <= 2
+
+
+def test_without_a_terminal_and_without_yes_nothing_changes(profiled: Cli, relay_lab: Lab) -> None:
+    before = profiled.connector(RELAY)
+    done = profiled(*fix_2016(relay_lab))
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[0] == (
+        "remediate: error: not confirmed: no terminal to ask on; add --yes to apply without asking"
+    )
+    assert profiled.connector(RELAY) == before and profiled.backups() == []
+
+
+def test_a_refused_change_is_refused_before_anything_is_sent(profiled: Cli, relay_lab: Lab) -> None:
+    before = profiled.connector(PARTNER)
+    done = profiled(
+        "apply", "2002", "--profile", PROFILE, "--connector", PARTNER, "--port", "70000", "--yes"
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[0] == (
+        "remediate: error: --port: 70000 is not a port number (0-65535)"
+    )
+    assert profiled.connector(PARTNER) == before
+
+
+def test_apply_2002_points_the_partner_connector_at_the_smart_host(
+    profiled: Cli, relay_lab: Lab
+) -> None:
+    port = str(relay_lab.smtp_address.port)
+    done = profiled(
+        "apply", "2002", "--profile", PROFILE, "--connector", PARTNER, "--port", port, "--yes",
+        "--queue-wait", "0",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert profiled.connector(PARTNER)["Port"] == int(port)
+    assert "Winsock error code: 10061" in done.stdout  # the queue before the change
+    [line] = [line for line in profiled.audit_lines() if line["cmdlet"] == "Set-SendConnector"]
+    assert line["changes"]["Port"]["new"] == int(port)
+    assert line["changes"]["Port"]["old"] != int(port)
