@@ -31,6 +31,9 @@ INSECURE_WARNING = (
 )
 
 
+_PATH_FIELDS = ("ca_file", "certificate_file", "certificate_key_file")
+
+
 class AuthMethod(StrEnum):
     KERBEROS = "kerberos"
     NEGOTIATE = "negotiate"
@@ -57,6 +60,9 @@ class Connection:
     connect_timeout: float = 30.0
     operation_timeout: float = 60.0
     profile: str | None = None
+    # --auth certificate: client certificate and its (unencrypted) private key, PEM files
+    certificate_file: Path | None = None
+    certificate_key_file: Path | None = None
 
     @property
     def url(self) -> str:
@@ -76,7 +82,9 @@ class Connection:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["auth"] = str(self.auth)
-        data["ca_file"] = str(self.ca_file) if self.ca_file else None
+        for name in _PATH_FIELDS:
+            value = getattr(self, name)
+            data[name] = str(value) if value else None
         data.pop("profile")
         return data
 
@@ -85,7 +93,8 @@ class Connection:
         try:
             values = dict(data)
             values["auth"] = AuthMethod(values.get("auth", "kerberos"))
-            values["ca_file"] = Path(values["ca_file"]) if values.get("ca_file") else None
+            for field in _PATH_FIELDS:
+                values[field] = Path(values[field]) if values.get(field) else None
             return cls(profile=name, **values)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"profile {name!r} is damaged: {exc}") from None
@@ -233,6 +242,10 @@ def add_connection_arguments(parser: argparse.ArgumentParser, *, profile: bool =
     group.add_argument("--user", metavar="USER", help="admin user name (UPN or DOMAIN\\user)")
     group.add_argument("--ca-file", metavar="PEM", help="CA bundle to validate the certificate")
     group.add_argument(
+        "--certificate", metavar="PEM", help="client certificate for --auth certificate (https)"
+    )
+    group.add_argument("--certificate-key", metavar="PEM", help="its private key (unencrypted PEM)")
+    group.add_argument(
         "--insecure",
         action="store_true",
         help="do NOT validate the server certificate (prints a warning every run)",
@@ -278,14 +291,19 @@ def connection_from_args(
         if unsafe_character(args.user) is not None:
             raise UsageError("--user: the user name contains a control character")
         changes["user"] = args.user
-    if args.ca_file:
-        ca = Path(args.ca_file).expanduser()
-        if not ca.is_file():
-            raise UsageError(f"--ca-file {args.ca_file}: no such file")
-        changes["ca_file"] = ca.resolve()
+    for option, field in (
+        ("ca_file", "ca_file"),
+        ("certificate", "certificate_file"),
+        ("certificate_key", "certificate_key_file"),
+    ):
+        given = getattr(args, option, None)
+        if given:
+            changes[field] = _existing_file(given, "--" + option.replace("_", "-"))
     if args.insecure:
         changes["verify"] = False
     if args.configuration_name:
+        if unsafe_character(args.configuration_name) is not None:
+            raise UsageError("--configuration-name contains a control character")
         changes["configuration_name"] = args.configuration_name
     for option in ("connect_timeout", "operation_timeout"):
         value = getattr(args, option)
@@ -296,8 +314,29 @@ def connection_from_args(
     if "user" in changes:
         changes["username"] = changes.pop("user")
     connection = replace(base, **changes)
+    _check_certificate_auth(connection)
     if connection.scheme == "https" and not connection.verify:
         env.err(INSECURE_WARNING.format(url=connection.url))
     elif not connection.verify:
         env.err("remediate: note: --insecure has no effect over http (nothing is validated)")
     return connection
+
+
+def _existing_file(given: str, option: str) -> Path:
+    path = Path(given).expanduser()
+    if not path.is_file():
+        raise UsageError(f"{option} {given}: no such file")
+    return path.resolve()
+
+
+def _check_certificate_auth(connection: Connection) -> None:
+    """Certificate authentication needs https and both PEM files; the files need it."""
+    has_files = connection.certificate_file or connection.certificate_key_file
+    if connection.auth is not AuthMethod.CERTIFICATE:
+        if has_files:
+            raise UsageError("--certificate and --certificate-key need --auth certificate")
+        return
+    if connection.scheme != "https":
+        raise UsageError("--auth certificate needs an https:// endpoint")
+    if not (connection.certificate_file and connection.certificate_key_file):
+        raise UsageError("--auth certificate needs --certificate PEM and --certificate-key PEM")

@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,29 @@ def test_ready_file(tmp_path: Path) -> None:
     assert conn.auth is AuthMethod.BASIC
     with pytest.raises(UsageError, match="not a lab ready file"):
         connection_from_ready_file(tmp_path / "missing.json")
+
+
+def test_certificate_auth_needs_https_and_both_files(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    cert, key = tmp_path / "admin.pem", tmp_path / "admin.key"
+    cert.write_text("cert")
+    key.write_text("key")
+    files = ["--certificate", str(cert), "--certificate-key", str(key)]
+    conn = connection_from_args(
+        parse(["--server", "https://ex01", "--auth", "certificate", *files]), env
+    )
+    assert (conn.certificate_file, conn.certificate_key_file) == (cert, key)
+    store = ProfileStore(environ=env.environ)
+    store.save(replace(conn, profile="ex01"))
+    assert store.get("ex01").certificate_key_file == key
+    with pytest.raises(UsageError, match="needs an https"):
+        connection_from_args(parse(["--server", "ex01", "--auth", "certificate", *files]), env)
+    with pytest.raises(UsageError, match="--certificate-key PEM"):
+        connection_from_args(
+            parse(
+                ["--server", "https://ex01", "--auth", "certificate", "--certificate", str(cert)]
+            ),
+            env,
+        )
+    with pytest.raises(UsageError, match="need --auth certificate"):
+        connection_from_args(parse(["--server", "https://ex01", *files]), env)
