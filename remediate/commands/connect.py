@@ -29,6 +29,8 @@ examples:
   remediate connect test ex01
   remediate connect password ex01          # store the admin password in the keyring
   remediate connect relay relay@contoso.com  # store a relay account's password
+  remediate connect add ex02 --server https://ex02.contoso.com/PowerShell --auth certificate \\
+      --certificate admin.pem --certificate-key admin.key
   remediate connect remove ex01
 
 Passwords are asked without echo (or read from stdin with --password-stdin) and kept in the
@@ -86,6 +88,10 @@ def _add(args: argparse.Namespace, env: Environment, store: ProfileStore) -> int
     connection = replace(connection_from_args(args, env), profile=name)
     if connection.auth is not AuthMethod.CERTIFICATE and not connection.username:
         raise UsageError("connect add: give --user (the admin account)")
+    if args.save_password:
+        from remediate.secrets import check_backend
+
+        check_backend(env.environ)
     store.save(connection)
     env.out(f"saved profile {name}: {connection.url} ({connection.auth}, {connection.username})")
     if args.save_password:
@@ -152,7 +158,9 @@ def _password(args: argparse.Namespace, env: Environment, store: ProfileStore) -
     return 0
 
 
-def _store_endpoint_password(connection: Connection, env: Environment, *, password_stdin: bool):
+def _store_endpoint_password(
+    connection: Connection, env: Environment, *, password_stdin: bool
+) -> None:
     from remediate.secrets import ENDPOINT_SERVICE, check_backend, set_secret, stdin_secret
 
     check_backend(env.environ)
