@@ -87,6 +87,12 @@ def _call(action: str, service: str, key: str, func: Any, *args: Any) -> Any:
         raise SecretStoreError("no usable OS keyring on this machine", hint=INSTALL_HINT) from None
     except keyring.errors.PasswordDeleteError:
         return False
+    except keyring.errors.InitError:
+        raise SecretStoreError(
+            f"no keyring service answers, so cannot {action} {service} / {key} "
+            "(is gnome-keyring-daemon running in this D-Bus session?)",
+            hint=INSTALL_HINT,
+        ) from None
     except (keyring.errors.KeyringError, OSError) as exc:
         kind = type(exc).__name__
         raise SecretStoreError(

@@ -117,6 +117,33 @@ def test_no_backend_says_what_to_install(tmp_path) -> None:
     assert "apt-get install gnome-keyring" in done.stdout
 
 
+def test_a_bus_without_a_secret_service_says_what_is_missing(tmp_path) -> None:
+    """A real D-Bus session bus with no gnome-keyring-daemon on it."""
+    bus = subprocess.Popen(
+        ["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert bus.stdout is not None
+        environ = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "DBUS_SESSION_BUS_ADDRESS": bus.stdout.readline().strip(),
+        }
+        code = (
+            "from remediate import secrets, errors\n"
+            "try:\n    secrets.set_secret('remediate:relay', 'r', 'pw')\n"
+            "except errors.SecretStoreError as e:\n    print('REFUSED', e.message, '|', e.hint)\n"
+        )
+        done = _in_subprocess(code, environ)
+        assert "REFUSED no keyring service answers" in done.stdout, done.stderr
+        assert "gnome-keyring-daemon" in done.stdout
+    finally:
+        bus.terminate()
+        bus.wait(timeout=10)
+
+
 def test_a_plaintext_file_backend_is_refused_unless_opted_in(tmp_path) -> None:
     """keyrings.alt is not a dependency; a backend class living in a module of that name
     (written here) stands in for its plaintext file backend, which is what the check keys on."""
