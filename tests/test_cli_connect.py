@@ -74,7 +74,10 @@ def test_connect_test_with_the_password_from_the_keyring(cli_env, tmp_path: Path
         assert "stored in the keyring (remediate:endpoint, lab|" in added.stdout
         tested = remediate(cli_env, "connect", "test", "lab")
         assert tested.returncode == 0, tested.stderr
-        assert "Get-SendConnector returned 4 connector(s)" in tested.stdout
+        assert (
+            f"Get-SendConnector returned {len(lab.organization.connectors())} connector(s)"
+            in tested.stdout
+        )
         for output in (added.stdout, added.stderr, tested.stdout, tested.stderr):
             assert lab.admin_password not in output
         assert lab.admin_password not in (tmp_path / "config/remediate/profiles.json").read_text()
@@ -191,6 +194,70 @@ def test_interactive_run_prompts_without_echo_and_offers_to_save(cli_env, tmp_pa
             lab.admin_user,
         )
         assert again.returncode == 0, again.stderr
-        assert "Get-SendConnector returned 4 connector(s)" in again.stdout
+        assert (
+            f"Get-SendConnector returned {len(lab.organization.connectors())} connector(s)"
+            in again.stdout
+        )
     finally:
         lab.stop()
+
+
+def _keyring_value(env: dict[str, str], service: str, key: str) -> str:
+    code = f"import keyring; print(keyring.get_password({service!r}, {key!r}))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_remove_also_deletes_the_stored_password(cli_env) -> None:
+    server = ["--server", "http://127.0.0.1:9/PowerShell", "--auth", "basic", "--user", "adm"]
+    added = remediate(
+        cli_env,
+        "connect",
+        "add",
+        "gone",
+        *server,
+        "--save-password",
+        "--password-stdin",
+        stdin="Canary-pw-314\n",
+    )
+    assert added.returncode == 0, added.stderr
+    assert _keyring_value(cli_env, "remediate:endpoint", "gone|adm") == "Canary-pw-314"
+    removed = remediate(cli_env, "connect", "remove", "gone")
+    assert removed.stdout.strip() == "removed profile gone and its stored password"
+    assert _keyring_value(cli_env, "remediate:endpoint", "gone|adm") == "None"
+
+
+def test_bad_profile_name_and_missing_user_are_usage_errors(cli_env) -> None:
+    bad = remediate(cli_env, "connect", "add", "a|b", "--server", "ex01", "--user", "adm")
+    assert bad.returncode == 2 and "no '|'" in bad.stderr
+    no_user = remediate(cli_env, "connect", "add", "ex01", "--server", "ex01")
+    assert no_user.returncode == 2 and "give --user" in no_user.stderr
+
+
+def test_interactive_relay_password_is_asked_twice(cli_env) -> None:
+    import pexpect
+
+    child = pexpect.spawn(
+        str(REMEDIATE_EXE),
+        ["connect", "relay", "relay@contoso.lab"],
+        env=cli_env,
+        encoding="utf-8",
+        timeout=30,
+    )
+    child.logfile_read = transcript = io.StringIO()
+    child.expect("Password for relay account relay@contoso.lab: ")
+    child.sendline("Relay-one-1")
+    child.expect("Again, to confirm: ")
+    child.sendline("Relay-two-2")
+    child.expect("the two passwords differ")
+    child.expect("Password for relay account relay@contoso.lab: ")
+    child.sendline("Relay-two-2")
+    child.expect("Again, to confirm: ")
+    child.sendline("Relay-two-2")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, transcript.getvalue()
+    assert "Relay-" not in transcript.getvalue()
+    assert _keyring_value(cli_env, "remediate:relay", "relay@contoso.lab") == "Relay-two-2"
