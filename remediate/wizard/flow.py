@@ -1,0 +1,454 @@
+"""The wizard's shared stages: intake, connection, connector, (event flow: diagnose, fix),
+preview, apply, verify, undo offer, summary.
+
+Ctrl-C anywhere: before the apply nothing was sent; during it the executor stops between
+steps and says what was applied; the wizard prints that and nothing else is sent.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from remediate.env import Environment
+from remediate.errors import UsageError
+from remediate.wizard.prompter import Choice, Prompter
+
+if TYPE_CHECKING:
+    from remediate.connections import Connection
+    from remediate.events import EventRecord
+    from remediate.exchange import QueueInfo, SendConnector
+    from remediate.executor import Applied
+    from remediate.plan import CredentialRef, Plan
+    from remediate.playbooks import Playbook
+    from remediate.remote import Session
+
+CANCELLED = 1
+FAILED = 6
+INTERRUPTED = 130
+NEW_CONNECTION = "(new connection)"
+
+
+@dataclass(frozen=True)
+class WizardOptions:
+    """What the command line (or the demo) already knows."""
+
+    playbook: str | None = None
+    event_text: str | None = None
+    connector: str | None = None
+    connection: Connection | None = None
+    admin_password: str | None = None  # the demo knows the lab's; never printed
+    lab_relay: tuple[str, str] | None = None  # demo: (user, password) offered as an answer
+    probe_ca_file: Path | None = None
+    queue_wait: float = 20.0
+    script_dir: Path = field(default_factory=Path.cwd)
+
+
+@dataclass
+class WizardContext:
+    env: Environment
+    prompter: Prompter
+    options: WizardOptions
+    playbook: Playbook | None = None
+    event: EventRecord | None = None
+    prefill: dict[str, Any] = field(default_factory=dict)
+    hints: tuple[str, ...] = ()
+    connection: Connection | None = None
+    session: Session | None = None
+    connector: SendConnector | None = None
+    queues: list[QueueInfo] = field(default_factory=list)
+    credentials: dict[CredentialRef, str] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+    # what happened, for the summary and for Ctrl-C
+    applied: Applied | None = None
+    script: Path | None = None
+    undone: bool = False
+
+    def say(self, text: str = "") -> None:
+        self.env.out(text)
+
+    def credential(self, ref: CredentialRef) -> str:
+        if ref not in self.credentials:
+            raise UsageError(f"no password was given for {ref.username}")
+        return self.credentials[ref]
+
+
+def run_wizard(env: Environment, prompter: Prompter, options: WizardOptions) -> int:
+    """The whole guided fix; returns the exit status."""
+    from remediate.executor import ExecutionInterrupted
+
+    ctx = WizardContext(env, prompter, options)
+    try:
+        return _stages(ctx)
+    except ExecutionInterrupted as stopped:
+        env.err("Interrupted during the apply. " + stopped.message)
+        _where_backup(ctx)
+        env.err("Nothing else was sent to Exchange.")
+        return INTERRUPTED
+    except KeyboardInterrupt:
+        env.err(_interrupted_text(ctx))
+        return INTERRUPTED
+    finally:
+        if ctx.session is not None:
+            ctx.session.close()
+
+
+def _stages(ctx: WizardContext) -> int:
+    from remediate.wizard import flow_for
+
+    intake(ctx)
+    assert ctx.playbook is not None
+    flow = flow_for(ctx.playbook.id)
+    connect(ctx)
+    find_connector(ctx)
+    ctx.say()
+    ctx.say("Diagnosis (nothing has been changed):")
+    from remediate.diagnosis import checklist
+
+    for line in checklist(flow.diagnose(ctx)):
+        ctx.say(f"  {line}")
+    ctx.say()
+    options = flow.choose_fix(ctx)
+    plan = _plan(ctx, options, what_if=False)
+    if not plan.changes:
+        ctx.say(f"No change needed: '{plan.connector}' already has these settings.")
+        return 0
+    status = preview_and_apply(ctx, options, plan)
+    if status is not None:
+        return status
+    ok = verify(ctx)
+    if not ok:
+        offer_undo(ctx)
+    summary(ctx)
+    return 0 if ok else FAILED
+
+
+# --- intake --------------------------------------------------------------------------------
+
+
+def intake(ctx: WizardContext) -> None:
+    """Event text (option or pasted) prefills the answers; else the event number or a choice."""
+    from remediate.playbooks import find
+
+    text = ctx.options.event_text
+    if text is None and ctx.options.playbook is None:
+        text = ctx.prompter.text(
+            "event_text", "Paste the event message (or press Enter to skip):", default=""
+        )
+    if text:
+        _read_event(ctx, text)
+        assert ctx.event is not None
+        ctx.playbook = find(str(ctx.event.event_id))
+        return
+    name = ctx.options.playbook
+    if name is None:
+        name = _choose_playbook(ctx)
+    ctx.playbook = find(name)
+
+
+def _read_event(ctx: WizardContext, text: str) -> None:
+    from remediate.events import group, parse_text
+    from remediate.intake import suggest
+
+    records = [r for r in parse_text(text) if r.ok]
+    if not records:
+        raise UsageError(
+            "the event text is not an MSExchangeTransport 2016 or 2002 message",
+            hint="paste the message from the General tab of Event Viewer",
+        )
+    suggestion = suggest(group(records)[0])
+    ctx.event = suggestion.record
+    ctx.prefill = {k: v for k, v in suggestion.inputs.items() if v}
+    ctx.hints = suggestion.findings
+    ctx.say(f"Event {ctx.event.event_id} for Send connector '{ctx.event.connector}'.")
+    for hint in ctx.hints:
+        ctx.say(f"  - {hint}")
+
+
+def _choose_playbook(ctx: WizardContext) -> str:
+    from remediate.playbooks import load_all
+    from remediate.wizard import FLOWS
+
+    choices = [
+        Choice(str(p.event.id), f"{p.event.id}: {p.title}") for p in load_all() if p.id in FLOWS
+    ]
+    return ctx.prompter.select("event", "Which event are you fixing?", choices)
+
+
+# --- connection and connector --------------------------------------------------------------
+
+
+def connect(ctx: WizardContext) -> None:
+    from remediate.remote import Session
+
+    conn = ctx.options.connection or _choose_connection(ctx)
+    ctx.connection = conn
+    password = ctx.options.admin_password or _admin_password(ctx, conn)
+    ctx.say(f"Connecting to {conn.label} ...")
+    session = Session(conn, password)
+    session.open()
+    ctx.session = session
+
+
+def _choose_connection(ctx: WizardContext) -> Connection:
+    from remediate.connections import ProfileStore
+
+    store = ProfileStore(environ=ctx.env.environ)
+    profiles = store.list()
+    choices = [Choice(p.profile or p.url, f"{p.profile}  ({p.url})") for p in profiles]
+    choices.append(Choice(NEW_CONNECTION, "New connection ..."))
+    name = ctx.prompter.select("connection", "Exchange server:", choices)
+    if name != NEW_CONNECTION:
+        return store.get(name)
+    return _new_connection(ctx, store)
+
+
+def _new_connection(ctx: WizardContext, store: Any) -> Connection:
+    from dataclasses import replace
+
+    from remediate.connections import AuthMethod, check_profile_name, parse_server
+
+    url = ctx.prompter.text(
+        "server", "Exchange PowerShell URL (http://ex01.contoso.com/PowerShell):"
+    )
+    conn = parse_server(url)
+    auth = ctx.prompter.select(
+        "auth", "Authentication:", [Choice(m.value, m.value) for m in AuthMethod], "kerberos"
+    )
+    user = ctx.prompter.text("user", "Admin user name (UPN):")
+    conn = replace(conn, auth=AuthMethod(auth), username=user or None)
+    if ctx.prompter.confirm("save_profile", "Save this connection as a profile?", default=False):
+        name = check_profile_name(ctx.prompter.text("profile_name", "Profile name:"))
+        conn = replace(conn, profile=name)
+        store.save(conn)
+        ctx.say(f"Saved profile '{name}'.")
+    return conn
+
+
+def _admin_password(ctx: WizardContext, conn: Connection) -> str | None:
+    from remediate.secrets import ENDPOINT_SERVICE, get_secret, keyring_usable
+
+    if conn.auth.value in ("kerberos", "negotiate", "certificate") and not conn.username:
+        return None
+    if keyring_usable(ctx.env.environ):
+        stored = get_secret(ENDPOINT_SERVICE, conn.secret_key, ctx.env.environ)
+        if stored:
+            return stored
+    return ctx.prompter.password("admin_password", f"Password for {conn.username}:")
+
+
+def find_connector(ctx: WizardContext) -> None:
+    from remediate.report import table
+
+    assert ctx.session is not None
+    connectors = ctx.session.get_connectors()
+    if not connectors:
+        raise UsageError("Exchange reports no Send connector")
+    ctx.say()
+    ctx.say("Send connectors:")
+    for line in table(_HEADER, [_row(c) for c in connectors]):
+        ctx.say(f"  {line}")
+    wanted = ctx.options.connector or (ctx.event.connector if ctx.event else None)
+    choices = [Choice(c.name, c.name) for c in connectors]
+    name = ctx.prompter.select("connector", "Which Send connector?", choices, default=wanted)
+    ctx.connector = next(c for c in connectors if c.name == name)
+    ctx.queues = ctx.session.get_queues(ctx.connector)
+
+
+_HEADER = ("NAME", "SMART HOSTS", "PORT", "MECHANISM", "CREDENTIAL", "DNS", "TLS", "ENABLED")
+
+
+def _row(c: SendConnector) -> tuple[str, ...]:
+    return (
+        c.name,
+        ", ".join(c.smart_hosts) or "-",
+        str(c.port),
+        str(c.smart_host_auth_mechanism),
+        c.credential_user or "(none)",
+        "yes" if c.dns_routing_enabled else "no",
+        "required" if c.require_tls else "optional",
+        "yes" if c.enabled else "no",
+    )
+
+
+# --- preview and apply ---------------------------------------------------------------------
+
+_ACTIONS = (
+    Choice("apply", "Apply now"),
+    Choice("what-if", "Apply with -WhatIf first (Exchange only reports), then decide"),
+    Choice("save", "Save the script and stop"),
+    Choice("cancel", "Cancel (change nothing)"),
+)
+
+
+def _plan(ctx: WizardContext, options: Any, *, what_if: bool) -> Plan:
+    from remediate.planner import build_plan
+
+    assert ctx.playbook is not None
+    return build_plan(ctx.playbook, options, current=ctx.connector, what_if=what_if)
+
+
+def preview_and_apply(ctx: WizardContext, options: Any, plan: Plan) -> int | None:
+    """Show the script; apply, -WhatIf first, save, or cancel. None: applied, go on."""
+    from remediate.render import render_script
+
+    ctx.say("The exact PowerShell that will run (passwords are never in it):")
+    ctx.say()
+    ctx.env.stdout.write(render_script(plan))
+    ctx.say()
+    action = ctx.prompter.select("action", "What now?", _ACTIONS, default="apply")
+    if action == "cancel":
+        ctx.say("Cancelled: nothing was changed.")
+        return CANCELLED
+    if action == "save":
+        save_script(ctx, plan)
+        return 0
+    if action == "what-if":
+        _apply(ctx, _plan(ctx, options, what_if=True))
+        if not ctx.prompter.confirm("apply_after_what_if", "Apply for real now?", default=True):
+            ctx.say("Stopped after -WhatIf: nothing was changed.")
+            return CANCELLED
+    applied = _apply(ctx, plan)
+    ctx.applied = applied
+    if not applied.result.ok:
+        ctx.say("A step failed; the steps after it were not sent.")
+        offer_undo(ctx)
+        summary(ctx)
+        return FAILED
+    return None
+
+
+def save_script(ctx: WizardContext, plan: Plan) -> None:
+    from remediate.render import render_script
+
+    default = ctx.options.script_dir / f"remediate-{plan.event_id}-{_slug(plan.connector)}.ps1"
+    answer = ctx.prompter.text("script_path", "Save the script as:", default=str(default))
+    path = Path(answer).expanduser()
+    try:
+        path.write_text(render_script(plan), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write the script to {path}: {exc.strerror}") from None
+    ctx.script = path
+    ctx.say(f"Script saved to {path}; nothing was changed.")
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in name).strip("-").lower() or "connector"
+
+
+def _apply(ctx: WizardContext, plan: Plan) -> Applied:
+    from remediate.executor import apply_plan
+    from remediate.report import before_after
+
+    assert ctx.session and ctx.connection and ctx.connector
+    total = len(plan.steps)
+
+    def progress(step: Any, result: Any) -> None:
+        number = plan.steps.index(step) + 1
+        ctx.say(f"[{number}/{total}] {step.cmdlet}: {'ok' if result.ok else 'FAILED'}")
+        for line in result.what_if:
+            ctx.say(f"    {line}")
+        for error in result.errors:
+            ctx.say(f"    ERROR: {error.message}")
+
+    ctx.say()
+    applied = apply_plan(
+        ctx.session,
+        plan,
+        ctx.connector,
+        ctx.connection,
+        ctx.credential,
+        on_step=progress,
+        environ=ctx.env.environ,
+    )
+    ctx.say()
+    if not plan.what_if:
+        for line in before_after(ctx.connector, applied.after):
+            ctx.say(line)
+    return applied
+
+
+# --- verify, undo, summary -----------------------------------------------------------------
+
+
+def verify(ctx: WizardContext) -> bool:
+    """Watch the queue the plan retried until it drains or shows a new LastError."""
+    from remediate.diagnosis import explain_last_error
+
+    assert ctx.session and ctx.applied
+    connector = ctx.applied.after
+    old_errors = {q.identity: q.last_error for q in ctx.queues}
+    deadline = time.monotonic() + ctx.options.queue_wait
+    ctx.say()
+    ctx.say(f"Watching the queue (up to {ctx.options.queue_wait:g} s) ...")
+    while True:
+        queues = ctx.session.get_queues(connector)
+        waiting = sum(q.message_count for q in queues)
+        fresh = [q for q in queues if q.last_error and q.last_error != old_errors.get(q.identity)]
+        ctx.say(
+            f"  {waiting} message(s) waiting"
+            + (f", LastError: {fresh[0].last_error}" if fresh else "")
+        )
+        if waiting == 0:
+            ctx.say("The queue drained: mail flows again.")
+            return True
+        if fresh:
+            explained = explain_last_error(fresh[0].last_error)
+            if explained:
+                ctx.say(f"  Meaning: {explained.summary}. What to do: {explained.action}.")
+            return False
+        if time.monotonic() >= deadline:
+            ctx.say("The queue did not drain in time; see the LastError above.")
+            return False
+        time.sleep(0.5)
+
+
+def offer_undo(ctx: WizardContext) -> None:
+    from remediate.executor import execute
+
+    applied = ctx.applied
+    if applied is None or applied.backup is None or ctx.session is None:
+        return
+    if not ctx.prompter.confirm("undo", "Undo the change from the backup?", default=False):
+        ctx.say(f"Kept. To undo later: remediate undo '{applied.backup.path}'")
+        return
+    plan = applied.backup.undo_plan()
+    for note in plan.notes:
+        ctx.say(f"  note: {note}")
+    result = execute(ctx.session, plan, ctx.credential)
+    ctx.say(result.summary())
+    ctx.undone = result.ok
+
+
+def summary(ctx: WizardContext) -> None:
+    ctx.say()
+    ctx.say("Summary:")
+    applied = ctx.applied
+    if applied is not None:
+        ctx.say(f"  {applied.result.headline()}")
+        if applied.backup is not None:
+            ctx.say(f"  Backup: {applied.backup.path}")
+            ctx.say(f"  Undo script: {applied.backup.script}")
+        if applied.audit_path is not None:
+            ctx.say(f"  Audit log: {applied.audit_path}")
+    if ctx.undone:
+        ctx.say("  The change was undone from the backup.")
+    if ctx.script is not None:
+        ctx.say(f"  Script: {ctx.script}")
+
+
+def _interrupted_text(ctx: WizardContext) -> str:
+    if ctx.applied is None:
+        return "Interrupted: nothing was changed on Exchange."
+    return (
+        f"Interrupted after the apply. {ctx.applied.result.headline()} "
+        "Nothing else was sent to Exchange."
+    )
+
+
+def _where_backup(ctx: WizardContext) -> None:
+    from remediate.backup import backup_dir
+
+    ctx.env.err(f"The backup taken before the apply is in {backup_dir(ctx.env.environ)}.")

@@ -1,0 +1,197 @@
+"""Event 2016's stages: diagnose (configuration, SMTP probe of the smart host, reachability)
+and fix (mechanism with the reason, relay credential, port/smart host when the diagnosis
+calls for it). See ``remediate.wizard`` for the registry contract.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from remediate.diagnosis import Finding, Status
+from remediate.errors import UsageError
+from remediate.exchange import AuthMechanism
+from remediate.wizard.prompter import Choice
+
+if TYPE_CHECKING:
+    from remediate.planner import FixOptions
+    from remediate.probe import ProbeResult
+    from remediate.wizard.flow import WizardContext
+
+PLAYBOOK_ID = "smarthost-auth-credential"
+PROBE_NOTE = (
+    "The SMTP probe runs from THIS machine, not from the transport server: a firewall "
+    "between the two can make the results differ."
+)
+PASSWORD_TRIES = 3
+
+
+def diagnose(ctx: WizardContext) -> list[Finding]:
+    from remediate import diagnosis
+    from remediate.probe import probe
+
+    connector = ctx.connector
+    assert connector is not None
+    found = [Finding(Status.WARN, "event", hint) for hint in ctx.hints]
+    found += diagnosis.configuration(connector)
+    if connector.smart_hosts and not connector.dns_routing_enabled:
+        host = connector.smart_hosts[0]
+        ctx.say(f"Probing smart host {host}:{connector.port} ...")
+        ctx.say(PROBE_NOTE)
+        result = probe(host, connector.port, ca_file=ctx.options.probe_ca_file, timeout=5)
+        ctx.notes["probe"] = result
+        found += diagnosis.smart_host(result, connector)
+        found.append(diagnosis.reachability(result))
+    for queue in ctx.queues:
+        explained = diagnosis.explain_last_error(queue.last_error)
+        if explained is not None:
+            found.append(
+                Finding(
+                    Status.FAIL,
+                    f"queue {queue.identity}",
+                    f"{queue.message_count} waiting; {explained.summary}",
+                )
+            )
+    return found
+
+
+def choose_fix(ctx: WizardContext) -> FixOptions:
+    from remediate.planner import FixOptions
+
+    connector = ctx.connector
+    assert connector is not None
+    result: ProbeResult | None = ctx.notes.get("probe")
+    smart_hosts, port = _routing(ctx, result)
+    mechanism = _mechanism(ctx, result)
+    username = None
+    if mechanism.needs_credential:
+        username = _relay_credential(ctx)
+    return FixOptions(
+        connector=connector.name,
+        mechanism=mechanism,
+        username=username,
+        reenter_credential=username is not None,
+        smart_hosts=smart_hosts,
+        port=port,
+    )
+
+
+def _routing(ctx: WizardContext, result: ProbeResult | None) -> tuple[tuple[str, ...], int | None]:
+    """Ask for another port or smart host only when the probe could not reach it, or when
+    the certificate names another host."""
+    connector = ctx.connector
+    assert connector is not None
+    hosts: tuple[str, ...] = ()
+    port: int | None = None
+    if result is not None and not result.connected:
+        ctx.say(f"The smart host did not answer on port {connector.port}.")
+        answer = ctx.prompter.text("port", "Smart host port:", default=str(connector.port))
+        port = _port(answer)
+        host = ctx.prompter.text("smart_host", "Smart host name:", default=connector.smart_hosts[0])
+        if host != connector.smart_hosts[0]:
+            hosts = (host,)
+    elif result is not None and result.certificate and not result.certificate.matches_host:
+        keep = f"keep {result.host}"
+        choices = [
+            Choice(name, f"use {name} (named by the certificate)")
+            for name in result.certificate.names
+            if "*" not in name
+        ]
+        choices.append(Choice(keep, keep + " (BasicAuthRequireTLS will not work)"))
+        answer = ctx.prompter.select(
+            "smart_host", "The certificate names another host. Smart host:", choices
+        )
+        if answer != keep:
+            hosts = (answer,)
+    return hosts, (port if port != connector.port else None)
+
+
+def _port(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise UsageError(f"port: {text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def _mechanism(ctx: WizardContext, result: ProbeResult | None) -> AuthMechanism:
+    from remediate.diagnosis import recommended
+
+    connector = ctx.connector
+    assert connector is not None
+    current = connector.smart_host_auth_mechanism
+    if result is None or not result.connected:
+        choices = [Choice(m.value, m.value) for m in AuthMechanism]
+        answer = ctx.prompter.select("mechanism", "Authentication mechanism:", choices, current)
+        return AuthMechanism(answer)
+    verdicts = recommended(result)
+    choices = []
+    for index, verdict in enumerate(verdicts):
+        label = (
+            "recommended"
+            if index == 0 and verdict.works
+            else ("works" if verdict.works else "will not work")
+        )
+        choices.append(
+            Choice(verdict.mechanism.value, f"{verdict.mechanism} ({label}: {verdict.reason})")
+        )
+    default = verdicts[0].mechanism.value
+    answer = ctx.prompter.select("mechanism", "Authentication mechanism:", choices, default)
+    return AuthMechanism(answer)
+
+
+def _relay_credential(ctx: WizardContext) -> str:
+    """User name (prefilled from the event, the connector or the demo), password from the
+    keyring, the demo's lab account, or typed twice without echo; offer to save it."""
+    from remediate.planner import relay_credential
+    from remediate.preflight import check_username
+    from remediate.secrets import RELAY_SERVICE, get_secret, keyring_usable
+
+    connector = ctx.connector
+    assert connector is not None
+    lab = ctx.options.lab_relay
+    default = ctx.prefill.get("username") or connector.credential_user or (lab[0] if lab else "")
+    username = check_username(ctx.prompter.text("username", "Relay account user name:", default))
+    if not username:
+        raise UsageError("the relay account's user name is empty")
+    keyring = keyring_usable(ctx.env.environ)
+    stored = get_secret(RELAY_SERVICE, username, ctx.env.environ) if keyring else None
+    choices = []
+    if stored:
+        choices.append(Choice("keyring", "Use the password saved in the keyring"))
+    if lab and lab[0] == username:
+        choices.append(Choice("lab", "Use the lab's relay password (demo only)"))
+    choices.append(Choice("type", "Type the password"))
+    source = ctx.prompter.select(
+        "password_source", f"Password for {username}:", choices, choices[0].value
+    )
+    if source == "keyring":
+        password = stored
+    elif source == "lab":
+        password = lab[1] if lab else None
+    else:
+        password = _typed_password(ctx, username)
+        if keyring:
+            if ctx.prompter.confirm(
+                "save_password", "Save this password in the keyring?", default=False
+            ):
+                from remediate.secrets import set_secret
+
+                set_secret(RELAY_SERVICE, username, password, ctx.env.environ)
+                ctx.say(f"Saved in the keyring ({RELAY_SERVICE} / {username}).")
+        else:
+            ctx.say("No usable keyring on this machine: the password is not saved.")
+    assert password is not None
+    ctx.credentials[relay_credential(username)] = password
+    return username
+
+
+def _typed_password(ctx: WizardContext, username: str) -> str:
+    from remediate.preflight import check_password
+
+    for _ in range(PASSWORD_TRIES):
+        first = ctx.prompter.password("relay_password", f"Password for {username}:")
+        second = ctx.prompter.password("relay_password_again", "The same password again:")
+        if first != second:
+            ctx.say("The two passwords differ; type them again.")
+            continue
+        check_password(first)
+        return first
+    raise UsageError(f"the passwords for {username} did not match {PASSWORD_TRIES} times")
