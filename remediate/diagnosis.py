@@ -78,8 +78,13 @@ def configuration(connector: SendConnector) -> list[Finding]:
         found.append(_warn("credential", f"{c.credential_user} is stored but {mech} ignores it"))
     found += _tls(c)
     for problem in preflight.problems(c):
-        found.append(_fail("pre-flight", problem.message))
+        if problem.rule not in _ALREADY_SAID:
+            found.append(_fail("pre-flight", problem.message))
     return found
+
+
+# Pre-flight rules the checks above already report in their own words.
+_ALREADY_SAID = {"credential-not-set", "mechanism-needs-smart-hosts", "smart-host-not-set"}
 
 
 def _tls(c: SendConnector) -> list[Finding]:

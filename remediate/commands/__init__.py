@@ -14,5 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "show",
     "apply",
     "undo",
+    "fix",
+    "demo",
     "lab",
 )

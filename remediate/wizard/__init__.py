@@ -44,3 +44,11 @@ def flow_for(playbook_id: str) -> ModuleType:
             hint="use 'remediate plan' and 'remediate apply' for it",
         )
     return importlib.import_module(module_name)
+
+
+def answer_keys() -> dict[str, type]:
+    """Extra answers-file keys the registered flows declare (optional ``ANSWER_KEYS``)."""
+    keys: dict[str, type] = {}
+    for playbook_id in FLOWS:
+        keys.update(getattr(flow_for(playbook_id), "ANSWER_KEYS", {}))
+    return keys

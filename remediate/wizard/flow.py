@@ -96,6 +96,7 @@ def run_wizard(env: Environment, prompter: Prompter, options: WizardOptions) -> 
 
 
 def _stages(ctx: WizardContext) -> int:
+    from remediate.diagnosis import checklist
     from remediate.wizard import flow_for
 
     intake(ctx)
@@ -104,10 +105,10 @@ def _stages(ctx: WizardContext) -> int:
     connect(ctx)
     find_connector(ctx)
     ctx.say()
+    findings = flow.diagnose(ctx)
+    ctx.say()
     ctx.say("Diagnosis (nothing has been changed):")
-    from remediate.diagnosis import checklist
-
-    for line in checklist(flow.diagnose(ctx)):
+    for line in checklist(findings):
         ctx.say(f"  {line}")
     ctx.say()
     options = flow.choose_fix(ctx)

@@ -1,0 +1,77 @@
+"""`remediate demo`: the lab in the background of this process, and the wizard against its
+seeded 2016 connector (the lab's relay account is the right answer)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from remediate.env import Environment
+
+if TYPE_CHECKING:
+    from remediate.connections import Connection
+    from remediate.lab.server import Lab
+
+NAME = "demo"
+HELP = "start the embedded lab and fix its broken Send connector with the guided wizard"
+DESCRIPTION = """\
+Start the simulated Exchange lab inside this process (temporary state, free loopback ports),
+then run the guided fix (remediate fix 2016) against its connector 'Outbound to Relay', whose
+credential was wiped: event 2016, three messages stuck in Retry. Answer the wizard (the lab's
+relay account is offered as a password source) and watch the queue drain into the lab's SMTP
+smart host. No keyring is needed: without one the wizard asks for passwords and does not
+offer to save them. With --answers FILE it runs without a terminal."""
+EPILOG = """\
+examples:
+  remediate demo
+  remediate demo --answers demo-answers.yaml
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from remediate.commands.fix import add_wizard_arguments
+
+    add_wizard_arguments(parser)
+
+
+def lab_connection(lab: Lab) -> Connection:
+    from remediate.connections import AuthMethod, Connection
+
+    return Connection(
+        server=lab.host,
+        port=lab.port,
+        path="/PowerShell",
+        scheme="http",
+        auth=AuthMethod.BASIC,
+        username=lab.admin_user,
+        profile="lab (demo)",
+    )
+
+
+def run(args: argparse.Namespace, env: Environment) -> int:
+    from remediate.commands.fix import event_text, make_prompter
+    from remediate.lab.seed import RELAY
+    from remediate.lab.server import Lab
+    from remediate.wizard.flow import WizardOptions, run_wizard
+
+    prompter = make_prompter(args, env)  # no terminal and no answers: exit 2 before the lab
+    env.out("Starting the lab (simulated Exchange and SMTP smart host on loopback) ...")
+    with Lab() as lab:
+        env.out(f"Lab endpoint {lab.endpoint_url}; smart host {lab.smtp_address.port}/tcp.")
+        env.out(f"Seeded problem: event 2016 on Send connector '{RELAY}'.")
+        env.out()
+        options = WizardOptions(
+            playbook=None if args.event_file else "2016",
+            event_text=event_text(args),
+            connector=args.connector or RELAY,
+            connection=lab_connection(lab),
+            admin_password=lab.admin_password,
+            lab_relay=(lab.relay_user, lab.relay_password),
+            probe_ca_file=args.probe_ca_file or lab.ca_file,
+            queue_wait=args.queue_wait,
+        )
+        status = run_wizard(env, prompter, options)
+        received = lab.smart_host.messages
+        env.out(f"The lab's smart host has received {len(received)} message(s).")
+    env.out("Lab stopped; its temporary state is gone.")
+    return status
