@@ -3,10 +3,19 @@
 - "Outbound to Relay": BasicAuthRequireTLS to the lab smart host, credential wiped (as after a
   round trip through DNS routing): its queue is in Retry with 454 4.7.0 and event 2016 is in
   the log. Fixed by re-entering the relay account's credential.
-- "Outbound to Partner": smart host on a port where nothing listens: Retry with Winsock 10061
-  and event 2002. Fixed by pointing it at the lab smart host's port (with the relay account).
+- "Outbound to Partner": BasicAuth with the working relay credential, but its port is one where
+  nothing listens: Retry with Winsock 10061 and event 2002. Fixed by the port alone (the lab
+  smart host's port), which is what the 2002 playbook changes.
 - "Internet Mail" (DNS routing) and "Outbound to Archive" (BasicAuth, working credential):
   healthy, empty queues.
+- "Outbound to Branch" (added for 2002): its smart host name does not resolve. Queue EX01\\7 is
+  in Retry with Exchange's DNS LastError (``SMTPSEND.DNS.NonExistentDomain``); as on Exchange,
+  a name that does not resolve is a queue error, not event 2002. Fixed by correcting
+  SmartHosts (to ``localhost``; the connector holds the relay credential).
+- "Outbound to Legacy" (added for 2002): a disabled connector that still has a queue, EX01\\8.
+  Exchange does not route through a disabled connector; its messages wait with the LastError
+  Exchange gives an unroutable message (``A matching connector cannot be found to route the
+  external recipient``), and Retry-Queue keeps it so. Fixed by enabling the connector.
 
 The relay account's password is random per seed.
 """
@@ -30,6 +39,8 @@ from remediate.lab.org import (
 )
 from remediate.lab.transport import (
     AUTH_TEMP_FAILURE,
+    DNS_FAILED,
+    NO_MATCHING_CONNECTOR,
     EventDraft,
     event_2002,
     event_2016,
@@ -43,6 +54,9 @@ RELAY = "Outbound to Relay"
 PARTNER = "Outbound to Partner"
 INTERNET = "Internet Mail"
 ARCHIVE = "Outbound to Archive"
+BRANCH = "Outbound to Branch"
+LEGACY = "Outbound to Legacy"
+UNRESOLVED_HOST = "relay.branch.invalid"
 
 
 def seed_state(*, smart_host: tuple[str, int], closed_port: int) -> OrgState:
@@ -51,6 +65,7 @@ def seed_state(*, smart_host: tuple[str, int], closed_port: int) -> OrgState:
     relay_password = secrets.token_urlsafe(18)
     servers = [TransportServer(name, f"{name}.{DOMAIN}") for name in SERVERS]
     both = list(SERVERS)
+    relay_credential = LabCredential(RELAY_USER, relay_password)
     connectors = [
         Connector(INTERNET, _guid(), ["SMTP:*;1"], both),
         Connector(
@@ -70,6 +85,8 @@ def seed_state(*, smart_host: tuple[str, int], closed_port: int) -> OrgState:
             ["EX01"],
             dns_routing_enabled=False,
             smart_hosts=[smart_host_name],
+            smart_host_auth_mechanism="BasicAuth",
+            credential=relay_credential,
             port=closed_port,
         ),
         Connector(
@@ -80,8 +97,31 @@ def seed_state(*, smart_host: tuple[str, int], closed_port: int) -> OrgState:
             dns_routing_enabled=False,
             smart_hosts=[smart_host_name],
             smart_host_auth_mechanism="BasicAuth",
-            credential=LabCredential(RELAY_USER, relay_password),
+            credential=relay_credential,
             port=port,
+        ),
+        Connector(
+            BRANCH,
+            _guid(),
+            ["SMTP:branch.contoso.example;1"],
+            ["EX01"],
+            dns_routing_enabled=False,
+            smart_hosts=[UNRESOLVED_HOST],
+            smart_host_auth_mechanism="BasicAuth",
+            credential=relay_credential,
+            port=port,
+        ),
+        Connector(
+            LEGACY,
+            _guid(),
+            ["SMTP:legacy.contoso.example;1"],
+            ["EX01"],
+            dns_routing_enabled=False,
+            smart_hosts=[smart_host_name],
+            smart_host_auth_mechanism="BasicAuth",
+            credential=relay_credential,
+            port=port,
+            enabled=False,
         ),
     ]
     by_name = {c.name: c for c in connectors}
@@ -100,6 +140,8 @@ def seed_state(*, smart_host: tuple[str, int], closed_port: int) -> OrgState:
             5, by_name[PARTNER], "fabrikam.example", 2, winsock_error(10061, partner_endpoint)
         ),
         Queue("EX01", 6, by_name[ARCHIVE].guid, smart_host_name),
+        _failing_queue(7, by_name[BRANCH], "branch.contoso.example", 2, DNS_FAILED),
+        _failing_queue(8, by_name[LEGACY], "legacy.contoso.example", 2, NO_MATCHING_CONNECTOR),
     ]
     drafts = [
         event_2016(

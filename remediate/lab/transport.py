@@ -5,7 +5,8 @@ says EHLO (HELO with ForceHELO), uses STARTTLS when the mechanism or RequireTLS 
 opportunistically), authenticates with AUTH LOGIN and the stored credential, and sends the
 queued messages. It returns what was delivered, the queue's LastError in Exchange's formats,
 and the Application-log events Exchange would write: 2016 when the sending side cannot
-initialise the authentication, 2002 when the connection fails at once (refused).
+initialise the authentication, 2002 when the connection fails at once (refused). A disabled
+connector sends nothing: its queue keeps Exchange's "no matching connector" LastError.
 
 Names other than ``localhost`` and loopback addresses are never resolved: the lab answers
 them as Exchange answers a name DNS does not know, and never connects anywhere else.
@@ -111,6 +112,8 @@ REQUIRE_EXCHANGE_AUTH = "451 5.7.3 Cannot achieve Exchange Server authentication
 # Lab wording: the reply when RequireTLS meets a smart host without STARTTLS.
 REQUIRE_TLS = "451 5.7.3 STARTTLS is required to send mail"
 DISCONNECTED = "421 4.2.1 Unable to connect"
+# A disabled connector is not a route: its messages wait as unroutable ones do on Exchange.
+NO_MATCHING_CONNECTOR = "A matching connector cannot be found to route the external recipient"
 
 
 class _Failed(Exception):
@@ -124,6 +127,9 @@ def deliver(request: DeliveryRequest) -> DeliveryOutcome:
     """One attempt for the whole queue; never raises."""
     connector = request.connector
     outcome = DeliveryOutcome()
+    if not connector.enabled:
+        outcome.last_error = NO_MATCHING_CONNECTOR
+        return outcome
     if connector.dns_routing_enabled or not connector.smart_hosts:
         outcome.last_error = DNS_FAILED  # the lab has no Internet DNS
         return outcome

@@ -32,7 +32,12 @@ def test_the_seed_reproduces_both_events_next_to_healthy_connectors(tmp_path: Pa
     assert all(isinstance(e, AppEvent) and e.source == "MSExchangeTransport" for e in events)
     assert events[1].fields == [PARTNER, f"127.0.0.1:{org.closed_port}"]
     retrying = {q.identity: q for q in org.queues() if q.status == "Retry"}
-    assert {i: len(q.messages) for i, q in retrying.items()} == {"EX01\\4": 3, "EX01\\5": 2}
+    assert {i: len(q.messages) for i, q in retrying.items()} == {
+        "EX01\\4": 3,
+        "EX01\\5": 2,
+        "EX01\\7": 2,  # 2002 scenarios: smart host name does not resolve
+        "EX01\\8": 2,  # 2002 scenarios: disabled connector
+    }
     assert "454 4.7.0" in retrying["EX01\\4"].last_error
     assert "10061" in retrying["EX01\\5"].last_error
 

@@ -36,7 +36,14 @@ def error_of(shell: ExchangeShell, name: str, *params) -> CmdletError:
 
 def test_get_send_connector_returns_exchange_shaped_objects(shell: ExchangeShell) -> None:
     connectors = run(shell, "Get-SendConnector")
-    assert [c.to_string for c in connectors] == [INTERNET, RELAY, PARTNER, ARCHIVE]
+    assert [c.to_string for c in connectors] == [
+        INTERNET,
+        RELAY,
+        PARTNER,
+        ARCHIVE,
+        "Outbound to Branch",
+        "Outbound to Legacy",
+    ]
     relay = connectors[1]
     assert relay.type_names[0] == (
         "Microsoft.Exchange.Data.Directory.SystemConfiguration.SmtpSendConnectorConfig"

@@ -156,7 +156,7 @@ def test_basic_auth_without_credential_is_refused(lab: Lab) -> None:
         ps = _run(
             pool,
             "Set-SendConnector",
-            ("Identity", PARTNER),
+            ("Identity", RELAY),  # its credential is wiped; Partner holds one
             ("SmartHostAuthMechanism", "BasicAuth"),
         )
     assert ps.had_errors
