@@ -1,0 +1,58 @@
+"""Event 2002 end to end through the INSTALLED executable against the lab over real HTTP: the
+seeded "Outbound to Partner" (port where nothing listens) is fixed by correcting the port, its
+queue drains into the lab's smart host, and verbose protocol logging is back to None after."""
+
+from __future__ import annotations
+
+import pytest
+
+from remediate.lab.server import Lab
+from tests.e2e.conftest import PARTNER, PROFILE, Cli
+
+pytestmark = [pytest.mark.e2e, pytest.mark.keyring]
+
+
+def smtp_port(lab: Lab) -> int:
+    assert lab.smart_host is not None
+    return lab.smart_host.port
+
+
+def delivered(lab: Lab) -> int:
+    assert lab.smart_host is not None
+    return len(lab.smart_host.messages)
+
+
+def test_apply_2002_corrects_the_port_and_the_queue_drains(profiled: Cli, relay_lab: Lab) -> None:
+    before = profiled.connector(PARTNER)
+    assert before["Port"] != smtp_port(relay_lab) and before["ProtocolLoggingLevel"] == "None"
+    assert delivered(relay_lab) == 0
+
+    done = profiled(
+        "apply", "2002", "--profile", PROFILE, "--connector", PARTNER,
+        "--port", str(smtp_port(relay_lab)), "--protocol-logging", "Verbose", "--yes",
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr + done.stdout
+    out = done.stdout
+    assert f"-Port {smtp_port(relay_lab)}" in out
+    assert "-ProtocolLoggingLevel 'Verbose'" in out
+    assert "-ProtocolLoggingLevel 'None'" in out  # the plan turns logging back off
+    queue_table = out.split("Queue after Retry-Queue:")[1].splitlines()
+    assert queue_table[2].split()[1:3] == ["Ready", "0"], out
+    assert delivered(relay_lab) == 2  # the seeded queue EX01\5 held 2 messages
+    assert {m.user for m in relay_lab.smart_host.messages} == {relay_lab.relay_user}
+
+    after = profiled.connector(PARTNER)
+    assert after["Port"] == smtp_port(relay_lab)
+    assert after["ProtocolLoggingLevel"] == "None"
+    unchanged = {k: v for k, v in before.items() if k != "Port"}
+    assert {k: v for k, v in after.items() if k != "Port"} == unchanged
+    queue = relay_lab.organization.queues()
+    (partner_queue,) = [q for q in queue if q.identity == "EX01\\5"]
+    assert partner_queue.messages == [] and partner_queue.last_error == ""
+    audit = [(line["cmdlet"], line["changes"], line["result"]) for line in profiled.audit_lines()]
+    port = smtp_port(relay_lab)
+    assert audit[0][0] == "Set-SendConnector" and audit[0][2] == "changed", audit
+    assert audit[0][1]["Port"] == {"old": before["Port"], "new": port}
+    assert audit[-1][0] == "Set-SendConnector" and audit[-1][2] == "changed"
+    assert audit[-1][1]["ProtocolLoggingLevel"]["new"] == "None"
