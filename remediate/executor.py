@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from remediate.errors import Interrupted, RemoteCommandError
+from remediate.errors import Interrupted, RemediateError, RemoteCommandError
 from remediate.exchange import SendConnector
 from remediate.plan import CredentialRef, Plan, Step
 
@@ -43,13 +43,14 @@ def changed_something(result: StepResult) -> bool:
 
 @dataclass
 class ExecutionResult:
-    """The steps that ran (with their results), the step in flight when Ctrl-C came (if any)
-    and the steps never sent."""
+    """The steps that ran (with their results), the step in flight when the run was cut
+    short (Ctrl-C or a lost connection: ``stopped_by`` says which) and the steps never sent."""
 
     plan: Plan
     results: list[StepResult] = field(default_factory=list)
     not_run: list[Step] = field(default_factory=list)
     interrupted: Step | None = None
+    stopped_by: str = ""
 
     @property
     def ok(self) -> bool:
@@ -74,7 +75,8 @@ class ExecutionResult:
         if self.interrupted is not None:
             lines.append(
                 f"  {_number(steps, self.interrupted)}. {describe(self.interrupted)}: "
-                "interrupted while sent (it may or may not have been applied: check the connector)"
+                f"cut short by {self.stopped_by} while sent (it may or may not have been "
+                "applied: check the connector)"
             )
         for step in self.not_run:
             lines.append(f"  {_number(steps, step)}. {describe(step)}: not run")
@@ -82,8 +84,11 @@ class ExecutionResult:
 
     def headline(self) -> str:
         changed = len(self.changed_steps)
-        if self.interrupted is not None:
-            return f"Interrupted: {changed} change(s) applied before Ctrl-C; the rest not run."
+        if self.interrupted is not None or self.stopped_by:
+            return (
+                f"Stopped by {self.stopped_by}: {changed} change(s) applied before it; "
+                f"{len(self.not_run)} step(s) not run."
+            )
         failed = self.failed_step
         if failed is not None:
             return (
@@ -118,6 +123,12 @@ class ExecutionInterrupted(Interrupted):
         self.result = result
 
 
+def attach_result(exc: RemediateError, result: ExecutionResult) -> None:
+    """Make ``exc`` carry the run so far: ``exc.result``, and the summary in its hint."""
+    exc.result = result  # type: ignore[attr-defined]
+    exc.hint = "\n".join(filter(None, [exc.hint, result.summary()]))
+
+
 def execute(
     session: Session,
     plan: Plan,
@@ -133,15 +144,19 @@ def execute(
         try:
             step_result = session.run(step, credential)
         except KeyboardInterrupt:
-            result.interrupted = step
-            result.not_run = pending
+            result.interrupted, result.not_run, result.stopped_by = step, pending, "Ctrl-C"
             raise ExecutionInterrupted(result) from None
+        except RemediateError as exc:  # the connection was lost, or a secret was unavailable
+            result.interrupted, result.not_run = step, pending
+            result.stopped_by = f"an error ({exc.message})"
+            attach_result(exc, result)
+            raise
         result.results.append(step_result)
         try:
             if on_step is not None:
                 on_step(step, step_result)
         except KeyboardInterrupt:
-            result.not_run = pending
+            result.not_run, result.stopped_by = pending, "Ctrl-C"
             raise ExecutionInterrupted(result) from None
         if not step_result.ok:
             result.not_run = pending
@@ -181,7 +196,8 @@ def apply_plan(
     """Back up (only when the plan changes something for real), execute, audit, re-read.
 
     Passwords are resolved before the backup, so a missing secret stops the run before
-    anything is written or changed. An interrupted run is audited, then re-raised.
+    anything is written or changed. A run cut short (Ctrl-C, lost connection) is audited,
+    then its error re-raised.
     """
     from remediate import audit, backup
 
@@ -190,9 +206,10 @@ def apply_plan(
     saved = backup.write_backup(connection, before, plan, environ=environ) if real_change else None
     try:
         result = execute(session, plan, serve, on_step=on_step)
-    except ExecutionInterrupted as stopped:
-        if real_change:
-            audit.record(connection, plan, before, stopped.result, environ=environ, backup=saved)
+    except RemediateError as stopped:
+        partial = getattr(stopped, "result", None)
+        if real_change and isinstance(partial, ExecutionResult):
+            audit.record(connection, plan, before, partial, environ=environ, backup=saved)
         raise
     audit_path = (
         audit.record(connection, plan, before, result, environ=environ, backup=saved)

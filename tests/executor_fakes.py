@@ -39,8 +39,9 @@ def relay_plan(*, what_if: bool = False) -> Plan:
 
 
 class FakeSession:
-    """Answers every step ok, except ``fail_at`` (an error record) and ``interrupt_at``
-    (KeyboardInterrupt while sent); indexes count steps sent. Records what it was sent and
+    """Answers every step ok, except ``fail_at`` (an error record), ``interrupt_at``
+    (KeyboardInterrupt while sent) and ``raise_at`` (index, exception: a transport failure);
+    indexes count steps sent. Records what it was sent and
     the passwords the credential callback produced."""
 
     def __init__(
@@ -48,11 +49,13 @@ class FakeSession:
         *,
         fail_at: int | None = None,
         interrupt_at: int | None = None,
+        raise_at: tuple[int, Exception] | None = None,
         warnings: list[str] | None = None,
         after: SendConnector = BROKEN,
     ) -> None:
         self.fail_at = fail_at
         self.interrupt_at = interrupt_at
+        self.raise_at = raise_at
         self.warnings = warnings or []
         self.after = after
         self.sent: list[Step] = []
@@ -65,6 +68,8 @@ class FakeSession:
         self.sent.append(step)
         if index == self.interrupt_at:
             raise KeyboardInterrupt
+        if self.raise_at is not None and index == self.raise_at[0]:
+            raise self.raise_at[1]
         ref = step.credential
         if ref is not None:
             assert credential is not None

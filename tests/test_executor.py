@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from remediate.errors import Interrupted, SecretStoreError
+from remediate.errors import ConnectionFailed, Interrupted, SecretStoreError
 from remediate.executor import ExecutionInterrupted, apply_plan, describe, execute
 from remediate.plan import CredentialRef, Step
 from tests.executor_fakes import BROKEN, USER, FakeSession, relay_plan
@@ -79,8 +79,20 @@ def test_ctrl_c_during_a_step_stops_and_the_message_is_the_summary() -> None:
     assert error.result.interrupted is plan.steps[3]
     assert error.result.not_run == list(plan.steps[4:])
     assert str(error) == error.result.summary()
-    assert "4. Set-SendConnector -RequireTLS: interrupted while sent" in str(error)
-    assert "1 change(s) applied before Ctrl-C" in str(error)
+    assert "4. Set-SendConnector -RequireTLS: cut short by Ctrl-C while sent" in str(error)
+    assert str(error).startswith("Stopped by Ctrl-C: 1 change(s) applied before it;")
+
+
+def test_a_lost_connection_keeps_its_error_and_carries_the_summary() -> None:
+    plan = relay_plan()
+    lost = ConnectionFailed("http://ex01/PowerShell closed the connection without an answer")
+    with pytest.raises(ConnectionFailed) as caught:
+        execute(FakeSession(raise_at=(3, lost)), plan, credential)
+    assert caught.value is lost and lost.exit_code == 5
+    result = lost.result  # type: ignore[attr-defined]
+    assert result.interrupted is plan.steps[3] and result.not_run == list(plan.steps[4:])
+    assert lost.hint == result.summary()
+    assert "4. Set-SendConnector -RequireTLS: cut short by an error (http://ex01" in lost.hint
 
 
 def test_ctrl_c_in_the_progress_callback_stops_before_the_next_step() -> None:
@@ -179,10 +191,19 @@ def test_apply_plan_audits_a_failed_run(state: dict[str, str]) -> None:
     assert lines[1]["error"] == "refused"
 
 
-def test_apply_plan_audits_an_interrupted_run_then_reraises(state: dict[str, str]) -> None:
-    with pytest.raises(ExecutionInterrupted):
+@pytest.mark.parametrize(
+    ("session", "error"),
+    [
+        (FakeSession(interrupt_at=3), ExecutionInterrupted),
+        (FakeSession(raise_at=(3, ConnectionFailed("lost"))), ConnectionFailed),
+    ],
+)
+def test_apply_plan_audits_a_run_cut_short_then_reraises(
+    state: dict[str, str], session: FakeSession, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
         apply_plan(
-            FakeSession(interrupt_at=3),
+            session,
             relay_plan(),
             BROKEN,
             _connection(),

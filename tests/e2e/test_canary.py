@@ -1,0 +1,245 @@
+"""Canary: the lab's relay password (random per lab state) and admin password go through
+every path — keyring, --password-stdin, apply, what-if, no change, show, undo, a refused (too long)
+password, and connection failures in the middle of the credential step — and are found
+nowhere: stdout, stderr, files written (profiles, backups, undo scripts, audit log, the lab's
+own output), the keyring's home, exception text and chains, logs, and the command line and
+environment of every process running meanwhile (sampled from /proc).
+
+Excluded, and why: the lab's state file and ready file. The state file is the server side
+(Exchange and Active Directory hold the relay account's password too); the ready file is
+how the test itself learns the passwords.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from remediate.connections import parse_server
+from remediate.errors import RemediateError
+from remediate.executor import apply_plan
+from remediate.lab.server import Lab
+from remediate.planner import FixOptions, build_plan
+from remediate.playbooks import find
+from remediate.preflight import MAX_CREDENTIAL_LENGTH
+from remediate.remote import Session
+from tests.e2e.conftest import EXE, PROFILE, RELAY, Cli
+from tests.lab.lab_helpers import start_lab
+
+pytestmark = [pytest.mark.e2e, pytest.mark.keyring]
+
+
+class ProcSampler:
+    """Reads /proc/<pid>/cmdline and environ of every process, again and again, in a thread;
+    remembers the pids whose text held a secret and the command lines it saw."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        self.secrets = [s.encode() for s in secrets]
+        self.hits: list[tuple[int, str, bytes]] = []
+        self.seen: set[bytes] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> ProcSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            time.sleep(0.005)
+
+    def sample(self) -> None:
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            for part in ("cmdline", "environ"):
+                try:
+                    data = Path(entry.path, part).read_bytes()
+                except OSError:  # gone already, or not ours to read
+                    continue
+                if part == "cmdline":
+                    self.seen.add(data)
+                for secret in self.secrets:
+                    if secret in data:
+                        self.hits.append((int(entry.name), part, data))
+
+
+@pytest.fixture
+def lab_process(tmp_path: Path) -> Iterator[tuple[dict[str, object], Path]]:
+    """``remediate lab`` in its own process; yields the ready file's content and its dir."""
+    directory = tmp_path / "lab"
+    directory.mkdir()
+    ready = directory / "ready.json"
+    with (directory / "stdout").open("w") as out, (directory / "stderr").open("w") as err:
+        process = subprocess.Popen(
+            [str(EXE), "lab", "--state", str(directory / "state.json"), "--ready-file", str(ready)],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        for _ in range(300):
+            if ready.exists() and ready.stat().st_size:
+                break
+            assert process.poll() is None, (directory / "stderr").read_text()
+            time.sleep(0.05)
+        yield json.loads(ready.read_text()), directory
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def files_holding(root: Path, secrets: list[str], exclude: set[Path]) -> list[str]:
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file() and path not in exclude:
+            data = path.read_bytes()
+            found += [f"{path}: {s[:4]}…" for s in secrets if s.encode() in data]
+    return found
+
+
+def test_canary_is_found_nowhere(
+    cli: Cli, lab_process: tuple[dict[str, object], Path], secret_service: dict[str, str]
+) -> None:
+    ready, lab_dir = lab_process
+    relay = ready["relay"]
+    assert isinstance(relay, dict)
+    canary, relay_user = str(relay["password"]), str(relay["username"])
+    admin_password, admin = str(ready["password"]), str(ready["username"])
+    secrets = [canary, admin_password]
+    endpoint = str(ready["endpoint"])
+    fix = ["apply", "2016", "--connector", RELAY, "--mechanism", "BasicAuthRequireTLS"]
+    fix += ["--username", relay_user]
+    direct = ["--server", endpoint, "--auth", "basic", "--user", admin, "--password-stdin"]
+
+    with ProcSampler(secrets) as sampler:
+        cli.save_profile(endpoint, admin, admin_password)
+        cli.save_relay(relay_user, canary)
+        what_if = cli(*fix, "--profile", PROFILE, "--what-if")
+        applied = cli(*fix, "--profile", PROFILE, "--yes")
+        again = cli(*fix, "--profile", PROFILE, "--yes")
+        shown = cli("show", "--profile", PROFILE, "--queues", "--json")
+        [backup] = cli.backups()
+        script = cli.state_dir / "undo.ps1"
+        rendered = cli("undo", str(backup), "--output", str(script))
+        undone = cli("undo", str(backup), "--yes")
+        cli.forget_relay(relay_user)  # from here on the relay password comes on stdin line 2
+        piped = cli(
+            *fix, *direct, "--reenter-credential", "--yes",
+            stdin=f"{admin_password}\n{canary}\n",
+        )  # fmt: skip
+        too_long = canary * (MAX_CREDENTIAL_LENGTH // len(canary) + 1)
+        refused = cli(
+            *fix, *direct, "--reenter-credential", "--yes", stdin=f"{admin_password}\n{too_long}\n"
+        )
+        wrong_admin = cli(*fix, *direct, "--yes", stdin=f"{canary}\n{canary}\n")
+
+    for done in (what_if, applied, again, shown, rendered, undone, piped):
+        assert done.returncode == 0, done.stderr
+    assert refused.returncode == 2 and "password is longer than" in refused.stderr
+    assert wrong_admin.returncode == 5 and "401" in wrong_admin.stderr
+    assert "AuthenticationCredential  (none)  " + relay_user in applied.stdout
+    assert "[3/6] Set-SendConnector: ok" in piped.stdout
+
+    printed = [(i, done.stdout + done.stderr) for i, done in enumerate(cli.runs)]
+    assert [i for i, text in printed if any(s in text for s in secrets)] == []
+    exclude = {lab_dir / "state.json", lab_dir / "ready.json"}
+    assert (lab_dir / "stdout").read_text(), "the lab wrote nothing: wrong process output?"
+    tmp_root = Path(cli.env["XDG_STATE_HOME"]).parent
+    written = files_holding(tmp_root, secrets, exclude)
+    written += files_holding(Path(secret_service["HOME"]), secrets, set())
+    assert written == []
+    assert [p for p in tmp_root.rglob("*") if p.suffix in (".json", ".ps1", ".log")]
+    assert sampler.hits == []
+    assert any(str(EXE).encode() in seen and b"apply" in seen for seen in sampler.seen)
+
+
+@pytest.fixture
+def fault_lab(tmp_path: Path) -> Iterator[Lab]:
+    lab = start_lab(tmp_path)
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+def chain_text(exc: BaseException) -> str:
+    """The exception, its hint, and every exception in its cause/context chain (even one
+    suppressed with ``from None``), with tracebacks and reprs."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        parts += traceback.format_exception(current, chain=False)
+        parts += [repr(current), str(getattr(current, "hint", "") or "")]
+        parts += [repr(arg) for arg in current.args]
+        current = current.__cause__ or current.__context__
+    return "\n".join(parts)
+
+
+def test_connection_failures_during_the_credential_step_leak_nothing(
+    fault_lab: Lab, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The endpoint fails each request of the credential step in turn (in-process Lab,
+    so the failure can be aimed at exactly that step); the errors, their chains and every log
+    record (DEBUG, pypsrp included) hold no password."""
+    caplog.set_level(logging.DEBUG)
+    canary = fault_lab.relay_password
+    connection = dataclasses.replace(
+        parse_server(fault_lab.endpoint_url), auth="basic", username=fault_lab.admin_user
+    )
+    environ = {"XDG_STATE_HOME": str(tmp_path / "state"), "HOME": str(tmp_path)}
+    playbook = find("2016")
+    options = FixOptions(connector=RELAY, username=fault_lab.relay_user, reenter_credential=True)
+    failures: list[str] = []
+    for offset in range(1, 5):
+        with Session(connection, fault_lab.admin_password) as session:
+            [before] = session.get_connectors(RELAY)
+            plan = build_plan(playbook, options, current=before)
+            credential_step = next(s for s in plan.steps if s.credential is not None)
+            previous = plan.steps[plan.steps.index(credential_step) - 1]
+
+            def aim(step: object, _result: object, previous: object = previous) -> None:
+                if step is previous:
+                    nth = fault_lab.faults.requests_seen + offset  # noqa: B023 - read at once
+                    fault_lab.faults.faults = dataclasses.replace(
+                        fault_lab.faults.faults, drop_on_request=nth
+                    )
+
+            try:
+                apply_plan(
+                    session, plan, before, connection, lambda ref: canary,
+                    on_step=aim, environ=environ,
+                )  # fmt: skip
+            except RemediateError as exc:
+                failures.append(chain_text(exc))
+            finally:
+                fault_lab.faults.faults = dataclasses.replace(
+                    fault_lab.faults.faults, drop_on_request=None
+                )
+    assert len(failures) >= 2, "requests of the credential step did not fail: the fault missed"
+    for text in failures:
+        assert canary not in text and fault_lab.admin_password not in text
+    logged = "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records)
+    assert caplog.records, "nothing was logged at DEBUG: pypsrp logging was not captured"
+    assert canary not in logged and fault_lab.admin_password not in logged
+    assert files_holding(tmp_path, [canary], {tmp_path / "lab-state.json"}) == []
+    audit_log = tmp_path / "state" / "remediate" / "audit.log"
+    results = [json.loads(line)["result"] for line in audit_log.read_text().splitlines()]
+    assert results.count("interrupted") == len(failures)  # the cut-short runs were audited
