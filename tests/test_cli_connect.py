@@ -234,6 +234,8 @@ def test_bad_profile_name_and_missing_user_are_usage_errors(cli_env) -> None:
     assert bad.returncode == 2 and "no '|'" in bad.stderr
     no_user = remediate(cli_env, "connect", "add", "ex01", "--server", "ex01")
     assert no_user.returncode == 2 and "give --user" in no_user.stderr
+    nothing = remediate(cli_env, "connect", "test")
+    assert nothing.returncode == 2 and "give a profile NAME or --server URL" in nothing.stderr
 
 
 def test_interactive_relay_password_is_asked_twice(cli_env) -> None:

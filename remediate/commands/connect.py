@@ -131,6 +131,11 @@ def _remove(args: argparse.Namespace, env: Environment, store: ProfileStore) -> 
 def _test(args: argparse.Namespace, env: Environment, store: ProfileStore) -> int:
     from remediate.remote import open_session
 
+    if not (args.name or args.server):
+        raise UsageError(
+            "connect test: give a profile NAME or --server URL",
+            hint="list saved profiles with 'remediate connect list'",
+        )
     args.profile = args.name
     connection = connection_from_args(args, env, store=store)
     started = time.perf_counter()
