@@ -1,0 +1,1 @@
+from tests.wizard.helpers import drive, lab, no_keyring  # noqa: F401 - fixtures

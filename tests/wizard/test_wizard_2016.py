@@ -1,0 +1,88 @@
+"""The 2016 wizard in-process, against a real Lab, with typed keys through prompt_toolkit's
+pipe input (questionary runs for real; only the keyboard is simulated)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from remediate.exchange import AuthMechanism
+from remediate.lab.server import Lab
+from tests.wizard.helpers import CTRL_C, DOWN, ENTER, lab_options, relay_connector
+
+
+def _credential_keys(lab: Lab, password: str | None = None) -> str:
+    """username, password source (only 'type' without a keyring), password twice."""
+    secret = lab.relay_password if password is None else password
+    return f"{lab.relay_user}{ENTER}{ENTER}{secret}{ENTER}{secret}{ENTER}"
+
+
+def test_credential_missing_is_fixed_and_the_queue_drains(lab: Lab, drive) -> None:
+    keys = ENTER + ENTER + _credential_keys(lab) + ENTER  # connector, mechanism, ..., apply
+    run = drive(lab_options(lab), keys)
+    assert run.status == 0, run.err
+    assert "[FAIL] credential: BasicAuthRequireTLS needs a credential" in run.out
+    assert "runs from THIS machine, not from the transport server" in run.out
+    assert "The queue drained: mail flows again." in run.out
+    assert "No usable keyring on this machine: the password is not saved." in run.out
+    assert len(lab.smart_host.messages) == 3
+    assert relay_connector(lab).credential_user == lab.relay_user
+    assert "Backup: " in run.out and "Audit log: " in run.out
+    assert lab.relay_password not in run.out + run.err
+
+
+def test_cancel_changes_nothing(lab: Lab, drive) -> None:
+    keys = ENTER + ENTER + _credential_keys(lab) + DOWN * 3 + ENTER
+    run = drive(lab_options(lab), keys)
+    assert run.status == 1
+    assert "Cancelled: nothing was changed." in run.out
+    assert relay_connector(lab).credential_user is None
+    assert lab.smart_host.messages == []
+
+
+def test_save_script_and_stop(lab: Lab, drive, tmp_path: Path) -> None:
+    keys = ENTER + ENTER + _credential_keys(lab) + DOWN * 2 + ENTER + ENTER
+    run = drive(lab_options(lab, script_dir=tmp_path), keys)
+    assert run.status == 0, run.err
+    scripts = list(tmp_path.glob("remediate-2016-*.ps1"))
+    assert len(scripts) == 1
+    text = scripts[0].read_text()
+    assert "Set-SendConnector -Identity 'Outbound to Relay'" in text
+    assert lab.relay_password not in text
+    assert f"Script saved to {scripts[0]}" in run.out
+    assert relay_connector(lab).credential_user is None
+
+
+def test_what_if_first_then_apply(lab: Lab, drive) -> None:
+    keys = ENTER + ENTER + _credential_keys(lab) + DOWN + ENTER + "y"
+    run = drive(lab_options(lab), keys)
+    assert run.status == 0, run.err
+    assert "What if:" in run.out
+    assert run.out.count("[3/6] Set-SendConnector: ok") == 2  # -WhatIf run, then the real one
+    assert "The queue drained" in run.out
+    assert relay_connector(lab).credential_user == lab.relay_user
+
+
+def test_ctrl_c_at_the_preview_leaves_everything_as_it_was(lab: Lab, drive) -> None:
+    keys = ENTER + ENTER + _credential_keys(lab) + CTRL_C
+    run = drive(lab_options(lab), keys)
+    assert run.status == 130
+    assert "Interrupted: nothing was changed on Exchange." in run.err
+    assert relay_connector(lab).credential_user is None
+
+
+def test_wrong_relay_password_keeps_failing_and_undo_is_offered(lab: Lab, drive) -> None:
+    keys = ENTER + ENTER + _credential_keys(lab, "not-the-password") + ENTER + "y"
+    run = drive(lab_options(lab), keys)
+    assert run.status == 6
+    assert "Meaning: the smart host refused the user name or password" in run.out
+    assert "Undo" in run.out
+    assert lab.smart_host.messages == []
+    assert "not-the-password" not in run.out + run.err
+
+
+def test_mechanism_list_puts_the_recommended_one_first(lab: Lab, drive) -> None:
+    keys = ENTER + ENTER + _credential_keys(lab) + DOWN * 3 + ENTER
+    run = drive(lab_options(lab), keys)
+    assert run.status == 1
+    connector = relay_connector(lab)
+    assert connector.smart_host_auth_mechanism is AuthMechanism.BASIC_AUTH_REQUIRE_TLS
