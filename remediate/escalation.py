@@ -1,9 +1,13 @@
 """Event 2002 that nothing local explains: decide so, and write the escalation bundle.
 
 ``local_causes`` lists what this machine can see that explains the failure (connector
-disabled, a smart host that does not resolve or does not answer, a LastError naming DNS or a
-refused port). When it is empty, the failure needs people with more access (network team,
-smart-host operator, Microsoft support) and ``write_bundle`` writes ONE JSON file
+disabled, a smart host that does not resolve or does not answer, a LastError whose cause is a
+setting: DNS, a refused port, credential, TLS, certificate...). A LastError that only says
+the connection timed out or failed, or one the tool does not recognise, explains nothing
+when the smart host answers from here: the path from the transport server is the suspect.
+
+When it is empty, the failure needs people with more access (network team, smart-host
+operator, Microsoft support) and ``write_bundle`` writes ONE JSON file
 (``remediate-escalation/1``, mode 0600) with everything they ask for first:
 
 - ``connector``: the Send connector's settings as Get-SendConnector reports them (the
@@ -44,8 +48,8 @@ FOR_SUPPORT = (
     "Test-NetConnection <smart host> -Port <port> run on each source transport server",
     "the smart host operator's logs for the same time window",
 )
-# LastError causes a configuration change or a network fix on this side explains.
-_LOCAL_CAUSES = {Cause.DNS, Cause.CONNECTION_REFUSED}
+# LastError causes that name no setting: with a smart host that answers, they need escalation.
+_UNEXPLAINED_CAUSES = {Cause.TIMEOUT, Cause.UNREACHABLE, Cause.REJECTED, Cause.UNKNOWN}
 _UNREACHABLE = {
     Outcome.NOT_RESOLVED,
     Outcome.REFUSED,
@@ -103,7 +107,7 @@ def local_causes(
             found.append(f"smart host {check.host} port {check.port}: {check.meaning}")
     for queue in queues:
         diagnosis = parse_last_error(queue.last_error)
-        if diagnosis is not None and diagnosis.cause in _LOCAL_CAUSES:
+        if diagnosis is not None and diagnosis.cause not in _UNEXPLAINED_CAUSES:
             found.append(f"queue {queue.identity}: {diagnosis.summary}")
     return found
 

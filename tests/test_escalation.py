@@ -68,6 +68,16 @@ def test_disabled_unreachable_and_refused_are_local_causes() -> None:
     assert found[3].startswith("queue EX01\\5: nothing accepts connections")
 
 
+def test_a_lasterror_naming_a_setting_is_local_one_naming_nothing_is_not() -> None:
+    with listener(b"220 relay ready\r\n") as port:
+        checks = [check_host("localhost", port)]
+    credential = QueueInfo("EX01\\4", last_error="454 4.7.0 Temporary authentication failure")
+    (found,) = local_causes(CONNECTOR, [credential], checks)
+    assert found.startswith("queue EX01\\4: the connector could not set up authentication")
+    unknown = QueueInfo("EX01\\8", last_error="A matching connector cannot be found")
+    assert local_causes(CONNECTOR, [unknown], checks) == []
+
+
 def test_bundle_has_every_section_and_no_secret(tmp_path: Path) -> None:
     with listener(b"220 relay ready\r\n") as port:
         checks = [check_host("localhost", port)]

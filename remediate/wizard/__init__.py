@@ -31,6 +31,7 @@ from remediate.errors import UsageError
 
 FLOWS: dict[str, str] = {
     "smarthost-auth-credential": "remediate.wizard.flow_2016",
+    "send-connection-error": "remediate.wizard.flow_2002",
 }
 
 
