@@ -197,7 +197,7 @@ def apply_plan(
 
     Passwords are resolved before the backup, so a missing secret stops the run before
     anything is written or changed. A run cut short (Ctrl-C, lost connection) is audited,
-    then its error re-raised.
+    then its error re-raised carrying ``result`` and ``backup``.
     """
     from remediate import audit, backup
 
@@ -210,6 +210,7 @@ def apply_plan(
         partial = getattr(stopped, "result", None)
         if real_change and isinstance(partial, ExecutionResult):
             audit.record(connection, plan, before, partial, environ=environ, backup=saved)
+        stopped.backup = saved  # type: ignore[attr-defined]
         raise
     audit_path = (
         audit.record(connection, plan, before, result, environ=environ, backup=saved)

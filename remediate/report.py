@@ -58,6 +58,7 @@ def queue_lines(queues: Sequence[QueueInfo]) -> list[str]:
     return lines
 
 
-def drained(queues: Sequence[QueueInfo]) -> bool:
-    """Nothing left waiting, or Exchange reports why not (a LastError): stop polling."""
-    return all(q.message_count == 0 or q.last_error for q in queues)
+def settled(queues: Sequence[QueueInfo]) -> bool:
+    """Every queue is empty, or back in Retry with a LastError (the retry failed): stop
+    polling. A queue still Active or Ready with messages is being delivered."""
+    return all(q.message_count == 0 or (q.status == "Retry" and q.last_error) for q in queues)

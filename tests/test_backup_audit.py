@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from remediate import audit, backup
+from remediate import audit, backup, report
 from remediate.connections import parse_server
 from remediate.errors import UsageError
-from remediate.exchange import AuthMechanism, TlsAuthLevel
+from remediate.exchange import AuthMechanism, QueueInfo, TlsAuthLevel
 from remediate.executor import execute
 from remediate.planner import FixOptions, build_plan, undo_plan
 from remediate.playbooks import find
@@ -144,3 +144,38 @@ def test_audit_marks_what_if_steps(environ: dict[str, str]) -> None:
     lines = audit.entries(CONNECTION, plan, BROKEN, result, operator="ann")
     assert {line["result"] for line in lines} == {"what-if"}
     assert {line["operator"] for line in lines} == {"ann"}
+
+
+def test_before_after_lists_only_what_changed() -> None:
+    after = BROKEN.replace(credential_user=USER, port=2525)
+    assert report.before_after(BROKEN, after) == [
+        "PROPERTY                  BEFORE  AFTER",
+        "AuthenticationCredential  (none)  relay@contoso.com",
+        "Port                      587     2525",
+    ]
+    assert report.before_after(BROKEN, BROKEN) == ["No setting of 'Outbound to Relay' changed."]
+
+
+def test_queues_settle_when_empty_or_failed_again() -> None:
+    empty = QueueInfo("EX01\\4", status="Ready", message_count=0)
+    failed = QueueInfo("EX01\\4", status="Retry", message_count=3, last_error="454 4.7.0 x")
+    sending = QueueInfo("EX01\\4", status="Active", message_count=3, last_error="454 4.7.0 x")
+    assert report.settled([empty]) and report.settled([failed]) and report.settled([])
+    assert not report.settled([sending]) and not report.settled([empty, sending])
+
+
+def test_queue_lines_carry_the_diagnosis() -> None:
+    failed = QueueInfo(
+        "EX01\\4",
+        status="Retry",
+        message_count=3,
+        last_error="451 4.4.0 Primary target IP address responded with: "
+        '"454 4.7.0 Temporary authentication failure." Attempted failover to alternate host',
+    )
+    lines = report.queue_lines([failed])
+    assert lines[0].split() == ["QUEUE", "STATUS", "MESSAGES", "LAST", "ERROR"]
+    assert lines[1].split()[:4] == ["EX01\\4", "Retry", "3", "451"]
+    assert lines[2].startswith("EX01\\4: ") and len(lines) == 3
+    assert report.queue_lines([]) == [
+        "No smart-host queue for this connector (nothing waiting to be sent)."
+    ]

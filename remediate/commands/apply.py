@@ -7,7 +7,12 @@ import time
 from typing import TYPE_CHECKING
 
 from remediate.env import Environment
-from remediate.errors import NotInteractiveError, RemoteCommandError, UsageError
+from remediate.errors import (
+    NotInteractiveError,
+    RemediateError,
+    RemoteCommandError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from remediate.connections import Connection
@@ -157,9 +162,16 @@ def execute_and_report(
         for error in result.errors:
             env.out(f"    ERROR: {error.message}")
 
-    applied = apply_plan(
-        session, plan, before, connection, credential, on_step=progress, environ=env.environ
-    )
+    try:
+        applied = apply_plan(
+            session, plan, before, connection, credential, on_step=progress, environ=env.environ
+        )
+    except RemediateError as exc:
+        backup = getattr(exc, "backup", None)
+        if backup is not None:
+            undo = f"Backup: {backup.path}\nUndo:   remediate undo '{backup.path}'"
+            exc.hint = "\n".join(filter(None, [exc.hint, undo]))
+        raise
     env.out()
     for line in before_after(before, applied.after):
         env.out(line)
@@ -176,13 +188,13 @@ def execute_and_report(
 
 
 def report_queues(session: Session, after: SendConnector, env: Environment, wait: float) -> None:
-    """Poll the connector's queues after Retry-Queue until drained or a LastError, then print
-    them."""
-    from remediate.report import drained, queue_lines
+    """Poll the connector's queues after Retry-Queue until they settle (empty, or Retry with
+    a LastError) or ``wait`` seconds pass, then print them."""
+    from remediate.report import queue_lines, settled
 
     deadline = time.monotonic() + wait
     queues = session.get_queues(after)
-    while not drained(queues) and time.monotonic() < deadline:
+    while not settled(queues) and time.monotonic() < deadline:
         time.sleep(0.5)
         queues = session.get_queues(after)
     env.out()

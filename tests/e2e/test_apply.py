@@ -123,10 +123,9 @@ def test_unknown_connector_is_one_line(profiled: Cli, relay_lab: Lab) -> None:
         "apply", "2016", "--profile", PROFILE, "--connector", "Nope",
         "--username", relay_lab.relay_user, "--reenter-credential", "--yes",
     )  # fmt: skip
-    assert done.returncode != 0
+    assert done.returncode == 6
     assert done.stdout == ""
-    assert done.stderr.splitlines()[0].startswith("remediate: error: ")
-    assert "Nope" in done.stderr.splitlines()[0]
+    assert done.stderr.splitlines()[0] == "remediate: error: Send connector 'Nope' was not found"
     assert len(done.stderr.splitlines()) <= 2
 
 
