@@ -4,6 +4,8 @@ queue drains into the lab's smart host, and verbose protocol logging is back to 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from remediate.lab.server import Lab
@@ -56,3 +58,35 @@ def test_apply_2002_corrects_the_port_and_the_queue_drains(profiled: Cli, relay_
     assert audit[0][1]["Port"] == {"old": before["Port"], "new": port}
     assert audit[-1][0] == "Set-SendConnector" and audit[-1][2] == "changed"
     assert audit[-1][1]["ProtocolLoggingLevel"]["new"] == "None"
+
+
+def test_fix_2002_with_an_answers_file(profiled: Cli, relay_lab: Lab, tmp_path: Path) -> None:
+    answers = tmp_path / "answers.yaml"
+    answers.write_text(
+        "event: 2002\n"
+        f"connection: {PROFILE}\n"
+        f"connector: {PARTNER}\n"
+        f"port: {smtp_port(relay_lab)}\n"
+        "verbose_logging: true\n"
+        "action: apply\n",
+        encoding="utf-8",
+    )
+    done = profiled("fix", "--answers", str(answers), "--queue-wait", "15")
+
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "[FAIL] reachability: localhost:" in done.stdout
+    assert "(cause: connection-refused)" in done.stdout
+    assert "-ProtocolLoggingLevel 'Verbose'" in done.stdout
+    assert "The queue drained: mail flows again." in done.stdout
+    assert delivered(relay_lab) == 2
+    after = profiled.connector(PARTNER)
+    assert (after["Port"], after["ProtocolLoggingLevel"]) == (smtp_port(relay_lab), "None")
+    assert relay_lab.admin_password not in done.stdout + done.stderr
+
+
+def test_fix_2002_answers_file_rejects_a_bad_key(profiled: Cli, tmp_path: Path) -> None:
+    answers = tmp_path / "answers.yaml"
+    answers.write_text("event: 2002\nverbose_logging: maybe\n", encoding="utf-8")
+    done = profiled("fix", "--answers", str(answers))
+    assert done.returncode == 2
+    assert f"{answers}:2: 'verbose_logging' must be true or false" in done.stderr
