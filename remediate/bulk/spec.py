@@ -1,0 +1,478 @@
+"""The bulk input file: YAML or CSV rows, each naming an endpoint, a connector (or a selector)
+and the settings wanted. The whole file is validated before anything connects; every problem
+is reported with its line.
+
+A row's keys (YAML) or columns (CSV):
+
+  endpoint            a connection profile name, or a URL (http(s)://host:port/PowerShell)
+  auth, user, ca_file only with a URL: WinRM authentication, admin user, CA bundle
+  connector           the Send connector's name or GUID            } exactly one of
+  smart_host_match    every connector with a smart host matching   } these two
+                      this pattern (shell-style: *.relay.contoso.com)
+  playbook            2016 or 2002 (default: 2002 when it takes all the settings, else 2016)
+  mechanism, credential_user, credential_key, reenter_credential, smart_hosts, port,
+  require_tls, tls_auth_level, tls_domain, enabled              the settings wanted
+
+A YAML file is a list of rows, or a mapping with ``connectors:`` (the rows) and optional
+``defaults:`` (keys every row gets unless it gives its own).
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from remediate.connections import AuthMethod, Connection, ProfileStore, parse_server
+from remediate.errors import UsageError
+from remediate.exchange import AuthMechanism, SendConnector, TlsAuthLevel
+from remediate.plan import CredentialRef
+from remediate.playbooks import Playbook, load_all
+from remediate.pwsh import unsafe_character
+
+RELAY_SERVICE = "remediate:relay"
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    message: str
+
+
+class SpecError(UsageError):
+    """The file has problems; ``problems`` lists each with its line."""
+
+    def __init__(self, path: Path, problems: list[Problem]) -> None:
+        count = len(problems)
+        super().__init__(
+            f"{path}: {count} problem{'s' if count != 1 else ''}; nothing was sent",
+            hint="fix the lines named above and run again",
+        )
+        self.path = path
+        self.problems = problems
+
+    def lines(self) -> list[str]:
+        return [f"{self.path}:{p.line}: {p.message}" for p in self.problems]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One validated row. ``options`` holds FixOptions fields (connector name aside)."""
+
+    line: int
+    endpoint: Connection
+    playbook: Playbook
+    options: dict[str, Any]
+    connector: str | None = None
+    smart_host_match: str | None = None
+    credential_key: str | None = None
+
+    @property
+    def target(self) -> str:
+        """How messages name what this row selects."""
+        if self.connector is not None:
+            return self.connector
+        return f"smart host matching {self.smart_host_match!r}"
+
+    def selects(self, connector: SendConnector) -> bool:
+        if self.connector is not None:
+            wanted = self.connector.lower()
+            return wanted in (connector.name.lower(), connector.guid.lower())
+        pattern = (self.smart_host_match or "").lower()
+        return any(fnmatch.fnmatchcase(h.lower(), pattern) for h in connector.smart_hosts)
+
+    def credential_ref(self, username: str) -> CredentialRef:
+        """The keyring entry of the relay password: ``credential_key`` or the user name."""
+        return CredentialRef(username, RELAY_SERVICE, self.credential_key or username)
+
+
+@dataclass
+class BulkSpec:
+    path: Path
+    rows: list[Row] = field(default_factory=list)
+
+    def endpoints(self) -> list[Connection]:
+        """The endpoints in the order the file first names them."""
+        return list(dict.fromkeys(row.endpoint for row in self.rows))
+
+    def rows_for(self, endpoint: Connection) -> list[Row]:
+        return [row for row in self.rows if row.endpoint == endpoint]
+
+
+# --- values ------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError("give a text value")
+    text = str(value).strip()
+    if not text:
+        raise ValueError("is empty")
+    bad = unsafe_character(text)
+    if bad is not None:
+        raise ValueError(f"contains the control character U+{ord(bad):04X}")
+    return text
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "$true"):
+        return True
+    if text in ("false", "no", "0", "$false"):
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a port number (0-65535)")
+    text = str(value).strip()
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise ValueError(f"{value!r} is not a port number (0-65535)")
+    return int(text)
+
+
+def _hosts(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items: Iterable[Any] = value.replace(",", ";").split(";")
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise ValueError("give a list of host names")
+    hosts = tuple(_text(item) for item in items if str(item).strip())
+    if not hosts:
+        raise ValueError("is empty")
+    return hosts
+
+
+def _enum(parse: Callable[[str], Any]) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        return parse(_text(value))
+
+    return convert
+
+
+def _auth(value: Any) -> AuthMethod:
+    text = _text(value).lower()
+    try:
+        return AuthMethod(text)
+    except ValueError:
+        allowed = ", ".join(m.value for m in AuthMethod)
+        raise ValueError(f"{value!r} is not one of {allowed}") from None
+
+
+# key -> (converter, FixOptions field or None for the row's own keys)
+_SETTINGS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "mechanism": (_enum(AuthMechanism.parse), "mechanism"),
+    "credential_user": (_text, "username"),
+    "reenter_credential": (_bool, "reenter_credential"),
+    "smart_hosts": (_hosts, "smart_hosts"),
+    "port": (_port, "port"),
+    "require_tls": (_bool, "require_tls"),
+    "tls_auth_level": (_enum(TlsAuthLevel.parse), "tls_auth_level"),
+    "tls_domain": (_text, "tls_domain"),
+    "enabled": (_bool, "enable"),
+}
+_OWN: dict[str, Callable[[Any], Any]] = {
+    "endpoint": _text,
+    "auth": _auth,
+    "user": _text,
+    "ca_file": _text,
+    "connector": _text,
+    "smart_host_match": _text,
+    "credential_key": _text,
+    "playbook": _text,
+}
+KEYS = (*_OWN, *_SETTINGS)
+_FLAG_TO_KEY = {
+    "--username": "credential_user",
+    "--smart-host": "smart_hosts",
+    "--port": "port",
+    "--tls-domain": "tls_domain",
+    "--connector": "connector",
+}
+
+
+# --- reading -----------------------------------------------------------------------------
+
+# A raw row: key -> (value, line)
+RawRow = dict[str, tuple[Any, int]]
+
+
+def load(path: Path | str, profiles: ProfileStore | None = None) -> BulkSpec:
+    """Read and validate ``path``; SpecError listing every problem when any."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a UTF-8 text file") from None
+    problems: list[Problem] = []
+    if path.suffix.lower() == ".csv":
+        raw_rows = _read_csv(text, problems)
+    elif path.suffix.lower() in (".yaml", ".yml"):
+        raw_rows = _read_yaml(text, problems)
+    else:
+        raise UsageError(f"{path}: give a .yaml, .yml or .csv file")
+    spec = BulkSpec(path)
+    validator = _Validator(profiles or ProfileStore(), problems)
+    for line, raw in raw_rows:
+        row = validator.row(line, raw)
+        if row is not None:
+            spec.rows.append(row)
+    if not raw_rows and not problems:
+        problems.append(Problem(1, "no rows: the file names no connector"))
+    _check_duplicates(spec.rows, problems)
+    if problems:
+        raise SpecError(path, sorted(problems, key=lambda p: p.line))
+    return spec
+
+
+def _read_csv(text: str, problems: list[Problem]) -> list[tuple[int, RawRow]]:
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return []
+    except csv.Error as exc:
+        problems.append(Problem(1, f"not CSV: {exc}"))
+        return []
+    names = [h.strip().lower() for h in header]
+    rows: list[tuple[int, RawRow]] = []
+    start = reader.line_num + 1
+    try:
+        for cells in reader:
+            line, start = start, reader.line_num + 1
+            if not any(c.strip() for c in cells):
+                continue
+            if len(cells) > len(names):
+                problems.append(Problem(line, f"{len(cells)} cells but {len(names)} columns"))
+                continue
+            raw = {n: (c, line) for n, c in zip(names, cells, strict=False) if n and c.strip()}
+            rows.append((line, raw))
+    except csv.Error as exc:
+        problems.append(Problem(reader.line_num, f"not CSV: {exc}"))
+    return rows
+
+
+def _read_yaml(text: str, problems: list[Problem]) -> list[tuple[int, RawRow]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problems.append(Problem(line, f"not YAML: {getattr(exc, 'problem', exc)}"))
+        return []
+    finally:
+        loader.dispose()
+    if root is None:
+        return []
+    defaults: RawRow = {}
+    items: yaml.Node | None = root
+    if isinstance(root, yaml.MappingNode):
+        items = None
+        for key_node, value_node in root.value:
+            key = str(key_node.value)
+            if key == "defaults":
+                defaults = _mapping(loader, value_node, problems, "defaults") or {}
+            elif key == "connectors":
+                items = value_node
+            else:
+                problems.append(
+                    Problem(_line(key_node), f"unknown key {key!r} (use defaults, connectors)")
+                )
+        if items is None:
+            problems.append(Problem(_line(root), "no 'connectors:' list"))
+            return []
+    if not isinstance(items, yaml.SequenceNode):
+        problems.append(Problem(_line(items), "give a list of rows (- endpoint: ...)"))
+        return []
+    rows = []
+    for item in items.value:
+        raw = _mapping(loader, item, problems, "a row")
+        if raw is not None:
+            rows.append((_line(item), {**defaults, **raw}))
+    return rows
+
+
+def _mapping(
+    loader: yaml.SafeLoader, node: yaml.Node, problems: list[Problem], what: str
+) -> RawRow | None:
+    if not isinstance(node, yaml.MappingNode):
+        problems.append(Problem(_line(node), f"{what} must be a mapping of key: value"))
+        return None
+    raw: RawRow = {}
+    for key_node, value_node in node.value:
+        try:
+            value = loader.construct_object(value_node, deep=True)
+        except yaml.YAMLError as exc:
+            problems.append(Problem(_line(value_node), f"bad value: {exc}"))
+            continue
+        key = str(key_node.value).strip().lower()
+        if key in raw:
+            problems.append(Problem(_line(key_node), f"{key}: given twice"))
+        raw[key] = (value, _line(key_node))
+    return raw
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+# --- validation --------------------------------------------------------------------------
+
+
+class _Validator:
+    def __init__(self, profiles: ProfileStore, problems: list[Problem]) -> None:
+        self.profiles = profiles
+        self.problems = problems
+        self.playbooks = {p.event.id: p for p in load_all()}
+        self.ids = {p.id: p for p in load_all()}
+
+    def row(self, line: int, raw: RawRow) -> Row | None:
+        before = len(self.problems)
+        values: dict[str, tuple[Any, int]] = {}
+        for key, (value, key_line) in raw.items():
+            convert = _OWN.get(key) or (_SETTINGS[key][0] if key in _SETTINGS else None)
+            if convert is None:
+                self.fail(key_line, f"unknown key {key!r} (keys: {', '.join(KEYS)})")
+                continue
+            if value is None or value == "":
+                continue
+            try:
+                values[key] = (convert(value), key_line)
+            except ValueError as exc:
+                self.fail(key_line, f"{key}: {exc}")
+        endpoint = self.endpoint(line, values)
+        self.target(line, values)
+        options = {_SETTINGS[k][1]: v for k, (v, _) in values.items() if k in _SETTINGS}
+        if not options:
+            self.fail(line, "no setting to apply (mechanism, credential_user, smart_hosts, ...)")
+        playbook = self.playbook(line, values, options)
+        if playbook is not None and options:
+            self.fix_options(line, values, options)
+        if len(self.problems) > before or endpoint is None or playbook is None:
+            return None
+        get = {k: v for k, (v, _) in values.items()}.get
+        return Row(
+            line=line,
+            endpoint=endpoint,
+            playbook=playbook,
+            options=options,
+            connector=get("connector"),
+            smart_host_match=get("smart_host_match"),
+            credential_key=get("credential_key"),
+        )
+
+    def fail(self, line: int, message: str) -> None:
+        self.problems.append(Problem(line, message))
+
+    def endpoint(self, line: int, values: dict[str, tuple[Any, int]]) -> Connection | None:
+        if "endpoint" not in values:
+            self.fail(line, "endpoint: give a connection profile name or a URL")
+            return None
+        name, key_line = values["endpoint"]
+        extra = [k for k in ("auth", "user", "ca_file") if k in values]
+        if "://" not in name:
+            if extra:
+                self.fail(key_line, f"{', '.join(extra)}: only with a URL (a profile has its own)")
+            try:
+                return self.profiles.get(name)
+            except UsageError as exc:
+                self.fail(key_line, f"endpoint: {exc.message}")
+                return None
+        try:
+            connection = parse_server(name)
+        except UsageError as exc:
+            self.fail(key_line, exc.message.replace("--server", "endpoint", 1))
+            return None
+        auth = values.get("auth", (AuthMethod.KERBEROS, line))[0]
+        user = values.get("user", (None, line))[0]
+        ca_file = values.get("ca_file", (None, line))[0]
+        if auth in (AuthMethod.BASIC, AuthMethod.NTLM, AuthMethod.CREDSSP) and user is None:
+            self.fail(values["auth"][1], f"auth {auth}: give user too")
+        if auth is AuthMethod.CERTIFICATE:
+            self.fail(values["auth"][1], "auth certificate: use a connection profile")
+        if ca_file is not None and not Path(ca_file).is_file():
+            self.fail(values["ca_file"][1], f"ca_file: {ca_file} is not a file")
+        return replace(
+            connection,
+            auth=auth,
+            username=user,
+            ca_file=Path(ca_file) if ca_file else None,
+        )
+
+    def target(self, line: int, values: dict[str, tuple[Any, int]]) -> None:
+        given = [k for k in ("connector", "smart_host_match") if k in values]
+        if len(given) != 1:
+            self.fail(line, "give exactly one of connector (name or GUID) and smart_host_match")
+
+    def playbook(
+        self, line: int, values: dict[str, tuple[Any, int]], options: dict[str, Any]
+    ) -> Playbook | None:
+        if "playbook" in values:
+            name, key_line = values["playbook"]
+            found = self.ids.get(name) or (
+                self.playbooks.get(int(name)) if name.isdigit() else None
+            )
+            if found is None:
+                self.fail(key_line, f"playbook: {name!r} is not 2016, 2002 or a playbook id")
+            elif not set(options) <= found.input_names:
+                extra = sorted(_key_of(o) for o in set(options) - found.input_names)
+                self.fail(key_line, f"playbook {found.event.id} does not take {', '.join(extra)}")
+                return None
+            return found
+        for playbook in self.playbooks.values():
+            if set(options) <= playbook.input_names:
+                return playbook
+        self.fail(
+            line,
+            "these settings belong to different playbooks (enabled is a 2002 fix, "
+            "mechanism/credential/TLS are 2016 fixes): split them into two rows",
+        )
+        return None
+
+    def fix_options(
+        self, line: int, values: dict[str, tuple[Any, int]], options: dict[str, Any]
+    ) -> None:
+        """FixOptions' own checks (host names, duplicates, lengths), named by row key."""
+        from remediate.planner import FixOptions
+
+        name = values.get("connector", ("connector", line))[0]
+        try:
+            FixOptions(connector=name, **options)
+        except UsageError as exc:
+            flag, _, rest = exc.message.partition(": ")
+            key = _FLAG_TO_KEY.get(flag)
+            where = values[key][1] if key in values else line
+            self.fail(where, f"{key or flag}: {rest}" if rest else exc.message)
+        if options.get("reenter_credential") and "username" not in options:
+            self.fail(values["reenter_credential"][1], "reenter_credential: give credential_user")
+
+
+def _key_of(option: str) -> str:
+    return next(k for k, (_, o) in _SETTINGS.items() if o == option)
+
+
+def _check_duplicates(rows: list[Row], problems: list[Problem]) -> None:
+    seen: dict[tuple[Connection, str], int] = {}
+    for row in rows:
+        if row.connector is None:
+            continue
+        key = (row.endpoint, row.connector.lower())
+        if key in seen:
+            problems.append(
+                Problem(row.line, f"connector {row.connector!r} is already on line {seen[key]}")
+            )
+        else:
+            seen[key] = row.line
