@@ -4,10 +4,12 @@ rejected, timed out, names that do not resolve."""
 from __future__ import annotations
 
 import errno
+import json
 import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from remediate.exchange import SendConnector
 from remediate.reachability import (
@@ -160,3 +162,34 @@ def test_an_address_listed_twice_is_tried_once() -> None:
 
     check = check_host("relay.contoso.lab", closed_port(), resolver=resolver)
     assert check.addresses == ("127.0.0.1",)
+
+
+def test_live_diagnose_shows_reachability_and_local_causes(tmp_path: Path) -> None:
+    """`remediate diagnose --connector` through the installed executable against the lab."""
+    from tests.lab.lab_helpers import start_lab
+    from tests.test_cli_diagnose import remediate
+
+    lab = start_lab(tmp_path)
+    try:
+        login = ["--server", lab.endpoint_url, "--auth", "basic", "--user", lab.admin_user]
+        login.append("--password-stdin")
+        partner = remediate(
+            "diagnose", "--connector", "Outbound to Partner", *login, "--json",
+            stdin=lab.admin_password + "\n",
+        )  # fmt: skip
+        legacy = remediate(
+            "diagnose", "--connector", "Outbound to Legacy", *login,
+            stdin=lab.admin_password + "\n",
+        )  # fmt: skip
+    finally:
+        lab.stop()
+    assert partner.returncode == 0, partner.stderr
+    live = json.loads(partner.stdout)["queues"]
+    (host,) = live["reachability"]["hosts"]
+    assert (host["host"], host["outcome"]) == ("localhost", "refused")
+    assert live["reachability"]["checked_from"] == FROM_HERE
+    assert any("nothing accepts connections" in cause for cause in live["local_causes"])
+    assert legacy.returncode == 0, legacy.stderr
+    assert "connector 'Outbound to Legacy' (DISABLED)" in legacy.stdout
+    assert "  localhost:" in legacy.stdout and "banner: an SMTP server answered" in legacy.stdout
+    assert "  - the connector is disabled" in legacy.stdout

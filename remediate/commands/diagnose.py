@@ -112,13 +112,16 @@ def _suggestion_json(s: Any) -> dict[str, Any]:
 
 def _live(args: argparse.Namespace, env: Environment) -> dict[str, Any]:
     from remediate.connections import connection_from_args
+    from remediate.escalation import local_causes
     from remediate.queues import parse_last_error
+    from remediate.reachability import FROM_HERE, check_connector
     from remediate.remote import open_session
 
     connection = connection_from_args(args, env)
     with open_session(connection, env, password_stdin=args.password_stdin) as session:
         (connector,) = session.get_connectors(args.connector)
         queues = session.get_queues(connector)
+    checks = check_connector(connector)
     out = []
     for queue in queues:
         found = parse_last_error(queue.last_error)
@@ -134,7 +137,15 @@ def _live(args: argparse.Namespace, env: Environment) -> dict[str, Any]:
                 "action": found.action if found else None,
             }
         )
-    return {"connector": connector.name, "enabled": connector.enabled, "queues": out}
+    return {
+        "connector": connector.name,
+        "enabled": connector.enabled,
+        "port": connector.port,
+        "smart_hosts": list(connector.smart_hosts),
+        "queues": out,
+        "reachability": {"checked_from": FROM_HERE, "hosts": [c.to_json() for c in checks]},
+        "local_causes": local_causes(connector, queues, checks),
+    }
 
 
 def _print(env: Environment, report: dict[str, Any]) -> None:
@@ -171,6 +182,25 @@ def _print(env: Environment, report: dict[str, Any]) -> None:
                 env.out(f"    LastError: {queue['last_error']}")
                 env.out(f"    cause: {queue['cause']}: {queue['explanation']}")
                 env.out(f"    action: {queue['action']}")
+        _print_reachability(env, live)
+
+
+def _print_reachability(env: Environment, live: dict[str, Any]) -> None:
+    hosts = live["reachability"]["hosts"]
+    if not hosts:
+        return
+    env.out(f"reachability ({live['reachability']['checked_from']}):")
+    for host in hosts:
+        env.out(f"  {host['host']}:{host['port']}  {host['outcome']}: {host['meaning']}")
+    causes = live["local_causes"]
+    if causes:
+        for cause in causes:
+            env.out(f"  - {cause}")
+    elif any(q["last_error"] for q in live["queues"]):
+        env.out(
+            "  nothing checked here explains the failure: escalate "
+            "(remediate fix 2002 writes the escalation file)"
+        )
 
 
 def _span(first: Any, last: Any) -> str:
