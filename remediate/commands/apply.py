@@ -131,7 +131,10 @@ def confirm(env: Environment, plan: Plan, endpoint: str, *, yes: bool) -> None:
         )
     env.stderr.write(question)
     env.stderr.flush()
-    if env.stdin.readline().strip().lower() not in ("y", "yes"):
+    answer = env.stdin.readline()
+    if not answer.endswith("\n"):  # end of input: end the question's line
+        env.err("")
+    if answer.strip().lower() not in ("y", "yes"):
         raise UsageError("not applied: not confirmed")
 
 

@@ -3,12 +3,18 @@ the admin and relay passwords in a real Secret Service (or piped with --password
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import signal
 import stat
+import subprocess
 
 import pytest
 
+from remediate.cli import main
+from remediate.env import Environment
 from remediate.lab.server import Lab
-from tests.e2e.conftest import PARTNER, PROFILE, RELAY, Cli
+from tests.e2e.conftest import EXE, PARTNER, PROFILE, RELAY, Cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.keyring]
 
@@ -165,3 +171,69 @@ def test_apply_2002_points_the_partner_connector_at_the_smart_host(
     [line] = [line for line in profiled.audit_lines() if line["cmdlet"] == "Set-SendConnector"]
     assert line["changes"]["Port"]["new"] == int(port)
     assert line["changes"]["Port"]["old"] != int(port)
+
+
+def test_ctrl_c_during_the_run_stops_and_says_what_was_applied(
+    profiled: Cli, relay_lab: Lab
+) -> None:
+    """SIGINT once step 2 has printed (the lab answers slowly, so step 3 is in flight)."""
+    relay_lab.faults.faults = dataclasses.replace(relay_lab.faults.faults, latency=0.3)
+    process = subprocess.Popen(
+        [str(EXE), *fix_2016(relay_lab, "--yes")],
+        env={**profiled.env, "PYTHONUNBUFFERED": "1"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("[2/6]"):
+            process.send_signal(signal.SIGINT)
+            break
+    _, stderr = process.communicate(timeout=60)
+    relay_lab.faults.faults = dataclasses.replace(relay_lab.faults.faults, latency=0.0)
+    assert process.returncode == 130, stderr
+    assert stderr.startswith("remediate: error: Stopped by Ctrl-C: ")
+    assert "  1. Get-SendConnector: ran (read)" in stderr
+    assert "not run" in stderr
+    [backup] = profiled.backups()
+    results = [line["result"] for line in profiled.audit_lines()]
+    # SIGINT lands between steps 2 and 3, while step 3 (credential) is in flight, or after it
+    assert results in (
+        ["not run", "not run"],
+        ["interrupted", "not run"],
+        ["changed", "not run"],
+        ["changed", "interrupted"],
+    )
+    credential = profiled.connector(RELAY)["AuthenticationCredential"]
+    if results[0] == "not run":
+        assert credential is None
+    if results[0] == "changed":
+        assert credential == relay_lab.relay_user
+    assert f"Backup: {backup}" in stderr
+
+
+@pytest.mark.parametrize(("answer", "status"), [("y\n", 0), ("n\n", 2), ("", 2)])
+def test_a_terminal_is_asked_before_anything_changes(
+    profiled: Cli, relay_lab: Lab, keyring_env: dict[str, str], answer: str, status: int
+) -> None:
+    """In-process with an Environment that says "terminal" (a pty is not needed to test the
+    question); the lab, the keyring and PSRP are real."""
+    env = Environment(
+        stdin=io.StringIO(answer),
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+        stdin_isatty=True,
+        stdout_isatty=True,
+        environ=profiled.env,
+    )
+    assert main(fix_2016(relay_lab), env) == status
+    question = f"Apply 2 change step(s) to 'Outbound to Relay' at {PROFILE}? [y/N] "
+    assert env.stderr.getvalue().startswith(question)
+    credential = profiled.connector(RELAY)["AuthenticationCredential"]
+    if status == 0:
+        assert credential == relay_lab.relay_user and delivered(relay_lab) == 3
+    else:
+        assert "remediate: error: not applied: not confirmed" in env.stderr.getvalue()
+        assert credential is None and profiled.backups() == []
