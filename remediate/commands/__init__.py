@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "show",
     "apply",
     "undo",
+    "bulk",
     "fix",
     "demo",
     "lab",

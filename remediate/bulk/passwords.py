@@ -1,0 +1,52 @@
+"""Every password a bulk run needs, resolved in the main thread before any worker starts.
+
+With ``--password-stdin`` stdin holds two lines: line 1 the admin password, used for every
+endpoint whose admin password is not in the keyring (leave it empty when all are there or
+use Kerberos); line 2 the one shared relay password, used for every relay account whose
+password is not in the keyring under its row's ``credential_key``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from remediate.connections import Connection
+    from remediate.env import Environment
+    from remediate.executor import CredentialSource
+    from remediate.plan import CredentialRef
+
+
+def admin_passwords(
+    endpoints: Iterable[Connection], env: Environment, *, password_stdin: bool
+) -> dict[Connection, str | None]:
+    """Per endpoint: none for Kerberos without a user, else the keyring, else stdin line 1,
+    else a prompt (SecretStoreError when none can answer)."""
+    from remediate.secrets import ENDPOINT_SERVICE, endpoint_password, get_secret, keyring_usable
+
+    usable = keyring_usable(env.environ)
+    passwords: dict[Connection, str | None] = {}
+    for endpoint in endpoints:
+        if endpoint.username is None:
+            passwords[endpoint] = None
+            continue
+        stored = get_secret(ENDPOINT_SERVICE, endpoint.secret_key, env.environ) if usable else None
+        passwords[endpoint] = stored or endpoint_password(
+            endpoint, env, password_stdin=password_stdin
+        )
+    return passwords
+
+
+def relay_passwords(
+    refs: Iterable[CredentialRef], env: Environment, *, password_stdin: bool
+) -> CredentialSource:
+    """Every relay password the plans need, now; then served from memory."""
+    from remediate.secrets import relay_password
+
+    resolved = {ref: relay_password(ref, env, password_stdin=password_stdin) for ref in refs}
+
+    def serve(ref: CredentialRef) -> str:
+        return resolved[ref]
+
+    return serve

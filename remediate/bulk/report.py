@@ -1,0 +1,110 @@
+"""After a bulk run: the recap per endpoint and per connector, and the JSON report.
+
+The JSON report (format 1) holds, per endpoint, its connection (never a password) and per
+connector its status, the properties changed and the paths of its backup, undo script and
+audit log, so ``remediate bulk undo REPORT`` can restore what the run changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from remediate.bulk.runner import EndpointState, Status
+from remediate.errors import UsageError
+from remediate.report import table
+
+FORMAT = 1
+
+
+def totals(states: Sequence[EndpointState]) -> Counter[Status]:
+    return Counter(o.status for s in states for o in s.outcomes)
+
+
+def recap_lines(states: Sequence[EndpointState]) -> list[str]:
+    """One table of every connector, then one line per endpoint and the totals."""
+    rows = [
+        (s.endpoint.label, o.connector, o.status.value, ", ".join(o.changes) or o.message)
+        for s in states
+        for o in sorted(s.outcomes, key=lambda o: o.line)
+    ]
+    lines = table(("ENDPOINT", "CONNECTOR", "STATUS", "DETAIL"), rows) if rows else []
+    lines.append("")
+    for state in states:
+        counts = Counter(o.status for o in state.outcomes)
+        lines.append(f"{state.endpoint.label}: {state.status.value} ({_counts(counts)})")
+        if state.error is not None:
+            lines.append(f"  {state.error}")
+    lines.append(f"total: {_counts(totals(states))}")
+    return lines
+
+
+def _counts(counts: Counter[Status]) -> str:
+    return ", ".join(f"{status.value}={counts.get(status, 0)}" for status in Status)
+
+
+def to_json(
+    states: Sequence[EndpointState], source: Path, *, started: datetime, interrupted: bool
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "file": str(source),
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "interrupted": interrupted,
+        "totals": {status.value: totals(states).get(status, 0) for status in Status},
+        "endpoints": [
+            {
+                "endpoint": s.endpoint.label,
+                "connection": {"profile": s.endpoint.profile, **s.endpoint.to_json()},
+                "status": s.status.value,
+                "error": s.error,
+                "connectors": [
+                    {
+                        "connector": o.connector,
+                        "line": o.line,
+                        "status": o.status.value,
+                        "message": o.message,
+                        "changes": o.changes,
+                        "backup": _path(o.backup),
+                        "undo_script": _path(o.undo_script),
+                        "audit": _path(o.audit),
+                    }
+                    for o in sorted(s.outcomes, key=lambda o: o.line)
+                ],
+            }
+            for s in states
+        ],
+    }
+
+
+def _path(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def write_report(path: Path, data: dict[str, Any]) -> None:
+    """Write the report 0600 (it names servers, accounts and backup paths)."""
+    text = json.dumps(data, indent=2) + "\n"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise UsageError(f"--report {path}: cannot write ({exc.strerror or exc})") from None
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the report ({exc.strerror or exc})") from None
+    except ValueError:
+        raise UsageError(f"{path}: not a bulk report (not JSON)") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or "endpoints" not in data:
+        raise UsageError(f"{path}: not a bulk report written by 'remediate bulk apply --report'")
+    return data
