@@ -169,7 +169,7 @@ def test_rule_violation_keeps_the_exchange_message(lab: Lab) -> None:
     step = Step(
         "Set-SendConnector",
         (
-            Parameter("Identity", "Outbound to Partner"),
+            Parameter("Identity", "Outbound to Relay"),  # seeded without a credential
             Parameter("SmartHostAuthMechanism", "BasicAuth"),
         ),
         StepKind.CHANGE,
@@ -178,6 +178,7 @@ def test_rule_violation_keeps_the_exchange_message(lab: Lab) -> None:
     )
     with Session(lab_connection(lab), lab.admin_password) as session:
         result = session.run(step)
+    assert result.errors, "the lab should refuse BasicAuth without a credential"
     error = error_from_records(result.errors, step.cmdlet)
     assert str(error).startswith("Set-SendConnector: ")
     assert result.errors[0].message in str(error)
