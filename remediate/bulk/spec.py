@@ -356,7 +356,7 @@ class _Validator:
         endpoint = self.endpoint(line, values)
         self.target(line, values)
         options = {_SETTINGS[k][1]: v for k, (v, _) in values.items() if k in _SETTINGS}
-        if not options:
+        if not any(k in _SETTINGS and v not in (None, "") for k, (v, _) in raw.items()):
             self.fail(line, "no setting to apply (mechanism, credential_user, smart_hosts, ...)")
         playbook = self.playbook(line, values, options)
         if playbook is not None and options:

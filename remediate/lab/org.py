@@ -326,6 +326,12 @@ class Organization:
 
     # --- changing --------------------------------------------------------------------------
 
+    def add_connectors(self, connectors: list[Connector]) -> None:
+        """Append new connectors (no queue, no event) and save."""
+        with self._lock:
+            self._state.connectors.extend(copy.deepcopy(connectors))
+            self.save()
+
     def replace_connector(self, updated: Connector) -> None:
         """Store ``updated`` (matched by GUID) and save."""
         with self._lock:

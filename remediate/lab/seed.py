@@ -162,6 +162,35 @@ def seed_state(*, smart_host: tuple[str, int], closed_port: int) -> OrgState:
     )
 
 
+EXTRA_PREFIX = "Bulk Relay"
+
+
+def extra_connectors(
+    count: int, *, smart_host: tuple[str, int], relay: LabCredential, existing: set[str]
+) -> list[Connector]:
+    """``count`` more healthy connectors for bulk runs and benchmarks ("Bulk Relay 001", ...):
+    BasicAuth through the lab smart host with the relay account, on EX01, no queue. Names
+    already present (a state file seeded before) are not added again."""
+    host, port = smart_host
+    smart_host_name = "localhost" if host in ("127.0.0.1", "localhost") else host
+    names = [f"{EXTRA_PREFIX} {number:03d}" for number in range(1, count + 1)]
+    return [
+        Connector(
+            name,
+            _guid(),
+            [f"SMTP:bulk{number:03d}.contoso.example;1"],
+            ["EX01"],
+            dns_routing_enabled=False,
+            smart_hosts=[smart_host_name],
+            smart_host_auth_mechanism="BasicAuth",
+            credential=relay,
+            port=port,
+        )
+        for number, name in enumerate(names, start=1)
+        if name.lower() not in existing
+    ]
+
+
 def _guid() -> str:
     return str(uuid.uuid4())
 

@@ -96,6 +96,7 @@ class Lab:
         admin_password: str | None = None,
         faults: Faults | None = None,
         workdir: Path | None = None,
+        extra_connectors: int = 0,
     ) -> None:
         for address, what in ((listen, "--listen"), (smtp_listen, "--smtp-listen")):
             if not address.is_loopback and not allow_remote:
@@ -112,6 +113,9 @@ class Lab:
         self.admin_user = admin_user
         self.admin_password = admin_password or secrets.token_urlsafe(18)
         self.faults = FaultInjector(faults or Faults())
+        if extra_connectors < 0:
+            raise UsageError("extra connectors must be zero or more")
+        self.extra_connectors = extra_connectors  # see seed.extra_connectors
         self._workdir = workdir
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self.ca_file: Path | None = None
@@ -148,6 +152,8 @@ class Lab:
                 smart_host=(self.smtp_listen.host, smtp_port),
                 closed_port=_free_port(self.smtp_listen.host, avoid=smtp_port),
             )
+            if self.extra_connectors:
+                self._add_extra_connectors()
             self.smart_host = SmartHost(
                 listen=(self.smtp_listen.host, smtp_port),
                 ca=ca,
@@ -181,6 +187,20 @@ class Lab:
             target=self._http.serve_forever, args=(0.1,), name="lab-http", daemon=True
         )
         self._thread.start()
+
+    def _add_extra_connectors(self) -> None:
+        from remediate.lab.api import LabCredential
+        from remediate.lab.seed import extra_connectors
+
+        org = self.organization
+        org.add_connectors(
+            extra_connectors(
+                self.extra_connectors,
+                smart_host=org.smart_host,
+                relay=LabCredential(org.relay_user, org.relay_password),
+                existing={c.name.lower() for c in org.connectors()},
+            )
+        )
 
     def stop(self) -> None:
         if self._http is not None:
