@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from remediate.bulk.runner import EndpointState, Status
+from remediate.bulk.runner import ConnectorOutcome, EndpointState, Status
 from remediate.errors import UsageError
 from remediate.report import table
 
@@ -29,7 +29,7 @@ def totals(states: Sequence[EndpointState]) -> Counter[Status]:
 def recap_lines(states: Sequence[EndpointState]) -> list[str]:
     """One table of every connector, then one line per endpoint and the totals."""
     rows = [
-        (s.endpoint.label, o.connector, o.status.value, ", ".join(o.changes) or o.message)
+        (s.endpoint.label, o.connector, o.status.value, _detail(o))
         for s in states
         for o in sorted(s.outcomes, key=lambda o: o.line)
     ]
@@ -42,6 +42,13 @@ def recap_lines(states: Sequence[EndpointState]) -> list[str]:
             lines.append(f"  {state.error}")
     lines.append(f"total: {_counts(totals(states))}")
     return lines
+
+
+def _detail(outcome: ConnectorOutcome) -> str:
+    """What changed, or why not."""
+    if outcome.status in (Status.FAILED, Status.SKIPPED) or not outcome.changes:
+        return outcome.message
+    return ", ".join(outcome.changes)
 
 
 def _counts(counts: Counter[Status]) -> str:

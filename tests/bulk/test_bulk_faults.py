@@ -1,0 +1,134 @@
+"""Faults during a bulk run: one endpoint refusing auth, one dropping the connection mid-run,
+one connector whose change the lab rejects. The rest completes, the report says exactly what
+happened, and a re-run finishes the job.
+
+The mid-run faults are armed from inside the in-process lab: its Organization's
+replace_connector (where a Set-SendConnector lands) is wrapped so that the first change on
+that lab arms the fault. That is a hook in the real lab, not a mock of the client side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from remediate.lab.faults import Faults
+from remediate.lab.org import Connector
+from remediate.lab.seed import EXTRA_PREFIX
+from remediate.lab.server import Lab
+from tests.bulk.bulk_helpers import bulk, cli_env, report_statuses, row, start_labs, write_rows
+
+pytestmark = pytest.mark.e2e
+
+EXTRAS = [f"{EXTRA_PREFIX} {n:03d}" for n in (1, 2, 3, 4)]
+TLS = "BasicAuthRequireTLS"
+
+
+def after_first_change(lab: Lab, action: Callable[[], None]) -> None:
+    """Run ``action`` once, right after the first connector change the lab stores."""
+    org = lab.organization
+    store = org.replace_connector
+    armed = []
+
+    def replace(updated: Connector) -> None:
+        store(updated)
+        if not armed:
+            armed.append(True)
+            action()
+
+    org.replace_connector = replace
+
+
+def mechanism(lab: Lab, name: str) -> str:
+    return lab.organization.connector(name).smart_host_auth_mechanism
+
+
+def test_refused_auth_dropped_connection_and_rejected_change(tmp_path: Path) -> None:
+    refusing, dropping, rejecting = labs = start_labs(tmp_path, 3, extra_connectors=4)
+    try:
+        refusing.faults.faults = Faults(refuse_auth=True)
+        relay = refusing.relay_user
+        rows = [row(refusing, connector=n, mechanism=TLS, credential_user=relay) for n in EXTRAS]
+        rows += [row(dropping, connector=n, mechanism=TLS, credential_user=relay) for n in EXTRAS]
+        rows += [
+            row(rejecting, connector=EXTRAS[0], mechanism=TLS, credential_user=relay),
+            row(rejecting, connector=EXTRAS[1], require_tls=True),
+            row(rejecting, connector=EXTRAS[2], mechanism=TLS, credential_user=relay),
+        ]
+        spec = write_rows(tmp_path / "fix.yaml", rows)
+
+        def drop_next_request() -> None:
+            dropping.faults.faults = Faults(drop_on_request=dropping.faults.requests_seen + 1)
+
+        def starttls_ignored_meanwhile() -> None:  # someone else changed it since the read
+            org = rejecting.organization
+            target = org.connector(EXTRAS[1])
+            target.ignore_starttls = True
+            org.replace_connector(target)
+
+        after_first_change(dropping, drop_next_request)
+        after_first_change(rejecting, starttls_ignored_meanwhile)
+        env = cli_env(tmp_path)
+        report = tmp_path / "first.json"
+        first = bulk(env, "apply", str(spec), "--password-stdin", "--yes", "--report", str(report))
+        assert first.returncode == 6, first.stdout + first.stderr
+        statuses = report_statuses(report)
+
+        # refusing: nothing read, every row skipped, the endpoint named as failed
+        assert [statuses[(refusing.endpoint_url, n)] for n in EXTRAS] == ["skipped"] * 4
+        assert {mechanism(refusing, n) for n in EXTRAS} == {"BasicAuth"}
+        assert f"{refusing.endpoint_url}: failed" in first.stdout or (
+            f"{refusing.endpoint_url}: skipped" in first.stdout
+        )
+
+        # dropping: changed..., one failed (in flight), the rest skipped; the lab agrees
+        on_drop = [statuses[(dropping.endpoint_url, n)] for n in EXTRAS]
+        failed_at = on_drop.index("failed")
+        assert on_drop == ["changed"] * failed_at + ["failed"] + ["skipped"] * (3 - failed_at)
+        assert failed_at <= 1
+        for name, status in zip(EXTRAS, on_drop, strict=True):
+            if status == "changed":
+                assert mechanism(dropping, name) == TLS
+            if status == "skipped":
+                assert mechanism(dropping, name) == "BasicAuth"
+        assert "may or may not have been applied" in first.stdout
+
+        # rejecting: the lab refused the second row's change; the others went through
+        assert [statuses[(rejecting.endpoint_url, n)] for n in EXTRAS[:3]] == [
+            "changed",
+            "failed",
+            "changed",
+        ]
+        assert "RequireTLS and IgnoreSTARTTLS" in first.stdout
+        assert rejecting.organization.connector(EXTRAS[1]).require_tls is False
+
+        # the faults go away (the admin repairs IgnoreSTARTTLS); a re-run finishes the job
+        refusing.faults.faults = Faults()
+        repaired = rejecting.organization.connector(EXTRAS[1])
+        repaired.ignore_starttls = False
+        rejecting.organization.replace_connector(repaired)
+        second_report = tmp_path / "second.json"
+        second = bulk(
+            env, "apply", str(spec), "--password-stdin", "--yes", "--report", str(second_report)
+        )
+        assert second.returncode == 0, second.stdout + second.stderr
+        again = report_statuses(second_report)
+        assert [again[(refusing.endpoint_url, n)] for n in EXTRAS] == ["changed"] * 4
+        assert [again[(dropping.endpoint_url, n)] for n in EXTRAS[failed_at + 1 :]] == [
+            "changed"
+        ] * (3 - failed_at)
+        assert [again[(rejecting.endpoint_url, n)] for n in EXTRAS[:3]] == [
+            "ok",
+            "changed",
+            "ok",
+        ]
+        for lab in (refusing, dropping):
+            assert {mechanism(lab, n) for n in EXTRAS} == {TLS}
+        assert rejecting.organization.connector(EXTRAS[1]).require_tls is True
+        third = bulk(env, "plan", str(spec), "--password-stdin")
+        assert third.returncode == 0, third.stdout
+    finally:
+        for lab in labs:
+            lab.stop()
