@@ -112,7 +112,7 @@ class Playbook:
 def load_all(directory: Path | None = None) -> tuple[Playbook, ...]:
     """Every playbook in ``directory`` (default: the installed playbooks), sorted by event."""
     directory = directory or playbooks_dir()
-    books = [load_file(path) for path in sorted(directory.glob("*.yaml"))]
+    books = [_load_cached(path) for path in sorted(directory.glob("*.yaml"))]
     seen: dict[str, Path] = {}
     for book in books:
         for key in (book.id, str(book.event.id)):
@@ -122,6 +122,22 @@ def load_all(directory: Path | None = None) -> tuple[Playbook, ...]:
                 )
             seen[key] = book.source
     return tuple(sorted(books, key=lambda b: b.event.id))
+
+
+# (path, mtime, size) -> parsed playbook: plans, scripts and backups look playbooks up often
+# (a bulk run once per connector); a changed file is parsed again.
+_LOADED: dict[tuple[Path, int, int], Playbook] = {}
+
+
+def _load_cached(path: Path) -> Playbook:
+    try:
+        stat = path.stat()
+    except OSError:
+        return load_file(path)  # which says why it cannot be read
+    key = (path.resolve(), stat.st_mtime_ns, stat.st_size)
+    if key not in _LOADED:
+        _LOADED[key] = load_file(path)
+    return _LOADED[key]
 
 
 def find(name: str, directory: Path | None = None) -> Playbook:
