@@ -10,8 +10,10 @@ and times, in one run, ROUNDS rounds of three ways to set the Port of all 200 co
   floor  a bare pypsrp loop: one RunspacePool per endpoint, the same Set-SendConnector calls
   naive  one new RunspacePool per connector (what a quick script does)
 
-All three work on the 4 endpoints in parallel (one thread each). Prints the medians, the
-ratios to the floor (target: bulk within 1.25x) and the peak memory of this process.
+All three work on the 4 endpoints in parallel (one thread each). After the first bulk round
+the same file is applied again and must report all 200 ok, nothing changed (not timed).
+Prints the medians, the ratios to the floor (target: bulk within 1.25x) and the peak memory
+of this process.
 Usage: .venv/bin/python benchmarks/bulk.py [--rounds N]
 """
 
@@ -153,7 +155,7 @@ def naive(infos: list[dict[str, object]], port: int) -> None:
     per_endpoint(infos, work)
 
 
-def bulk(spec: Path, state: Path) -> None:
+def bulk(spec: Path, state: Path, expect: str = f"changed={ENDPOINTS * PER_ENDPOINT},") -> None:
     from remediate.cli import main
     from remediate.env import Environment
 
@@ -167,7 +169,7 @@ def bulk(spec: Path, state: Path) -> None:
         environ={**os.environ, "XDG_STATE_HOME": str(state), "XDG_CONFIG_HOME": str(state)},
     )
     status = main(["bulk", "apply", str(spec), "--yes", "--password-stdin"], env)
-    if status != 0 or f"changed={ENDPOINTS * PER_ENDPOINT}," not in out.getvalue():
+    if status != 0 or expect not in out.getvalue():
         raise SystemExit(f"bulk apply failed ({status}):\n{out.getvalue()[-2000:]}{err.getvalue()}")
 
 
@@ -205,6 +207,13 @@ def main() -> None:
                     else:
                         naive(infos, port)
                     times[method].append(time.perf_counter() - started)
+                    if method == "bulk" and round_number == 0:  # same file again: all ok
+                        bulk(
+                            spec,
+                            base / "state",
+                            expect=f"ok={ENDPOINTS * PER_ENDPOINT}, changed=0,",
+                        )
+                        print("second bulk run of the same file: all ok, nothing changed")
                     peaks[method] = max(peaks.get(method, 0.0), peak_mib())
                 print(
                     f"round {round_number + 1}: "
