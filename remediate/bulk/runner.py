@@ -145,12 +145,15 @@ class BulkRun:
         """Run ``work`` per endpoint on a bounded pool; Ctrl-C sets the stop flag and waits
         for the workers to finish their step in flight."""
         with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="bulk") as pool:
-            futures: set[Future[None]] = {pool.submit(work, s) for s in self.states}
-            while futures:
+            submitted = [pool.submit(work, s) for s in self.states]
+            running: set[Future[None]] = set(submitted)
+            while running:
                 try:
-                    _, futures = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
+                    _, running = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
                 except KeyboardInterrupt:
                     self.stop()
+        for future in submitted:  # a bug in a worker is not to be reported as "ok"
+            future.result()
 
     def _read_one(self, state: EndpointState) -> None:
         if self.stopped:
@@ -210,8 +213,13 @@ class BulkRun:
 
         assert target.plan is not None and state.session is not None
         plan, endpoint = target.plan, state.endpoint
-        saved = backup.write_backup(endpoint, target.before, plan, environ=self.environ)
+        try:
+            saved = backup.write_backup(endpoint, target.before, plan, environ=self.environ)
+        except OSError as exc:
+            reason = f"not sent: the backup could not be written ({exc.strerror or exc})"
+            return _outcome(target, Status.FAILED, reason)
         lost: str | None = None
+        problem: str | None = None
         ran: list[StepResult] = []
 
         def check_stop(step: Step, result: StepResult) -> None:
@@ -228,6 +236,9 @@ class BulkRun:
             rest = list(plan.steps[len(ran) :])
             result = ExecutionResult(plan, ran, rest[1:], interrupted=rest[0] if rest else None)
             self._close(state)
+        except RemediateError as exc:  # before sending: a password missing, a locked keyring
+            problem = exc.message
+            result = ExecutionResult(plan, ran, list(plan.steps[len(ran) :]))
         audit_path = audit.record(
             endpoint, plan, target.before, result, environ=self.environ, backup=saved
         )
@@ -236,6 +247,8 @@ class BulkRun:
         if lost is not None:
             outcome.status = Status.FAILED
             outcome.message = f"{lost} (the change may or may not have been applied)"
+        elif problem is not None:
+            outcome.status, outcome.message = Status.FAILED, problem
         elif result.ok:
             if not result.changed_steps:
                 outcome.status, outcome.message = Status.OK, "Exchange reported nothing to change"

@@ -9,6 +9,7 @@ that lab arms the fault. That is a hook in the real lab, not a mock of the clien
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -132,3 +133,21 @@ def test_refused_auth_dropped_connection_and_rejected_change(tmp_path: Path) -> 
     finally:
         for lab in labs:
             lab.stop()
+
+
+def test_no_change_is_sent_without_its_backup(tmp_path: Path) -> None:
+    (lab,) = start_labs(tmp_path, 1, extra_connectors=1)
+    try:
+        name = f"{EXTRA_PREFIX} 001"
+        spec = write_rows(tmp_path / "fix.yaml", [row(lab, connector=name, port=2526)])
+        env = cli_env(tmp_path)
+        Path(env["XDG_STATE_HOME"]).write_text("not a directory", encoding="utf-8")
+        report = tmp_path / "run.json"
+        result = bulk(env, "apply", str(spec), "--password-stdin", "--yes", "--report", str(report))
+        assert result.returncode == 6
+        [[outcome]] = [e["connectors"] for e in json.loads(report.read_text())["endpoints"]]
+        assert outcome["status"] == "failed" and outcome["backup"] is None
+        assert outcome["message"].startswith("not sent: the backup could not be written")
+        assert lab.organization.connector(name).port != 2526
+    finally:
+        lab.stop()
