@@ -172,3 +172,34 @@ def test_malformed_file_lists_every_problem_and_connects_nowhere(
     assert lines[3] == f"remediate: error: {spec}: 3 problems; nothing was sent"
     assert result.stdout == ""
     assert all(lab.faults.requests_seen == 0 for lab in labs)
+
+
+def test_rows_by_profile_and_plan_exit_statuses(labs: list[Lab], tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from remediate.connections import AuthMethod, ProfileStore, parse_server
+
+    one, two, _ = labs
+    env = cli_env(tmp_path)
+    store = ProfileStore(environ=env)
+    connection = parse_server(one.endpoint_url)
+    store.save(replace(connection, auth=AuthMethod.BASIC, username=one.admin_user, profile="ex01"))
+    by_profile = tmp_path / "profile.csv"
+    by_profile.write_text(
+        f"endpoint,connector,port\nex01,{PARTNER},{one.smtp_address.port}\n", encoding="utf-8"
+    )
+    planned = bulk(env, "plan", str(by_profile), "--password-stdin")
+    assert planned.returncode == 10, planned.stdout + planned.stderr
+    assert f"--- ex01: {PARTNER} (before)" in planned.stdout
+
+    unknown = write_rows(tmp_path / "unknown.yaml", [row(one, connector="Nowhere", port=25)])
+    result = bulk(env, "plan", str(unknown), "--password-stdin")
+    assert result.returncode == 6
+    assert f"!!! {one.endpoint_url}: line 2: Send connector 'Nowhere' not found" in result.stdout
+
+    unreachable = write_rows(tmp_path / "down.yaml", [row(two, connector=PARTNER, port=25)])
+    url = two.endpoint_url
+    two.stop()
+    result = bulk(env, "plan", str(unreachable), "--password-stdin")
+    assert result.returncode == 5
+    assert f"!!! {url}: not read:" in result.stdout
