@@ -344,6 +344,13 @@ class _Validator:
         values: dict[str, tuple[Any, int]] = {}
         for key, (value, key_line) in raw.items():
             convert = _OWN.get(key) or (_SETTINGS[key][0] if key in _SETTINGS else None)
+            if convert is None and "password" in key:
+                self.fail(
+                    key_line,
+                    f"{key}: passwords are never in the file; name the keyring entry with "
+                    "credential_key, or pipe the secret with --password-stdin",
+                )
+                continue
             if convert is None:
                 self.fail(key_line, f"unknown key {key!r} (keys: {', '.join(KEYS)})")
                 continue

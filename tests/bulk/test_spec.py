@@ -186,3 +186,16 @@ def test_empty_file_and_wrong_suffix(tmp_path: Path, profiles: ProfileStore) -> 
         load(write(tmp_path, "fix.txt", "x"), profiles)
     with pytest.raises(UsageError, match="cannot read the file"):
         load(tmp_path / "missing.yaml", profiles)
+
+
+def test_a_password_in_the_file_is_refused_without_repeating_it(
+    tmp_path: Path, profiles: ProfileStore
+) -> None:
+    path = write(
+        tmp_path,
+        "secret.yaml",
+        "- endpoint: ex01\n  connector: A\n  credential_user: relay\n  password: Hunter2-x\n",
+    )
+    [(line, message)] = problems_of(path, profiles)
+    assert line == 4 and message.startswith("password: passwords are never in the file")
+    assert "Hunter2-x" not in message
