@@ -67,8 +67,9 @@ class EndpointState:
 
     @property
     def status(self) -> Status:
-        """The endpoint's worst connector status (failed > skipped > changed > ok)."""
-        if self.error is not None and not self.outcomes:
+        """Failed when it could not be read, else its connectors' worst status (failed >
+        skipped > changed > ok)."""
+        if self.error is not None:
             return Status.FAILED
         statuses = {o.status for o in self.outcomes}
         for status in (Status.FAILED, Status.SKIPPED, Status.CHANGED):

@@ -54,7 +54,7 @@ def test_recap_per_connector_per_endpoint_and_totals() -> None:
     )
     assert lines[5:] == [
         "ex01: changed (ok=1, changed=1, failed=0, skipped=0)",
-        f"{EX02.url}: skipped (ok=0, changed=0, failed=0, skipped=1)",
+        f"{EX02.url}: failed (ok=0, changed=0, failed=0, skipped=1)",
         "  ex02 refused the user name or password",
         "total: ok=1, changed=1, failed=0, skipped=1",
     ]
@@ -84,7 +84,7 @@ def test_json_report_round_trip_private_and_without_password(tmp_path: Path) -> 
         "undo_script": "/s/b-undo.ps1",
         "audit": "/s/a.log",
     }
-    assert second["status"] == "skipped" and second["error"].startswith("ex02 refused")
+    assert second["status"] == "failed" and second["error"].startswith("ex02 refused")
 
 
 def test_read_report_refuses_other_files(tmp_path: Path) -> None:
