@@ -463,8 +463,9 @@ class _Validator:
             key = _FLAG_TO_KEY.get(flag)
             where = values[key][1] if key in values else line
             self.fail(where, f"{key or flag}: {rest}" if rest else exc.message)
-        if options.get("reenter_credential") and "username" not in options:
-            self.fail(values["reenter_credential"][1], "reenter_credential: give credential_user")
+        for key in ("reenter_credential", "credential_key"):
+            if key in values and values[key][0] and "username" not in options:
+                self.fail(values[key][1], f"{key}: give credential_user too")
 
 
 def _key_of(option: str) -> str:

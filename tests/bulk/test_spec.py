@@ -199,3 +199,12 @@ def test_a_password_in_the_file_is_refused_without_repeating_it(
     [(line, message)] = problems_of(path, profiles)
     assert line == 4 and message.startswith("password: passwords are never in the file")
     assert "Hunter2-x" not in message
+
+
+def test_credential_key_needs_a_credential_user(tmp_path: Path, profiles: ProfileStore) -> None:
+    path = write(
+        tmp_path,
+        "key.yaml",
+        "- endpoint: ex01\n  connector: A\n  port: 587\n  credential_key: rotated\n",
+    )
+    assert problems_of(path, profiles) == [(4, "credential_key: give credential_user too")]
