@@ -87,7 +87,7 @@ def run_wizard(env: Environment, prompter: Prompter, options: WizardOptions) -> 
         _where_backup(ctx)
         env.err("Nothing else was sent to Exchange.")
         return INTERRUPTED
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, EOFError):  # Ctrl-C, or the terminal's input ended
         env.err(_interrupted_text(ctx))
         return INTERRUPTED
     finally:
@@ -418,6 +418,9 @@ def offer_undo(ctx: WizardContext) -> None:
     plan = applied.backup.undo_plan()
     for note in plan.notes:
         ctx.say(f"  note: {note}")
+    if not plan.changes:
+        ctx.say("Nothing to undo: the connector keeps the settings shown above.")
+        return
     result = execute(ctx.session, plan, ctx.credential)
     ctx.say(result.summary())
     ctx.undone = result.ok

@@ -81,6 +81,7 @@ def drive(tmp_path: Path, no_keyring: None) -> Callable[..., Run]:
         )
         with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
             pipe.send_text(keys)
+            pipe.close()  # keys that run out end in EOFError, never a hang
             status = run_wizard(env, QuestionaryPrompter(), options)
         return Run(status, out.getvalue(), err.getvalue())
 
@@ -88,7 +89,9 @@ def drive(tmp_path: Path, no_keyring: None) -> Callable[..., Run]:
 
 
 def set_connector(lab: Lab, **parameters: object) -> None:
-    """Break the lab's relay connector through its real PSRP endpoint, as an admin would."""
+    """Break the lab's relay connector through its real PSRP endpoint, as an admin would
+    (with the relay credential, which the lab requires for BasicAuthRequireTLS)."""
+    from pypsrp.complex_objects import PSCredential
     from pypsrp.powershell import PowerShell, RunspacePool
     from pypsrp.wsman import WSMan
 
@@ -103,13 +106,16 @@ def set_connector(lab: Lab, **parameters: object) -> None:
         encryption="never",
     )
     with RunspacePool(wsman, configuration_name="Microsoft.Exchange") as pool:
+        pool.exchange_keys()
+        credential = PSCredential(username=lab.relay_user, password=lab.relay_password)
         ps = PowerShell(pool)
         ps.add_cmdlet("Set-SendConnector").add_parameter("Identity", RELAY)
+        ps.add_parameter("AuthenticationCredential", credential)
         for name, value in parameters.items():
             ps.add_parameter(name, value)
         ps.add_parameter("Confirm", False)
         ps.invoke()
-        assert not ps.had_errors and not ps.streams.error, ps.streams.error
+        assert not ps.had_errors and not ps.streams.error, [str(e) for e in ps.streams.error]
 
 
 def relay_connector(lab: Lab) -> SendConnector:

@@ -3,17 +3,27 @@ pipe input (questionary runs for real; only the keyboard is simulated)."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from remediate.exchange import AuthMechanism
 from remediate.lab.server import Lab
-from tests.wizard.helpers import CTRL_C, DOWN, ENTER, lab_options, relay_connector
+from remediate.lab.smarthost import SmartHost
+from tests.wizard.helpers import (
+    CLEAR_LINE,
+    CTRL_C,
+    DOWN,
+    ENTER,
+    lab_options,
+    relay_connector,
+    set_connector,
+)
 
 
 def _credential_keys(lab: Lab, password: str | None = None) -> str:
     """username, password source (only 'type' without a keyring), password twice."""
     secret = lab.relay_password if password is None else password
-    return f"{lab.relay_user}{ENTER}{ENTER}{secret}{ENTER}{secret}{ENTER}"
+    return f"{CLEAR_LINE}{lab.relay_user}{ENTER}{ENTER}{secret}{ENTER}{secret}{ENTER}"
 
 
 def test_credential_missing_is_fixed_and_the_queue_drains(lab: Lab, drive) -> None:
@@ -75,14 +85,50 @@ def test_wrong_relay_password_keeps_failing_and_undo_is_offered(lab: Lab, drive)
     run = drive(lab_options(lab), keys)
     assert run.status == 6
     assert "Meaning: the smart host refused the user name or password" in run.out
-    assert "Undo" in run.out
+    assert "Nothing to undo" in run.out  # offered and taken; a credential cannot be unset
     assert lab.smart_host.messages == []
     assert "not-the-password" not in run.out + run.err
 
 
-def test_mechanism_list_puts_the_recommended_one_first(lab: Lab, drive) -> None:
-    keys = ENTER + ENTER + _credential_keys(lab) + DOWN * 3 + ENTER
-    run = drive(lab_options(lab), keys)
-    assert run.status == 1
+def test_smart_host_without_starttls_recommends_basic_auth(lab: Lab, drive) -> None:
+    with SmartHost(
+        ca=None, relay_user=lab.relay_user, relay_password=lab.relay_password, starttls=False
+    ) as plain:
+        set_connector(lab, Port=plain.port)
+        keys = ENTER + ENTER + _credential_keys(lab) + ENTER  # recommended mechanism first
+        run = drive(lab_options(lab), keys)
+        received = plain.messages
+    assert run.status == 0, run.err
+    assert "[warn] STARTTLS: not offered on this port" in run.out
+    assert (
+        "[FAIL] mechanism: BasicAuthRequireTLS: the smart host does not offer STARTTLS" in run.out
+    )
     connector = relay_connector(lab)
-    assert connector.smart_host_auth_mechanism is AuthMechanism.BASIC_AUTH_REQUIRE_TLS
+    assert connector.smart_host_auth_mechanism is AuthMechanism.BASIC_AUTH
+    assert connector.credential_user == lab.relay_user
+    assert len(received) == 3
+
+
+def test_unreachable_smart_host_asks_for_the_port(lab: Lab, drive) -> None:
+    right_port = lab.smtp_address.port
+    set_connector(lab, Port=_closed_port())
+    keys = (
+        ENTER  # connector
+        + CLEAR_LINE
+        + f"{right_port}{ENTER}"  # port
+        + ENTER  # smart host name stays
+        + ENTER  # mechanism: the current one
+        + _credential_keys(lab)
+        + ENTER  # apply
+    )
+    run = drive(lab_options(lab), keys)
+    assert run.status == 0, run.err
+    assert "[FAIL] reachability:" in run.out and "refused" in run.out
+    assert relay_connector(lab).port == right_port
+    assert len(lab.smart_host.messages) == 3
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
