@@ -16,6 +16,8 @@ A flow module defines (see ``flow_2016`` for the reference implementation):
         ask through ``ctx.prompter`` only (every question has a stable key, which is also
         its answers-file key); put any relay password in ``ctx.credentials`` (in memory,
         keyed by the CredentialRef the plan will use) and never print it.
+    ANSWER_KEYS: dict[str, type]   (optional)
+        answers-file keys this flow asks beyond ``remediate.answers.KEYS`` (str or bool).
 
 ``flow.run_wizard`` does the rest for every event: intake, connection, connector choice,
 preview (the rendered plan), apply with backup, before/after, verify (Retry-Queue and
