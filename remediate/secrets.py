@@ -29,6 +29,10 @@ INSTALL_HINT = (
     "install and unlock a Secret Service (Debian: apt-get install gnome-keyring, inside a D-Bus "
     "session), or pick a backend with PYTHON_KEYRING_BACKEND; for one run, use --password-stdin"
 )
+UNLOCK_HINT = (
+    "unlock it: log in to the desktop session, or start the daemon with "
+    "'gnome-keyring-daemon --unlock --components=secrets' and the keyring password on stdin"
+)
 _INSECURE_MODULES = ("keyrings.alt",)
 _REFUSED_CLASSES = {"keyring.backends.fail.Keyring", "keyring.backends.null.Keyring"}
 
@@ -81,13 +85,19 @@ def _call(action: str, service: str, key: str, func: Any, *args: Any) -> Any:
     except keyring.errors.KeyringLocked:
         raise SecretStoreError(
             f"the keyring is locked; cannot {action} {service} / {key}",
-            hint="unlock it (log in to the desktop, or gnome-keyring-daemon --unlock)",
+            hint=UNLOCK_HINT,
         ) from None
     except keyring.errors.NoKeyringError:
         raise SecretStoreError("no usable OS keyring on this machine", hint=INSTALL_HINT) from None
     except keyring.errors.PasswordDeleteError:
         return False
-    except keyring.errors.InitError:
+    except keyring.errors.InitError as exc:
+        if "prompt" in str(exc).lower():  # the daemon wanted to ask for the login password
+            raise SecretStoreError(
+                f"the keyring is locked (or has no login collection yet), so cannot {action} "
+                f"{service} / {key}",
+                hint=UNLOCK_HINT,
+            ) from None
         raise SecretStoreError(
             f"no keyring service answers, so cannot {action} {service} / {key} "
             "(is gnome-keyring-daemon running in this D-Bus session?)",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
 import subprocess
 import sys
 
@@ -95,7 +97,12 @@ def test_stdin_line_2_answers_only_for_a_relay_password_not_in_the_keyring(
 
 def _in_subprocess(code: str, environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=False
+        [sys.executable, "-c", code],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -117,10 +124,27 @@ def test_no_backend_says_what_to_install(tmp_path) -> None:
     assert "apt-get install gnome-keyring" in done.stdout
 
 
-def test_a_bus_without_a_secret_service_says_what_is_missing(tmp_path) -> None:
-    """A real D-Bus session bus with no gnome-keyring-daemon on it."""
+BARE_BUS = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:dir={dir}</listen>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
+
+def test_a_bus_without_a_secret_service_says_what_to_install(tmp_path) -> None:
+    """A real D-Bus session bus that cannot start gnome-keyring (no service activation), as
+    on a machine where it is not installed."""
+    config = tmp_path / "bus.conf"
+    config.write_text(BARE_BUS.format(dir=tmp_path))
     bus = subprocess.Popen(
-        ["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+        ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -137,9 +161,57 @@ def test_a_bus_without_a_secret_service_says_what_is_missing(tmp_path) -> None:
             "except errors.SecretStoreError as e:\n    print('REFUSED', e.message, '|', e.hint)\n"
         )
         done = _in_subprocess(code, environ)
-        assert "REFUSED no keyring service answers" in done.stdout, done.stderr
-        assert "gnome-keyring-daemon" in done.stdout
+        assert "REFUSED no usable OS keyring" in done.stdout, done.stderr
+        assert "apt-get install gnome-keyring" in done.stdout
     finally:
+        bus.terminate()
+        bus.wait(timeout=10)
+
+
+def test_a_locked_keyring_says_how_to_unlock_it(tmp_path) -> None:
+    """gnome-keyring-daemon started without --unlock on a fresh HOME has no open login
+    collection; with no prompter (no desktop) it can only refuse."""
+    home = tmp_path / "home"
+    (home / "run").mkdir(parents=True, mode=0o700)
+    bus = subprocess.Popen(
+        ["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    daemon_pids: list[int] = []
+    try:
+        assert bus.stdout is not None
+        environ = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(home),
+            "XDG_RUNTIME_DIR": str(home / "run"),
+            "DBUS_SESSION_BUS_ADDRESS": bus.stdout.readline().strip(),
+        }
+        started = subprocess.run(
+            ["gnome-keyring-daemon", "--components=secrets", "--daemonize"],
+            stdin=subprocess.DEVNULL,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        daemon_pids = [
+            int(line.split("=", 1)[1])
+            for line in started.stdout.splitlines()
+            if line.startswith("GNOME_KEYRING_PID=")
+        ]
+        code = (
+            "from remediate import secrets, errors\n"
+            "try:\n    secrets.set_secret('remediate:relay', 'r', 'pw')\n"
+            "except errors.SecretStoreError as e:\n    print('REFUSED', e.message, '|', e.hint)\n"
+        )
+        done = _in_subprocess(code, environ)
+        assert "REFUSED the keyring is locked" in done.stdout, done.stderr
+        assert "gnome-keyring-daemon --unlock" in done.stdout
+    finally:
+        for pid in daemon_pids:
+            os.kill(pid, signal.SIGTERM)
         bus.terminate()
         bus.wait(timeout=10)
 
