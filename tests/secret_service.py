@@ -22,6 +22,7 @@ Missing dbus-daemon or gnome-keyring-daemon FAILS the test (never skips): the te
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -35,6 +36,7 @@ from pathlib import Path
 import pytest
 
 UNLOCK_PASSWORD = "remediate-test-keyring"  # protects a throwaway keyring in a temp HOME
+PR_SET_PDEATHSIG = 1
 REMEDIATE_EXE = Path(sys.executable).with_name("remediate")
 
 
@@ -53,6 +55,13 @@ def run_remediate(
         timeout=timeout,
         check=False,
     )
+
+
+def _die_with_parent() -> None:
+    """Linux: the bus gets SIGTERM if pytest is killed before its cleanup runs (the keyring
+    daemon then quits with its bus), so an interrupted run leaves no daemons behind."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _require(tool: str) -> str:
@@ -88,6 +97,7 @@ def secret_service() -> Iterator[dict[str, str]]:
         stdout=subprocess.PIPE,
         env=env,
         text=True,
+        preexec_fn=_die_with_parent,
     )
     assert bus.stdout is not None
     address = bus.stdout.readline().strip()
