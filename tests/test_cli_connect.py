@@ -263,3 +263,16 @@ def test_interactive_relay_password_is_asked_twice(cli_env) -> None:
     assert child.exitstatus == 0, transcript.getvalue()
     assert "Relay-" not in transcript.getvalue()
     assert _keyring_value(cli_env, "remediate:relay", "relay@contoso.lab") == "Relay-two-2"
+
+
+def test_connect_password_stores_and_deletes_the_admin_password(cli_env) -> None:
+    server = ["--server", "http://127.0.0.1:9/PowerShell", "--auth", "basic", "--user", "adm"]
+    assert remediate(cli_env, "connect", "add", "pw", *server).returncode == 0
+    stored = remediate(cli_env, "connect", "password", "pw", "--password-stdin", stdin="Pw-1\n")
+    assert stored.returncode == 0, stored.stderr
+    assert _keyring_value(cli_env, "remediate:endpoint", "pw|adm") == "Pw-1"
+    deleted = remediate(cli_env, "connect", "password", "pw", "--delete")
+    assert deleted.stdout.strip() == "deleted"
+    assert _keyring_value(cli_env, "remediate:endpoint", "pw|adm") == "None"
+    removed = remediate(cli_env, "connect", "remove", "pw")
+    assert removed.stdout.strip() == "removed profile pw"
