@@ -1,1 +1,1 @@
-from tests.wizard.helpers import drive, lab, no_keyring  # noqa: F401 - fixtures
+from tests.wizard.helpers import drive, drive_keyring, lab, no_keyring  # noqa: F401 - fixtures

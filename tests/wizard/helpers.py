@@ -65,8 +65,7 @@ def lab_options(lab: Lab, **changes: object) -> WizardOptions:
     return WizardOptions(**values)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def drive(tmp_path: Path, no_keyring: None) -> Callable[..., Run]:
+def driver(environ: dict[str, str]) -> Callable[..., Run]:
     """Run the wizard in-process with ``keys`` queued as typed input."""
 
     def run(options: WizardOptions, keys: str) -> Run:
@@ -77,7 +76,7 @@ def drive(tmp_path: Path, no_keyring: None) -> Callable[..., Run]:
             stderr=err,
             stdin_isatty=True,
             stdout_isatty=True,
-            environ={"XDG_STATE_HOME": str(tmp_path / "state"), "HOME": str(tmp_path)},
+            environ=environ,
         )
         with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
             pipe.send_text(keys)
@@ -86,6 +85,18 @@ def drive(tmp_path: Path, no_keyring: None) -> Callable[..., Run]:
         return Run(status, out.getvalue(), err.getvalue())
 
     return run
+
+
+@pytest.fixture
+def drive(tmp_path: Path, no_keyring: None) -> Callable[..., Run]:
+    """The wizard without a keyring."""
+    return driver({"XDG_STATE_HOME": str(tmp_path / "state"), "HOME": str(tmp_path)})
+
+
+@pytest.fixture
+def drive_keyring(keyring_env: dict[str, str]) -> Callable[..., Run]:
+    """The wizard with a real Secret Service (tests/secret_service.py) as its keyring."""
+    return driver(dict(keyring_env))
 
 
 def set_connector(lab: Lab, **parameters: object) -> None:

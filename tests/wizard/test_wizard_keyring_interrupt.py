@@ -1,0 +1,59 @@
+"""The relay password saved to a real Secret Service when offered; Ctrl-C in the middle of
+the apply stops between steps and says what was applied."""
+
+from __future__ import annotations
+
+import _thread
+import threading
+
+from remediate.lab.seed import RELAY
+from remediate.lab.server import Lab
+from remediate.secrets import RELAY_SERVICE, get_secret
+from tests.wizard.helpers import CLEAR_LINE, ENTER, lab_options, relay_connector
+
+
+def test_typed_password_is_offered_to_the_keyring_and_saved(lab: Lab, drive_keyring) -> None:
+    secret = lab.relay_password
+    keys = (
+        ENTER
+        + ENTER  # connector, mechanism
+        + f"{CLEAR_LINE}{lab.relay_user}{ENTER}"
+        + ENTER  # password source: type (nothing saved yet)
+        + f"{secret}{ENTER}{secret}{ENTER}"
+        + "y"  # save it in the keyring
+        + ENTER  # apply
+    )
+    run = drive_keyring(lab_options(lab), keys)
+    assert run.status == 0, run.err
+    assert f"Saved in the keyring ({RELAY_SERVICE} / {lab.relay_user})." in run.out
+    assert get_secret(RELAY_SERVICE, lab.relay_user) == secret
+    assert secret not in run.out + run.err
+
+
+def test_ctrl_c_during_the_apply_reports_what_was_applied(lab: Lab, drive) -> None:
+    """Ctrl-C is delivered (as SIGINT would) the moment the lab has stored the credential."""
+    stop = threading.Event()
+
+    def interrupt_when_changed() -> None:
+        while not stop.is_set():
+            if lab.organization.connector(RELAY).credential is not None:
+                _thread.interrupt_main()
+                return
+            stop.wait(0.005)
+
+    watcher = threading.Thread(target=interrupt_when_changed, daemon=True)
+    watcher.start()
+    secret = lab.relay_password
+    keys = (
+        ENTER + ENTER + f"{CLEAR_LINE}{lab.relay_user}{ENTER}{ENTER}{secret}{ENTER}{secret}{ENTER}"
+    )
+    try:
+        run = drive(lab_options(lab), keys + ENTER)
+    finally:
+        stop.set()
+        watcher.join()
+    assert run.status == 130
+    assert "Nothing else was sent to Exchange." in run.err
+    assert "Interrupted during the apply." in run.err
+    assert "Retry-Queue -Filter: not run" in run.err  # the executor stopped between steps
+    assert relay_connector(lab).credential_user == lab.relay_user
