@@ -50,6 +50,7 @@ KEYS: dict[str, type] = {
     "save_password": _FLAG,
     "port": _TEXT,
     "smart_host": _TEXT,
+    "require_tls_off": _FLAG,
     "action": _TEXT,
     "apply_after_what_if": _FLAG,
     "script_path": _TEXT,

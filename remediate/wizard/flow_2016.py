@@ -62,6 +62,7 @@ def choose_fix(ctx: WizardContext) -> FixOptions:
     result: ProbeResult | None = ctx.notes.get("probe")
     smart_hosts, port = _routing(ctx, result)
     mechanism = _mechanism(ctx, result)
+    require_tls = _require_tls(ctx, result, mechanism)
     username = None
     if mechanism.needs_credential:
         username = _relay_credential(ctx)
@@ -72,7 +73,25 @@ def choose_fix(ctx: WizardContext) -> FixOptions:
         reenter_credential=username is not None,
         smart_hosts=smart_hosts,
         port=port,
+        require_tls=require_tls,
     )
+
+
+def _require_tls(
+    ctx: WizardContext, result: ProbeResult | None, mechanism: AuthMechanism
+) -> bool | None:
+    """Offer to turn RequireTLS off when the smart host has no working STARTTLS and the
+    chosen mechanism does not need it (None: leave it as it is)."""
+    connector = ctx.connector
+    assert connector is not None
+    if not connector.require_tls or result is None or not result.connected or result.tls_ok:
+        return None
+    if mechanism is AuthMechanism.BASIC_AUTH_REQUIRE_TLS:
+        return None
+    question = "RequireTLS is on but the smart host has no working STARTTLS. Turn it off?"
+    if ctx.prompter.confirm("require_tls_off", question, default=True):
+        return False
+    return None
 
 
 def _routing(ctx: WizardContext, result: ProbeResult | None) -> tuple[tuple[str, ...], int | None]:

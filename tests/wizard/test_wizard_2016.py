@@ -132,3 +132,19 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_require_tls_is_turned_off_when_the_smart_host_has_no_starttls(lab: Lab, drive) -> None:
+    with SmartHost(
+        ca=None, relay_user=lab.relay_user, relay_password=lab.relay_password, starttls=False
+    ) as plain:
+        set_connector(lab, Port=plain.port, RequireTLS=True)
+        keys = ENTER + ENTER + "y" + _credential_keys(lab) + ENTER
+        run = drive(lab_options(lab), keys)
+        received = plain.messages
+    assert run.status == 0, run.err
+    assert "RequireTLS" in run.out and "-RequireTLS $false" in run.out
+    connector = relay_connector(lab)
+    assert not connector.require_tls
+    assert connector.smart_host_auth_mechanism is AuthMechanism.BASIC_AUTH
+    assert len(received) == 3
