@@ -202,11 +202,17 @@ class Session:
         conn = self.connection
         https = conn.scheme == "https"
         auth = str(conn.auth.value if isinstance(conn.auth, Enum) else conn.auth)
+        extra: dict[str, str] = {}
         if auth == "certificate":
-            raise UsageError(
-                "certificate authentication is not supported by remediate",
-                hint="use --auth kerberos, ntlm or basic",
-            )
+            if not (https and conn.certificate_file and conn.certificate_key_file):
+                raise UsageError(
+                    "--auth certificate needs https, --certificate and --certificate-key",
+                    hint="the client certificate is mapped to the admin account in IIS",
+                )
+            extra = {
+                "certificate_pem": str(conn.certificate_file),
+                "certificate_key_pem": str(conn.certificate_key_file),
+            }
         cert_validation: bool | str = str(conn.ca_file) if conn.ca_file else conn.verify
         return WSMan(
             f"[{conn.server}]" if ":" in conn.server else conn.server,
@@ -223,6 +229,7 @@ class Session:
             read_timeout=conn.operation_timeout + 2,
             reconnection_retries=0,
             reconnection_backoff=0.5,
+            **extra,
         )
 
 

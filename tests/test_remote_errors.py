@@ -202,11 +202,25 @@ def test_an_auth_method_the_server_does_not_offer(lab: Lab, auth: str) -> None:
     assert "--auth" in error.hint
 
 
-def test_certificate_auth_is_refused_before_connecting(lab: Lab) -> None:
+def test_certificate_auth_needs_https_and_both_files(lab: Lab) -> None:
     session = Session(lab_connection(lab, auth="certificate"), None)
-    with pytest.raises(UsageError, match="certificate authentication is not supported"):
+    with pytest.raises(UsageError, match="--auth certificate needs https"):
         session.open()
     assert lab.faults.requests_seen == 0
+
+
+def test_certificate_auth_the_server_does_not_offer(tls_lab: Lab) -> None:
+    """A real client certificate (the lab's own server pair stands in for one) sent to an
+    endpoint that only offers Basic: one line naming the method."""
+    workdir = tls_lab.ca_file.parent
+    error = _open_fails(
+        tls_lab,
+        auth="certificate",
+        certificate_file=workdir / "lab-server.pem",
+        certificate_key_file=workdir / "lab-server.key",
+    )
+    assert "certificate" in str(error)
+    assert tls_lab.faults.requests_seen >= 1
 
 
 def test_https_against_a_plain_http_port_is_a_tls_handshake_line(lab: Lab) -> None:
