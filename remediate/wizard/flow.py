@@ -229,15 +229,29 @@ def _new_connection(ctx: WizardContext, store: Any) -> Connection:
 
 
 def _admin_password(ctx: WizardContext, conn: Connection) -> str | None:
-    from remediate.secrets import ENDPOINT_SERVICE, get_secret, keyring_usable
+    from remediate.secrets import ENDPOINT_SERVICE
 
     if conn.auth.value in ("kerberos", "negotiate", "certificate") and not conn.username:
         return None
-    if keyring_usable(ctx.env.environ):
-        stored = get_secret(ENDPOINT_SERVICE, conn.secret_key, ctx.env.environ)
-        if stored:
-            return stored
+    _, stored = keyring_secret(ctx, ENDPOINT_SERVICE, conn.secret_key)
+    if stored:
+        return stored
     return ctx.prompter.password("admin_password", f"Password for {conn.username}:")
+
+
+def keyring_secret(ctx: WizardContext, service: str, key: str) -> tuple[bool, str | None]:
+    """(keyring usable, stored secret). A keyring that is missing, locked or refuses is
+    not an error here: the wizard asks instead and does not offer to save."""
+    from remediate.errors import SecretStoreError
+    from remediate.secrets import get_secret, keyring_usable
+
+    if not keyring_usable(ctx.env.environ):
+        return False, None
+    try:
+        return True, get_secret(service, key, ctx.env.environ)
+    except SecretStoreError as exc:
+        ctx.say(f"The keyring cannot be used ({exc}); passwords are asked for, not saved.")
+        return False, None
 
 
 def find_connector(ctx: WizardContext) -> None:

@@ -165,7 +165,8 @@ def _relay_credential(ctx: WizardContext) -> str:
     keyring, the demo's lab account, or typed twice without echo; offer to save it."""
     from remediate.planner import relay_credential
     from remediate.preflight import check_username
-    from remediate.secrets import RELAY_SERVICE, get_secret, keyring_usable
+    from remediate.secrets import RELAY_SERVICE
+    from remediate.wizard.flow import keyring_secret
 
     connector = ctx.connector
     assert connector is not None
@@ -174,8 +175,7 @@ def _relay_credential(ctx: WizardContext) -> str:
     username = check_username(ctx.prompter.text("username", "Relay account user name:", default))
     if not username:
         raise UsageError("the relay account's user name is empty")
-    keyring = keyring_usable(ctx.env.environ)
-    stored = get_secret(RELAY_SERVICE, username, ctx.env.environ) if keyring else None
+    keyring, stored = keyring_secret(ctx, RELAY_SERVICE, username)
     choices = []
     if stored:
         choices.append(Choice("keyring", "Use the password saved in the keyring"))
