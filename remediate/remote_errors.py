@@ -161,6 +161,13 @@ def map_exception(exc: BaseException, connection: Connection) -> RemediateError:
             f"(it asks for: {offered.split(' ', 1)[0] or 'nothing'})",
             hint="pass the --auth method the /PowerShell virtual directory allows",
         )
+    if isinstance(exc, AuthenticationError) and str(connection.auth) == "certificate":
+        return ConnectionFailed(
+            f"{url} refused the client certificate {connection.certificate_file} "
+            "(certificate authentication, HTTP 401)",
+            hint="the certificate must be mapped to an admin account in IIS; or use --auth "
+            "the /PowerShell virtual directory allows",
+        )
     if isinstance(exc, AuthenticationError):
         return ConnectionFailed(
             f"{url} refused the user name or password for {connection.username} "
