@@ -195,15 +195,24 @@ def _relay_credential(ctx: WizardContext) -> str:
             if ctx.prompter.confirm(
                 "save_password", "Save this password in the keyring?", default=False
             ):
-                from remediate.secrets import set_secret
-
-                set_secret(RELAY_SERVICE, username, password, ctx.env.environ)
-                ctx.say(f"Saved in the keyring ({RELAY_SERVICE} / {username}).")
+                _save(ctx, username, password)
         else:
             ctx.say("No usable keyring on this machine: the password is not saved.")
     assert password is not None
     ctx.credentials[relay_credential(username)] = password
     return username
+
+
+def _save(ctx: WizardContext, username: str, password: str) -> None:
+    from remediate.errors import SecretStoreError
+    from remediate.secrets import RELAY_SERVICE, set_secret
+
+    try:
+        set_secret(RELAY_SERVICE, username, password, ctx.env.environ)
+    except SecretStoreError as exc:
+        ctx.say(f"Not saved: {exc}. The password is used for this run only.")
+        return
+    ctx.say(f"Saved in the keyring ({RELAY_SERVICE} / {username}).")
 
 
 def _typed_password(ctx: WizardContext, username: str) -> str:
