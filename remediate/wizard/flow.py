@@ -390,8 +390,6 @@ def _apply(ctx: WizardContext, plan: Plan) -> Applied:
 
 def verify(ctx: WizardContext) -> bool:
     """Watch the queue the plan retried until it drains or shows a new LastError."""
-    from remediate.diagnosis import explain_last_error
-
     assert ctx.session and ctx.applied
     connector = ctx.applied.after
     old_errors = {q.identity: q.last_error for q in ctx.queues}
@@ -402,22 +400,27 @@ def verify(ctx: WizardContext) -> bool:
         queues = ctx.session.get_queues(connector)
         waiting = sum(q.message_count for q in queues)
         fresh = [q for q in queues if q.last_error and q.last_error != old_errors.get(q.identity)]
-        ctx.say(
-            f"  {waiting} message(s) waiting"
-            + (f", LastError: {fresh[0].last_error}" if fresh else "")
-        )
+        ctx.say(f"  {waiting} message(s) waiting")
         if waiting == 0:
             ctx.say("The queue drained: mail flows again.")
             return True
-        if fresh:
-            explained = explain_last_error(fresh[0].last_error)
-            if explained:
-                ctx.say(f"  Meaning: {explained.summary}. What to do: {explained.action}.")
-            return False
-        if time.monotonic() >= deadline:
-            ctx.say("The queue did not drain in time; see the LastError above.")
+        timed_out = time.monotonic() >= deadline
+        if fresh or timed_out:
+            if timed_out and not fresh:
+                ctx.say("The queue did not drain in time.")
+            _explain(ctx, fresh or queues)
             return False
         time.sleep(0.5)
+
+
+def _explain(ctx: WizardContext, queues: list[QueueInfo]) -> None:
+    from remediate.diagnosis import explain_last_error
+
+    for queue in queues:
+        explained = explain_last_error(queue.last_error)
+        if explained is not None:
+            ctx.say(f"  {queue.identity} LastError: {queue.last_error}")
+            ctx.say(f"  Meaning: {explained.summary}. What to do: {explained.action}.")
 
 
 def offer_undo(ctx: WizardContext) -> None:
