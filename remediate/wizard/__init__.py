@@ -10,8 +10,9 @@ A flow module defines (see ``flow_2016`` for the reference implementation):
         the playbook id it serves (the key in FLOWS)
     def diagnose(ctx: flow.WizardContext) -> list[diagnosis.Finding]
         look at ``ctx.connector`` (read from Exchange), ``ctx.queues`` and ``ctx.event``
-        (a parsed EventRecord or None), probe what it needs; print nothing itself:
-        ``flow`` shows the findings as a checklist. May keep results in ``ctx.notes``.
+        (a parsed EventRecord or None, with ``ctx.prefill`` from remediate.intake), probe
+        what it needs; ``flow`` shows the returned findings as a checklist (the flow may
+        print progress lines with ``ctx.say``). Keep results for choose_fix in ``ctx.notes``.
     def choose_fix(ctx: flow.WizardContext) -> planner.FixOptions
         ask through ``ctx.prompter`` only (every question has a stable key, which is also
         its answers-file key); put any relay password in ``ctx.credentials`` (in memory,

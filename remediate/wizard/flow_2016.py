@@ -64,7 +64,8 @@ def choose_fix(ctx: WizardContext) -> FixOptions:
     mechanism = _mechanism(ctx, result)
     if mechanism is not AuthMechanism.NONE and connector.dns_routing_enabled and not smart_hosts:
         ctx.say(f"{mechanism} needs a smart host; the connector routes by DNS now.")
-        smart_hosts = (ctx.prompter.text("smart_host", "Smart host name:"),)
+        suggested = (ctx.prefill.get("smart_hosts") or [""])[0]
+        smart_hosts = (ctx.prompter.text("smart_host", "Smart host name:", suggested),)
         port = _port(ctx.prompter.text("port", "Smart host port:", default="587"))
     require_tls = _require_tls(ctx, result, mechanism)
     username = None
