@@ -449,6 +449,11 @@ def summary(ctx: WizardContext) -> None:
     applied = ctx.applied
     if applied is not None:
         ctx.say(f"  {applied.result.headline()}")
+        if ctx.connector is not None:
+            from remediate.report import differences
+
+            for name, old, new in differences(ctx.connector, applied.after):
+                ctx.say(f"  Changed {name}: {_shown(old)} -> {_shown(new)}")
         if applied.backup is not None:
             ctx.say(f"  Backup: {applied.backup.path}")
             ctx.say(f"  Undo script: {applied.backup.script}")
@@ -458,6 +463,12 @@ def summary(ctx: WizardContext) -> None:
         ctx.say("  The change was undone from the backup.")
     if ctx.script is not None:
         ctx.say(f"  Script: {ctx.script}")
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == []:
+        return "(none)"
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _interrupted_text(ctx: WizardContext) -> str:
