@@ -37,6 +37,7 @@ def test_credential_missing_is_fixed_and_the_queue_drains(lab: Lab, drive) -> No
     assert len(lab.smart_host.messages) == 3
     assert relay_connector(lab).credential_user == lab.relay_user
     assert "Backup: " in run.out and "Audit log: " in run.out
+    assert f"Changed AuthenticationCredential: (none) -> {lab.relay_user}" in run.out
     assert lab.relay_password not in run.out + run.err
 
 
