@@ -180,3 +180,22 @@ def keyring_env(
         yield env
     finally:
         keyring.set_keyring(previous)
+
+
+WIPE = """
+import secretstorage
+connection = secretstorage.dbus_init()
+for item in secretstorage.get_default_collection(connection).get_all_items():
+    if item.get_attributes().get("service", "").startswith("remediate:"):
+        item.delete()
+"""
+
+
+@pytest.fixture(autouse=True)
+def _fresh_remediate_secrets(request: pytest.FixtureRequest) -> None:
+    """The Secret Service lives for the whole session; each test that uses it starts with no
+    remediate:* entries, so one test's stored relay password never answers for another's."""
+    if "secret_service" not in request.fixturenames:
+        return
+    env = request.getfixturevalue("secret_service")
+    subprocess.run([sys.executable, "-c", WIPE], env=env, check=True, timeout=30)
