@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from remediate.connections import add_connection_arguments
 
     parser.add_argument(
-        "playbook", metavar="EVENT", nargs="?", help="event number (2016) or playbook id"
+        "playbook", metavar="EVENT", nargs="?", help="event number (2016, 2002) or playbook id"
     )
     add_wizard_arguments(parser)
     add_connection_arguments(parser)

@@ -150,10 +150,10 @@ def intake(ctx: WizardContext) -> None:
 
 
 def _read_event(ctx: WizardContext, text: str) -> None:
-    from remediate.events import group, parse_text
+    from remediate.events import group, parse_any
     from remediate.intake import suggest
 
-    records = [r for r in parse_text(text) if r.ok]
+    records = [r for r in parse_any(text, "the event text") if r.ok]
     if not records:
         raise UsageError(
             "the event text is not an MSExchangeTransport 2016 or 2002 message",

@@ -76,3 +76,25 @@ def test_new_connection_is_saved_as_a_profile_and_used(
     assert relay_connector(lab).credential_user == lab.relay_user
     assert lab.admin_password not in out.getvalue() + err.getvalue()
     assert lab.relay_password not in out.getvalue() + err.getvalue()
+
+
+def test_a_wevtutil_export_as_event_text_prefills_too(lab: Lab, drive) -> None:
+    """--event-file may hold the XML export (wevtutil /f:xml) rather than copied text."""
+    export = (
+        "<Event xmlns='http://schemas.microsoft.com/win/2004/08/events/event'><System>"
+        "<Provider Name='MSExchangeTransport'/><EventID Qualifiers='49156'>2016</EventID>"
+        "<TimeCreated SystemTime='2026-11-22T17:01:02.0Z'/><Computer>EX01.contoso.lab</Computer>"
+        f"</System><EventData><Data>UnknownCredentials</Data><Data>{RELAY}</Data>"
+        "<Data>Login</Data><Data>SMTPSVC/localhost</Data><Data>EX01$</Data></EventData></Event>"
+    )
+    secret = lab.relay_password
+    keys = (
+        ENTER  # connector: preselected from the event
+        + ENTER  # mechanism: recommended
+        + f"{CLEAR_LINE}{lab.relay_user}{ENTER}{ENTER}{secret}{ENTER}{secret}{ENTER}"
+        + ENTER  # apply
+    )
+    run = drive(lab_options(lab, playbook=None, connector=None, event_text=export), keys)
+    assert run.status == 0, run.err
+    assert f"Event 2016 for Send connector '{RELAY}'." in run.out
+    assert len(lab.smart_host.messages) == 3
