@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 
 from remediate.env import Environment
 from remediate.errors import UsageError
+from remediate.files import private_directory, write_file
 from remediate.pwsh import unsafe_character
 
 DEFAULT_PATH = "/PowerShell"
@@ -176,17 +176,9 @@ class ProfileStore:
         return data.get("profiles", {})
 
     def _write(self, profiles: dict[str, dict[str, Any]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".profiles.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"profiles": profiles}, handle, indent=2, sort_keys=True)
-                handle.write("\n")
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        private_directory(self.path.parent)
+        text = json.dumps({"profiles": profiles}, indent=2, sort_keys=True) + "\n"
+        write_file(self.path, text, what="the profile file", private=True)
 
     def list(self) -> list[Connection]:
         return [Connection.from_json(n, d) for n, d in sorted(self._read().items())]

@@ -22,7 +22,6 @@ operator, Microsoft support) and ``write_bundle`` writes ONE JSON file
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,9 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from remediate.errors import UsageError
 from remediate.events import EventGroup
 from remediate.exchange import QueueInfo, SendConnector
+from remediate.files import private_directory, write_file
 from remediate.queues import Cause, parse_last_error
 from remediate.reachability import FROM_HERE, HostCheck, Outcome
 
@@ -130,18 +129,9 @@ def write_bundle(
     """Write the bundle as JSON, mode 0600 (an existing file is replaced); return its path."""
     target = path or default_path(escalation.connector.name, environ)
     if path is None:
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_directory(target.parent)
     text = json.dumps(escalation.to_json(), indent=2, default=str) + "\n"
-    try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as exc:
-        raise UsageError(
-            f"cannot write the escalation file {target}: {exc.strerror or exc}"
-        ) from None
-    return target
+    return write_file(target, text, what="the escalation file", private=True)
 
 
 def _queue_json(queue: QueueInfo) -> dict[str, Any]:

@@ -126,5 +126,5 @@ def test_existing_file_is_replaced_and_made_private(tmp_path: Path) -> None:
 
 
 def test_unwritable_path_is_one_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match=r"cannot write the escalation file .*missing"):
+    with pytest.raises(UsageError, match=r"the escalation file: the directory .*missing"):
         write_bundle(Escalation(CONNECTOR), tmp_path / "missing" / "case.json")

@@ -8,7 +8,6 @@ audit log, so ``remediate bulk undo REPORT`` can restore what the run changed.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from typing import Any
 
 from remediate.bulk.runner import ConnectorOutcome, EndpointState, Status
 from remediate.errors import UsageError
+from remediate.files import write_file
 from remediate.report import table
 
 FORMAT = 1
@@ -96,13 +96,7 @@ def _path(path: Path | None) -> str | None:
 
 def write_report(path: Path, data: dict[str, Any]) -> None:
     """Write the report 0600 (it names servers, accounts and backup paths)."""
-    text = json.dumps(data, indent=2) + "\n"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as exc:
-        raise UsageError(f"--report {path}: cannot write ({exc.strerror or exc})") from None
+    write_file(path, json.dumps(data, indent=2) + "\n", what="--report", private=True)
 
 
 def read_report(path: Path) -> dict[str, Any]:

@@ -159,6 +159,7 @@ def _plan(args: argparse.Namespace, env: Environment, spec: BulkSpec) -> int:
 
 
 def _write_script(path: Path, states: list[EndpointState]) -> None:
+    from remediate.files import write_file
     from remediate.render import render_script
 
     now = datetime.now(UTC)
@@ -171,10 +172,7 @@ def _write_script(path: Path, states: list[EndpointState]) -> None:
             assert target.plan is not None
             parts.append(f"\n# ===== {state.endpoint.label}: {target.name} =====\n")
             parts.append(render_script(target.plan, now))
-    try:
-        path.write_text("".join(parts), encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"--output {path}: cannot write ({exc.strerror or exc})") from None
+    write_file(path, "".join(parts), what="--output")
 
 
 def _apply(

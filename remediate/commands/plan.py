@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 from remediate.env import Environment
-from remediate.errors import UsageError
 
 NAME = "plan"
 HELP = "print the PowerShell a fix would run (dry run; nothing is sent)"
@@ -49,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
+    from remediate.files import write_file
     from remediate.planner import build_plan, fix_options_from_args
     from remediate.playbooks import find
     from remediate.render import render_script
@@ -59,23 +57,6 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     if args.output is None:
         env.stdout.write(script)
         return 0
-    _write_new(args.output, script)
+    write_file(args.output, script, what="--output")
     env.err(f"wrote {args.output} ({len(plan.steps)} steps, {len(plan.changes)} changes)")
     return 0
-
-
-def _write_new(path: Path, text: str) -> None:
-    """Write atomically: a refused or failed write leaves no file behind."""
-    if path.is_dir():
-        raise UsageError(f"--output: {path} is a directory")
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise UsageError(f"--output: the directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise UsageError(f"--output: cannot write {path}: {exc.strerror}") from exc

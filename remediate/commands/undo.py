@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,13 +60,14 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         read_connector,
         relay_credentials,
     )
+    from remediate.files import write_file
     from remediate.remote import open_session
     from remediate.render import render_script
 
     saved = load_backup(args.backup)
     undo = saved.undo_plan(what_if=args.what_if)
     if args.output is not None:
-        write_new(args.output, render_script(undo))
+        write_file(args.output, render_script(undo), what="--output")
         env.err(f"wrote {args.output} ({len(undo.changes)} change step(s)); nothing was sent")
         return 0
     if not undo.changes:
@@ -145,20 +144,3 @@ def restored_lines(saved: SendConnector, after: SendConnector, undo: Plan) -> li
 def print_notes(env: Environment, undo: Plan) -> None:
     for note in undo.notes:
         env.out(f"Note: {note}")
-
-
-def write_new(path: Path, text: str) -> None:
-    """Write atomically (a temporary file renamed into place)."""
-    if path.is_dir():
-        raise UsageError(f"--output: {path} is a directory")
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise UsageError(f"--output: the directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise UsageError(f"--output: cannot write {path}: {exc.strerror}") from exc

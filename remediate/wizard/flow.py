@@ -336,15 +336,12 @@ def preview_and_apply(ctx: WizardContext, options: Any, plan: Plan) -> int | Non
 
 
 def save_script(ctx: WizardContext, plan: Plan) -> None:
+    from remediate.files import write_file
     from remediate.render import render_script
 
     default = ctx.options.script_dir / f"remediate-{plan.event_id}-{_slug(plan.connector)}.ps1"
     answer = ctx.prompter.text("script_path", "Save the script as:", default=str(default))
-    path = Path(answer).expanduser()
-    try:
-        path.write_text(render_script(plan), encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write the script to {path}: {exc.strerror}") from None
+    path = write_file(Path(answer), render_script(plan), what="the script")
     ctx.script = path
     ctx.say(f"Script saved to {path}; nothing was changed.")
 
