@@ -276,3 +276,23 @@ def test_connect_password_stores_and_deletes_the_admin_password(cli_env) -> None
     assert _keyring_value(cli_env, "remediate:endpoint", "pw|adm") == "None"
     removed = remediate(cli_env, "connect", "remove", "pw")
     assert removed.stdout.strip() == "removed profile pw"
+
+
+def test_adding_an_existing_profile_says_it_replaces_it(cli_env: dict[str, str]) -> None:
+    first = ("connect", "add", "ex01", "--server", "http://ex01/PowerShell", "--auth", "basic")
+    stored = remediate(
+        cli_env, *first, "--user", "old-admin", "--save-password", "--password-stdin",
+        stdin="0ld-pw\n",
+    )  # fmt: skip
+    assert stored.returncode == 0, stored.stderr
+    again = remediate(cli_env, *first, "--user", "new-admin")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("replaced profile ex01: http://ex01:80/PowerShell")
+    assert "it was: http://ex01:80/PowerShell (basic, old-admin)" in again.stdout
+    assert "removed the password stored for old-admin" in again.stdout
+    read = subprocess.run(
+        [sys.executable, "-c",
+         "import keyring; print(keyring.get_password('remediate:endpoint', 'ex01|old-admin'))"],
+        env=cli_env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert read.stdout.strip() == "None"

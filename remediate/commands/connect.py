@@ -92,11 +92,27 @@ def _add(args: argparse.Namespace, env: Environment, store: ProfileStore) -> int
         from remediate.secrets import check_backend
 
         check_backend(env.environ)
+    previous = next((c for c in store.list() if c.profile == name), None)
     store.save(connection)
-    env.out(f"saved profile {name}: {connection.url} ({connection.auth}, {connection.username})")
+    verb = "replaced" if previous else "saved"
+    env.out(f"{verb} profile {name}: {connection.url} ({connection.auth}, {connection.username})")
+    if previous is not None:
+        env.out(f"  it was: {previous.url} ({previous.auth}, {previous.username})")
+        if previous.secret_key != connection.secret_key:
+            _forget_endpoint_password(previous, env)
     if args.save_password:
         _store_endpoint_password(connection, env, password_stdin=args.password_stdin)
     return 0
+
+
+def _forget_endpoint_password(connection: Connection, env: Environment) -> None:
+    """A stored password for a user the profile no longer names would never be used again."""
+    from remediate.secrets import ENDPOINT_SERVICE, delete_secret, keyring_usable
+
+    if keyring_usable(env.environ) and delete_secret(
+        ENDPOINT_SERVICE, connection.secret_key, env.environ
+    ):
+        env.out(f"  removed the password stored for {connection.username} (no longer used)")
 
 
 def _list(env: Environment, store: ProfileStore) -> int:
