@@ -49,9 +49,13 @@ def test_demo_in_a_terminal_drains_the_queue_into_the_smart_host(tmp_path: Path)
             child.expect_exact(prompt)
             child.send(ENTER)
         child.expect_exact("The queue drained: mail flows again.")
+        child.expect(r"Audit log: (\S+)")
+        audit_log = Path(child.match.group(1))
         child.expect_exact("The lab's smart host has received 3 message(s).")
         child.expect(pexpect.EOF)
     finally:
         child.close()
     assert child.exitstatus == 0
-    assert (tmp_path / "state" / "remediate" / "audit.log").is_file()
+    # the demo's records are kept apart from the audit log of real changes
+    assert audit_log.is_file() and audit_log.name == "audit.log"
+    assert not (tmp_path / "state" / "remediate" / "audit.log").exists()

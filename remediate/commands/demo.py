@@ -20,7 +20,9 @@ then run the guided fix (remediate fix 2016) against its connector 'Outbound to 
 credential was wiped: event 2016, three messages stuck in Retry. Answer the wizard (the lab's
 relay account is offered as a password source) and watch the queue drain into the lab's SMTP
 smart host. No keyring is needed: without one the wizard asks for passwords and does not
-offer to save them. With --answers FILE it runs without a terminal."""
+offer to save them. The demo's backup and audit entry go to a new temporary directory (named
+in the summary), not to the audit log of real changes. With --answers FILE it runs without a
+terminal."""
 EPILOG = """\
 examples:
   remediate demo
@@ -48,6 +50,16 @@ def lab_connection(lab: Lab) -> Connection:
     )
 
 
+def demo_environment(env: Environment) -> Environment:
+    """The demo's backups and audit entries go to a directory of their own (kept, and named
+    in the summary), never into the audit log of real changes."""
+    import dataclasses
+    import tempfile
+
+    records = tempfile.mkdtemp(prefix="remediate-demo-")
+    return dataclasses.replace(env, environ={**env.environ, "XDG_STATE_HOME": records})
+
+
 def run(args: argparse.Namespace, env: Environment) -> int:
     from remediate.commands.fix import event_text, make_prompter
     from remediate.lab.seed import RELAY
@@ -55,6 +67,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     from remediate.wizard.flow import WizardOptions, run_wizard
 
     prompter = make_prompter(args, env)  # no terminal and no answers: exit 2 before the lab
+    env = demo_environment(env)
     env.out("Starting the lab (simulated Exchange and SMTP smart host on loopback) ...")
     with Lab() as lab:
         env.out(f"Lab endpoint {lab.endpoint_url}; smart host {lab.smtp_address.port}/tcp.")
