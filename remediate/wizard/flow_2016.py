@@ -34,13 +34,18 @@ def diagnose(ctx: WizardContext) -> list[Finding]:
     found = [Finding(Status.WARN, "event", hint) for hint in ctx.hints]
     found += diagnosis.configuration(connector)
     if connector.smart_hosts and not connector.dns_routing_enabled:
-        host = connector.smart_hosts[0]
-        ctx.say(f"Probing smart host {host}:{connector.port} ...")
+        results = []
+        for host in connector.smart_hosts:  # Exchange fails over between them in order
+            ctx.say(f"Probing smart host {host}:{connector.port} ...")
+            results.append(
+                probe(host, connector.port, ca_file=ctx.options.probe_ca_file, timeout=5)
+            )
         ctx.say(PROBE_NOTE)
-        result = probe(host, connector.port, ca_file=ctx.options.probe_ca_file, timeout=5)
-        ctx.notes["probe"] = result
-        found += diagnosis.smart_host(result, connector)
-        found.append(diagnosis.reachability(result))
+        # The fix is judged on the first smart host that answers, as the transport uses it.
+        ctx.notes["probe"] = next((r for r in results if r.connected), results[0])
+        for result in results:
+            found += diagnosis.smart_host(result, connector)
+            found.append(diagnosis.reachability(result))
     for queue in ctx.queues:
         explained = diagnosis.explain_last_error(queue.last_error)
         if explained is not None:

@@ -149,3 +149,17 @@ def test_require_tls_is_turned_off_when_the_smart_host_has_no_starttls(lab: Lab,
     assert not connector.require_tls
     assert connector.smart_host_auth_mechanism is AuthMechanism.BASIC_AUTH
     assert len(received) == 3
+
+
+def test_every_smart_host_is_probed(lab: Lab, drive) -> None:
+    """Exchange fails over between smart hosts: each is probed and shown; the fix is judged
+    on the first one that answers."""
+    set_connector(lab, SmartHosts=["localhost", "relay-backup.invalid"])
+    keys = ENTER + ENTER + _credential_keys(lab) + ENTER  # connector, mechanism, apply
+    run = drive(lab_options(lab), keys)
+    assert run.status == 0, run.err
+    assert "Probing smart host localhost:" in run.out
+    assert "Probing smart host relay-backup.invalid:" in run.out
+    assert "[ok]   reachability: localhost:" in run.out
+    assert "[FAIL] reachability: relay-backup.invalid:" in run.out
+    assert len(lab.smart_host.messages) == 3
