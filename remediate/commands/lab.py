@@ -61,6 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: lab.json in the lab directory)",
     )
     parser.add_argument(
+        "--extra-connectors",
+        type=int,
+        metavar="N",
+        default=0,
+        help="also seed N healthy connectors ('Bulk Relay 001' ...) for bulk runs",
+    )
+    parser.add_argument(
         "--allow-remote",
         action="store_true",
         help="allow listening on a non-loopback address (the lab is not secure)",
@@ -103,6 +110,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         reset=args.reset,
         tls=args.tls,
         allow_remote=args.allow_remote,
+        extra_connectors=args.extra_connectors,
         faults=faults,
         workdir=directory,
     )

@@ -170,3 +170,23 @@ def test_private_json_is_0600_and_replaced_atomically(tmp_path: Path) -> None:
     assert json.loads(target.read_text()) == {"a": 2}
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert [p.name for p in target.parent.iterdir()] == ["ready.json"]
+
+
+def test_extra_connectors_for_bulk_runs(tmp_path: Path) -> None:
+    ready = tmp_path / "lab.json"
+    process = subprocess.Popen(
+        [EXE, "lab", "--ready-file", str(ready), "--extra-connectors", "3", "--state",
+         str(tmp_path / "state.json")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path),
+    )  # fmt: skip
+    try:
+        _wait_for(ready, process)
+        with _connect(json.loads(ready.read_text())) as pool:
+            ps = PowerShell(pool)
+            ps.add_cmdlet("Get-SendConnector")
+            names = {str(c) for c in ps.invoke()}
+        assert {"Bulk Relay 001", "Bulk Relay 002", "Bulk Relay 003"} <= names
+        assert "Bulk Relay 004" not in names and "Outbound to Relay" in names
+    finally:
+        process.kill()
+        process.communicate()
