@@ -4,7 +4,9 @@
 operator (local user), admin (the Exchange account used), endpoint, url, connector, playbook,
 event, step, cmdlet, changes ({parameter: {old, new}}), result (changed, no change, what-if,
 failed, interrupted, not run), error (for a failed step), backup (path of the backup file).
-A credential appears only as its user name.
+A credential appears only as the user name the tool sent (its old value only as set / not
+set / unknown: Exchange never returns a user name); ``last_set_credential`` reads that name
+back, labelled as the tool's own record.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import getpass
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
     from remediate.plan import Plan
 
 _ATTRIBUTES = {prop.lower(): attr for attr, prop in PROPERTY_NAMES.items()}
-_NOT_SETTINGS = {"identity", "confirm", "whatif", "filter"}
+_NOT_SETTINGS = {"identity", "confirm", "whatif", "filter", "force", "server"}
 
 
 def audit_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -65,9 +68,9 @@ def changes_of(step: Step, before: SendConnector) -> dict[str, dict[str, Any]]:
             continue
         old = _old_value(step, p.name, before)
         if isinstance(p.value, CredentialRef):
-            old = before.credential_user
+            # Exchange never returns the old user name: only whether one was set.
             new: Any = {"credential_user": p.value.username}
-            out[p.name] = {"old": {"credential_user": old}, "new": new}
+            out[p.name] = {"old": {"credential": before.credential.value}, "new": new}
             continue
         out[p.name] = {"old": plain_value(old), "new": plain_value(p.value)}
     return out
@@ -150,6 +153,45 @@ def record(
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         handle.write(text)
     return path
+
+
+@dataclass(frozen=True)
+class LastSetCredential:
+    """The relay user name remediate itself last sent to a connector, from its audit log:
+    the only user name the tool can know, since Exchange never returns it."""
+
+    username: str
+    time: str
+
+    def label(self) -> str:
+        return f"{self.username} (set by remediate on {self.time[:10]}, from its audit log)"
+
+
+def last_set_credential(
+    url: str, connector: str, environ: Mapping[str, str] | None = None
+) -> LastSetCredential | None:
+    """The newest changed credential this tool recorded for ``connector`` at ``url``."""
+    path = audit_path(environ)
+    found: LastSetCredential | None = None
+    try:
+        handle = path.open(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    with handle:
+        for line in handle:
+            try:
+                entry = json.loads(line)
+                new = entry["changes"]["AuthenticationCredential"]["new"]["credential_user"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if (
+                entry.get("result") == "changed"
+                and entry.get("url") == url
+                and str(entry.get("connector", "")).lower() == connector.lower()
+                and isinstance(new, str)
+            ):
+                found = LastSetCredential(new, str(entry.get("time", "")))
+    return found
 
 
 def _operator() -> str:

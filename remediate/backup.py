@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from remediate.errors import UsageError
-from remediate.exchange import AuthMechanism, ProtocolLoggingLevel, SendConnector, TlsAuthLevel
+from remediate.exchange import (
+    AuthMechanism,
+    CredentialState,
+    ProtocolLoggingLevel,
+    SendConnector,
+    TlsAuthLevel,
+)
 from remediate.plan import CredentialRef, Parameter, ParamValue, Plan, Step, StepKind, Switch
 
 if TYPE_CHECKING:
@@ -27,7 +33,8 @@ if TYPE_CHECKING:
 
 FORMAT = 1
 _ENUMS: dict[str, type[Enum]] = {
-    cls.__name__: cls for cls in (AuthMechanism, TlsAuthLevel, ProtocolLoggingLevel)
+    cls.__name__: cls
+    for cls in (AuthMechanism, TlsAuthLevel, ProtocolLoggingLevel, CredentialState)
 }
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from remediate.exchange import AuthMechanism, SendConnector
+from remediate.exchange import AuthMechanism, CredentialState, SendConnector
 from remediate.probe import ProbeResult, Verdict, compatible_mechanisms
 
 
@@ -32,6 +32,11 @@ class Finding:
 
     def line(self) -> str:
         return f"{self.status.mark} {self.topic}: {self.text}"
+
+
+CREDENTIAL_UNREADABLE = (
+    "Exchange never returns the relay user name or password, only that a credential is set"
+)
 
 
 def _ok(topic: str, text: str) -> Finding:
@@ -66,16 +71,16 @@ def configuration(connector: SendConnector) -> list[Finding]:
         hosts = ", ".join(c.smart_hosts)
         found.append(_ok("routing", f"smart host {hosts} on port {c.port}, mechanism {mech}"))
     if mech.needs_credential:
-        if c.credential_user:
-            found.append(
-                _ok("credential", f"{c.credential_user} (its password cannot be read back)")
-            )
+        if c.credential is CredentialState.SET:
+            found.append(_ok("credential", f"set ({CREDENTIAL_UNREADABLE})"))
+        elif c.credential is CredentialState.UNKNOWN:
+            found.append(_warn("credential", "whether one is set was not reported by Exchange"))
         else:
             found.append(
                 _fail("credential", f"{mech} needs a credential and none is stored (wiped?)")
             )
-    elif c.credential_user:
-        found.append(_warn("credential", f"{c.credential_user} is stored but {mech} ignores it"))
+    elif c.credential is CredentialState.SET:
+        found.append(_warn("credential", f"a credential is stored but {mech} ignores it"))
     found += _tls(c)
     for problem in preflight.problems(c):
         if problem.rule not in _ALREADY_SAID:

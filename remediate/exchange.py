@@ -83,12 +83,55 @@ def _parse_enum(cls: type[Enum], text: str, aliases: Mapping[str, Enum]) -> Any:
     raise ValueError(f"{text!r} is not one of {allowed}")
 
 
+class CredentialState(StrEnum):
+    """What can be known of a connector's AuthenticationCredential over remote PowerShell."""
+
+    SET = "set"
+    NOT_SET = "not set"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_set(self) -> bool:
+        return self is CredentialState.SET
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def credential_state(raw: Any) -> CredentialState:
+    """AuthenticationCredential as read: ``<Nil>`` or empty is not set; Exchange's flattened
+    ``System.Management.Automation.PSCredential`` (or any other value, such as a user name
+    from an older shape or a backup) is set; the tool's own words read back as themselves."""
+    if raw is None or raw == "" or raw == [] or raw == {}:
+        return CredentialState.NOT_SET
+    if isinstance(raw, CredentialState):
+        return raw
+    if isinstance(raw, str):
+        for state in CredentialState:
+            if raw.strip().lower() == state.value:
+                return state
+    return CredentialState.SET
+
+
+def smart_host_key(host: str) -> str:
+    """A smart host as compared: Exchange writes an IP smart host bracketed (``[10.0.0.5]``)
+    and names are case-insensitive, so ``10.0.0.5`` and ``[10.0.0.5]`` are one host."""
+    name = host.strip()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    return name.rstrip(".").lower()
+
+
+def same_smart_hosts(left: tuple[str, ...], right: tuple[str, ...]) -> bool:
+    return [smart_host_key(h) for h in left] == [smart_host_key(h) for h in right]
+
+
 @dataclass(frozen=True)
 class SendConnector:
     """One Send connector as Get-SendConnector reports it (never with a password).
 
-    ``credential_user`` is the user name of AuthenticationCredential, or None when the
-    connector holds no credential.
+    ``credential`` says whether AuthenticationCredential is set: Exchange never sends the
+    relay user name back (only the credential's type name), so the tool knows no more.
     """
 
     name: str
@@ -96,7 +139,7 @@ class SendConnector:
     smart_hosts: tuple[str, ...] = ()
     dns_routing_enabled: bool = True
     smart_host_auth_mechanism: AuthMechanism = AuthMechanism.NONE
-    credential_user: str | None = None
+    credential: CredentialState = CredentialState.NOT_SET
     port: int = 25
     require_tls: bool = False
     tls_auth_level: TlsAuthLevel | None = None
@@ -141,6 +184,7 @@ class SendConnector:
             values[attr] = _coerce(attr, raw)
         if "name" not in values:
             raise ValueError("connector record has no Name")
+        values.setdefault("credential", CredentialState.UNKNOWN)
         return cls(**values)
 
     def replace(self, **changes: Any) -> SendConnector:
@@ -155,7 +199,7 @@ PROPERTY_NAMES: dict[str, str] = {
     "smart_hosts": "SmartHosts",
     "dns_routing_enabled": "DNSRoutingEnabled",
     "smart_host_auth_mechanism": "SmartHostAuthMechanism",
-    "credential_user": "AuthenticationCredential",
+    "credential": "AuthenticationCredential",
     "port": "Port",
     "require_tls": "RequireTLS",
     "tls_auth_level": "TlsAuthLevel",
@@ -187,7 +231,9 @@ def _coerce(attr: str, raw: Any) -> Any:
             return ()
         if isinstance(raw, str):
             return tuple(part.strip() for part in raw.split(",") if part.strip())
-        return tuple(str(x) for x in raw)
+        if not isinstance(raw, list | tuple):
+            raise ValueError(f"a list was expected, not {type(raw).__name__}")
+        return tuple(str(x) for x in raw if x is not None)
     if attr == "port":
         return int(raw) if raw not in (None, "") else 25
     if attr == "smart_host_auth_mechanism":
@@ -198,22 +244,9 @@ def _coerce(attr: str, raw: Any) -> Any:
         if raw in (None, ""):
             return ProtocolLoggingLevel.NONE
         return ProtocolLoggingLevel.parse(str(raw))
-    if attr == "credential_user":
-        return _credential_user(raw)
+    if attr == "credential":
+        return credential_state(raw)
     return None if raw is None else str(raw)
-
-
-def _credential_user(raw: Any) -> str | None:
-    """A credential comes back as its user name, an object with UserName, or nothing."""
-    if raw is None or raw == "":
-        return None
-    if isinstance(raw, Mapping):
-        user = raw.get("UserName") or raw.get("username")
-        return str(user) if user else None
-    user = getattr(raw, "UserName", None) or getattr(raw, "username", None)
-    if user:
-        return str(user)
-    return str(raw)
 
 
 @dataclass(frozen=True)
@@ -227,3 +260,9 @@ class QueueInfo:
     message_count: int = 0
     last_error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def server(self) -> str:
+        """The transport server holding the queue (``EX02\\5`` -> ``EX02``)."""
+        server, sep, _number = self.identity.rpartition("\\")
+        return server if sep else ""

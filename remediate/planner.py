@@ -24,9 +24,11 @@ from remediate.errors import PreflightError, UsageError
 from remediate.exchange import (
     PROPERTY_NAMES,
     AuthMechanism,
+    CredentialState,
     ProtocolLoggingLevel,
     SendConnector,
     TlsAuthLevel,
+    same_smart_hosts,
 )
 from remediate.plan import SWITCH, CredentialRef, Parameter, ParamValue, Plan, Step, StepKind
 from remediate.playbooks import TEMPLATE_SUFFIX, Playbook, StepSpec
@@ -364,19 +366,23 @@ class _Builder:
         self.current = current
         self.what_if = what_if
         self.credential_ref_factory = credential_ref_factory
+        self.credential_kept = False
 
     # reads and read-back
 
     def reads(self, hosts: tuple[str, ...] | None, notes: list[str]) -> list[Step]:
-        return [s for spec in self.playbook.reads if (s := self.read(spec, hosts, notes))]
+        return [s for spec in self.playbook.reads for s in self.read(spec, hosts, notes)]
 
     def verify(self, hosts: tuple[str, ...] | None, notes: list[str]) -> list[Step]:
-        return [s for spec in self.playbook.verify if (s := self.read(spec, hosts, notes))]
+        return [s for spec in self.playbook.verify for s in self.read(spec, hosts, notes)]
 
-    def read(self, spec: StepSpec, hosts: tuple[str, ...] | None, notes: list[str]) -> Step | None:
+    def read(self, spec: StepSpec, hosts: tuple[str, ...] | None, notes: list[str]) -> list[Step]:
+        """The read (or retry) ``spec`` asks for. Queues are per source transport server:
+        Get-Queue and Retry-Queue without -Server answer only for the server the session
+        runs on (exchange-notes.md, "Transport behaviour"), so there is one step per server."""
         identity = Parameter("Identity", self.options.connector)
         if spec.template == "get_send_connector":
-            return self._step("Get-SendConnector", (identity,), StepKind.READ, spec)
+            return [self._step("Get-SendConnector", (identity,), StepKind.READ, spec)]
         queue_filter = connector_queue_filter(self.current, hosts)
         if queue_filter is None:
             if spec in self.playbook.reads:
@@ -389,14 +395,29 @@ class _Builder:
                     "queue read-back left out: the smart hosts are not known, so the "
                     "connector's queue cannot be named (give --smart-host, or use apply)"
                 )
-            return None
+            return []
         filter_param = Parameter("Filter", queue_filter)
-        if spec.template == "get_queue":
-            include = Parameter("Include", "SmartHostConnectorDelivery")
-            return self._step("Get-Queue", (include, filter_param), StepKind.READ, spec)
-        return self._step(
-            "Retry-Queue", (filter_param, *self._tail()), StepKind.CHANGE, spec, replaces=()
-        )
+        servers: tuple[str | None, ...] = (None,)
+        if self.current is not None and self.current.source_transport_servers:
+            servers = self.current.source_transport_servers
+        else:
+            notes.append(
+                "the connector's source transport servers are not known (it was not read): "
+                "Get-Queue and Retry-Queue without -Server answer only for the server this "
+                "session runs on"
+            )
+        steps = []
+        for server in servers:
+            on = (Parameter("Server", server),) if server else ()
+            if spec.template == "get_queue":
+                include = Parameter("Include", "SmartHostConnectorDelivery")
+                params = (*on, include, filter_param)
+                steps.append(self._step("Get-Queue", params, StepKind.READ, spec))
+            else:
+                params = (*on, filter_param, *self._tail())
+                step = self._step("Retry-Queue", params, StepKind.CHANGE, spec, replaces=())
+                steps.append(step)
+        return steps
 
     # changes
 
@@ -408,9 +429,13 @@ class _Builder:
             if not wanted:
                 continue
             dns_off_sent = dns_off_sent or any(name == "DNSRoutingEnabled" for name, _ in wanted)
+            force = is_edge_sync(self.options.connector) and any(
+                name in ("SmartHosts", "AddressSpaces") for name, _ in wanted
+            )
             params = (
                 Parameter("Identity", self.options.connector),
                 *(Parameter(n, v) for n, v in wanted),
+                *((Parameter("Force", SWITCH),) if force else ()),
                 *self._tail(),
             )
             replaces = None
@@ -492,19 +517,25 @@ class _Builder:
             out.append((name, value))
 
     def _credential(self) -> CredentialRef | None:
+        """A credential is never compared: Exchange returns only whether one is set, never
+        its user name. It is sent when asked to re-enter it, when the connector holds none
+        (or that is unknown), or with a change of mechanism."""
         o = self.options
-        have = self.current.credential_user if self.current else None
-        username = o.username or (have if o.reenter_credential else None)
-        if username is None:
+        if o.username is None:
             if o.reenter_credential:
                 raise UsageError(
-                    "--reenter-credential: give --username too (the connector's "
-                    "current user name is not known when planning offline)"
+                    "--reenter-credential: give --username too (Exchange never returns the "
+                    "relay user name, so the credential is always entered in full)"
                 )
             return None
-        if self.current is None or have is None or have != username or o.reenter_credential:
-            return self.credential_ref_factory(username)
-        return None
+        mechanism_changes = o.mechanism is not None and self._differs(
+            "SmartHostAuthMechanism", o.mechanism
+        )
+        have = self.current.credential if self.current else CredentialState.UNKNOWN
+        if have is CredentialState.SET and not (o.reenter_credential or mechanism_changes):
+            self.credential_kept = True
+            return None
+        return self.credential_ref_factory(o.username)
 
     def _current_value(self, name: str) -> ParamValue:
         assert self.current is not None
@@ -514,6 +545,8 @@ class _Builder:
         if self.current is None:
             return True
         have = self._current_value(name)
+        if name == "SmartHosts" and isinstance(value, tuple) and isinstance(have, tuple):
+            return not same_smart_hosts(value, have)
         if isinstance(value, tuple) and isinstance(have, tuple):
             return [v.lower() for v in value] != [h.lower() for h in have]
         return have != value
@@ -549,6 +582,12 @@ class _Builder:
             )
         elif not has_changes:
             notes.append("no change: the connector already has these settings")
+        if self.credential_kept:
+            notes.append(
+                "the connector already holds a credential, and Exchange never returns its "
+                "user name, so it cannot be compared: it was left as it is (re-enter it "
+                "with --reenter-credential)"
+            )
         if (
             self.current is not None
             and self.current.force_helo
@@ -559,6 +598,16 @@ class _Builder:
                 "will still fail until ForceHELO is turned off"
             )
         return notes
+
+
+EDGE_SYNC_PREFIX = "EdgeSync -"
+
+
+def is_edge_sync(connector: str) -> bool:
+    """The connectors EdgeSync creates ("EdgeSync - Site to Internet"): Exchange asks
+    ShouldContinue for their SmartHosts/AddressSpaces changes, which only -Force answers
+    (-Confirm:$false does not); exchange-notes.md, "Transport behaviour"."""
+    return connector.strip().lower().startswith(EDGE_SYNC_PREFIX.lower())
 
 
 def opath_literal(value: str) -> str:
@@ -596,7 +645,6 @@ def undo_plan(before: SendConnector, applied: Plan, *, what_if: bool = False) ->
     """
     notes: list[str] = []
     credential_notes: list[str] = []
-    back_to_dns = False
     steps: list[Step] = []
     tail = (Parameter("Confirm", False),) + ((Parameter("WhatIf", SWITCH),) if what_if else ())
     state = preflight.check(applied.changes, before).after
@@ -609,7 +657,7 @@ def undo_plan(before: SendConnector, applied: Plan, *, what_if: bool = False) ->
             attr = _ATTR.get(p.name)
             if attr is None:
                 continue
-            if attr == "credential_user":
+            if attr == "credential":
                 credential_notes.append(_credential_note(before, p.value))
                 continue
             restore[p.name] = getattr(before, attr)
@@ -617,10 +665,9 @@ def undo_plan(before: SendConnector, applied: Plan, *, what_if: bool = False) ->
             # Exchange refuses SmartHosts here and wipes them (and the credential) itself.
             restore.pop("SmartHosts", None)
             restore["SmartHostAuthMechanism"] = AuthMechanism.NONE
-            back_to_dns = True
             notes.append(
-                "switching back to DNS routing makes Exchange delete the smart hosts "
-                "and the stored credential, as the connector had none before"
+                "switching back to DNS routing makes Exchange drop the smart hosts, as the "
+                "connector had none before"
             )
         if not restore:
             continue
@@ -631,8 +678,7 @@ def undo_plan(before: SendConnector, applied: Plan, *, what_if: bool = False) ->
         state = checked.after
         notes += checked.notes
         steps.append(undo)
-    if not back_to_dns:
-        notes += credential_notes
+    notes += credential_notes
     if steps:
         steps.append(
             Step(
@@ -702,13 +748,10 @@ def _restorable(
 
 def _credential_note(before: SendConnector, value: ParamValue) -> str:
     user = value.username if isinstance(value, CredentialRef) else value
-    if before.credential_user:
-        return (
-            f"the credential cannot be restored (no password is ever read back): the "
-            f"connector keeps the one for {user!r}; to go back to "
-            f"{before.credential_user!r}, enter that account's password with --username"
-        )
+    if before.credential is CredentialState.NOT_SET:
+        return f"the connector had no credential before; undo leaves the one for {user!r} in place"
     return (
-        f"the connector had no credential before; undo leaves the one for {user!r} in "
-        "place (only switching to DNS routing makes Exchange drop a credential)"
+        "the credential cannot be restored (Exchange never returns its user name or "
+        f"password): the connector keeps the one for {user!r}; to go back to the old "
+        "account, enter it again with --username and --reenter-credential"
     )

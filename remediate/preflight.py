@@ -15,9 +15,10 @@ Rules (exchange-notes.md, "Rules Set-SendConnector enforces"; the lab has its ow
   tls-level-needs-require-tls   TlsAuthLevel without RequireTLS
   tls-domain-needs-domain-validation / domain-validation-needs-tls-domain
   address-space-required        no address spaces
-  dns-routing-wipes-credential  (silent) DNS routing on deletes smart hosts, mechanism and
-                                credential; allowed only when the same step also sets
-                                SmartHostAuthMechanism None, saying the loss is intended (undo)
+  dns-routing-wipes-credential  (silent) DNS routing on with a mechanism other than None
+                                resets the mechanism to None and deletes the credential
+                                without an error; allowed only when the same step also sets
+                                SmartHostAuthMechanism None (then the credential stays)
   credential-needs-smart-hosts  (the tool's own) a credential sent to a DNS-routed connector
   user-name                     credential user name empty, unsafe or over 256 characters
   empty-password                (silent) an empty password is ignored: ``check_password``,
@@ -31,14 +32,20 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from remediate.errors import PreflightError
-from remediate.exchange import PROPERTY_NAMES, AuthMechanism, SendConnector, TlsAuthLevel
+from remediate.exchange import (
+    PROPERTY_NAMES,
+    AuthMechanism,
+    CredentialState,
+    SendConnector,
+    TlsAuthLevel,
+)
 from remediate.plan import CredentialRef, Step
 from remediate.pwsh import unsafe_character
 
 MAX_CREDENTIAL_LENGTH = 256
 
 _ATTR_BY_PARAMETER = {v.lower(): k for k, v in PROPERTY_NAMES.items()}
-_NOT_PROPERTIES = {"identity", "confirm", "whatif"}
+_NOT_PROPERTIES = {"identity", "confirm", "whatif", "force"}
 
 
 class _Unknown:
@@ -100,7 +107,7 @@ def _whole_connector(state: _State) -> None:
     """
     for rule in _STATE_RULES:
         try:
-            rule(state, dict(state.known), [])
+            rule(state, _as_stored(state), [])
         except PreflightError as exc:
             raise PreflightError(
                 exc.rule,
@@ -109,6 +116,13 @@ def _whole_connector(state: _State) -> None:
                 hint="Exchange checks the whole connector on every change, so this step "
                 "is refused until the same call also repairs that",
             ) from None
+
+
+def _as_stored(state: _State) -> dict[str, Any]:
+    """The whole connector as the "changes" Exchange validates on every save. The stored
+    credential is left out: only sending one to a DNS-routed connector is refused (the
+    tool's own rule); one kept there after a switch to DNS routing is valid."""
+    return {k: v for k, v in state.known.items() if k != "credential"}
 
 
 def check_username(username: str) -> str:
@@ -173,8 +187,12 @@ def _changes_of(step: Step) -> dict[str, Any]:
                 "unknown-parameter", p.name, "is not a Set-SendConnector parameter this tool knows"
             )
         value = p.value
-        if attr == "credential_user":
-            value = check_username(value.username) if isinstance(value, CredentialRef) else None
+        if attr == "credential":
+            if isinstance(value, CredentialRef):
+                check_username(value.username)
+                value = CredentialState.SET
+            else:
+                value = CredentialState.NOT_SET
         changes[attr] = value
     return changes
 
@@ -194,7 +212,7 @@ def problems(connector: SendConnector) -> tuple[PreflightError, ...]:
     found = []
     for rule in _STATE_RULES:
         try:
-            rule(state, dict(state.known), [])
+            rule(state, _as_stored(state), [])
         except PreflightError as exc:
             found.append(exc)
     return tuple(found)
@@ -203,7 +221,9 @@ def problems(connector: SendConnector) -> tuple[PreflightError, ...]:
 def _dns_routing_switch(
     old: _State, new: _State, changes: dict[str, Any], notes: list[str]
 ) -> None:
-    """Exchange's silent rule: turning DNS routing on wipes smart hosts, mechanism, credential."""
+    """Exchange's silent rules for turning DNS routing on (exchange-notes.md, "Transport
+    behaviour that the lab must copy"): a mechanism left other than None is reset to None
+    and the credential deleted, without an error; the smart hosts go."""
     if changes.get("dns_routing_enabled") is not True or old.get("dns_routing_enabled") is True:
         return
     if changes.get("smart_host_auth_mechanism") is not AuthMechanism.NONE:
@@ -223,12 +243,7 @@ def _dns_routing_switch(
             "switching the connector to DNS routing; drop -SmartHosts or keep "
             "-DNSRoutingEnabled $false",
         )
-    new.known.update(smart_hosts=(), credential_user=None)
-    if old.get("credential_user") is UNKNOWN:
-        notes.append(
-            "DNSRoutingEnabled $true deletes any stored credential; the connector was "
-            "not read, so whether it holds one is unknown"
-        )
+    new.known.update(smart_hosts=())
 
 
 def _routing_rules(new: _State, changes: dict[str, Any], notes: list[str]) -> None:
@@ -278,7 +293,7 @@ def _routing_rules(new: _State, changes: dict[str, Any], notes: list[str]) -> No
 
 
 def _credential_rule(new: _State, changes: dict[str, Any], notes: list[str]) -> None:
-    if changes.get("credential_user") and new.get("dns_routing_enabled") is True:
+    if changes.get("credential") is CredentialState.SET and new.get("dns_routing_enabled") is True:
         _refuse(
             "credential-needs-smart-hosts",
             "AuthenticationCredential",
@@ -286,16 +301,16 @@ def _credential_rule(new: _State, changes: dict[str, Any], notes: list[str]) -> 
             "deletes it; give --smart-host and --mechanism with it",
         )
     mechanism = new.get("smart_host_auth_mechanism")
-    touched = {"smart_host_auth_mechanism", "credential_user", "dns_routing_enabled"} & set(changes)
+    touched = {"smart_host_auth_mechanism", "credential", "dns_routing_enabled"} & set(changes)
     if not touched or not isinstance(mechanism, AuthMechanism) or not mechanism.needs_credential:
         return
-    user = new.get("credential_user")
-    if user is UNKNOWN:
+    credential = new.get("credential")
+    if credential is UNKNOWN or credential is CredentialState.UNKNOWN:
         notes.append(
-            f"the connector was not read: whether it holds a credential (needed by "
-            f"{mechanism}) was not checked"
+            f"whether the connector holds a credential (needed by {mechanism}) was not "
+            "known, so it was not checked"
         )
-    elif user is None:
+    elif credential is CredentialState.NOT_SET:
         _refuse(
             "credential-not-set",
             "AuthenticationCredential",

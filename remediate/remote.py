@@ -23,6 +23,7 @@ from remediate.remote_errors import (
     map_exception,
     remote_error_from_record,
 )
+from remediate.wire import plain, read_connectors, read_queues
 
 if TYPE_CHECKING:
     from remediate.connections import Connection
@@ -62,6 +63,7 @@ class Session:
         self._pool: Any = None
         self._host: Any = None
         self._keys_exchanged = False
+        self.unreadable: list[str] = []  # objects the server sent that could not be read
 
     def __enter__(self) -> Session:
         if self._pool is None:
@@ -168,19 +170,30 @@ class Session:
     # --- reads used by commands ------------------------------------------------------------
 
     def get_connectors(self, identity: str | None = None) -> list[SendConnector]:
+        """The connectors Exchange returned; one it sent in a shape that cannot be read is
+        left out and named in ``unreadable`` (the others are still returned)."""
         params = () if identity is None else (Parameter("Identity", identity),)
         result = self._read("Get-SendConnector", params, identity)
-        return [SendConnector.from_properties(item) for item in result.output]
+        connectors, unreadable = read_connectors(result.output)
+        self.unreadable += unreadable
+        return connectors
 
     def get_queues(self, connector: SendConnector) -> list[QueueInfo]:
-        """The smart-host delivery queues of ``connector`` (matched by its GUID or name)."""
-        result = self._read("Get-Queue", (Parameter("Include", QUEUE_DELIVERY),))
+        """The smart-host delivery queues of ``connector`` on each of its source transport
+        servers (matched by its GUID or name). Get-Queue without -Server answers only for
+        the server the session runs on, so each server is asked by name."""
+        servers: tuple[str | None, ...] = connector.source_transport_servers or (None,)
         wanted = {connector.guid.lower(), connector.name.lower()} - {""}
-        return [
-            queue_info(item)
-            for item in result.output
-            if str(item.get("NextHopConnector") or "").lower() in wanted
-        ]
+        queues: list[QueueInfo] = []
+        for server in servers:
+            params = [Parameter("Include", QUEUE_DELIVERY)]
+            if server:
+                params.append(Parameter("Server", server))
+            result = self._read("Get-Queue", tuple(params))
+            queues += [
+                q for q in read_queues(result.output) if q.next_hop_connector.lower() in wanted
+            ]
+        return queues
 
     def retry_queue(self, identity: str) -> None:
         step = _read_step("Retry-Queue", (Parameter("Identity", identity),), StepKind.CHANGE)
@@ -261,43 +274,6 @@ def wire_value(value: ParamValue) -> Any:
     if isinstance(value, Enum):
         return str(value.value)
     return str(value)
-
-
-def plain(obj: Any) -> Any:
-    """A deserialized PSRP value as plain Python: objects as dicts of their properties."""
-    from pypsrp.complex_objects import ComplexObject, GenericComplexObject
-
-    if isinstance(obj, GenericComplexObject):
-        props: dict[str, Any] = {}
-        for source in (obj.property_sets, obj.adapted_properties, obj.extended_properties):
-            if isinstance(source, dict):
-                props.update({k: plain(v) for k, v in source.items()})
-        if not props and obj.to_string is not None:
-            return str(obj)
-        return props
-    if isinstance(obj, list | tuple):
-        return [plain(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items()}
-    if isinstance(obj, ComplexObject):
-        try:
-            return str(obj)
-        except TypeError:
-            return repr(obj)
-    return obj
-
-
-def queue_info(props: dict[str, Any]) -> QueueInfo:
-    known = {"Identity", "NextHopDomain", "NextHopConnector", "Status", "MessageCount", "LastError"}
-    return QueueInfo(
-        identity=str(props.get("Identity") or ""),
-        next_hop_domain=str(props.get("NextHopDomain") or ""),
-        next_hop_connector=str(props.get("NextHopConnector") or ""),
-        status=str(props.get("Status") or ""),
-        message_count=int(props.get("MessageCount") or 0),
-        last_error=str(props["LastError"]) if props.get("LastError") else None,
-        extra={k: v for k, v in props.items() if k not in known},
-    )
 
 
 def _seconds(value: float) -> int | float:

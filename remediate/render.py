@@ -16,6 +16,7 @@ from functools import lru_cache
 import jinja2
 
 from remediate.errors import RemediateError, TemplateError
+from remediate.exchange import CredentialState
 from remediate.plan import CredentialRef, Plan, Step
 from remediate.playbooks import Action, find
 from remediate.pwsh import (
@@ -169,7 +170,8 @@ def _replaced(step: Step, variables: Mapping[CredentialRef, str]) -> str | None:
     shown = []
     for p in step.replaces:
         if p.name == "AuthenticationCredential":
-            shown.append(f"{p.name}=" + (ps_literal(str(p.value)) if p.value else "(none)"))
+            # set / not set / unknown: Exchange never returns the user name
+            shown.append(f"{p.name}=({p.value or CredentialState.NOT_SET})")
         else:
             shown.append(f"{p.name}={ps_value(p.value, variables)}")
     return ", ".join(shown)

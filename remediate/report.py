@@ -56,9 +56,3 @@ def queue_lines(queues: Sequence[QueueInfo]) -> list[str]:
         if diagnosis is not None:
             lines.append(f"{queue.identity}: {diagnosis.summary}; {diagnosis.action}")
     return lines
-
-
-def settled(queues: Sequence[QueueInfo]) -> bool:
-    """Every queue is empty, or back in Retry with a LastError (the retry failed): stop
-    polling. A queue still Active or Ready with messages is being delivered."""
-    return all(q.message_count == 0 or (q.status == "Retry" and q.last_error) for q in queues)

@@ -12,7 +12,7 @@ import pytest
 from remediate import audit, backup, report
 from remediate.connections import parse_server
 from remediate.errors import UsageError
-from remediate.exchange import AuthMechanism, QueueInfo, TlsAuthLevel
+from remediate.exchange import CredentialState, AuthMechanism, QueueInfo, TlsAuthLevel
 from remediate.executor import execute
 from remediate.planner import FixOptions, build_plan, undo_plan
 from remediate.playbooks import find
@@ -105,7 +105,7 @@ def test_audit_lines_hold_old_and_new_values_and_never_a_password(
     environ: dict[str, str],
 ) -> None:
     plan = tls_plan()
-    before = BROKEN.replace(credential_user="old@contoso.com")
+    before = BROKEN.replace(credential=CredentialState.SET)
     session = FakeSession()
     result = execute(session, plan, lambda ref: "Audit-canary-77")
     path = audit.record(CONNECTION, plan, before, result, environ=environ)
@@ -118,8 +118,9 @@ def test_audit_lines_hold_old_and_new_values_and_never_a_password(
         assert line["endpoint"] == CONNECTION.label and line["connector"] == NAME
         assert line["event"] == 2016 and line["result"] == "changed" and line["operator"]
     changes = {k: v for line in lines for k, v in line["changes"].items()}
+    # Exchange never returns the old user name: the old value is only "set"
     assert changes["AuthenticationCredential"] == {
-        "old": {"credential_user": "old@contoso.com"},
+        "old": {"credential": "set"},
         "new": {"credential_user": USER},
     }
     assert changes["SmartHosts"] == {
@@ -147,21 +148,13 @@ def test_audit_marks_what_if_steps(environ: dict[str, str]) -> None:
 
 
 def test_before_after_lists_only_what_changed() -> None:
-    after = BROKEN.replace(credential_user=USER, port=2525)
+    after = BROKEN.replace(credential=CredentialState.SET, port=2525)
     assert report.before_after(BROKEN, after) == [
-        "PROPERTY                  BEFORE  AFTER",
-        "AuthenticationCredential  (none)  relay@contoso.com",
-        "Port                      587     2525",
+        "PROPERTY                  BEFORE   AFTER",
+        "AuthenticationCredential  not set  set",
+        "Port                      587      2525",
     ]
     assert report.before_after(BROKEN, BROKEN) == ["No setting of 'Outbound to Relay' changed."]
-
-
-def test_queues_settle_when_empty_or_failed_again() -> None:
-    empty = QueueInfo("EX01\\4", status="Ready", message_count=0)
-    failed = QueueInfo("EX01\\4", status="Retry", message_count=3, last_error="454 4.7.0 x")
-    sending = QueueInfo("EX01\\4", status="Active", message_count=3, last_error="454 4.7.0 x")
-    assert report.settled([empty]) and report.settled([failed]) and report.settled([])
-    assert not report.settled([sending]) and not report.settled([empty, sending])
 
 
 def test_queue_lines_carry_the_diagnosis() -> None:

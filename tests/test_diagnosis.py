@@ -11,7 +11,7 @@ from remediate.diagnosis import (
     recommended,
     smart_host,
 )
-from remediate.exchange import AuthMechanism, SendConnector
+from remediate.exchange import CredentialState, AuthMechanism, SendConnector
 from remediate.probe import Certificate, ProbeResult
 
 RELAY = SendConnector(
@@ -19,7 +19,7 @@ RELAY = SendConnector(
     smart_hosts=("smtp.relay.example",),
     dns_routing_enabled=False,
     smart_host_auth_mechanism=AuthMechanism.BASIC_AUTH_REQUIRE_TLS,
-    credential_user="relay@contoso.com",
+    credential=CredentialState.SET,
     port=587,
 )
 
@@ -54,7 +54,7 @@ def test_a_healthy_connector_is_all_ok() -> None:
 
 
 def test_missing_credential_fails_once_in_plain_words() -> None:
-    findings = configuration(RELAY.replace(credential_user=None))
+    findings = configuration(RELAY.replace(credential=CredentialState.NOT_SET))
     failing = [f for f in findings if f.status is Status.FAIL]
     assert len(failing) == 1 and failing[0].topic == "credential"
     assert "none is stored" in failing[0].text
@@ -140,6 +140,6 @@ def test_last_error_is_explained() -> None:
 
 
 def test_checklist_lines_carry_the_mark() -> None:
-    lines = checklist(configuration(RELAY.replace(credential_user=None)))
+    lines = checklist(configuration(RELAY.replace(credential=CredentialState.NOT_SET)))
     assert any(line.startswith("[FAIL] credential:") for line in lines)
     assert any(line.startswith("[ok]") for line in lines)

@@ -20,7 +20,7 @@ from remediate.escalation import (
     write_bundle,
 )
 from remediate.events import group, parse_text
-from remediate.exchange import QueueInfo, SendConnector
+from remediate.exchange import CredentialState, QueueInfo, SendConnector
 from remediate.reachability import check_host
 from tests.test_reachability import closed_port, listener
 
@@ -29,7 +29,7 @@ CONNECTOR = SendConnector(
     guid="6f1d3a52-0000-4000-8000-000000000005",
     smart_hosts=("localhost",),
     dns_routing_enabled=False,
-    credential_user="relay@contoso.lab",
+    credential=CredentialState.SET,
     port=2525,
     source_transport_servers=("EX01", "EX02"),
 )
@@ -92,7 +92,7 @@ def test_bundle_has_every_section_and_no_secret(tmp_path: Path) -> None:
     data = json.loads(path.read_text())
     assert data["format"] == FORMAT and data["generated_at"] == "2026-11-20T09:30:00+00:00"
     assert data["connector"]["Name"] == "Outbound to Partner"
-    assert data["connector"]["AuthenticationCredential"] == "relay@contoso.lab"
+    assert data["connector"]["AuthenticationCredential"] == "set"  # never a user name
     assert data["connector"]["Port"] == 2525
     (q,) = data["queues"]
     assert (q["identity"], q["cause"], q["message_count"]) == ("EX01\\5", "timeout", 2)

@@ -6,6 +6,8 @@ mid-step are easier to force exactly; tests/e2e/ covers the same paths against t
 
 from __future__ import annotations
 
+from remediate.exchange import CredentialState
+
 import json
 from pathlib import Path
 
@@ -145,7 +147,7 @@ def _connection():
 
 
 def test_apply_plan_backs_up_executes_audits_and_rereads(state: dict[str, str]) -> None:
-    after = BROKEN.replace(credential_user=USER, require_tls=True)
+    after = BROKEN.replace(credential=CredentialState.SET, require_tls=True)
     session = FakeSession(after=after)
     applied = apply_plan(session, relay_plan(), BROKEN, _connection(), credential, environ=state)
     assert applied.result.ok and applied.after == after

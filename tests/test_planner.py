@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from remediate import preflight
 from remediate.errors import PreflightError, RemediateError, UsageError
-from remediate.exchange import AuthMechanism, ProtocolLoggingLevel, SendConnector, TlsAuthLevel
+from remediate.exchange import CredentialState, AuthMechanism, ProtocolLoggingLevel, SendConnector, TlsAuthLevel
 from remediate.plan import SWITCH, CredentialRef, Parameter, StepKind
 from remediate.planner import (
     FixOptions,
@@ -119,14 +119,14 @@ def test_against_current_state_only_differences_are_sent() -> None:
         ("AuthenticationCredential", relay_credential(USER)),
         ("Confirm", False),
     ]
-    assert changes[0].replaces == (Parameter("AuthenticationCredential", None),)
+    assert changes[0].replaces == (Parameter("AuthenticationCredential", CredentialState.NOT_SET),)
     guid_filter = f"NextHopConnector -eq '{BROKEN.guid}'"
     assert plan.steps[1].param("Filter") == guid_filter
     assert plan.steps[-1].param("Filter") == guid_filter
 
 
 def test_replaces_holds_current_values() -> None:
-    current = BROKEN.replace(credential_user=USER, port=25, require_tls=False)
+    current = BROKEN.replace(credential=CredentialState.SET, port=25, require_tls=False)
     options = FixOptions(
         connector=NAME,
         port=587,
@@ -142,7 +142,7 @@ def test_replaces_holds_current_values() -> None:
 def test_second_apply_is_no_change() -> None:
     first = build_plan(AUTH, NEWCOMER, current=SendConnector(name=NAME, guid="g"))
     after = preflight.check(first.changes, SendConnector(name=NAME, guid="g")).after
-    assert after is not None and after.credential_user == USER
+    assert after is not None and after.credential is CredentialState.SET
     second = build_plan(AUTH, NEWCOMER, current=after)
     assert second.changes == ()
     assert "no change: the connector already has these settings" in second.notes
@@ -150,25 +150,30 @@ def test_second_apply_is_no_change() -> None:
 
 
 @pytest.mark.parametrize(
-    ("have", "reenter", "sent"),
+    ("have", "reenter", "mechanism", "sent"),
     [
-        (None, False, True),
-        (USER, False, False),
-        ("old@contoso.com", False, True),
-        (USER, True, True),
+        (CredentialState.NOT_SET, False, None, True),
+        (CredentialState.UNKNOWN, False, None, True),
+        (CredentialState.SET, False, None, False),  # cannot be compared: left, with a note
+        (CredentialState.SET, True, None, True),
+        (CredentialState.SET, False, AuthMechanism.BASIC_AUTH, True),  # a new mechanism
     ],
 )
-def test_credential_is_sent_when_missing_different_or_reentered(have, reenter, sent) -> None:
-    current = BROKEN.replace(credential_user=have)
-    options = FixOptions(connector=NAME, username=USER, reenter_credential=reenter, port=25)
+def test_a_credential_is_never_compared_only_reentered(have, reenter, mechanism, sent) -> None:
+    """exchange-notes.md: Exchange returns only whether a credential is set, never its user."""
+    current = BROKEN.replace(credential=have)
+    options = FixOptions(
+        connector=NAME, username=USER, reenter_credential=reenter, mechanism=mechanism, port=25
+    )
     plan = build_plan(AUTH, options, current=current)
     assert (plan.credentials == (relay_credential(USER),)) is sent
+    assert any("cannot be compared" in n for n in plan.notes) is (not sent)
 
 
-def test_reenter_uses_current_user_name_or_needs_one() -> None:
+def test_reenter_needs_a_user_name_as_exchange_never_returns_one() -> None:
     options = FixOptions(connector=NAME, reenter_credential=True)
-    plan = build_plan(AUTH, options, current=BROKEN.replace(credential_user="x@contoso.com"))
-    assert [c.username for c in plan.credentials] == ["x@contoso.com"]
+    with pytest.raises(UsageError, match="--reenter-credential: give --username"):
+        build_plan(AUTH, options, current=BROKEN.replace(credential=CredentialState.SET))
     with pytest.raises(UsageError, match="--reenter-credential"):
         build_plan(AUTH, options)
 
@@ -355,7 +360,7 @@ def _after(plan, before):
     return preflight.check(plan.changes, before).after
 
 
-def test_undo_back_to_dns_routing_restores_everything() -> None:
+def test_undo_back_to_dns_routing_restores_all_but_the_credential() -> None:
     before = SendConnector(name=NAME, guid="g")
     applied = build_plan(AUTH, NEWCOMER, current=before)
     undo = undo_plan(before, applied)
@@ -365,7 +370,7 @@ def test_undo_back_to_dns_routing_restores_everything() -> None:
         "Get-SendConnector",
     ]
     restored = preflight.check(undo.changes, _after(applied, before)).after
-    assert restored == before
+    assert restored == before.replace(credential=CredentialState.SET)
     routing_undo = undo.steps[1]
     assert routing_undo.param("DNSRoutingEnabled") is True
     assert not routing_undo.has_param("SmartHosts")
@@ -374,13 +379,15 @@ def test_undo_back_to_dns_routing_restores_everything() -> None:
         Parameter("Port", 587),
         Parameter("SmartHostAuthMechanism", AuthMechanism.NONE),  # the first undo step reset it
     )
-    assert any("delete the smart hosts and the stored credential" in n for n in undo.notes)
-    assert not any("leaves the one" in n for n in undo.notes)
+    assert any("drop the smart hosts" in n for n in undo.notes)
+    # sent with SmartHostAuthMechanism None, DNS routing keeps the credential (exchange-notes)
+    assert any("leaves the one" in n for n in undo.notes)
 
 
 def test_undo_cannot_restore_a_credential_and_says_so() -> None:
-    before = BROKEN.replace(credential_user="old@contoso.com", port=25)
-    applied = build_plan(AUTH, FixOptions(connector=NAME, username=USER, port=587), current=before)
+    before = BROKEN.replace(credential=CredentialState.SET, port=25)
+    options = FixOptions(connector=NAME, username=USER, reenter_credential=True, port=587)
+    applied = build_plan(AUTH, options, current=before)
     undo = undo_plan(before, applied, what_if=True)
     (restore,) = undo.changes
     assert params(restore) == [
@@ -390,9 +397,9 @@ def test_undo_cannot_restore_a_credential_and_says_so() -> None:
         ("WhatIf", SWITCH),
     ]
     assert not undo.credentials
-    assert any("cannot be restored" in n and "old@contoso.com" in n for n in undo.notes)
+    assert any("cannot be restored" in n and "--reenter-credential" in n for n in undo.notes)
     restored = preflight.check(undo.changes, _after(applied, before)).after
-    assert restored == before.replace(credential_user=USER)
+    assert restored == before.replace(credential=CredentialState.SET)
 
 
 def test_undo_does_not_restore_a_broken_state() -> None:
@@ -426,7 +433,7 @@ CONNECTORS = st.builds(
         smart_hosts=tuple(hosts),
         dns_routing_enabled=not hosts,
         smart_host_auth_mechanism=mech if hosts else AuthMechanism.NONE,
-        credential_user=user if hosts else None,
+        credential=CredentialState.SET if hosts and user else CredentialState.NOT_SET,
         port=port,
         require_tls=tls or level is not None,
         tls_auth_level=level,
@@ -472,13 +479,14 @@ def test_applying_a_plan_twice_changes_nothing_the_second_time(current, options)
         if any(n.startswith("not restored") for n in undo.notes):
             assert restored != current
             return
-        expected_user = None if restored.dns_routing_enabled else after.credential_user
-        assert restored == current.replace(credential_user=expected_user)
+        # a credential is never restored: the connector keeps the one the plan sent (Exchange
+        # drops it only when a mechanism other than None meets DNS routing, which undo avoids)
+        assert restored == current.replace(credential=after.credential)
 
 
 def test_leaving_domain_validation_clears_tls_domain() -> None:
     current = BROKEN.replace(
-        credential_user=USER,
+        credential=CredentialState.SET,
         require_tls=True,
         tls_auth_level=TlsAuthLevel.DOMAIN_VALIDATION,
         tls_domain="relay.example",

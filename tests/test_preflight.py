@@ -6,7 +6,7 @@ import pytest
 
 from remediate import preflight
 from remediate.errors import PreflightError
-from remediate.exchange import AuthMechanism, SendConnector, TlsAuthLevel
+from remediate.exchange import CredentialState, AuthMechanism, SendConnector, TlsAuthLevel
 from remediate.plan import CredentialRef, Parameter, ParamValue, Step, StepKind
 
 CRED = CredentialRef("relay@contoso.com", "remediate:relay", "relay@contoso.com")
@@ -16,10 +16,10 @@ SMART = SendConnector(
     smart_hosts=("smtp.relay.example",),
     dns_routing_enabled=False,
     smart_host_auth_mechanism=AuthMechanism.BASIC_AUTH,
-    credential_user="relay@contoso.com",
+    credential=CredentialState.SET,
     port=587,
 )
-SMART_NO_AUTH = SMART.replace(smart_host_auth_mechanism=AuthMechanism.NONE, credential_user=None)
+SMART_NO_AUTH = SMART.replace(smart_host_auth_mechanism=AuthMechanism.NONE, credential=CredentialState.NOT_SET)
 
 
 def step(**params: ParamValue) -> Step:
@@ -67,7 +67,7 @@ def test_steps_are_checked_in_order() -> None:
     routing = step(SmartHosts=("smtp.relay.example",), DNSRoutingEnabled=False)
     auth = step(SmartHostAuthMechanism=AuthMechanism.BASIC_AUTH, AuthenticationCredential=CRED)
     assert refused(DNS_ROUTED, auth, routing).rule == "mechanism-needs-smart-hosts"
-    assert accepted(DNS_ROUTED, routing, auth).after.credential_user == CRED.username
+    assert accepted(DNS_ROUTED, routing, auth).after.credential is CredentialState.SET
 
 
 def test_smart_hosts_need_dns_routing_off() -> None:
@@ -148,7 +148,7 @@ def test_address_space_required() -> None:
     accepted(SMART, step(AddressSpaces=("SMTP:contoso.com;1",)))
 
 
-def test_dns_routing_silently_wipes_credential() -> None:
+def test_dns_routing_with_a_mechanism_is_refused_and_with_none_keeps_the_credential() -> None:
     err = refused(SMART, step(DNSRoutingEnabled=True))
     assert (err.rule, err.parameter) == ("dns-routing-wipes-credential", "DNSRoutingEnabled")
     assert "credential" in str(err)
@@ -156,9 +156,11 @@ def test_dns_routing_silently_wipes_credential() -> None:
         SMART, step(DNSRoutingEnabled=True, SmartHostAuthMechanism=AuthMechanism.NONE)
     ).after
     assert after is not None
-    assert (after.smart_hosts, after.credential_user, after.smart_host_auth_mechanism) == (
+    # exchange-notes.md, "Transport behaviour": switching to DNS routing clears the
+    # credential only when the mechanism is not None; sent with None, the credential stays
+    assert (after.smart_hosts, after.credential, after.smart_host_auth_mechanism) == (
         (),
-        None,
+        CredentialState.SET,
         AuthMechanism.NONE,
     )
     # already DNS-routed: nothing to wipe
@@ -225,7 +227,7 @@ def test_problems_of_a_connector_as_it_stands() -> None:
     assert preflight.problems(SMART) == ()
     assert preflight.problems(DNS_ROUTED) == ()
     wiped = SMART.replace(
-        smart_host_auth_mechanism=AuthMechanism.BASIC_AUTH_REQUIRE_TLS, credential_user=None
+        smart_host_auth_mechanism=AuthMechanism.BASIC_AUTH_REQUIRE_TLS, credential=CredentialState.NOT_SET
     )
     assert [p.rule for p in preflight.problems(wiped)] == ["credential-not-set"]
     bad = wiped.replace(tls_auth_level=TlsAuthLevel.ENCRYPTION_ONLY, address_spaces=())

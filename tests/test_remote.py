@@ -67,7 +67,7 @@ def test_get_connectors_builds_send_connectors(lab: Lab) -> None:
     assert {RELAY, PARTNER} <= {c.name for c in everything}
     assert relay.name == RELAY
     assert relay.smart_host_auth_mechanism == "BasicAuthRequireTLS"
-    assert relay.credential_user is None
+    assert relay.credential is CredentialState.NOT_SET
     assert relay.guid and relay.smart_hosts
 
 
@@ -93,7 +93,7 @@ def test_credential_comes_from_the_callback_only_when_sent(lab: Lab) -> None:
         (after,) = session.get_connectors(RELAY)
     assert result.ok and result.errors == []
     assert asked == [ref]
-    assert after.credential_user == lab.relay_user
+    assert after.credential is CredentialState.SET
     stored = lab.organization.connector(RELAY).credential
     assert (stored.username, stored.password) == (lab.relay_user, lab.relay_password)
     assert lab.relay_password not in repr(result)
@@ -155,7 +155,7 @@ def test_queues_and_retry(lab: Lab) -> None:
 
 
 def test_values_go_out_as_pypsrp_wants_them() -> None:
-    from remediate.exchange import AuthMechanism
+    from remediate.exchange import CredentialState, AuthMechanism
 
     assert wire_value(SWITCH) is True
     assert wire_value(("a", "b")) == ["a", "b"]
@@ -173,7 +173,7 @@ def test_a_failing_credential_callback_propagates_and_nothing_changes(lab: Lab) 
     with _session(lab) as session:
         with pytest.raises(SecretStoreError, match="locked"):
             session.run(step, locked)
-        assert session.get_connectors(RELAY)[0].credential_user is None
+        assert session.get_connectors(RELAY)[0].credential is CredentialState.NOT_SET
 
 
 def test_open_session_takes_the_admin_password_from_stdin(lab: Lab) -> None:

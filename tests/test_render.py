@@ -11,7 +11,7 @@ import pytest
 
 from remediate import preflight
 from remediate.errors import TemplateError
-from remediate.exchange import AuthMechanism, ProtocolLoggingLevel, SendConnector, TlsAuthLevel
+from remediate.exchange import CredentialState, AuthMechanism, ProtocolLoggingLevel, SendConnector, TlsAuthLevel
 from remediate.plan import CredentialRef, Parameter, ParamValue, Plan, Step, StepKind, Switch
 from remediate.planner import FixOptions, build_plan, undo_plan
 from remediate.playbooks import find
@@ -31,6 +31,7 @@ BROKEN = SendConnector(
     dns_routing_enabled=False,
     smart_host_auth_mechanism=AuthMechanism.BASIC_AUTH_REQUIRE_TLS,
     port=25,
+    source_transport_servers=("EX01", "EX02"),  # one queue per source server
 )
 
 
@@ -69,7 +70,7 @@ def _plans() -> dict[str, Plan]:
         "2016-tls-quotes": build_plan(auth, tls, what_if=True),
         "2016-current-whatif": build_plan(auth, fix_lab, current=BROKEN, what_if=True),
         "2016-no-change": build_plan(
-            auth, fix_lab, current=BROKEN.replace(port=2525, credential_user="relay@contoso.lab")
+            auth, fix_lab, current=BROKEN.replace(port=2525, credential=CredentialState.SET)
         ),
         "2002-offline": build_plan(
             conn,
@@ -213,7 +214,7 @@ def test_every_template_is_used() -> None:
 def test_rendering_is_pure_over_the_plan() -> None:
     plan = PLANS["2016-current-whatif"]
     after = preflight.check(plan.changes, BROKEN).after
-    assert after is not None and after.credential_user == "relay@contoso.lab"
+    assert after is not None and after.credential is CredentialState.SET
     assert render_script(plan, generated_at=AT) == render_script(plan, generated_at=AT)
 
 

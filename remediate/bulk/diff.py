@@ -51,7 +51,9 @@ class Target:
         rows = differences(self.before, self.after)
         for ref in self.plan.credentials if self.plan else ():
             if not any(name == "AuthenticationCredential" for name, _, _ in rows):
-                rows.append(("AuthenticationCredential", ref.username, _reentered(ref)))
+                rows.append(
+                    ("AuthenticationCredential", str(self.before.credential), _reentered(ref))
+                )
         return rows
 
 

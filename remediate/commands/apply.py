@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from typing import TYPE_CHECKING
 
 from remediate.env import Environment
@@ -16,7 +15,7 @@ from remediate.errors import (
 
 if TYPE_CHECKING:
     from remediate.connections import Connection
-    from remediate.exchange import SendConnector
+    from remediate.exchange import QueueInfo, SendConnector
     from remediate.executor import Applied, CredentialSource
     from remediate.plan import Plan, Step
     from remediate.remote import Session, StepResult
@@ -95,7 +94,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         confirm(env, plan, connection.label, yes=args.yes or args.what_if)
         applied = execute_and_report(session, plan, before, connection, credential, env)
         if applied.result.ok and not plan.what_if:
-            report_queues(session, applied.after, env, args.queue_wait)
+            report_queues(session, applied, env, args.queue_wait)
     return 0 if applied.result.ok else RemoteCommandError.exit_code
 
 
@@ -190,20 +189,32 @@ def execute_and_report(
     return applied
 
 
-def report_queues(session: Session, after: SendConnector, env: Environment, wait: float) -> None:
-    """Poll the connector's queues after Retry-Queue until they settle (empty, or Retry with
-    a LastError) or ``wait`` seconds pass, then print them."""
-    from remediate.report import queue_lines, settled
+def report_queues(session: Session, applied: Applied, env: Environment, wait: float) -> None:
+    """Watch the connector's queues on every source server after Retry-Queue (retrying
+    while Exchange has not yet picked up the change), then print them and the verdict."""
+    from remediate.queue_watch import watch
+    from remediate.report import queue_lines
 
-    deadline = time.monotonic() + wait
-    queues = session.get_queues(after)
-    while not settled(queues) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        queues = session.get_queues(after)
+    verdict = watch(session, applied.after, queues_before(applied), wait, say=env.out)
     env.out()
-    env.out("Queue after Retry-Queue:")
-    for line in queue_lines(queues):
+    env.out("Queues after Retry-Queue:")
+    for line in queue_lines(list(verdict.queues)):
         env.out(f"  {line}")
+    env.out(verdict.line())
+
+
+def queues_before(applied: Applied) -> list[QueueInfo]:
+    """The connector's queues as the plan's Get-Queue steps read them before any change."""
+    from remediate.queue_watch import queues_in
+    from remediate.wire import read_queues
+
+    found: list[QueueInfo] = []
+    for result in applied.result.results:
+        if result.step.is_change:
+            break
+        if result.step.cmdlet == "Get-Queue" and result.ok:
+            found += read_queues(result.output)
+    return queues_in(found)
 
 
 def queue_summaries(output: list[object]) -> list[str]:

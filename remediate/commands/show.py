@@ -96,7 +96,7 @@ def _connector_row(c: SendConnector) -> tuple[str, ...]:
         ", ".join(c.smart_hosts) or "-",
         str(c.port),
         str(c.smart_host_auth_mechanism),
-        c.credential_user or "-",
+        str(c.credential),
         _yes_no(c.dns_routing_enabled),
         tls_summary(c),
         _yes_no(c.enabled),

@@ -4,8 +4,8 @@ Retry-Queue, over the shared ``Organization``.
 ``ExchangeShell(org)`` implements ``api.CommandRunner`` (one per shell). Binding and type
 conversion follow PowerShell (``binding.py``); Exchange's own checks raise errors shaped like
 Exchange's (ManagementObjectNotFoundException, the Set-SendConnector rules of ``rules.py``).
-Returned objects carry Exchange's type names and ToString; a stored credential comes back as
-its user name only, never its password.
+Returned objects carry Exchange's type names and ToString and go through ``wire``, so a
+stored credential comes back as its type name only, as over real remoting.
 """
 
 from __future__ import annotations
@@ -23,14 +23,16 @@ from remediate.lab.api import CmdletError, CommandCall, HostSink, LabObject
 from remediate.lab.binding import Kind, Param, Signature
 from remediate.lab.org import DOMAIN_CONTROLLER, Connector, Organization, Queue
 from remediate.lab.rules import RuleViolation, apply_changes
+from remediate.lab.wire import MultiValued
 
+# The chain a real server sends (exchange-notes.md, "What comes back over remote PowerShell").
 CONNECTOR_TYPES = [
     "Microsoft.Exchange.Data.Directory.SystemConfiguration.SmtpSendConnectorConfig",
-    "Microsoft.Exchange.Data.Directory.SystemConfiguration.SendConnector",
     "Microsoft.Exchange.Data.Directory.SystemConfiguration.MailGateway",
     "Microsoft.Exchange.Data.Directory.ADLegacyVersionableObject",
     "Microsoft.Exchange.Data.Directory.ADConfigurationObject",
     "Microsoft.Exchange.Data.Directory.ADObject",
+    "Microsoft.Exchange.Data.Directory.ADRawEntry",
     "Microsoft.Exchange.Data.ConfigurableObject",
 ]
 QUEUE_TYPES = [
@@ -71,6 +73,8 @@ _NAMESPACE = {
     "Get-Queue": "Microsoft.Exchange.Management.QueueViewerTasks.GetQueueInfo",
     "Retry-Queue": "Microsoft.Exchange.Management.QueueViewerTasks.RetryQueue",
 }
+_ADDRESS_SPACE = "Microsoft.Exchange.Data.AddressSpace"
+_AD_OBJECT_ID = "Microsoft.Exchange.Data.Directory.ADObjectId"
 NOT_FOUND_EXCEPTION = "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException"
 VALIDATION_EXCEPTION = "Microsoft.Exchange.Data.DataValidationException"
 
@@ -435,13 +439,15 @@ class ExchangeShell:
 
 
 def connector_object(connector: Connector, org: Organization) -> LabObject:
-    credential = connector.credential.username if connector.credential else None
+    """Get-SendConnector's object. Multi-valued properties carry their Exchange element
+    types; the credential, enums and AD ids are flattened by ``wire`` as Exchange's
+    serializer does (the relay user name never leaves the server)."""
     properties: dict[str, Any] = {
-        "AddressSpaces": list(connector.address_spaces),
-        "AuthenticationCredential": credential,
+        "AddressSpaces": MultiValued.of(_ADDRESS_SPACE, connector.address_spaces),
+        "AuthenticationCredential": connector.credential,
         "CloudServicesMailEnabled": False,
         "Comment": connector.comment,
-        "ConnectedDomains": [],
+        "ConnectedDomains": MultiValued.of("Microsoft.Exchange.Data.ConnectedDomain", ()),
         "ConnectionInactivityTimeOut": connector.connection_inactivity_timeout,
         "DNSRoutingEnabled": connector.dns_routing_enabled,
         "DomainSecureEnabled": False,
@@ -465,12 +471,14 @@ def connector_object(connector: Connector, org: Organization) -> LabObject:
         "RequireOorg": False,
         "RequireTLS": connector.require_tls,
         "SmartHostAuthMechanism": connector.smart_host_auth_mechanism,
-        "SmartHosts": list(connector.smart_hosts),
+        "SmartHosts": MultiValued.of("Microsoft.Exchange.Data.SmartHost", connector.smart_hosts),
         "SmartHostsString": ",".join(connector.smart_hosts),
         "SmtpMaxMessagesPerConnection": 20,
         "SourceIPAddress": "0.0.0.0",  # noqa: S104 - Exchange's "any local address" default
         "SourceRoutingGroup": "Exchange Routing Group (DWBGZMFD01QNBJR)",
-        "SourceTransportServers": list(connector.source_transport_servers),
+        "SourceTransportServers": MultiValued.of(
+            _AD_OBJECT_ID, connector.source_transport_servers, ad=True
+        ),
         "TlsAuthLevel": connector.tls_auth_level,
         "TlsCertificateName": connector.tls_certificate_name,
         "TlsDomain": connector.tls_domain,
@@ -478,7 +486,7 @@ def connector_object(connector: Connector, org: Organization) -> LabObject:
         "AdminDisplayName": None,
         "ExchangeVersion": "0.1 (8.0.535.0)",
         "DistinguishedName": f"CN={connector.name},{_CONFIG_DN}",
-        "Guid": connector.guid,
+        "Guid": uuid.UUID(connector.guid),
         "ObjectCategory": f"{org.domain}/Configuration/Schema/ms-Exch-Routing-SMTP-Connector",
         "ObjectClass": ["top", "msExchRoutingSMTPConnector"],
         "WhenChanged": connector.when_changed,

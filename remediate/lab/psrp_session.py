@@ -41,7 +41,7 @@ from psrpcore.types import (
     PSRPMessageType,
 )
 
-from remediate.lab import psrp_values
+from remediate.lab import psrp_values, wire
 from remediate.lab.api import CmdletError, CommandRunner, LabObject
 from remediate.lab.wsman import SIGNAL_CTRL_C, SIGNAL_TERMINATE, invalid_request
 
@@ -282,7 +282,7 @@ class PSRPShell:
             pipeline.prepare_message(record, message_type=PSRPMessageType.ErrorRecord)
             flowing = []
         for obj in flowing:
-            pipeline.write_output(psrp_values.encode_object(obj))
+            pipeline.write_output(wire.encode_object(obj))
         return True
 
 

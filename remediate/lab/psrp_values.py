@@ -1,6 +1,7 @@
 """Values across the lab's PSRP boundary: decode what the client sends into plain Python
 (``api.CommandCall``, ``api.LabCredential``) and encode what the Exchange half answers
-(``api.LabObject``, ``api.CmdletError``) as the objects PowerShell would serialize.
+(``api.CmdletError``) as the records PowerShell would serialize; objects go through
+``wire``, Exchange's serializer rules.
 """
 
 from __future__ import annotations
@@ -14,16 +15,11 @@ from psrpcore.types import (
     ErrorRecord,
     NETException,
     PSCredential,
-    PSDateTime,
-    PSInt64,
-    PSList,
-    PSNoteProperty,
-    PSObject,
     PSSecureString,
     WarningRecord,
 )
 
-from remediate.lab.api import CmdletError, CommandCall, LabCredential, LabObject
+from remediate.lab.api import CmdletError, CommandCall, LabCredential
 
 NO_LANGUAGE_MESSAGE = (
     "The syntax is not supported by this runspace. This can occur if the runspace is in "
@@ -95,40 +91,6 @@ def decode_call(name: str, parameters: list[tuple[str | None, Any]]) -> CommandC
                 target=param,
             ) from None
     return CommandCall(name=name, parameters=decoded)
-
-
-def _encode_value(value: Any) -> Any:
-    if isinstance(value, LabObject):
-        return encode_object(value)
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return value if value in _INT32 else PSInt64(value)
-    if isinstance(value, datetime.datetime):
-        return PSDateTime(
-            value.year,
-            value.month,
-            value.day,
-            value.hour,
-            value.minute,
-            value.second,
-            value.microsecond,
-            tzinfo=value.tzinfo,
-        )
-    if isinstance(value, list | tuple):
-        return PSList([_encode_value(v) for v in value])
-    return str(value)
-
-
-def encode_object(obj: LabObject) -> PSObject:
-    """A LabObject as a deserialized Exchange object: ``Deserialized.`` type names, adapted
-    properties, and its ToString."""
-    ps = PSObject()
-    ps.PSObject.type_names = [f"Deserialized.{t}" for t in [*obj.type_names, "System.Object"]]
-    for name, value in obj.properties.items():
-        ps.PSObject.adapted_properties.append(PSNoteProperty(name, _encode_value(value)))
-    ps.PSObject.to_string = obj.to_string
-    return ps
 
 
 class _CategoryInfo(ErrorCategoryInfo):

@@ -7,7 +7,6 @@ steps and says what was applied; the wizard prints that and nothing else is sent
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -281,7 +280,7 @@ def _row(c: SendConnector) -> tuple[str, ...]:
         ", ".join(c.smart_hosts) or "-",
         str(c.port),
         str(c.smart_host_auth_mechanism),
-        c.credential_user or "(none)",
+        str(c.credential),
         "yes" if c.dns_routing_enabled else "no",
         "required" if c.require_tls else "optional",
         "yes" if c.enabled else "no",
@@ -386,28 +385,22 @@ def _apply(ctx: WizardContext, plan: Plan) -> Applied:
 
 
 def verify(ctx: WizardContext) -> bool:
-    """Watch the queue the plan retried until it drains or shows a new LastError."""
+    """Watch the connector's queues on every source server until mail flows, or the watch
+    gives up (retrying while Exchange has not yet picked up the change); True when it flows."""
+    from remediate.queue_watch import MailFlow, watch
+
     assert ctx.session and ctx.applied
     connector = ctx.applied.after
-    old_errors = {q.identity: q.last_error for q in ctx.queues}
-    deadline = time.monotonic() + ctx.options.queue_wait
+    servers = ", ".join(connector.source_transport_servers) or "the session's server"
     ctx.say()
-    ctx.say(f"Watching the queue (up to {ctx.options.queue_wait:g} s) ...")
-    while True:
-        queues = ctx.session.get_queues(connector)
-        waiting = sum(q.message_count for q in queues)
-        fresh = [q for q in queues if q.last_error and q.last_error != old_errors.get(q.identity)]
-        ctx.say(f"  {waiting} message(s) waiting")
-        if waiting == 0:
-            ctx.say("The queue drained: mail flows again.")
-            return True
-        timed_out = time.monotonic() >= deadline
-        if fresh or timed_out:
-            if timed_out and not fresh:
-                ctx.say("The queue did not drain in time.")
-            _explain(ctx, fresh or queues)
-            return False
-        time.sleep(0.5)
+    ctx.say(f"Watching the queues on {servers} (up to {ctx.options.queue_wait:g} s) ...")
+    verdict = watch(ctx.session, connector, ctx.queues, ctx.options.queue_wait, say=ctx.say)
+    for queue in verdict.queues:
+        ctx.say(f"  {queue.identity}: {queue.status}, {queue.message_count} message(s) waiting")
+    ctx.say(verdict.line())
+    if verdict.flow is not MailFlow.FLOWS:
+        _explain(ctx, [q for q in verdict.queues if q.message_count > 0])
+    return verdict.flow is MailFlow.FLOWS
 
 
 def _explain(ctx: WizardContext, queues: list[QueueInfo]) -> None:

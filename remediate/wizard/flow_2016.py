@@ -167,8 +167,10 @@ def _mechanism(ctx: WizardContext, result: ProbeResult | None) -> AuthMechanism:
 
 
 def _relay_credential(ctx: WizardContext) -> str:
-    """User name (prefilled from the event, the connector or the demo), password from the
-    keyring, the demo's lab account, or typed twice without echo; offer to save it."""
+    """User name (prefilled from the event, the name remediate last set on this connector
+    (its audit log: Exchange never returns it), or the demo's), password from the keyring,
+    the demo's lab account, or typed twice without echo; offer to save it."""
+    from remediate.audit import last_set_credential
     from remediate.planner import relay_credential
     from remediate.preflight import check_username
     from remediate.secrets import RELAY_SERVICE
@@ -177,8 +179,15 @@ def _relay_credential(ctx: WizardContext) -> str:
     connector = ctx.connector
     assert connector is not None
     lab = ctx.options.lab_relay
-    default = ctx.prefill.get("username") or connector.credential_user or (lab[0] if lab else "")
-    username = check_username(ctx.prompter.text("username", "Relay account user name:", default))
+    url = ctx.session.connection.url if ctx.session is not None else ""
+    last = last_set_credential(url, connector.name, ctx.env.environ) if url else None
+    default = (
+        ctx.prefill.get("username") or (last.username if last else "") or (lab[0] if lab else "")
+    )
+    question = "Relay account user name:"
+    if last is not None and default == last.username:
+        question = f"Relay account user name (last set: {last.label()}):"
+    username = check_username(ctx.prompter.text("username", question, default))
     if not username:
         raise UsageError("the relay account's user name is empty")
     keyring, stored = keyring_secret(ctx, RELAY_SERVICE, username)

@@ -16,7 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from remediate.errors import PreflightError
-from remediate.exchange import PROPERTY_NAMES, AuthMechanism, SendConnector, TlsAuthLevel
+from remediate.exchange import (
+    PROPERTY_NAMES,
+    AuthMechanism,
+    CredentialState,
+    SendConnector,
+    TlsAuthLevel,
+)
 from remediate.lab import rules
 from remediate.lab.api import LabCredential
 from remediate.lab.org import Connector
@@ -75,7 +81,11 @@ def changes(draw: Any) -> dict[str, Any]:
 
 
 def tool_connector(state: dict[str, Any]) -> SendConnector:
-    return SendConnector(name="Outbound", **state)
+    """As the tool reads it: Exchange says only whether a credential is set."""
+    values = {k: v for k, v in state.items() if k != "credential_user"}
+    set_ = state["credential_user"] is not None
+    values["credential"] = CredentialState.SET if set_ else CredentialState.NOT_SET
+    return SendConnector(name="Outbound", **values)
 
 
 def lab_connector(state: dict[str, Any]) -> Connector:
@@ -93,8 +103,9 @@ def lab_connector(state: dict[str, Any]) -> Connector:
 def tool_step(change: dict[str, Any]) -> Step:
     params = [Parameter("Identity", "Outbound")]
     for key, value in change.items():
-        if key == "credential_user" and value is not None:
-            value = CredentialRef(value, "remediate:relay", value)
+        if key == "credential_user":
+            value = None if value is None else CredentialRef(value, "remediate:relay", value)
+            key = "credential"
         params.append(Parameter(PROPERTY_NAMES[key], value))
     return Step("Set-SendConnector", tuple(params), StepKind.CHANGE, "test", "set.ps1.j2")
 
@@ -130,13 +141,18 @@ def tool_refuses(state: dict[str, Any], change: dict[str, Any]) -> bool:
 
 
 def wipes_credential_silently(before: Connector, after: Connector, change: dict[str, Any]) -> bool:
+    """What Exchange mangles without an error: a stored credential wiped that the change
+    did not ask to drop, or a mechanism sent and not kept (reset to None by DNS routing)."""
     intended = change.get("smart_host_auth_mechanism") is AuthMechanism.NONE
-    return (
+    wiped = (
         before.credential is not None
         and after.credential is None
         and not intended
         and ("credential_user" not in change)
     )
+    sent = change.get("smart_host_auth_mechanism")
+    reset = sent is not None and str(sent) != after.smart_host_auth_mechanism
+    return wiped or reset
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])

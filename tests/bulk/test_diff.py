@@ -7,7 +7,7 @@ from pathlib import Path
 from remediate.bulk.diff import diff_lines, plan_endpoint
 from remediate.bulk.spec import load
 from remediate.connections import Connection, ProfileStore
-from remediate.exchange import AuthMechanism, SendConnector
+from remediate.exchange import CredentialState, AuthMechanism, SendConnector
 from remediate.plan import CredentialRef
 
 RELAY = SendConnector(
@@ -16,7 +16,7 @@ RELAY = SendConnector(
     smart_hosts=("smtp.relay.contoso.com",),
     dns_routing_enabled=False,
     smart_host_auth_mechanism=AuthMechanism.BASIC_AUTH,
-    credential_user="relay@contoso.com",
+    credential=CredentialState.SET,
     port=587,
 )
 ARCHIVE = RELAY.replace(
@@ -55,13 +55,19 @@ def test_only_what_differs_is_planned(tmp_path: Path) -> None:
     assert (
         relay.plan.steps[0].param("SmartHostAuthMechanism") is AuthMechanism.BASIC_AUTH_REQUIRE_TLS
     )
-    assert relay.changes() == [("SmartHostAuthMechanism", "BasicAuth", "BasicAuthRequireTLS")]
+    # a new mechanism is sent with the row's credential: the stored one cannot be compared
+    assert relay.changes() == [
+        ("SmartHostAuthMechanism", "BasicAuth", "BasicAuthRequireTLS"),
+        ("AuthenticationCredential", "set", "relay@contoso.com (password re-entered)"),
+    ]
     assert not archive.pending and archive.changes() == []
     assert diff_lines("ex01", relay) == [
         "--- ex01: Outbound to Relay (before)",
         "+++ ex01: Outbound to Relay (after)",
         "-SmartHostAuthMechanism: BasicAuth",
         "+SmartHostAuthMechanism: BasicAuthRequireTLS",
+        "-AuthenticationCredential: set",
+        "+AuthenticationCredential: relay@contoso.com (password re-entered)",
     ]
     assert diff_lines("ex01", archive) == ["=== ex01: Outbound to Archive: ok, nothing to change"]
 
@@ -83,7 +89,7 @@ def test_reentered_credential_uses_the_rows_keyring_entry(tmp_path: Path) -> Non
         CredentialRef("relay@contoso.com", "remediate:relay", "rotated-2026"),
     )
     assert relay.changes() == [
-        ("AuthenticationCredential", "relay@contoso.com", "relay@contoso.com (password re-entered)")
+        ("AuthenticationCredential", "set", "relay@contoso.com (password re-entered)")
     ]
 
 

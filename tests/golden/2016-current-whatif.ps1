@@ -28,26 +28,38 @@ Get-SendConnector -Identity 'Outbound to Relay'
 
 # Step 2 (read): Show the connector's queue and its last error before the change.
 # Documented action: check-reachability
-Get-Queue -Include 'SmartHostConnectorDelivery' -Filter 'NextHopConnector -eq ''6f1c0c1e-0000-4000-8000-000000000001'''
+Get-Queue -Server 'EX01' -Include 'SmartHostConnectorDelivery' -Filter 'NextHopConnector -eq ''6f1c0c1e-0000-4000-8000-000000000001'''
+
+# Step 3 (read): Show the connector's queue and its last error before the change.
+# Documented action: check-reachability
+Get-Queue -Server 'EX02' -Include 'SmartHostConnectorDelivery' -Filter 'NextHopConnector -eq ''6f1c0c1e-0000-4000-8000-000000000001'''
 
 # ===== Changes =====
 
-# Step 3 (change): Route through the smart host on the port it listens on. Set the mechanism the smart host offers and enter the relay credential again.
+# Step 4 (change): Route through the smart host on the port it listens on. Set the mechanism the smart host offers and enter the relay credential again.
 # Documented action: reenter-credential
-# Replaces: Port=25, AuthenticationCredential=(none)
+# Replaces: Port=25, AuthenticationCredential=(not set)
 $cred = Get-Credential -UserName 'relay@contoso.lab' -Message 'Password for the smart-host relay account'
 Set-SendConnector -Identity 'Outbound to Relay' -Port 2525 -AuthenticationCredential $cred -Confirm:$false -WhatIf
 
 # ===== Read back and retry =====
 
-# Step 4 (read): Read the connector back to confirm the new settings.
+# Step 5 (read): Read the connector back to confirm the new settings.
 # Documented action: common-mechanism
 Get-SendConnector -Identity 'Outbound to Relay'
 
-# Step 5 (change): Retry the connector's queue now instead of waiting for the next retry interval.
+# Step 6 (change): Retry the connector's queue now instead of waiting for the next retry interval.
 # Documented action: check-reachability
-Retry-Queue -Filter 'NextHopConnector -eq ''6f1c0c1e-0000-4000-8000-000000000001''' -Confirm:$false -WhatIf
+Retry-Queue -Server 'EX01' -Filter 'NextHopConnector -eq ''6f1c0c1e-0000-4000-8000-000000000001''' -Confirm:$false -WhatIf
 
-# Step 6 (read): Show whether the queue drains or what its last error is now.
+# Step 7 (change): Retry the connector's queue now instead of waiting for the next retry interval.
 # Documented action: check-reachability
-Get-Queue -Include 'SmartHostConnectorDelivery' -Filter 'NextHopConnector -eq ''6f1c0c1e-0000-4000-8000-000000000001'''
+Retry-Queue -Server 'EX02' -Filter 'NextHopConnector -eq ''6f1c0c1e-0000-4000-8000-000000000001''' -Confirm:$false -WhatIf
+
+# Step 8 (read): Show whether the queue drains or what its last error is now.
+# Documented action: check-reachability
+Get-Queue -Server 'EX01' -Include 'SmartHostConnectorDelivery' -Filter 'NextHopConnector -eq ''6f1c0c1e-0000-4000-8000-000000000001'''
+
+# Step 9 (read): Show whether the queue drains or what its last error is now.
+# Documented action: check-reachability
+Get-Queue -Server 'EX02' -Include 'SmartHostConnectorDelivery' -Filter 'NextHopConnector -eq ''6f1c0c1e-0000-4000-8000-000000000001'''

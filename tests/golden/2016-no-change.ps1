@@ -15,6 +15,8 @@
 #
 # Notes:
 #   - no change: the connector already has these settings
+#   - the connector already holds a credential, and Exchange never returns its user name, so it
+#     cannot be compared: it was left as it is (re-enter it with --reenter-credential)
 #
 # No change steps: there is nothing to change.
 
@@ -26,4 +28,8 @@ Get-SendConnector -Identity 'Outbound to Relay'
 
 # Step 2 (read): Show the connector's queue and its last error before the change.
 # Documented action: check-reachability
-Get-Queue -Include 'SmartHostConnectorDelivery' -Filter 'NextHopConnector -eq ''6f1c0c1e-0000-4000-8000-000000000001'''
+Get-Queue -Server 'EX01' -Include 'SmartHostConnectorDelivery' -Filter 'NextHopConnector -eq ''6f1c0c1e-0000-4000-8000-000000000001'''
+
+# Step 3 (read): Show the connector's queue and its last error before the change.
+# Documented action: check-reachability
+Get-Queue -Server 'EX02' -Include 'SmartHostConnectorDelivery' -Filter 'NextHopConnector -eq ''6f1c0c1e-0000-4000-8000-000000000001'''

@@ -19,6 +19,8 @@
 # Notes:
 #   - Get-Queue before the change left out: the connector was not read, so its current queue
 #     cannot be named (apply reads the connector first)
+#   - the connector's source transport servers are not known (it was not read): Get-Queue and
+#     Retry-Queue without -Server answer only for the server this session runs on
 #   - planned without reading the connector: every given setting is sent, and Exchange checks
 #     what could not be checked here
 

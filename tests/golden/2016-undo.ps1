@@ -13,8 +13,10 @@
 #       on its port (the ping / pathping style test, done here as a connection test).
 #
 # Notes:
-#   - switching back to DNS routing makes Exchange delete the smart hosts and the stored
-#     credential, as the connector had none before
+#   - switching back to DNS routing makes Exchange drop the smart hosts, as the connector had
+#     none before
+#   - the connector had no credential before; undo leaves the one for 'relay@contoso.com' in
+#     place
 
 # ===== Changes =====
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from remediate.exchange import AuthMechanism
+from remediate.exchange import CredentialState, AuthMechanism
 from remediate.lab.server import Lab
 from remediate.lab.smarthost import SmartHost
 from tests.wizard.helpers import (
@@ -35,7 +35,7 @@ def test_credential_missing_is_fixed_and_the_queue_drains(lab: Lab, drive) -> No
     assert "The queue drained: mail flows again." in run.out
     assert "No usable keyring on this machine: the password is not saved." in run.out
     assert len(lab.smart_host.messages) == 3
-    assert relay_connector(lab).credential_user == lab.relay_user
+    assert relay_connector(lab).credential is CredentialState.SET
     assert "Backup: " in run.out and "Audit log: " in run.out
     assert f"Changed AuthenticationCredential: (none) -> {lab.relay_user}" in run.out
     assert lab.relay_password not in run.out + run.err
@@ -46,7 +46,7 @@ def test_cancel_changes_nothing(lab: Lab, drive) -> None:
     run = drive(lab_options(lab), keys)
     assert run.status == 1
     assert "Cancelled: nothing was changed." in run.out
-    assert relay_connector(lab).credential_user is None
+    assert relay_connector(lab).credential is CredentialState.NOT_SET
     assert lab.smart_host.messages == []
 
 
@@ -60,7 +60,7 @@ def test_save_script_and_stop(lab: Lab, drive, tmp_path: Path) -> None:
     assert "Set-SendConnector -Identity 'Outbound to Relay'" in text
     assert lab.relay_password not in text
     assert f"Script saved to {scripts[0]}" in run.out
-    assert relay_connector(lab).credential_user is None
+    assert relay_connector(lab).credential is CredentialState.NOT_SET
 
 
 def test_what_if_first_then_apply(lab: Lab, drive) -> None:
@@ -70,7 +70,7 @@ def test_what_if_first_then_apply(lab: Lab, drive) -> None:
     assert "What if:" in run.out
     assert run.out.count("[3/6] Set-SendConnector: ok") == 2  # -WhatIf run, then the real one
     assert "The queue drained" in run.out
-    assert relay_connector(lab).credential_user == lab.relay_user
+    assert relay_connector(lab).credential is CredentialState.SET
 
 
 def test_ctrl_c_at_the_preview_leaves_everything_as_it_was(lab: Lab, drive) -> None:
@@ -78,7 +78,7 @@ def test_ctrl_c_at_the_preview_leaves_everything_as_it_was(lab: Lab, drive) -> N
     run = drive(lab_options(lab), keys)
     assert run.status == 130
     assert "Interrupted: nothing was changed on Exchange." in run.err
-    assert relay_connector(lab).credential_user is None
+    assert relay_connector(lab).credential is CredentialState.NOT_SET
 
 
 def test_wrong_relay_password_keeps_failing_and_undo_is_offered(lab: Lab, drive) -> None:
@@ -106,7 +106,7 @@ def test_smart_host_without_starttls_recommends_basic_auth(lab: Lab, drive) -> N
     )
     connector = relay_connector(lab)
     assert connector.smart_host_auth_mechanism is AuthMechanism.BASIC_AUTH
-    assert connector.credential_user == lab.relay_user
+    assert connector.credential is CredentialState.SET
     assert len(received) == 3
 
 

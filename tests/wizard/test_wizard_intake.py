@@ -3,6 +3,8 @@ profile (answers prompter in-process, with the admin and relay passwords on stdi
 
 from __future__ import annotations
 
+from remediate.exchange import CredentialState
+
 import io
 from pathlib import Path
 
@@ -73,7 +75,7 @@ def test_new_connection_is_saved_as_a_profile_and_used(
     assert status == 0, err.getvalue()
     saved = ProfileStore(environ=environ).get("lab")
     assert saved.url == lab.endpoint_url and saved.username == lab.admin_user
-    assert relay_connector(lab).credential_user == lab.relay_user
+    assert relay_connector(lab).credential is CredentialState.SET
     assert lab.admin_password not in out.getvalue() + err.getvalue()
     assert lab.relay_password not in out.getvalue() + err.getvalue()
 

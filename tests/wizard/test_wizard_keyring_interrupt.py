@@ -3,6 +3,8 @@ the apply stops between steps and says what was applied."""
 
 from __future__ import annotations
 
+from remediate.exchange import CredentialState
+
 import _thread
 import threading
 
@@ -56,4 +58,4 @@ def test_ctrl_c_during_the_apply_reports_what_was_applied(lab: Lab, drive) -> No
     assert "Nothing else was sent to Exchange." in run.err
     assert "Interrupted during the apply." in run.err
     assert "Retry-Queue -Filter: not run" in run.err  # the executor stopped between steps
-    assert relay_connector(lab).credential_user == lab.relay_user
+    assert relay_connector(lab).credential is CredentialState.SET

@@ -1,0 +1,125 @@
+"""Exchange's remoting serializer rules, applied to every object the lab returns.
+
+What a real Exchange server sends over remote PowerShell, and so what the lab sends:
+
+- Objects carry their real type-name chain, ending in ``System.Object``, with no
+  ``Deserialized.`` prefix (PowerShell's own client adds that when it rehydrates them), their
+  ``<ToString>``, and their properties as adapted properties (``<Props>``).
+- Multi-valued properties (``MultiValued``; a plain Python list is a multi-valued property of
+  strings) are an ``<Obj>`` whose ``<TN>`` names ``ADMultiValuedProperty`1[[T]]`` (AD-backed
+  ones) then ``MultiValuedProperty`1[[T]]``, ``MultiValuedPropertyBase`` and
+  ``System.Object``, holding an ``<LST>`` of the elements' ToString; a type chain already
+  written is repeated as ``<TNRef>``.
+- The remoting depth is 1: every other value that is not a primitive is flattened to its
+  ToString. Enums go by name, a set credential becomes
+  ``System.Management.Automation.PSCredential``, sizes, time spans and AD ids become the
+  strings Exchange prints. An unset value is ``<Nil>``.
+- Strings, booleans, integers, dates and GUIDs are the primitives ``S``, ``B``, ``I32`` (``I64``
+  beyond 32 bits), ``DT`` and ``G``; characters XML cannot carry are escaped ``_xHHHH_``
+  (MS-PSRP 2.2.5.3.2), which psrpcore's serializer does.
+
+Sources: MS-PSRP 2.2.5.2 (complex objects); a published capture of Get-Mailbox from an
+Exchange 2016 server over PSRP (3gstudent, "pypsrp在Exchange Powershell下的优化", 2022), whose
+MultiValuedProperty, TNRef, Nil, G and DT shapes this module copies; shared/exchange-notes.md,
+"What comes back over remote PowerShell".
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from psrpcore.types import PSDateTime, PSGuid, PSInt64, PSList, PSNoteProperty, PSObject
+
+from remediate.lab.api import LabCredential, LabObject
+
+_EXCHANGE_ASSEMBLY = "Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35"
+_MSCORLIB = "mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089"
+_INT32 = range(-(2**31), 2**31)
+CREDENTIAL_TO_STRING = "System.Management.Automation.PSCredential"
+STRING = "System.String"
+
+
+@dataclass(frozen=True)
+class MultiValued:
+    """A multi-valued property of elements of .NET type ``element_type`` (``ad``: an
+    ADMultiValuedProperty, as Active Directory attributes such as server lists are)."""
+
+    element_type: str
+    items: tuple[Any, ...] = field(default_factory=tuple)
+    ad: bool = False
+
+    @classmethod
+    def of(cls, element_type: str, items: Any, *, ad: bool = False) -> MultiValued:
+        return cls(element_type, tuple(items), ad)
+
+
+def qualified(type_name: str) -> str:
+    """``[[Type, Assembly, Version=..., ...]]`` as .NET writes a generic argument."""
+    if type_name.startswith("System."):
+        assembly = _MSCORLIB
+    elif type_name.startswith("Microsoft.Exchange.Data.Directory."):
+        assembly = f"Microsoft.Exchange.Data.Directory, {_EXCHANGE_ASSEMBLY}"
+    else:
+        assembly = f"Microsoft.Exchange.Data, {_EXCHANGE_ASSEMBLY}"
+    return f"[[{type_name}, {assembly}]]"
+
+
+def multi_valued_type_names(value: MultiValued) -> list[str]:
+    argument = qualified(value.element_type)
+    chain = [f"Microsoft.Exchange.Data.MultiValuedProperty`1{argument}"]
+    if value.ad:
+        chain.insert(0, f"Microsoft.Exchange.Data.Directory.ADMultiValuedProperty`1{argument}")
+    return [*chain, "Microsoft.Exchange.Data.MultiValuedPropertyBase", "System.Object"]
+
+
+def flatten(value: Any) -> str:
+    """A value one level down, as its ToString."""
+    if isinstance(value, LabCredential):
+        return CREDENTIAL_TO_STRING
+    if isinstance(value, enum.Enum):
+        return str(value.name if not isinstance(value.value, str) else value.value)
+    return str(value)
+
+
+def encode_value(value: Any) -> Any:
+    """One property value as psrpcore should serialize it."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int) and not isinstance(value, enum.Enum):
+        return value if value in _INT32 else PSInt64(value)
+    if isinstance(value, datetime.datetime):
+        return PSDateTime(
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+            tzinfo=value.tzinfo,
+        )
+    if isinstance(value, uuid.UUID):
+        return PSGuid(str(value))
+    if isinstance(value, list | tuple):
+        value = MultiValued(STRING, tuple(value))
+    if isinstance(value, MultiValued):
+        listed = PSList([flatten(item) for item in value.items])
+        listed.PSObject.type_names = multi_valued_type_names(value)
+        return listed
+    if isinstance(value, LabObject):
+        return value.to_string  # depth 1: a nested object is its ToString
+    return flatten(value)
+
+
+def encode_object(obj: LabObject) -> PSObject:
+    """A LabObject as Exchange sends it: real type names, adapted properties, ToString."""
+    ps = PSObject()
+    ps.PSObject.type_names = [*obj.type_names, "System.Object"]
+    for name, value in obj.properties.items():
+        ps.PSObject.adapted_properties.append(PSNoteProperty(name, encode_value(value)))
+    ps.PSObject.to_string = obj.to_string
+    return ps
