@@ -272,7 +272,7 @@ def build_plan(
     if changes:
         steps += changes
         steps += builder.verify(after_hosts, notes)
-        steps += builder.restore_logging(changes)
+        notes += builder.logging_note(changes)
     notes += builder.notes(bool(changes))
     return Plan(
         playbook=playbook.id,
@@ -476,32 +476,25 @@ class _Builder:
             raise ValueError(f"no plan builder for template {template!r}")
         return out
 
-    def restore_logging(self, changes: list[Step]) -> list[Step]:
-        """Verbose protocol logging is for the investigation: the plan turns it back to its
-        previous level (None when the connector was not read) after the queue is retried."""
+    def logging_note(self, changes: list[Step]) -> list[str]:
+        """Verbose protocol logging is for the investigation, but it stays on after this
+        plan: Exchange picks a change up only after AD replication and a configuration
+        reload, so turning it off in the same run would log nothing (exchange-notes.md)."""
         verbose = any(
             p.name == "ProtocolLoggingLevel" and p.value is ProtocolLoggingLevel.VERBOSE
             for step in changes
             for p in step.parameters
         )
-        if not verbose:
-            return []
         before = self.current.protocol_logging_level if self.current else ProtocolLoggingLevel.NONE
-        if before is ProtocolLoggingLevel.VERBOSE:
+        if not verbose or before is ProtocolLoggingLevel.VERBOSE:
             return []
-        spec = StepSpec(
-            template="set_send_connector_state",
-            action="review-application-log",
-            reason="Turn verbose protocol logging back off now that the retry has been logged "
-            "(read the send protocol log on the transport server first).",
-        )
-        params = (
-            Parameter("Identity", self.options.connector),
-            Parameter("ProtocolLoggingLevel", before),
-            *self._tail(),
-        )
-        replaces = (Parameter("ProtocolLoggingLevel", ProtocolLoggingLevel.VERBOSE),)
-        return [self._step("Set-SendConnector", params, StepKind.CHANGE, spec, replaces=replaces)]
+        return [
+            "verbose protocol logging stays on: Exchange applies a change only after AD "
+            "replication and a configuration reload, so turning it off now would log nothing; "
+            f"once the retry is in the send protocol log, set ProtocolLoggingLevel {before} "
+            f"again (remediate apply {self.playbook.event.id} --connector NAME "
+            f"--protocol-logging {before})"
+        ]
 
     def _leaves_domain_validation(self) -> bool:
         level = self.options.tls_auth_level

@@ -12,7 +12,7 @@ import pytest
 from remediate import audit, backup, report
 from remediate.connections import parse_server
 from remediate.errors import UsageError
-from remediate.exchange import CredentialState, AuthMechanism, QueueInfo, TlsAuthLevel
+from remediate.exchange import AuthMechanism, CredentialState, QueueInfo, TlsAuthLevel
 from remediate.executor import execute
 from remediate.planner import FixOptions, build_plan, undo_plan
 from remediate.playbooks import find

@@ -11,7 +11,7 @@ from remediate.diagnosis import (
     recommended,
     smart_host,
 )
-from remediate.exchange import CredentialState, AuthMechanism, SendConnector
+from remediate.exchange import AuthMechanism, CredentialState, SendConnector
 from remediate.probe import Certificate, ProbeResult
 
 RELAY = SendConnector(

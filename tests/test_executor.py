@@ -6,14 +6,13 @@ mid-step are easier to force exactly; tests/e2e/ covers the same paths against t
 
 from __future__ import annotations
 
-from remediate.exchange import CredentialState
-
 import json
 from pathlib import Path
 
 import pytest
 
 from remediate.errors import ConnectionFailed, Interrupted, SecretStoreError
+from remediate.exchange import CredentialState
 from remediate.executor import ExecutionInterrupted, apply_plan, describe, execute
 from remediate.plan import CredentialRef, Step
 from tests.executor_fakes import BROKEN, USER, FakeSession, relay_plan

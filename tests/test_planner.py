@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 
 from remediate import preflight
 from remediate.errors import PreflightError, RemediateError, UsageError
-from remediate.exchange import CredentialState, AuthMechanism, ProtocolLoggingLevel, SendConnector, TlsAuthLevel
+from remediate.exchange import (
+    AuthMechanism,
+    CredentialState,
+    ProtocolLoggingLevel,
+    SendConnector,
+    TlsAuthLevel,
+)
 from remediate.plan import SWITCH, CredentialRef, Parameter, StepKind
 from remediate.planner import (
     FixOptions,
@@ -206,17 +212,15 @@ def test_2002_plan() -> None:
     assert [s.template for s in sets] == [
         "set_send_connector_routing.ps1.j2",
         "set_send_connector_state.ps1.j2",
-        "set_send_connector_state.ps1.j2",
     ]
     assert params(sets[1])[1:3] == [
         ("Enabled", True),
         ("ProtocolLoggingLevel", ProtocolLoggingLevel.VERBOSE),
     ]
-    # verbose logging is for the investigation: turned back off after the retry
-    cmdlets = [s.cmdlet for s in plan.steps]
-    assert cmdlets.index("Retry-Queue") < len(cmdlets) - 1
-    assert plan.steps[-1] is sets[2]
-    assert params(sets[2])[1] == ("ProtocolLoggingLevel", ProtocolLoggingLevel.NONE)
+    # exchange-notes.md: a change reaches the transport only after a delay, so logging turned
+    # off in the same plan would log nothing; it stays on and the script says why
+    assert plan.steps[-1].cmdlet == "Get-Queue"
+    assert any("verbose protocol logging stays on" in n for n in plan.notes)
 
 
 def test_verbose_logging_already_on_is_left_alone() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from remediate import preflight
 from remediate.errors import PreflightError
-from remediate.exchange import CredentialState, AuthMechanism, SendConnector, TlsAuthLevel
+from remediate.exchange import AuthMechanism, CredentialState, SendConnector, TlsAuthLevel
 from remediate.plan import CredentialRef, Parameter, ParamValue, Step, StepKind
 
 CRED = CredentialRef("relay@contoso.com", "remediate:relay", "relay@contoso.com")
@@ -19,7 +19,9 @@ SMART = SendConnector(
     credential=CredentialState.SET,
     port=587,
 )
-SMART_NO_AUTH = SMART.replace(smart_host_auth_mechanism=AuthMechanism.NONE, credential=CredentialState.NOT_SET)
+SMART_NO_AUTH = SMART.replace(
+    smart_host_auth_mechanism=AuthMechanism.NONE, credential=CredentialState.NOT_SET
+)
 
 
 def step(**params: ParamValue) -> Step:
@@ -227,7 +229,8 @@ def test_problems_of_a_connector_as_it_stands() -> None:
     assert preflight.problems(SMART) == ()
     assert preflight.problems(DNS_ROUTED) == ()
     wiped = SMART.replace(
-        smart_host_auth_mechanism=AuthMechanism.BASIC_AUTH_REQUIRE_TLS, credential=CredentialState.NOT_SET
+        smart_host_auth_mechanism=AuthMechanism.BASIC_AUTH_REQUIRE_TLS,
+        credential=CredentialState.NOT_SET,
     )
     assert [p.rule for p in preflight.problems(wiped)] == ["credential-not-set"]
     bad = wiped.replace(tls_auth_level=TlsAuthLevel.ENCRYPTION_ONLY, address_spaces=())

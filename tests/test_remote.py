@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from remediate.errors import RemoteCommandError, SecretStoreError, UsageError
+from remediate.exchange import CredentialState
 from remediate.lab.server import Lab
 from remediate.plan import SWITCH, CredentialRef, Parameter, Step, StepKind
 from remediate.remote import Session, wire_value
@@ -155,7 +156,7 @@ def test_queues_and_retry(lab: Lab) -> None:
 
 
 def test_values_go_out_as_pypsrp_wants_them() -> None:
-    from remediate.exchange import CredentialState, AuthMechanism
+    from remediate.exchange import AuthMechanism
 
     assert wire_value(SWITCH) is True
     assert wire_value(("a", "b")) == ["a", "b"]

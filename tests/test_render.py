@@ -11,7 +11,13 @@ import pytest
 
 from remediate import preflight
 from remediate.errors import TemplateError
-from remediate.exchange import CredentialState, AuthMechanism, ProtocolLoggingLevel, SendConnector, TlsAuthLevel
+from remediate.exchange import (
+    AuthMechanism,
+    CredentialState,
+    ProtocolLoggingLevel,
+    SendConnector,
+    TlsAuthLevel,
+)
 from remediate.plan import CredentialRef, Parameter, ParamValue, Plan, Step, StepKind, Switch
 from remediate.planner import FixOptions, build_plan, undo_plan
 from remediate.playbooks import find

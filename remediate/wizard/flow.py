@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from remediate.exchange import QueueInfo, SendConnector
     from remediate.executor import Applied
     from remediate.plan import CredentialRef, Plan
+    from remediate.planner import FixOptions
     from remediate.playbooks import Playbook
     from remediate.remote import Session
 
@@ -62,6 +63,7 @@ class WizardContext:
     notes: dict[str, Any] = field(default_factory=dict)
     # what happened, for the summary and for Ctrl-C
     applied: Applied | None = None
+    logging_restored: Applied | None = None
     script: Path | None = None
     undone: bool = False
 
@@ -119,6 +121,7 @@ def _stages(ctx: WizardContext) -> int:
     if status is not None:
         return status
     ok = verify(ctx)
+    logging_back_off(ctx, options)
     if not ok:
         offer_undo(ctx)
     summary(ctx)
@@ -401,6 +404,46 @@ def verify(ctx: WizardContext) -> bool:
     if verdict.flow is not MailFlow.FLOWS:
         _explain(ctx, [q for q in verdict.queues if q.message_count > 0])
     return verdict.flow is MailFlow.FLOWS
+
+
+def logging_back_off(ctx: WizardContext, options: FixOptions) -> None:
+    """Verbose protocol logging turned on for the retry goes back to its level once the
+    watch is over (not in the same plan: Exchange applies changes after a delay, so the
+    retry would never have been logged). Through the apply pipeline: backed up, audited."""
+    from dataclasses import replace
+
+    from remediate.exchange import ProtocolLoggingLevel
+    from remediate.executor import apply_plan
+    from remediate.planner import FixOptions, build_plan
+
+    before, applied = ctx.connector, ctx.applied
+    if before is None or applied is None or applied.result.interrupted is not None:
+        return
+    level = before.protocol_logging_level
+    if (
+        options.protocol_logging is not ProtocolLoggingLevel.VERBOSE
+        or level is options.protocol_logging
+    ):
+        return
+    ctx.say()
+    question = (
+        f"Turn verbose protocol logging back to {level} now? (the retry has been logged; "
+        "read the send protocol log on the transport servers)"
+    )
+    if not ctx.prompter.confirm("logging_off", question, default=True):
+        ctx.say("Verbose protocol logging stays on; turn it off when the log has been read.")
+        return
+    assert ctx.playbook is not None and ctx.session and ctx.connection
+    current = applied.after
+    plan = build_plan(
+        ctx.playbook, FixOptions(connector=current.name, protocol_logging=level), current=current
+    )
+    plan = replace(plan, steps=tuple(s for s in plan.steps if s.cmdlet.endswith("SendConnector")))
+    restored = apply_plan(
+        ctx.session, plan, current, ctx.connection, ctx.credential, environ=ctx.env.environ
+    )
+    ctx.logging_restored = restored
+    ctx.say(f"Protocol logging: {restored.after.protocol_logging_level}.")
 
 
 def _explain(ctx: WizardContext, queues: list[QueueInfo]) -> None:

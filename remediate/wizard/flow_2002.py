@@ -23,6 +23,7 @@ PLAYBOOK_ID = "send-connection-error"
 ANSWER_KEYS: dict[str, type] = {
     "enable": bool,
     "verbose_logging": bool,
+    "logging_off": bool,
     "escalate": bool,
     "escalation_file": str,
 }
@@ -96,7 +97,7 @@ def choose_fix(ctx: WizardContext) -> FixOptions:
             enable = True
     verbose = ctx.prompter.confirm(
         "verbose_logging",
-        "Turn on verbose protocol logging for the retry? (the plan turns it back off)",
+        "Turn on verbose protocol logging for the retry? (turned back off after the watch)",
         default=True,
     )
     if not ctx.notes.get("local_causes") and any(q.last_error for q in ctx.queues):

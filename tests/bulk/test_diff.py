@@ -7,7 +7,7 @@ from pathlib import Path
 from remediate.bulk.diff import diff_lines, plan_endpoint
 from remediate.bulk.spec import load
 from remediate.connections import Connection, ProfileStore
-from remediate.exchange import CredentialState, AuthMechanism, SendConnector
+from remediate.exchange import AuthMechanism, CredentialState, SendConnector
 from remediate.plan import CredentialRef
 
 RELAY = SendConnector(

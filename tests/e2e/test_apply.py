@@ -45,8 +45,8 @@ def test_apply_fixes_the_seeded_2016_connector(profiled: Cli, relay_lab: Lab) ->
     assert f"AuthenticationCredential  (none)  {relay_lab.relay_user}" in out
     assert "3. Set-SendConnector -AuthenticationCredential: ran, changed" in out
     assert "5. Retry-Queue -Filter: ran, changed" in out
-    assert "Queue after Retry-Queue:" in out
-    queue_table = out.split("Queue after Retry-Queue:")[1].splitlines()
+    assert "Queues after Retry-Queue:" in out
+    queue_table = out.split("Queues after Retry-Queue:")[1].splitlines()
     assert queue_table[2].split()[1:3] == ["Ready", "0"], out
     assert delivered(relay_lab) == 3  # the seeded queue held 3 messages
 

@@ -39,7 +39,7 @@ def test_apply_2002_corrects_the_port_and_the_queue_drains(profiled: Cli, relay_
     assert f"-Port {smtp_port(relay_lab)}" in out
     assert "-ProtocolLoggingLevel 'Verbose'" in out
     assert "-ProtocolLoggingLevel 'None'" in out  # the plan turns logging back off
-    queue_table = out.split("Queue after Retry-Queue:")[1].splitlines()
+    queue_table = out.split("Queues after Retry-Queue:")[1].splitlines()
     assert queue_table[2].split()[1:3] == ["Ready", "0"], out
     assert delivered(relay_lab) == 2  # the seeded queue EX01\5 held 2 messages
     assert {m.user for m in relay_lab.smart_host.messages} == {relay_lab.relay_user}
@@ -77,7 +77,7 @@ def test_fix_2002_with_an_answers_file(profiled: Cli, relay_lab: Lab, tmp_path: 
     assert "[FAIL] reachability: localhost:" in done.stdout
     assert "(cause: connection-refused)" in done.stdout
     assert "-ProtocolLoggingLevel 'Verbose'" in done.stdout
-    assert "The queue drained: mail flows again." in done.stdout
+    assert "Mail flows: " in done.stdout
     assert delivered(relay_lab) == 2
     after = profiled.connector(PARTNER)
     assert (after["Port"], after["ProtocolLoggingLevel"]) == (smtp_port(relay_lab), "None")

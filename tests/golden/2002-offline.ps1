@@ -20,6 +20,10 @@
 #     cannot be named (apply reads the connector first)
 #   - the connector's source transport servers are not known (it was not read): Get-Queue and
 #     Retry-Queue without -Server answer only for the server this session runs on
+#   - verbose protocol logging stays on: Exchange applies a change only after AD replication and
+#     a configuration reload, so turning it off now would log nothing; once the retry is in the
+#     send protocol log, set ProtocolLoggingLevel None again (remediate apply 2002 --connector
+#     NAME --protocol-logging None)
 #   - planned without reading the connector: every given setting is sent, and Exchange checks
 #     what could not be checked here
 
@@ -52,10 +56,3 @@ Retry-Queue -Filter 'NextHopDomain -eq ''mx.partner.example''' -Confirm:$false
 # Step 6 (read): Show whether the queue drains; if it keeps failing, escalate with its last error.
 # Documented action: escalate
 Get-Queue -Include 'SmartHostConnectorDelivery' -Filter 'NextHopDomain -eq ''mx.partner.example'''
-
-# ===== Afterwards =====
-
-# Step 7 (change): Turn verbose protocol logging back off now that the retry has been logged (read the send protocol log on the transport server first).
-# Documented action: review-application-log
-# Replaces: ProtocolLoggingLevel='Verbose'
-Set-SendConnector -Identity 'Outbound to Partner' -ProtocolLoggingLevel 'None' -Confirm:$false

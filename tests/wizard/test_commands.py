@@ -46,7 +46,7 @@ def test_demo_with_answers_needs_no_terminal(tmp_path: Path) -> None:
     answers.write_text("username: relay@contoso.lab\npassword_source: lab\naction: apply\n")
     done = _run(["demo", "--answers", str(answers)], tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "The queue drained: mail flows again." in done.stdout
+    assert "Mail flows: " in done.stdout
     assert "The lab's smart host has received 3 message(s)." in done.stdout
 
 

@@ -3,13 +3,12 @@ profile (answers prompter in-process, with the admin and relay passwords on stdi
 
 from __future__ import annotations
 
-from remediate.exchange import CredentialState
-
 import io
 from pathlib import Path
 
 from remediate.connections import ProfileStore
 from remediate.env import Environment
+from remediate.exchange import CredentialState
 from remediate.lab.seed import RELAY
 from remediate.lab.server import Lab
 from remediate.lab.transport import event_2016

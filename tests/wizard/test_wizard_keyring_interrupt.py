@@ -3,11 +3,10 @@ the apply stops between steps and says what was applied."""
 
 from __future__ import annotations
 
-from remediate.exchange import CredentialState
-
 import _thread
 import threading
 
+from remediate.exchange import CredentialState
 from remediate.lab.seed import RELAY
 from remediate.lab.server import Lab
 from remediate.secrets import RELAY_SERVICE, get_secret
