@@ -29,6 +29,7 @@ from remediate.exchange import (
     SendConnector,
     TlsAuthLevel,
     same_smart_hosts,
+    smart_host_key,
 )
 from remediate.plan import SWITCH, CredentialRef, Parameter, ParamValue, Plan, Step, StepKind
 from remediate.playbooks import TEMPLATE_SUFFIX, Playbook, StepSpec
@@ -70,7 +71,7 @@ class FixOptions:
                 )
         for host in self.smart_hosts:
             check_host(host, "--smart-host")
-        if len({h.lower() for h in self.smart_hosts}) != len(self.smart_hosts):
+        if len({smart_host_key(h) for h in self.smart_hosts}) != len(self.smart_hosts):
             raise UsageError("--smart-host: the same smart host is given twice")
         if self.port is not None and not 0 <= self.port <= 65535:
             raise UsageError(f"--port: {self.port} is not a port number (0-65535)")
@@ -99,9 +100,11 @@ def _check_text(value: str, option: str, what: str) -> None:
 
 
 def check_host(host: str, option: str, *, allow_ip: bool = True) -> str:
-    """A DNS name or (when allowed) an IP address, or UsageError naming ``option``."""
+    """A DNS name or (when allowed) an IP address, bracketed as Exchange writes it
+    (``[10.0.0.5]``) or not, or UsageError naming ``option``."""
+    bracketed = host.startswith("[") and host.endswith("]")
     try:
-        ipaddress.ip_address(host)
+        ipaddress.ip_address(host[1:-1] if bracketed else host)
     except ValueError:
         pass
     else:

@@ -144,8 +144,7 @@ def _action_lines(plan: Plan, actions: Sequence[Action] | None) -> list[str]:
 
 
 def _sections(plan: Plan) -> dict[int, str]:
-    """Headings by step index: reads before, the changes, the read-back after them, and
-    settings made afterwards (verbose logging turned back off)."""
+    """Headings by step index: reads before, the changes, the read-back after them."""
     settings = [i for i, s in enumerate(plan.steps) if s.cmdlet.lower().startswith("set-")]
     if not settings:
         return {0: "Read"} if plan.steps else {}
@@ -157,9 +156,6 @@ def _sections(plan: Plan) -> dict[int, str]:
         out[0] = "Read current state"
     if end + 1 < len(plan.steps):
         out[end + 1] = "Read back and retry"
-    later = [i for i in settings if i > end]
-    if later:
-        out[later[0]] = "Afterwards"
     return out
 
 

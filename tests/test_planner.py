@@ -528,3 +528,26 @@ def test_a_broken_connector_still_refuses_a_change_that_does_not_repair_it() -> 
         build_plan(AUTH, FixOptions(connector=NAME, port=2525), current=BROKEN)
     assert refused.value.rule == "credential-not-set"
     assert "whole connector" in (refused.value.hint or "")
+
+
+def test_bracketed_and_bare_ip_smart_hosts_are_one_host() -> None:
+    """exchange-notes.md: Exchange writes an IP smart host bracketed ([10.0.0.5])."""
+    current = BROKEN.replace(smart_hosts=("[10.0.0.5]",), credential=CredentialState.SET)
+    for given in ("10.0.0.5", "[10.0.0.5]"):
+        plan = build_plan(CONN, FixOptions(connector=NAME, smart_hosts=(given,)), current=current)
+        assert plan.changes == (), given
+    with pytest.raises(UsageError, match="same smart host is given twice"):
+        FixOptions(connector=NAME, smart_hosts=("10.0.0.5", "[10.0.0.5]"))
+
+
+def test_edge_sync_connectors_get_force_for_smart_host_changes() -> None:
+    """exchange-notes.md: EdgeSync connectors ask ShouldContinue; only -Force answers it."""
+    edge = BROKEN.replace(
+        name="EdgeSync - Default-First-Site-Name to Internet", credential=CredentialState.SET
+    )
+    options = FixOptions(connector=edge.name, smart_hosts=("relay.example",), port=25)
+    (routing,) = [s for s in build_plan(CONN, options, current=edge).changes if s.has_param("Port")]
+    assert routing.has_param("Force") and routing.param("Force") is SWITCH
+    other = FixOptions(connector=NAME, smart_hosts=("relay.example",))
+    plain = BROKEN.replace(credential=CredentialState.SET)
+    assert not any(s.has_param("Force") for s in build_plan(CONN, other, current=plain).changes)

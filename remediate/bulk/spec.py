@@ -31,7 +31,7 @@ import yaml
 
 from remediate.connections import AuthMethod, Connection, ProfileStore, parse_server
 from remediate.errors import UsageError
-from remediate.exchange import AuthMechanism, SendConnector, TlsAuthLevel
+from remediate.exchange import AuthMechanism, SendConnector, TlsAuthLevel, smart_host_key
 from remediate.plan import CredentialRef
 from remediate.playbooks import Playbook, load_all
 from remediate.pwsh import unsafe_character
@@ -84,8 +84,9 @@ class Row:
         if self.connector is not None:
             wanted = self.connector.lower()
             return wanted in (connector.name.lower(), connector.guid.lower())
-        pattern = (self.smart_host_match or "").lower()
-        return any(fnmatch.fnmatchcase(h.lower(), pattern) for h in connector.smart_hosts)
+        # brackets of an IP smart host ([10.0.0.5]) are not a pattern's character class
+        pattern = smart_host_key(self.smart_host_match or "")
+        return any(fnmatch.fnmatchcase(smart_host_key(h), pattern) for h in connector.smart_hosts)
 
     def credential_ref(self, username: str) -> CredentialRef:
         """The keyring entry of the relay password: ``credential_key`` or the user name."""
