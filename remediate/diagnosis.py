@@ -10,7 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from remediate.exchange import AuthMechanism, CredentialState, SendConnector
+from remediate.exchange import (
+    AuthMechanism,
+    CredentialState,
+    ExchangeCertificate,
+    SendConnector,
+    certificate_name_parts,
+)
 from remediate.probe import ProbeResult, Verdict, compatible_mechanisms
 
 
@@ -104,6 +110,45 @@ def _tls(c: SendConnector) -> list[Finding]:
         found.append(_ok("TLS", "RequireTLS off (STARTTLS used when offered)"))
     if c.force_helo and mech.needs_credential:
         found.append(_fail("ForceHELO", "ForceHELO is on: HELO has no AUTH, so no login"))
+    return found
+
+
+def certificate(
+    connector: SendConnector, certificates: Sequence[ExchangeCertificate]
+) -> list[Finding]:
+    """TlsCertificateName must name a certificate enabled for SMTP on every source server
+    (exchange-notes.md; otherwise the queue shows ``454 4.7.5 The certificate specified in
+    TlsCertificateName of the SendConnector could not be found``)."""
+    name = connector.tls_certificate_name
+    if not name:
+        return []
+    parts = certificate_name_parts(name)
+    if parts is None:
+        return [_fail("certificate", f"TlsCertificateName {name!r} is not <I>issuer<S>subject")]
+    issuer, subject = parts
+    servers = connector.source_transport_servers or ("",)
+    found = []
+    for server in servers:
+        named = [
+            c
+            for c in certificates
+            if c.server.lower() == server.lower()
+            and c.issuer.lower() == issuer.lower()
+            and c.subject.lower() == subject.lower()
+        ]
+        where = f"on {server}" if server else "on the session's server"
+        if any(c.smtp_enabled for c in named):
+            found.append(_ok("certificate", f"{subject} is enabled for SMTP {where}"))
+        elif named:
+            found.append(
+                _fail(
+                    "certificate",
+                    f"{subject} is {where} but not enabled for SMTP "
+                    "(Enable-ExchangeCertificate -Services SMTP)",
+                )
+            )
+        else:
+            found.append(_fail("certificate", f"TlsCertificateName names no certificate {where}"))
     return found
 
 

@@ -250,6 +250,29 @@ def _coerce(attr: str, raw: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class ExchangeCertificate:
+    """A certificate as Get-ExchangeCertificate reports it (Services: "IMAP, POP, SMTP")."""
+
+    server: str
+    thumbprint: str
+    subject: str
+    issuer: str
+    services: str = ""
+
+    @property
+    def smtp_enabled(self) -> bool:
+        return "smtp" in {s.strip().lower() for s in self.services.split(",")}
+
+
+def certificate_name_parts(name: str) -> tuple[str, str] | None:
+    """TlsCertificateName ``<I>issuer<S>subject`` as (issuer, subject), or None."""
+    if not name.startswith("<I>") or "<S>" not in name[3:]:
+        return None
+    issuer, _, subject = name[3:].partition("<S>")
+    return issuer.strip(), subject.strip()
+
+
+@dataclass(frozen=True)
 class QueueInfo:
     """A smart-host delivery queue as Get-Queue reports it."""
 

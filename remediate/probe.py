@@ -78,7 +78,11 @@ def probe(
     timeout: float = DEFAULT_TIMEOUT,
     ca_file: Path | None = None,
 ) -> ProbeResult:
-    """Probe ``host:port``. Never raises for network trouble: it is reported in the result."""
+    """Probe ``host:port`` (an IP smart host may be bracketed, as Exchange writes it).
+    Never raises for network trouble: it is reported in the result."""
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     started = time.monotonic()
     try:
         smtp = _Client(host, timeout)

@@ -15,7 +15,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from remediate.errors import RemediateError, UsageError
-from remediate.exchange import QueueInfo, SendConnector
+from remediate.exchange import ExchangeCertificate, QueueInfo, SendConnector
 from remediate.plan import CredentialRef, Parameter, ParamValue, Step, StepKind, Switch
 from remediate.remote_errors import (
     RemoteError,
@@ -23,7 +23,7 @@ from remediate.remote_errors import (
     map_exception,
     remote_error_from_record,
 )
-from remediate.wire import plain, read_connectors, read_queues
+from remediate.wire import plain, read_certificates, read_connectors, read_queues
 
 if TYPE_CHECKING:
     from remediate.connections import Connection
@@ -194,6 +194,19 @@ class Session:
                 q for q in read_queues(result.output) if q.next_hop_connector.lower() in wanted
             ]
         return queues
+
+    def get_certificates(self, server: str | None) -> list[ExchangeCertificate]:
+        """Get-ExchangeCertificate on ``server`` (the session's server when None)."""
+        params = (Parameter("Server", server),) if server else ()
+        result = self._read("Get-ExchangeCertificate", params)
+        return read_certificates(result.output, server or "")
+
+    def connector_certificates(self, connector: SendConnector) -> list[ExchangeCertificate]:
+        """The source servers' certificates, read only when TlsCertificateName names one."""
+        if not connector.tls_certificate_name:
+            return []
+        servers: tuple[str | None, ...] = connector.source_transport_servers or (None,)
+        return [c for server in servers for c in self.get_certificates(server)]
 
     def retry_queue(self, identity: str) -> None:
         step = _read_step("Retry-Queue", (Parameter("Identity", identity),), StepKind.CHANGE)

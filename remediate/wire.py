@@ -24,7 +24,7 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from remediate.exchange import QueueInfo, SendConnector
+from remediate.exchange import ExchangeCertificate, QueueInfo, SendConnector
 
 MAX_LIST_XML = 4 * 1024 * 1024  # far beyond any connector's smart-host or address list
 _LIST_TAGS = ("<LST", "<IE", "<STK", "<QUE")
@@ -138,6 +138,21 @@ def read_connectors(output: list[Any]) -> tuple[list[SendConnector], list[str]]:
 def read_queues(output: list[Any]) -> list[QueueInfo]:
     """Get-Queue's output as QueueInfo (objects that are not queues are passed over)."""
     return [queue_info(item) for item in output if isinstance(item, dict)]
+
+
+def read_certificates(output: list[Any], server: str) -> list[ExchangeCertificate]:
+    """Get-ExchangeCertificate's output (Services flattened to "IMAP, POP, SMTP")."""
+    return [
+        ExchangeCertificate(
+            server=server,
+            thumbprint=str(item.get("Thumbprint") or ""),
+            subject=str(item.get("Subject") or ""),
+            issuer=str(item.get("Issuer") or ""),
+            services=str(item.get("Services") or ""),
+        )
+        for item in output
+        if isinstance(item, dict)
+    ]
 
 
 def queue_info(props: dict[str, Any]) -> QueueInfo:

@@ -143,3 +143,24 @@ def test_checklist_lines_carry_the_mark() -> None:
     lines = checklist(configuration(RELAY.replace(credential=CredentialState.NOT_SET)))
     assert any(line.startswith("[FAIL] credential:") for line in lines)
     assert any(line.startswith("[ok]") for line in lines)
+
+
+def test_tls_certificate_name_must_name_an_smtp_certificate_on_every_source_server() -> None:
+    """exchange-notes.md: TlsCertificateName must name a certificate enabled for SMTP."""
+    from remediate.diagnosis import certificate
+    from remediate.exchange import ExchangeCertificate
+
+    named = RELAY.replace(
+        tls_certificate_name="<I>CN=Contoso CA<S>CN=mail.contoso.com",
+        source_transport_servers=("EX01", "EX02"),
+    )
+    certs = [
+        ExchangeCertificate("EX01", "AA", "CN=mail.contoso.com", "CN=Contoso CA", "IIS, SMTP"),
+        ExchangeCertificate("EX02", "BB", "CN=mail.contoso.com", "CN=Contoso CA", "IMAP, POP"),
+    ]
+    ex01, ex02 = certificate(named, certs)
+    assert ex01.status is Status.OK and "EX01" in ex01.text
+    assert ex02.status is Status.FAIL and "not enabled for SMTP" in ex02.text
+    (missing, _) = certificate(named, [])
+    assert missing.status is Status.FAIL and "names no certificate on EX01" in missing.text
+    assert certificate(RELAY, certs) == []

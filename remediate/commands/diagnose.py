@@ -112,6 +112,7 @@ def _suggestion_json(s: Any) -> dict[str, Any]:
 
 def _live(args: argparse.Namespace, env: Environment) -> dict[str, Any]:
     from remediate.connections import connection_from_args
+    from remediate.diagnosis import certificate
     from remediate.escalation import local_causes
     from remediate.queues import parse_last_error
     from remediate.reachability import FROM_HERE, check_connector
@@ -121,6 +122,7 @@ def _live(args: argparse.Namespace, env: Environment) -> dict[str, Any]:
     with open_session(connection, env, password_stdin=args.password_stdin) as session:
         (connector,) = session.get_connectors(args.connector)
         queues = session.get_queues(connector)
+        certificates = session.connector_certificates(connector)
     checks = check_connector(connector)
     out = []
     for queue in queues:
@@ -145,6 +147,7 @@ def _live(args: argparse.Namespace, env: Environment) -> dict[str, Any]:
         "queues": out,
         "reachability": {"checked_from": FROM_HERE, "hosts": [c.to_json() for c in checks]},
         "local_causes": local_causes(connector, queues, checks),
+        "certificate": [f.line() for f in certificate(connector, certificates)],
     }
 
 
@@ -182,6 +185,8 @@ def _print(env: Environment, report: dict[str, Any]) -> None:
                 env.out(f"    LastError: {queue['last_error']}")
                 env.out(f"    cause: {queue['cause']}: {queue['explanation']}")
                 env.out(f"    action: {queue['action']}")
+        for line in live["certificate"]:
+            env.out(f"  {line}")
         _print_reachability(env, live)
 
 

@@ -33,6 +33,8 @@ def diagnose(ctx: WizardContext) -> list[Finding]:
     assert connector is not None
     found = [Finding(Status.WARN, "event", hint) for hint in ctx.hints]
     found += diagnosis.configuration(connector)
+    if ctx.session is not None:
+        found += diagnosis.certificate(connector, ctx.session.connector_certificates(connector))
     if connector.smart_hosts and not connector.dns_routing_enabled:
         results = []
         for host in connector.smart_hosts:  # Exchange fails over between them in order
