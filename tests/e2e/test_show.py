@@ -83,7 +83,11 @@ def test_json_is_exchange_property_names(lab: Lab, secret_service: dict[str, str
     assert partner["Port"] == stored.port
     assert partner["SmartHosts"] == list(stored.smart_hosts)
     assert partner["DNSRoutingEnabled"] is stored.dns_routing_enabled
-    assert by_name[RELAY]["AuthenticationCredential"] is None
+    # exchange-notes.md: over remoting a credential is only "set" or not, never a user name
+    for connector in lab.organization.connectors():
+        wanted = "set" if connector.credential else "not set"
+        assert by_name[connector.name]["AuthenticationCredential"] == wanted
+    assert lab.relay_user not in result.stdout
 
 
 def test_one_connector_with_its_queue(lab: Lab, secret_service: dict[str, str]) -> None:
