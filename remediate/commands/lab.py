@@ -29,6 +29,7 @@ examples:
   remediate lab --ready-file lab.json --state lab-state.json
   remediate lab --tls --listen 127.0.0.1:5986 --ready-file lab.json
   remediate lab --reset            # back to the seeded scenario
+  remediate lab --config-delay 0   # connector changes reach deliveries at once
 """
 
 
@@ -66,6 +67,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         default=0,
         help="also seed N healthy connectors ('Bulk Relay 001' ...) for bulk runs",
+    )
+    parser.add_argument(
+        "--config-delay",
+        type=float,
+        metavar="SECONDS",
+        default=2.0,
+        help="seconds before a connector change reaches the lab's transport, as on Exchange "
+        "(AD replication and a configuration reload; default 2, 0 for at once)",
     )
     parser.add_argument(
         "--allow-remote",
@@ -111,6 +120,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         tls=args.tls,
         allow_remote=args.allow_remote,
         extra_connectors=args.extra_connectors,
+        config_delay=args.config_delay,
         faults=faults,
         workdir=directory,
     )
@@ -155,5 +165,6 @@ def _announce(env: Environment, lab: Lab, ready_file: Path) -> None:
         env.out(f"  CA file:       {lab.ca_file}")
     env.out(f"  smart host:    smtp://{lab.smtp_address.url_host()}:{lab.smtp_address.port}")
     env.out(f"  state:         {lab.state_file}")
+    env.out(f"  config delay:  {lab.config_delay:g} s before a connector change reaches deliveries")
     env.out("Press Ctrl-C to stop.")
     env.stdout.flush()

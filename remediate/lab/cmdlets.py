@@ -1,5 +1,9 @@
-"""The Exchange cmdlets the lab serves: Get-SendConnector, Set-SendConnector, Get-Queue and
-Retry-Queue, over the shared ``Organization``.
+"""The Exchange cmdlets the lab serves: Get-SendConnector, Set-SendConnector, Get-Queue,
+Retry-Queue and Get-ExchangeCertificate, over the shared ``Organization``.
+
+A shell runs on one server (EX01, the first transport server): Get-Queue and Retry-Queue
+without -Server or a ``Server\\N`` identity answer for that server only (Microsoft's Get-Queue
+docs: "with no parameters, queries all queues on the local server").
 
 ``ExchangeShell(org)`` implements ``api.CommandRunner`` (one per shell). Binding and type
 conversion follow PowerShell (``binding.py``); Exchange's own checks raise errors shaped like
@@ -21,8 +25,14 @@ from typing import Any
 from remediate.lab import binding
 from remediate.lab.api import CmdletError, CommandCall, HostSink, LabObject
 from remediate.lab.binding import Kind, Param, Signature
-from remediate.lab.org import DOMAIN_CONTROLLER, Connector, Organization, Queue
-from remediate.lab.rules import RuleViolation, apply_changes
+from remediate.lab.org import (
+    DOMAIN_CONTROLLER,
+    Connector,
+    ExchangeCertificate,
+    Organization,
+    Queue,
+)
+from remediate.lab.rules import RuleViolation, apply_changes, needs_force
 from remediate.lab.wire import MultiValued
 
 # The chain a real server sends (exchange-notes.md, "What comes back over remote PowerShell").
@@ -34,6 +44,11 @@ CONNECTOR_TYPES = [
     "Microsoft.Exchange.Data.Directory.ADObject",
     "Microsoft.Exchange.Data.Directory.ADRawEntry",
     "Microsoft.Exchange.Data.ConfigurableObject",
+]
+CERTIFICATE_TYPES = [
+    "Microsoft.Exchange.Management.SystemConfigurationTasks.ExchangeCertificate",
+    "System.Security.Cryptography.X509Certificates.X509Certificate2",
+    "System.Security.Cryptography.X509Certificates.X509Certificate",
 ]
 QUEUE_TYPES = [
     "Microsoft.Exchange.Data.QueueViewer.ExtensibleQueueInfo",
@@ -72,11 +87,35 @@ _NAMESPACE = {
     "Set-SendConnector": "Microsoft.Exchange.Management.SystemConfigurationTasks.SetSendConnector",
     "Get-Queue": "Microsoft.Exchange.Management.QueueViewerTasks.GetQueueInfo",
     "Retry-Queue": "Microsoft.Exchange.Management.QueueViewerTasks.RetryQueue",
+    "Get-ExchangeCertificate": "Microsoft.Exchange.Management.SystemConfigurationTasks"
+    ".GetExchangeCertificate",
 }
 _ADDRESS_SPACE = "Microsoft.Exchange.Data.AddressSpace"
 _AD_OBJECT_ID = "Microsoft.Exchange.Data.Directory.ADObjectId"
 NOT_FOUND_EXCEPTION = "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException"
 VALIDATION_EXCEPTION = "Microsoft.Exchange.Data.DataValidationException"
+# Exchange's FullyQualifiedErrorId carries a hexadecimal id, not a symbolic one
+# (exchange-notes.md, "What comes back over remote PowerShell": 4B953CE for an object not
+# found). The other ids are the lab's own, one per error, stable so that a client can only
+# ever match on the exception type and category, as it must with Exchange.
+ERROR_HEX_IDS = {
+    "ManagementObjectNotFound": "4B953CE",
+    "QueueNotFound": "A1E6F0D2",
+    "AddressSpacesNotSet": "5DD2C3F1",
+    "AuthenticationCredentialTooLong": "9E44B10A",
+    "SmartHostsWithDnsRoutingEnabled": "3C1F77B8",
+    "AuthMechanismWithDnsRoutingEnabled": "7A02E59C",
+    "SmartHostNotSet": "C4D8A613",
+    "AuthenticationCredentialNotSet": "1B6E93F0",
+    "RequireTlsWithIgnoreStartTls": "E25A0C47",
+    "TlsAuthLevelWithRequireTlsDisabled": "6F93D2AB",
+    "TlsDomainWithIncorrectTlsAuthLevel": "8D0B4E15",
+    "TlsDomainNotSet": "2E7C91D6",
+    "DomainSecureEnabledWithoutDnsRouting": "B37F05A9",
+    "DomainSecureEnabledWithIgnoreStartTls": "49C6E2F8",
+    "DomainSecureEnabledWithTlsAuthLevel": "D1A84B73",
+    "TlsCertificateNotFound": "F60E3A2C",
+}
 
 
 # --- value types of Exchange parameters ------------------------------------------------------
@@ -86,11 +125,12 @@ _FQDN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
 
 
 def _smart_host(text: str) -> str:
+    """A smart host as Exchange stores it: an IP address bracketed (``10.0.0.5`` reads back
+    as ``[10.0.0.5]``, exchange-notes.md "What comes back"), a name as given."""
     value = text.strip()
     inner = value[1:-1] if value.startswith("[") and value.endswith("]") else value
     try:
-        ipaddress.ip_address(inner)
-        return value
+        return f"[{ipaddress.ip_address(inner)}]"
     except ValueError:
         pass
     if inner is value and _FQDN.match(value) and len(value) <= 255:
@@ -170,6 +210,7 @@ SET_FIELDS = {
     "Comment": "comment",
     "ConnectionInactivityTimeOut": "connection_inactivity_timeout",
     "DNSRoutingEnabled": "dns_routing_enabled",
+    "DomainSecureEnabled": "domain_secure_enabled",
     "Enabled": "enabled",
     "ErrorPolicies": "error_policies",
     "ForceHELO": "force_helo",
@@ -202,6 +243,7 @@ SET_SEND_CONNECTOR = Signature(
         Param("Comment", Kind.STRING, nullable=True),
         Param("ConnectionInactivityTimeOut", Kind.STRING, "System.TimeSpan", convert=_timespan),
         Param("DNSRoutingEnabled", Kind.BOOL),
+        Param("DomainSecureEnabled", Kind.BOOL),
         Param("Enabled", Kind.BOOL),
         Param(
             "ErrorPolicies",
@@ -209,6 +251,7 @@ SET_SEND_CONNECTOR = Signature(
             "Microsoft.Exchange.Data.ErrorPolicies",
             ("Default", "DowngradeDnsFailures", "DowngradeCustomFailures", "UpgradeCustomFailures"),
         ),
+        Param("Force", Kind.SWITCH),
         Param("ForceHELO", Kind.BOOL),
         Param("Fqdn", Kind.STRING, "Microsoft.Exchange.Data.Fqdn", nullable=True, convert=_fqdn),
         Param("IgnoreSTARTTLS", Kind.BOOL),
@@ -277,6 +320,11 @@ GET_QUEUE = Signature(
 RETRY_QUEUE = Signature(
     "Retry-Queue", (_IDENTITY, _FILTER, _SERVER, Param("Resubmit", Kind.BOOL)), changes=True
 )
+# Get-ExchangeCertificate [[-Identity] Server\Thumbprint] [-Thumbprint] [-Server]
+# [-DomainController] (Microsoft's Get-ExchangeCertificate docs).
+GET_EXCHANGE_CERTIFICATE = Signature(
+    "Get-ExchangeCertificate", (_IDENTITY, _DC, _SERVER, Param("Thumbprint", Kind.STRING))
+)
 
 
 # --- the shell ------------------------------------------------------------------------------
@@ -285,8 +333,9 @@ RETRY_QUEUE = Signature(
 class ExchangeShell:
     """One shell's command runner over the shared organisation."""
 
-    def __init__(self, org: Organization) -> None:
+    def __init__(self, org: Organization, server: str | None = None) -> None:
         self.org = org
+        self.server = server or org.local_server  # the server this shell runs on
         self._cmdlets: dict[str, tuple[Signature, Callable[..., list[LabObject]]]] = {
             sig.name.lower(): (sig, handler)
             for sig, handler in (
@@ -294,6 +343,7 @@ class ExchangeShell:
                 (SET_SEND_CONNECTOR, self._set_send_connector),
                 (GET_QUEUE, self._get_queue),
                 (RETRY_QUEUE, self._retry_queue),
+                (GET_EXCHANGE_CERTIFICATE, self._get_exchange_certificate),
             )
         }
 
@@ -333,8 +383,49 @@ class ExchangeShell:
     def _find_connector(self, sig: Signature, identity: str) -> Connector:
         connector = self.org.find_connector(identity)
         if connector is None:
-            raise _not_found(sig, identity)
+            raise _not_found(sig, identity, self.server)
         return connector
+
+    def _error(
+        self,
+        sig: Signature,
+        message: str,
+        error_id: str,
+        exception_type: str,
+        *,
+        target: str | None = None,
+        category: str = "NotSpecified",
+    ) -> CmdletError:
+        return _exchange_error(
+            sig,
+            message,
+            error_id,
+            exception_type,
+            server=self.server,
+            target=target,
+            category=category,
+        )
+
+    # --- Get-ExchangeCertificate ---------------------------------------------------------------
+
+    def _get_exchange_certificate(
+        self, sig: Signature, bound: dict[str, Any], _input: list[LabObject], _host: HostSink
+    ) -> list[LabObject]:
+        identity = bound.get("Identity")
+        server, thumbprint = self.server, bound.get("Thumbprint")
+        if identity is not None:
+            text = _identity_text(identity)
+            named, sep, rest = text.rpartition("\\")
+            server, thumbprint = (named, rest) if sep else (server, text)
+        if bound.get("Server"):
+            server = bound["Server"]
+        server = self._server_name(sig, server)
+        certificates = self.org.certificates(server)
+        if thumbprint:
+            certificates = [c for c in certificates if c.thumbprint.lower() == thumbprint.lower()]
+            if not certificates:
+                raise _not_found(sig, thumbprint, self.server)
+        return [certificate_object(c) for c in certificates]
 
     # --- Set-SendConnector ---------------------------------------------------------------------
 
@@ -349,10 +440,13 @@ class ExchangeShell:
             )
         for identity in identities:
             current = self._find_connector(sig, identity)
+            sources = changes.get("source_transport_servers", current.source_transport_servers)
             try:
-                updated = apply_changes(current, changes)
+                updated = apply_changes(
+                    current, changes, smtp_certificates=self._smtp_certificates(sources)
+                )
             except RuleViolation as violation:
-                raise _exchange_error(
+                raise self._error(
                     sig,
                     violation.message,
                     violation.error_id,
@@ -362,8 +456,18 @@ class ExchangeShell:
             action = f'Configuring Send connector "{current.name}".'
             if not _should_process(sig, bound, action, host):
                 continue
+            if needs_force(current, changes) and not bound.get("Force"):
+                raise _should_continue_failed(sig, current.name)
             self.org.replace_connector(updated)
         return []
+
+    def _smtp_certificates(self, servers: list[str]) -> list[str]:
+        return [
+            f"<I>{cert.issuer}<S>{cert.subject}"
+            for server in servers
+            for cert in self.org.certificates(server)
+            if cert.smtp_enabled
+        ]
 
     def _servers(self, sig: Signature, names: list[str]) -> list[str]:
         known = {s.name.lower(): s.name for s in self.org.servers}
@@ -371,7 +475,7 @@ class ExchangeShell:
         result = []
         for name in names:
             if name.lower() not in known:
-                raise _not_found(sig, name)
+                raise _not_found(sig, name, self.server)
             result.append(known[name.lower()])
         return result
 
@@ -405,27 +509,35 @@ class ExchangeShell:
         return []
 
     def _select_queues(self, sig: Signature, bound: dict[str, Any]) -> list[Queue]:
+        if "Identity" in bound and "Server" in bound:
+            raise binding.ambiguous_parameter_set(sig)  # Identity and Server sets (docs)
         if "Identity" in bound:
             return [self._find_queue(sig, _identity_text(bound["Identity"]))]
-        queues = self.org.queues()
-        server = bound.get("Server")
-        if server:
-            queues = [q for q in queues if q.server.lower() == server.split(".")[0].lower()]
+        server = self._server_name(sig, bound.get("Server") or self.server)
+        queues = [q for q in self.org.queues() if q.server.lower() == server.lower()]
         if "Filter" in bound:
             test = parse_queue_filter(sig, bound["Filter"])
             queues = [q for q in queues if test(queue_object(q, self.org).properties)]
         return queues
 
+    def _server_name(self, sig: Signature, text: str) -> str:
+        """A ServerIdParameter (name or FQDN) as the server's name, or not found."""
+        key = text.strip().lower()
+        for server in self.org.servers:
+            if key in (server.name.lower(), server.fqdn.lower()):
+                return server.name
+        raise _not_found(sig, text, self.server)
+
     def _find_queue(self, sig: Signature, identity: str) -> Queue:
         server, sep, rest = identity.strip().rpartition("\\")
-        server = server if sep else self.org.servers[0].name
+        server = server if sep else self.server
         for queue in self.org.queues():
             if queue.server.lower() != server.split(".")[0].lower():
                 continue
             next_hop = queue_object(queue, self.org).properties["NextHopDomain"]
             if rest == str(queue.number) or rest.lower() == str(next_hop).lower():
                 return queue
-        raise _exchange_error(
+        raise self._error(
             sig,
             f"The queue {identity} couldn't be found on {server}.",
             "QueueNotFound",
@@ -450,7 +562,7 @@ def connector_object(connector: Connector, org: Organization) -> LabObject:
         "ConnectedDomains": MultiValued.of("Microsoft.Exchange.Data.ConnectedDomain", ()),
         "ConnectionInactivityTimeOut": connector.connection_inactivity_timeout,
         "DNSRoutingEnabled": connector.dns_routing_enabled,
-        "DomainSecureEnabled": False,
+        "DomainSecureEnabled": connector.domain_secure_enabled,
         "Enabled": connector.enabled,
         "ErrorPolicies": connector.error_policies,
         "ForceHELO": connector.force_helo,
@@ -503,15 +615,17 @@ def queue_object(queue: Queue, org: Organization) -> LabObject:
     connector = next((c for c in org.connectors() if c.guid == queue.connector_guid), None)
     smart_host = connector is not None and not connector.dns_routing_enabled
     delivery = "SmartHostConnectorDelivery" if smart_host else "DnsConnectorDelivery"
+    # NextHopDomain of a smart-host queue: the smart hosts joined with "," (IPs bracketed as
+    # stored), exchange-notes.md "Transport behaviour that the lab must copy".
     next_hop = (
-        ";".join(connector.smart_hosts) if smart_host and connector else queue.next_hop_domain
+        ",".join(connector.smart_hosts) if smart_host and connector else queue.next_hop_domain
     )
     properties: dict[str, Any] = {
         "Identity": queue.identity,
         "DeliveryType": delivery,
         "NextHopDomain": next_hop,
         "TlsDomain": "",
-        "NextHopConnector": queue.connector_guid,
+        "NextHopConnector": uuid.UUID(queue.connector_guid),
         "Status": queue.status,
         "MessageCount": len(queue.messages),
         "LastError": queue.last_error,
@@ -521,15 +635,37 @@ def queue_object(queue: Queue, org: Organization) -> LabObject:
         "FirstRetryTime": queue.first_retry_time,
         "DeferredMessageCount": 0,
         "LockedMessageCount": 0,
-        "IncomingRate": 0,
-        "OutgoingRate": 0,
-        "Velocity": 0,
+        "IncomingRate": 0.0,  # rates are doubles
+        "OutgoingRate": 0.0,
+        "Velocity": 0.0,
         "NextHopCategory": "External",
         "RiskLevel": "Normal",
         "OutboundIPPool": 0,
         "QueueIdentity": queue.identity,
     }
     return LabObject(list(QUEUE_TYPES), properties, queue.identity)
+
+
+def certificate_object(cert: ExchangeCertificate) -> LabObject:
+    """An ExchangeCertificate with the properties Microsoft's Get-ExchangeCertificate docs
+    show; ``Services`` as Exchange's flags text ("IMAP, POP, IIS, SMTP" or "None")."""
+    properties: dict[str, Any] = {
+        "Identity": f"{cert.server}\\{cert.thumbprint}",
+        "Thumbprint": cert.thumbprint,
+        "Subject": cert.subject,
+        "Issuer": cert.issuer,
+        "Services": cert.services,
+        "NotBefore": cert.not_before,
+        "NotAfter": cert.not_after,
+        "CertificateDomains": MultiValued.of(
+            "Microsoft.Exchange.Data.SmtpDomainWithSubdomains", cert.certificate_domains
+        ),
+        "FriendlyName": cert.friendly_name,
+        "IsSelfSigned": cert.issuer == cert.subject,
+        "HasPrivateKey": True,
+        "Status": "Valid",
+    }
+    return LabObject(list(CERTIFICATE_TYPES), properties, cert.thumbprint)
 
 
 def _queue_matches(obj: LabObject, kinds: list[str]) -> bool:
@@ -664,14 +800,35 @@ def _command_not_found(name: str) -> CmdletError:
     )
 
 
-def _not_found(sig: Signature, identity: str) -> CmdletError:
+def _not_found(sig: Signature, identity: str, server: str) -> CmdletError:
     return _exchange_error(
         sig,
         f"The operation couldn't be performed because object '{identity}' couldn't be found "
         f"on '{DOMAIN_CONTROLLER}'.",
         "ManagementObjectNotFound",
         NOT_FOUND_EXCEPTION,
+        server=server,
         target=identity,
+    )
+
+
+def _should_continue_failed(sig: Signature, name: str) -> CmdletError:
+    """An EdgeSync connector's SmartHosts/AddressSpaces change asks ShouldContinue, which a
+    remote client cannot answer and -Confirm:$false does not skip; only -Force does
+    (exchange-notes.md, "Transport behaviour that the lab must copy"). The question's text is
+    the lab's wording; the error around it is PowerShell's for a prompt a host cannot show."""
+    return CmdletError(
+        message=(
+            "A command that prompts the user failed because the host program or the command "
+            "type does not support user interaction. The host was attempting to request "
+            f'confirmation with the following message: Send connector "{name}" is maintained '
+            "by EdgeSync; changes made here are overwritten at the next synchronization. Do "
+            "you want to continue? Use -Force to make the change without this question."
+        ),
+        error_id=f"HostFunctionNotImplemented,{_NAMESPACE[sig.name]}",
+        category="NotImplemented",
+        exception_type="System.Management.Automation.Host.HostException",
+        target=name,
     )
 
 
@@ -681,18 +838,20 @@ def _exchange_error(
     error_id: str,
     exception_type: str,
     *,
+    server: str,
     target: str | None = None,
     category: str = "NotSpecified",
 ) -> CmdletError:
     """An error as Exchange's remote tasks report it: the FullyQualifiedErrorId names the
-    server, request and failure category before the id and the task class."""
+    session's server, the request and the failure category before a hexadecimal id and the
+    task class (exchange-notes.md, "What comes back over remote PowerShell")."""
     stamp = datetime.datetime.now(datetime.UTC).strftime("%m/%d/%Y %H:%M:%S")
     short = exception_type.rsplit(".", 1)[-1]
-    prefix = f"[Server=EX01,RequestId={uuid.uuid4()},TimeStamp={stamp}] "
+    prefix = f"[Server={server},RequestId={uuid.uuid4()},TimeStamp={stamp}] "
     prefix += f"[FailureCategory=Cmdlet-{short}] "
     return CmdletError(
         message=message,
-        error_id=f"{prefix}{error_id},{_NAMESPACE[sig.name]}",
+        error_id=f"{prefix}{ERROR_HEX_IDS[error_id]},{_NAMESPACE[sig.name]}",
         category=category,
         exception_type=exception_type,
         target=target,

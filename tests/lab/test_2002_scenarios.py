@@ -47,7 +47,7 @@ def connector(shell: ExchangeShell, name: str) -> dict:
 
 def test_seeded_2002_scenarios_come_after_the_original_four(shell: ExchangeShell) -> None:
     names = [c.to_string for c in run(shell, "Get-SendConnector")]
-    assert names[4:] == [BRANCH, LEGACY]
+    assert names[4:6] == [BRANCH, LEGACY]
     branch, legacy = connector(shell, BRANCH), connector(shell, LEGACY)
     assert list(branch["SmartHosts"]) == [UNRESOLVED_HOST] and branch["Enabled"] is True
     assert legacy["Enabled"] is False and legacy["DNSRoutingEnabled"] is False
@@ -93,9 +93,9 @@ def test_disabled_connector_keeps_its_queue_until_enabled(
     events_before = len(org.events)
     waiting = retry(shell, org, LEGACY_QUEUE)
     assert waiting["Status"] == "Retry" and waiting["MessageCount"] == 2
-    assert waiting["LastError"] == (
-        "A matching connector cannot be found to route the external recipient"
-    )
+    # inside the 2013+ wrapper (exchange-notes.md, "Queues")
+    unroutable = "A matching connector cannot be found to route the external recipient"
+    assert waiting["LastError"].endswith(f"{{LED={unroutable}}};{{FQDN=}};{{IP=}}]")
     assert len(org.events) == events_before and smart_host.messages == []
 
     set_connector(shell, LEGACY, ("Enabled", True))

@@ -16,10 +16,16 @@ from remediate.lab.org import AppEvent, Organization, StateFileError
 from tests.lab.org_fixtures import ARCHIVE, INTERNET, PARTNER, RELAY, free_port, open_org
 
 
-def test_the_seed_reproduces_both_events_next_to_healthy_connectors(tmp_path: Path) -> None:
+def test_the_seed_reproduces_both_events_on_both_servers_next_to_healthy_connectors(
+    tmp_path: Path,
+) -> None:
+    """Queues per source transport server (exchange-notes.md, "Transport behaviour"); the 2016
+    connector uses ExchangeServer, which needs no credential, so Set-SendConnector accepts it
+    (rules 1-3 of "Rules Set-SendConnector enforces")."""
     org = open_org(None, 2525)
     relay, partner = org.connector(RELAY), org.connector(PARTNER)
-    assert relay.smart_host_auth_mechanism == "BasicAuthRequireTLS" and relay.credential is None
+    assert relay.smart_host_auth_mechanism == "ExchangeServer" and relay.credential is None
+    assert relay.source_transport_servers == ["EX01", "EX02"]
     assert (relay.smart_hosts, relay.port) == (["localhost"], 2525)
     assert partner.port == org.closed_port != 2525
     assert org.connector(INTERNET).dns_routing_enabled
@@ -28,17 +34,24 @@ def test_the_seed_reproduces_both_events_next_to_healthy_connectors(tmp_path: Pa
     assert {s.name for s in org.servers} == {"EX01", "EX02"}
     assert org.relay_user == "relay@contoso.lab"
     events = org.events
-    assert [e.event_id for e in events] == [2016, 2002]
+    assert [e.event_id for e in events] == [2016, 2002, 2016]
+    assert [e.machine for e in events] == ["EX01.contoso.lab"] * 2 + ["EX02.contoso.lab"]
     assert all(isinstance(e, AppEvent) and e.source == "MSExchangeTransport" for e in events)
     assert events[1].fields == [PARTNER, f"127.0.0.1:{org.closed_port}"]
+    assert events[2].fields[2::2] == ["ExchangeAuth", "EX02$"]
     retrying = {q.identity: q for q in org.queues() if q.status == "Retry"}
     assert {i: len(q.messages) for i, q in retrying.items()} == {
         "EX01\\4": 3,
         "EX01\\5": 2,
         "EX01\\7": 2,  # 2002 scenarios: smart host name does not resolve
         "EX01\\8": 2,  # 2002 scenarios: disabled connector
+        "EX02\\12": 2,  # the 2016 connector's queue on its second source server
     }
-    assert "454 4.7.0" in retrying["EX01\\4"].last_error
+    for identity in ("EX01\\4", "EX02\\12"):
+        assert "{LED=451 5.7.3 Cannot achieve Exchange Server authentication}" in (
+            retrying[identity].last_error
+        )
+    assert retrying["EX01\\5"].last_error.startswith("[{LRT=")  # the 2013+ wrapper
     assert "10061" in retrying["EX01\\5"].last_error
 
 
@@ -51,7 +64,7 @@ def test_state_file_is_private_atomic_json(tmp_path: Path) -> None:
     org = open_org(state, 2525)
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
     data = json.loads(state.read_text())
-    assert data["version"] == 1 and data["relay"]["username"] == "relay@contoso.lab"
+    assert data["version"] == 2 and data["relay"]["username"] == "relay@contoso.lab"
     org.replace_connector(_with_port(org, PARTNER, 2600))
     assert sorted(p.name for p in state.parent.iterdir()) == ["state.json"]  # no temp files
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
@@ -77,7 +90,7 @@ def test_state_survives_a_restart_and_reset_restores_the_seed(tmp_path: Path) ->
 
     reset = open_org(state, 2525, reset=True)
     assert reset.connector(PARTNER).port == reset.closed_port
-    assert len(reset.events) == 2
+    assert len(reset.events) == 3
     assert reset.relay_password != first.relay_password
 
 
@@ -137,6 +150,6 @@ def test_concurrent_changes_keep_a_valid_state_file(tmp_path: Path) -> None:
     for thread in threads:
         thread.join(30)
     reloaded = open_org(state, 2525)
-    assert len(reloaded.events) == 2 + 8 * 5
-    assert len({e.record_id for e in reloaded.events}) == 42
+    assert len(reloaded.events) == 3 + 8 * 5
+    assert len({e.record_id for e in reloaded.events}) == 3 + 8 * 5
     assert all(reloaded.connector(n).port >= 3000 for n in names)

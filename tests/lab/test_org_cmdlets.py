@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from remediate.lab.api import CmdletError, LabCredential
-from remediate.lab.cmdlets import ExchangeShell
+from remediate.lab.cmdlets import ERROR_HEX_IDS, ExchangeShell
 from remediate.lab.org import Organization
 from tests.lab.org_fixtures import (  # noqa: F401 - fixtures
     ARCHIVE,
@@ -43,6 +43,7 @@ def test_get_send_connector_returns_exchange_shaped_objects(shell: ExchangeShell
         ARCHIVE,
         "Outbound to Branch",
         "Outbound to Legacy",
+        "EdgeSync - Default-First-Site-Name to Internet",
     ]
     relay = connectors[1]
     assert relay.type_names[0] == (
@@ -50,7 +51,7 @@ def test_get_send_connector_returns_exchange_shaped_objects(shell: ExchangeShell
     )
     assert "Microsoft.Exchange.Data.Directory.ADObject" in relay.type_names
     assert relay.properties["Name"] == relay.properties["Identity"] == RELAY
-    assert relay.properties["SmartHostAuthMechanism"] == "BasicAuthRequireTLS"
+    assert relay.properties["SmartHostAuthMechanism"] == "ExchangeServer"
     assert relay.properties["DNSRoutingEnabled"] is False
     assert relay.properties["AuthenticationCredential"] is None
 
@@ -72,17 +73,23 @@ def test_get_send_connector_by_every_identity_form(
     assert found.properties["Guid"] == guid
 
 
-def test_unknown_connector_is_management_object_not_found(shell: ExchangeShell) -> None:
+def test_unknown_connector_is_management_object_not_found_with_exchanges_hex_id(
+    shell: ExchangeShell,
+) -> None:
+    """exchange-notes.md "What comes back": ``[Server=EX01,...] [FailureCategory=Cmdlet-
+    ManagementObjectNotFoundException] 4B953CE,Microsoft.Exchange...GetSendConnector``."""
     error = error_of(shell, "Get-SendConnector", ("Identity", "Nope"))
     assert error.message == (
         "The operation couldn't be performed because object 'Nope' couldn't be found on "
         "'DC1.contoso.lab'."
     )
     assert error.exception_type.endswith("ManagementObjectNotFoundException")
+    assert error.error_id.startswith("[Server=EX01,RequestId=")
     assert error.error_id.endswith(
-        "ManagementObjectNotFound,Microsoft.Exchange.Management.SystemConfigurationTasks."
-        "GetSendConnector"
+        "[FailureCategory=Cmdlet-ManagementObjectNotFoundException] 4B953CE,"
+        "Microsoft.Exchange.Management.SystemConfigurationTasks.GetSendConnector"
     )
+    assert "ManagementObjectNotFound," not in error.error_id  # no symbolic id on Exchange
     assert run(shell, "Get-SendConnector", ("Identity", "Nope"), ("ea", "SilentlyContinue")) == []
 
 
@@ -217,12 +224,17 @@ def test_empty_password_is_ignored_and_dns_routing_wipes_the_credential(
         ([("AddressSpaces", [])], "AddressSpacesNotSet"),
     ],
 )
-def test_exchange_rules_are_exchange_errors_and_change_nothing(
+def test_exchange_rules_are_exchange_errors_with_hex_ids_and_change_nothing(
     shell: ExchangeShell, org: Organization, params, error_id: str
 ) -> None:
+    """FullyQualifiedErrorId shape of exchange-notes.md ("What comes back"): a hex id per
+    error, never the rule's symbolic name."""
     before = org.connector(INTERNET)
     error = error_of(shell, "Set-SendConnector", ("Identity", INTERNET), *params)
-    assert f"{error_id},Microsoft.Exchange.Management.SystemConfigurationTasks." in error.error_id
+    hex_id = ERROR_HEX_IDS[error_id]
+    assert f"] {hex_id},Microsoft.Exchange.Management.SystemConfigurationTasks." in error.error_id
+    assert "[FailureCategory=Cmdlet-DataValidationException]" in error.error_id
+    assert error_id not in error.error_id
     assert error.error_id.startswith("[Server=EX01,RequestId=")
     assert error.exception_type == "Microsoft.Exchange.Data.DataValidationException"
     assert org.connector(INTERNET) == before
@@ -294,7 +306,11 @@ def test_get_queue_include_smart_host_delivery(shell: ExchangeShell, org: Organi
     assert relay.properties["Status"] == "Retry"
     assert relay.properties["MessageCount"] == 3
     assert relay.properties["NextHopDomain"] == "localhost"
-    assert "454 4.7.0 Temporary authentication failure" in relay.properties["LastError"]
+    assert relay.properties["LastError"].startswith("[{LRT=")  # the 2013+ wrapper (notes)
+    assert (
+        "{LED=451 5.7.3 Cannot achieve Exchange Server authentication};{FQDN=localhost};"
+        "{IP=127.0.0.1}]"
+    ) in relay.properties["LastError"]
 
 
 def test_get_queue_by_identity_and_filter(shell: ExchangeShell) -> None:

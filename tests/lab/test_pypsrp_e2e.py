@@ -12,6 +12,7 @@ from pypsrp.complex_objects import PSCredential
 from pypsrp.host import PSHost, PSHostUserInterface
 from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
 
+from remediate.lab.cmdlets import ERROR_HEX_IDS
 from remediate.lab.faults import Faults
 from remediate.lab.server import Lab
 from tests.lab.lab_helpers import lab_pool, lab_wsman, start_lab
@@ -53,6 +54,7 @@ def _fix_relay(lab: Lab, pool: RunspacePool) -> PowerShell:
         pool,
         "Set-SendConnector",
         ("Identity", RELAY),
+        ("SmartHostAuthMechanism", "BasicAuthRequireTLS"),
         ("AuthenticationCredential", credential),
         ("Confirm", False),
     )
@@ -79,8 +81,8 @@ def test_get_send_connector_returns_exchange_shaped_objects(lab: Lab) -> None:
     )
     assert relay.types[-1] == "Deserialized.System.Object"
     assert relay.adapted_properties["Name"] == RELAY
-    assert relay.adapted_properties["SmartHostAuthMechanism"] == "BasicAuthRequireTLS"
-    assert relay.adapted_properties["AuthenticationCredential"] is None  # the wiped credential
+    assert relay.adapted_properties["SmartHostAuthMechanism"] == "ExchangeServer"
+    assert relay.adapted_properties["AuthenticationCredential"] is None  # ExchangeServer: none
 
 
 def test_set_send_connector_with_a_pscredential_stores_the_decrypted_password(lab: Lab) -> None:
@@ -146,8 +148,8 @@ def test_exchange_rules_refuse_over_the_wire(lab: Lab, params, error_id) -> None
         ps = _run(pool, "Set-SendConnector", ("Identity", "Internet Mail"), *params)
         after = _get(pool, "Internet Mail").adapted_properties
     assert ps.had_errors, params
-    if error_id:
-        assert error_id in ps.streams.error[0].fq_error
+    if error_id:  # Exchange's hex id (exchange-notes.md "What comes back")
+        assert f"] {ERROR_HEX_IDS[error_id]}," in ps.streams.error[0].fq_error
     assert after == before
 
 
@@ -156,14 +158,18 @@ def test_basic_auth_without_credential_is_refused(lab: Lab) -> None:
         ps = _run(
             pool,
             "Set-SendConnector",
-            ("Identity", RELAY),  # its credential is wiped; Partner holds one
+            ("Identity", RELAY),  # ExchangeServer holds no credential; Partner holds one
             ("SmartHostAuthMechanism", "BasicAuth"),
         )
     assert ps.had_errors
-    assert "AuthenticationCredentialNotSet" in ps.streams.error[0].fq_error
+    assert ERROR_HEX_IDS["AuthenticationCredentialNotSet"] in ps.streams.error[0].fq_error
 
 
-def test_retry_queue_fails_before_the_fix_and_delivers_after(lab: Lab) -> None:
+def test_retry_queue_fails_before_the_fix_and_delivers_once_the_transport_has_the_change(
+    lab: Lab,
+) -> None:
+    """The change reaches the transport after the lab's config delay (default 2 s;
+    exchange-notes.md "Transport behaviour"): retried until then, as an admin would."""
     with lab_pool(lab) as pool:
         queue = _relay_queue(pool)
         identity = queue.adapted_properties["Identity"]
@@ -173,14 +179,19 @@ def test_retry_queue_fails_before_the_fix_and_delivers_after(lab: Lab) -> None:
         _run(pool, "Retry-Queue", ("Identity", identity))
         _wait_until(lambda: _relay_queue(pool).adapted_properties["Status"] == "Retry")
         failed = _relay_queue(pool).adapted_properties
-        assert "4.7.0" in failed["LastError"] or "5.7.3" in failed["LastError"]
+        assert "5.7.3 Cannot achieve Exchange Server authentication" in failed["LastError"]
         new_events = lab.organization.events[events_before:]
         assert any(e.event_id == 2016 for e in new_events)
         assert lab.smart_host.messages == []
 
         _fix_relay(lab, pool)
-        _run(pool, "Retry-Queue", ("Identity", identity))
-        _wait_until(lambda: _relay_queue(pool).adapted_properties["MessageCount"] == 0)
+
+        def retried_and_drained() -> bool:
+            _run(pool, "Retry-Queue", ("Identity", identity))
+            _wait_until(lambda: _relay_queue(pool).adapted_properties["Status"] != "Active")
+            return _relay_queue(pool).adapted_properties["MessageCount"] == 0
+
+        _wait_until(retried_and_drained)
     assert len(lab.smart_host.messages) == queue.adapted_properties["MessageCount"]
 
 

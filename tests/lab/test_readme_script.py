@@ -28,7 +28,7 @@ def readme_script() -> str:
 
 def test_readme_script_repairs_the_2016_connector(tmp_path: Path) -> None:
     script = readme_script()
-    assert len([line for line in script.splitlines() if line.strip()]) <= 16
+    assert len([line for line in script.splitlines() if line.strip()]) <= 17
     lab = start_lab(tmp_path)
     try:
         lab.write_ready_file(tmp_path / "lab.json")
@@ -43,7 +43,7 @@ def test_readme_script_repairs_the_2016_connector(tmp_path: Path) -> None:
         )
         assert done.returncode == 0, done.stderr
         assert "drained into the smart host" in done.stdout
-        assert len(lab.smart_host.messages) == 3
+        assert len(lab.smart_host.messages) == 5  # EX01\\4 (3) and EX02\\12 (2)
         assert lab.relay_password not in done.stdout + done.stderr
     finally:
         lab.stop()

@@ -27,6 +27,7 @@ from tests.lab.org_fixtures import (  # noqa: F401 - fixtures
 )
 
 RELAY_QUEUE, PARTNER_QUEUE = "EX01\\4", "EX01\\5"
+RELAY_QUEUE_EX02 = "EX02\\12"  # the 2016 connector's queue on its second source server
 
 
 def queue(shell: ExchangeShell, identity: str) -> dict:
@@ -48,39 +49,66 @@ def relay_credential(org: Organization, password: str | None = None) -> LabCrede
     return LabCredential(org.relay_user, org.relay_password if password is None else password)
 
 
-def test_relay_fails_with_2016_before_the_fix_and_delivers_after(
+def test_relay_fails_with_2016_on_both_servers_until_a_common_mechanism_and_credential(
     shell: ExchangeShell, org: Organization, smart_host: SmartHost
 ) -> None:
+    """The seeded 2016: ExchangeServer against a smart host without Exchange's extensions
+    (exchange-notes.md: ExchangeServer needs X-ANONYMOUSTLS / X-EXPS). The event page's fix,
+    a common mechanism with the correct credential, drains the queues of both source servers;
+    EX02 delivers under its own name (EHLO EX02.contoso.lab)."""
     events_before = len(org.events)
     failed = retry(shell, org, RELAY_QUEUE)
     assert failed["Status"] == "Retry" and failed["MessageCount"] == 3
-    assert failed["LastError"].startswith(
-        '451 4.4.0 Primary target IP address responded with: "454 4.7.0 Temporary '
-        'authentication failure." Attempted failover to alternate host'
-    )
+    assert failed["LastError"].startswith("[{LRT=")
     assert failed["LastError"].endswith(
-        f"The last endpoint attempted was 127.0.0.1:{smart_host.port}"
+        "{LED=451 5.7.3 Cannot achieve Exchange Server authentication};{FQDN=localhost};"
+        "{IP=127.0.0.1}]"
     )
     (event,) = org.events[events_before:]
     assert (event.event_id, event.level, event.source) == (2016, "Error", "MSExchangeTransport")
-    assert event.fields == ["UnknownCredentials", RELAY, "Login", "SMTPSVC/localhost", "EX01$"]
-    assert event.message == (
-        "An authentication credential initialization error UnknownCredentials occurred with "
-        f"Send connector {RELAY}. The authentication mechanism used was Login. The name of the "
-        "server that we were trying to authenticate to was SMTPSVC/localhost. This server was "
-        "using the name EX01$."
+    assert event.fields == ["Unsupported", RELAY, "ExchangeAuth", "SMTPSVC/localhost", "EX01$"]
+    assert event.machine == "EX01.contoso.lab"
+    assert event.message == (  # the event page's full text (exchange-notes.md)
+        "An authentication credential initialization error Unsupported occurred with "
+        f"Send connector {RELAY}. The authentication mechanism used was ExchangeAuth. The name "
+        "of the server that we were trying to authenticate to was SMTPSVC/localhost. This "
+        "server was using the name EX01$. Try reentering the credential. If the problem "
+        "persists, contact Microsoft Support Services."
     )
+    on_ex02 = queue_on(shell, "EX02", RELAY_QUEUE_EX02, retry_first=True, org=org)
+    assert on_ex02["Status"] == "Retry" and on_ex02["MessageCount"] == 2
+    (event,) = org.events[events_before + 1 :]
+    assert event.fields[4] == "EX02$" and event.machine == "EX02.contoso.lab"
     assert smart_host.messages == []
 
-    set_connector(shell, RELAY, ("AuthenticationCredential", relay_credential(org)))
+    set_connector(
+        shell,
+        RELAY,
+        ("SmartHostAuthMechanism", "BasicAuthRequireTLS"),
+        ("AuthenticationCredential", relay_credential(org)),
+    )
     drained = retry(shell, org, RELAY_QUEUE)
     assert (drained["Status"], drained["MessageCount"], drained["LastError"]) == ("Ready", 0, "")
+    on_ex02 = queue_on(shell, "EX02", RELAY_QUEUE_EX02, retry_first=True, org=org)
+    assert on_ex02["MessageCount"] == 0
     received = smart_host.messages
-    assert len(received) == 3
+    assert len(received) == 5
     assert {m.user for m in received} == {org.relay_user}
+    assert [m.helo for m in received] == ["EX01.contoso.lab"] * 3 + ["EX02.contoso.lab"] * 2
     assert all(m.rcpt_tos[0].endswith("@tailspintoys.example") for m in received)
-    assert b"Subject: Lab test message 1 via Outbound to Relay" in received[0].data
-    assert len(org.events) == events_before + 1  # success writes no event
+    assert b"Subject: Lab test message 1 via Outbound to Relay from EX01" in received[0].data
+    assert len(org.events) == events_before + 2  # success writes no event
+
+
+def queue_on(
+    shell: ExchangeShell, server: str, identity: str, *, retry_first: bool, org: Organization
+) -> dict:
+    """EX02's queue, reached with -Server as Exchange requires (Get-Queue docs)."""
+    if retry_first:
+        run(shell, "Retry-Queue", ("Filter", "MessageCount -gt 0"), ("Server", server))
+        org.wait_for_deliveries()
+    (found,) = [q for q in run(shell, "Get-Queue", ("Server", server)) if q.to_string == identity]
+    return found.properties
 
 
 def test_partner_fails_with_2002_on_the_closed_port_then_delivers(
@@ -89,12 +117,13 @@ def test_partner_fails_with_2002_on_the_closed_port_then_delivers(
     events_before = len(org.events)
     failed = retry(shell, org, PARTNER_QUEUE)
     endpoint = f"127.0.0.1:{org.closed_port}"
-    assert failed["LastError"] == (
-        "441 4.4.1 Error encountered while communicating with primary target IP address: "
+    assert failed["LastError"].startswith("[{LRT=")  # the 2013+ wrapper (exchange-notes.md)
+    assert failed["LastError"].endswith(
+        "{LED=441 4.4.1 Error encountered while communicating with primary target IP address: "
         '"Failed to connect. Winsock error code: 10061, Win32 error code: 10061." Attempted '
         "failover to alternate host, but that did not succeed. Either there are no alternate "
         "hosts, or delivery failed to all alternate hosts. The last endpoint attempted was "
-        f"{endpoint}"
+        f"{endpoint}}};{{FQDN=localhost}};{{IP=127.0.0.1}}]"
     )
     (event,) = org.events[events_before:]
     assert (event.event_id, event.level) == (2002, "Warning")
@@ -119,7 +148,12 @@ def test_a_wrong_password_is_the_smart_hosts_535_and_never_shown(
     shell: ExchangeShell, org: Organization, smart_host: SmartHost
 ) -> None:
     wrong = "Not-the-relay-password-42"
-    set_connector(shell, RELAY, ("AuthenticationCredential", relay_credential(org, wrong)))
+    set_connector(
+        shell,
+        RELAY,
+        ("SmartHostAuthMechanism", "BasicAuthRequireTLS"),
+        ("AuthenticationCredential", relay_credential(org, wrong)),
+    )
     failed = retry(shell, org, RELAY_QUEUE)
     assert '"535 5.7.8 Authentication credentials invalid."' in failed["LastError"]
     assert wrong not in repr(org.events) + failed["LastError"]
@@ -212,7 +246,7 @@ def test_a_smart_host_without_auth_or_tls_takes_unauthenticated_mail(
 
 def test_the_lab_never_connects_beyond_loopback(shell: ExchangeShell, org: Organization) -> None:
     set_connector(shell, PARTNER, ("SmartHosts", ["relay.fabrikam.example"]))
-    assert retry(shell, org, PARTNER_QUEUE)["LastError"].startswith("451 4.4.0 DNS query failed")
+    assert "{LED=451 4.4.0 DNS query failed" in retry(shell, org, PARTNER_QUEUE)["LastError"]
     set_connector(shell, PARTNER, ("SmartHosts", ["[192.0.2.25]"]))
     unreachable = retry(shell, org, PARTNER_QUEUE)["LastError"]
     assert "Winsock error code: 10060" in unreachable and "192.0.2.25" in unreachable
