@@ -533,9 +533,9 @@ def test_a_broken_connector_still_refuses_a_change_that_does_not_repair_it() -> 
 def test_bracketed_and_bare_ip_smart_hosts_are_one_host() -> None:
     """exchange-notes.md: Exchange writes an IP smart host bracketed ([10.0.0.5])."""
     current = BROKEN.replace(smart_hosts=("[10.0.0.5]",), credential=CredentialState.SET)
-    for given in ("10.0.0.5", "[10.0.0.5]"):
-        plan = build_plan(CONN, FixOptions(connector=NAME, smart_hosts=(given,)), current=current)
-        assert plan.changes == (), given
+    for host in ("10.0.0.5", "[10.0.0.5]"):
+        plan = build_plan(CONN, FixOptions(connector=NAME, smart_hosts=(host,)), current=current)
+        assert plan.changes == (), host
     with pytest.raises(UsageError, match="same smart host is given twice"):
         FixOptions(connector=NAME, smart_hosts=("10.0.0.5", "[10.0.0.5]"))
 

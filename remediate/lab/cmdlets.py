@@ -33,7 +33,7 @@ from remediate.lab.org import (
     Queue,
 )
 from remediate.lab.rules import RuleViolation, apply_changes, needs_force
-from remediate.lab.wire import MultiValued
+from remediate.lab.wire import Guid, MultiValued
 
 # The chain a real server sends (exchange-notes.md, "What comes back over remote PowerShell").
 CONNECTOR_TYPES = [
@@ -598,7 +598,7 @@ def connector_object(connector: Connector, org: Organization) -> LabObject:
         "AdminDisplayName": None,
         "ExchangeVersion": "0.1 (8.0.535.0)",
         "DistinguishedName": f"CN={connector.name},{_CONFIG_DN}",
-        "Guid": uuid.UUID(connector.guid),
+        "Guid": Guid(connector.guid),
         "ObjectCategory": f"{org.domain}/Configuration/Schema/ms-Exch-Routing-SMTP-Connector",
         "ObjectClass": ["top", "msExchRoutingSMTPConnector"],
         "WhenChanged": connector.when_changed,
@@ -625,7 +625,7 @@ def queue_object(queue: Queue, org: Organization) -> LabObject:
         "DeliveryType": delivery,
         "NextHopDomain": next_hop,
         "TlsDomain": "",
-        "NextHopConnector": uuid.UUID(queue.connector_guid),
+        "NextHopConnector": Guid(queue.connector_guid),
         "Status": queue.status,
         "MessageCount": len(queue.messages),
         "LastError": queue.last_error,

@@ -14,9 +14,9 @@ What a real Exchange server sends over remote PowerShell, and so what the lab se
   ToString. Enums go by name, a set credential becomes
   ``System.Management.Automation.PSCredential``, sizes, time spans and AD ids become the
   strings Exchange prints. An unset value is ``<Nil>``.
-- Strings, booleans, integers, dates and GUIDs are the primitives ``S``, ``B``, ``I32`` (``I64``
-  beyond 32 bits), ``DT`` and ``G``; characters XML cannot carry are escaped ``_xHHHH_``
-  (MS-PSRP 2.2.5.3.2), which psrpcore's serializer does.
+
+
+
 
 Sources: MS-PSRP 2.2.5.2 (complex objects); a published capture of Get-Mailbox from an
 Exchange 2016 server over PSRP (3gstudent, "pypsrp在Exchange Powershell下的优化", 2022), whose
@@ -29,10 +29,18 @@ from __future__ import annotations
 import datetime
 import enum
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
-from psrpcore.types import PSDateTime, PSGuid, PSInt64, PSList, PSNoteProperty, PSObject
+from psrpcore.types import (
+    PSDateTime,
+    PSDouble,
+    PSGuid,
+    PSInt64,
+    PSList,
+    PSNoteProperty,
+    PSObject,
+)
 
 from remediate.lab.api import LabCredential, LabObject
 
@@ -43,18 +51,25 @@ CREDENTIAL_TO_STRING = "System.Management.Automation.PSCredential"
 STRING = "System.String"
 
 
-@dataclass(frozen=True)
-class MultiValued:
-    """A multi-valued property of elements of .NET type ``element_type`` (``ad``: an
-    ADMultiValuedProperty, as Active Directory attributes such as server lists are)."""
+class MultiValued(list[Any]):
+    """A multi-valued property: a list whose elements are of .NET type ``element_type``
+    (``ad``: an ADMultiValuedProperty, as Active Directory attributes such as server lists
+    are). It compares as the plain list it is."""
 
-    element_type: str
-    items: tuple[Any, ...] = field(default_factory=tuple)
-    ad: bool = False
+    def __init__(self, element_type: str, items: Iterable[Any] = (), *, ad: bool = False) -> None:
+        super().__init__(items)
+        self.element_type = element_type
+        self.ad = ad
 
     @classmethod
-    def of(cls, element_type: str, items: Any, *, ad: bool = False) -> MultiValued:
-        return cls(element_type, tuple(items), ad)
+    def of(cls, element_type: str, items: Iterable[Any], *, ad: bool = False) -> MultiValued:
+        return cls(element_type, items, ad=ad)
+
+
+class Guid(str):
+    """A System.Guid property (``<G>`` on the wire); compares as its string."""
+
+    __slots__ = ()
 
 
 def qualified(type_name: str) -> str:
@@ -87,10 +102,14 @@ def flatten(value: Any) -> str:
 
 def encode_value(value: Any) -> Any:
     """One property value as psrpcore should serialize it."""
+    if isinstance(value, Guid):
+        return PSGuid(str(value))
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int) and not isinstance(value, enum.Enum):
         return value if value in _INT32 else PSInt64(value)
+    if isinstance(value, float):
+        return PSDouble(value)
     if isinstance(value, datetime.datetime):
         return PSDateTime(
             value.year,
@@ -104,10 +123,10 @@ def encode_value(value: Any) -> Any:
         )
     if isinstance(value, uuid.UUID):
         return PSGuid(str(value))
-    if isinstance(value, list | tuple):
-        value = MultiValued(STRING, tuple(value))
+    if isinstance(value, list | tuple) and not isinstance(value, MultiValued):
+        value = MultiValued(STRING, value)
     if isinstance(value, MultiValued):
-        listed = PSList([flatten(item) for item in value.items])
+        listed = PSList([flatten(item) for item in value])
         listed.PSObject.type_names = multi_valued_type_names(value)
         return listed
     if isinstance(value, LabObject):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
+from pypsrp.complex_objects import GenericComplexObject
 from pypsrp.powershell import RunspacePool
 from pypsrp.wsman import WSMan
 
@@ -37,3 +41,18 @@ def start_lab(tmp_path: Path, **kwargs: object) -> Lab:
     lab = Lab(**kwargs)  # type: ignore[arg-type]
     lab.start()
     return lab
+
+
+def wire_props(obj: Any) -> dict[str, Any]:
+    """An object's properties as pypsrp hands them back, with Exchange's multi-valued
+    properties (pypsrp leaves them as raw ``<LST>`` XML) read as lists of their strings and
+    GUIDs as strings; a small reader of the tests' own, independent of the tool's."""
+    out: dict[str, Any] = {}
+    for name, value in obj.adapted_properties.items():
+        if isinstance(value, GenericComplexObject) and value.property_sets:
+            root = ET.fromstring(value.property_sets[0])  # noqa: S314 - the lab's own reply
+            value = [element.text or "" for element in root]
+        elif isinstance(value, uuid.UUID):
+            value = str(value)
+        out[name] = value
+    return out

@@ -32,6 +32,7 @@ from remediate.lab.api import CmdletError, CommandCall, HostSink, LabObject
 from remediate.lab.endpoint import Endpoint
 from remediate.lab.faults import FaultInjector, Faults
 from remediate.lab.http_server import LabHTTPServer
+from tests.lab.lab_helpers import wire_props
 
 USER = "administrator@contoso.lab"
 PASSWORD = "lab-password-1"
@@ -140,12 +141,9 @@ def test_pool_opens_and_returns_deserialized_objects(lab: ToyLab) -> None:
         ps.add_cmdlet("Get-Thing")
         (thing,) = ps.invoke()
     assert not ps.had_errors
-    assert thing.types == [
-        "Deserialized.Contoso.Thing",
-        "Deserialized.Contoso.ThingBase",
-        "Deserialized.System.Object",
-    ]
-    assert thing.adapted_properties == {
+    # the type names as the server sent them: PowerShell's own client adds "Deserialized."
+    assert thing.types == ["Contoso.Thing", "Contoso.ThingBase", "System.Object"]
+    assert wire_props(thing) == {
         "Name": "Outbound",
         "Port": 25,
         "Hosts": ["a", "b"],

@@ -15,7 +15,7 @@ from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
 from remediate.lab.cmdlets import ERROR_HEX_IDS
 from remediate.lab.faults import Faults
 from remediate.lab.server import Lab
-from tests.lab.lab_helpers import lab_pool, lab_wsman, start_lab
+from tests.lab.lab_helpers import lab_pool, lab_wsman, start_lab, wire_props
 
 pytestmark = pytest.mark.e2e
 
@@ -76,13 +76,22 @@ def test_get_send_connector_returns_exchange_shaped_objects(lab: Lab) -> None:
     names = {str(c) for c in ps.output}
     assert {RELAY, PARTNER} <= names
     relay = next(c for c in ps.output if str(c) == RELAY)
+    # exchange-notes.md, "What comes back": real type names, no "Deserialized." prefix
     assert relay.types[0] == (
-        "Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration.SmtpSendConnectorConfig"
+        "Microsoft.Exchange.Data.Directory.SystemConfiguration.SmtpSendConnectorConfig"
     )
-    assert relay.types[-1] == "Deserialized.System.Object"
-    assert relay.adapted_properties["Name"] == RELAY
-    assert relay.adapted_properties["SmartHostAuthMechanism"] == "ExchangeServer"
-    assert relay.adapted_properties["AuthenticationCredential"] is None  # ExchangeServer: none
+    assert relay.types[-1] == "System.Object"
+    props = wire_props(relay)
+    assert props["Name"] == RELAY
+    assert props["SmartHostAuthMechanism"] == "ExchangeServer"
+    assert props["AuthenticationCredential"] is None  # ExchangeServer: none
+    # multi-valued properties arrive as MultiValuedProperty objects holding an <LST>
+    smart_hosts = relay.adapted_properties["SmartHosts"]
+    assert smart_hosts.types[0].startswith(
+        "Microsoft.Exchange.Data.MultiValuedProperty`1[[Microsoft.Exchange.Data.SmartHost,"
+    )
+    assert props["SmartHosts"] == ["localhost"]
+    assert props["SourceTransportServers"] == ["EX01", "EX02"]
 
 
 def test_set_send_connector_with_a_pscredential_stores_the_decrypted_password(lab: Lab) -> None:
@@ -90,8 +99,12 @@ def test_set_send_connector_with_a_pscredential_stores_the_decrypted_password(la
         ps = _fix_relay(lab, pool)
         assert ps.state == PSInvocationState.COMPLETED and not ps.streams.error
         relay = _get(pool, RELAY)
-    assert relay.adapted_properties["AuthenticationCredential"] == lab.relay_user
+    # exchange-notes.md: a set credential is flattened to its type name over remoting
+    assert relay.adapted_properties["AuthenticationCredential"] == (
+        "System.Management.Automation.PSCredential"
+    )
     assert lab.relay_password not in repr(relay.adapted_properties)
+    assert lab.relay_user not in repr(wire_props(relay))
     stored = lab.organization.connector(RELAY).credential
     assert (stored.username, stored.password) == (lab.relay_user, lab.relay_password)
 
@@ -99,11 +112,11 @@ def test_set_send_connector_with_a_pscredential_stores_the_decrypted_password(la
 def test_what_if_changes_nothing_and_tells_the_host(lab: Lab) -> None:
     host = PSHost(None, None, False, "e2e", None, PSHostUserInterface(), None)
     with lab_pool(lab, host=host) as pool:
-        before = _get(pool, PARTNER).adapted_properties
+        before = wire_props(_get(pool, PARTNER))
         ps = _run(
             pool, "Set-SendConnector", ("Identity", PARTNER), ("Port", 2525), ("WhatIf", None)
         )
-        after = _get(pool, PARTNER).adapted_properties
+        after = wire_props(_get(pool, PARTNER))
     assert ps.state == PSInvocationState.COMPLETED and ps.output == []
     assert after == before
     assert any(line.startswith("What if: ") and PARTNER in line for line in host.ui.stdout)
@@ -144,9 +157,9 @@ def test_unknown_cmdlet_and_bad_parameter_are_powershell_errors(lab: Lab) -> Non
 )
 def test_exchange_rules_refuse_over_the_wire(lab: Lab, params, error_id) -> None:
     with lab_pool(lab) as pool:
-        before = _get(pool, "Internet Mail").adapted_properties
+        before = wire_props(_get(pool, "Internet Mail"))
         ps = _run(pool, "Set-SendConnector", ("Identity", "Internet Mail"), *params)
-        after = _get(pool, "Internet Mail").adapted_properties
+        after = wire_props(_get(pool, "Internet Mail"))
     assert ps.had_errors, params
     if error_id:  # Exchange's hex id (exchange-notes.md "What comes back")
         assert f"] {ERROR_HEX_IDS[error_id]}," in ps.streams.error[0].fq_error
@@ -205,13 +218,13 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
     second = start_lab(tmp_path)
     try:
         with lab_pool(second) as pool:
-            assert _get(pool, PARTNER).adapted_properties["Port"] == 2526
+            assert wire_props(_get(pool, PARTNER))["Port"] == 2526
     finally:
         second.stop()
     reset = start_lab(tmp_path, reset=True)
     try:
         with lab_pool(reset) as pool:
-            assert _get(pool, PARTNER).adapted_properties["Port"] != 2526
+            assert wire_props(_get(pool, PARTNER))["Port"] != 2526
     finally:
         reset.stop()
 
