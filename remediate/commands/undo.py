@@ -79,7 +79,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         if already_restored(undo, current):
             env.out(f"Nothing to undo: '{current.name}' already has the settings of the backup.")
             return 0
-        env.stdout.write(render_script(undo))
+        env.write(render_script(undo))
         credential = relay_credentials(undo, env, args.password_stdin)
         confirm(env, undo, connection.label, yes=args.yes or args.what_if)
         applied = execute_and_report(session, undo, current, connection, credential, env)

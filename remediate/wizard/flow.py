@@ -311,7 +311,7 @@ def preview_and_apply(ctx: WizardContext, options: Any, plan: Plan) -> int | Non
 
     ctx.say("The exact PowerShell that will run (passwords are never in it):")
     ctx.say()
-    ctx.env.stdout.write(render_script(plan))
+    ctx.env.write(render_script(plan))
     ctx.say()
     action = ctx.prompter.select("action", "What now?", _ACTIONS, default="apply")
     if action == "cancel":
