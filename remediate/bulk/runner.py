@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from remediate import interrupts
 from remediate.bulk.diff import Target, Unmatched, plan_endpoint
 from remediate.bulk.spec import BulkSpec, Row
 from remediate.errors import ConnectionFailed, RemediateError
@@ -158,7 +159,7 @@ class BulkRun:
 
     def _read_one(self, state: EndpointState) -> None:
         if self.stopped:
-            state.error = "not read: interrupted (Ctrl-C)"
+            state.error = f"not read: interrupted ({interrupts.reason()})"
             return
         try:
             session = self.session_factory(state.endpoint, self.passwords.get(state.endpoint))
@@ -192,7 +193,8 @@ class BulkRun:
         lost: str | None = None
         for target in state.targets:
             if self.stopped:
-                done(_outcome(target, Status.SKIPPED, "not run: interrupted (Ctrl-C)"))
+                reason = f"not run: interrupted ({interrupts.reason()})"
+                done(_outcome(target, Status.SKIPPED, reason))
             elif lost is not None:
                 done(_outcome(target, Status.SKIPPED, f"not run: {lost}"))
             elif target.error is not None:

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         if not plan.changes:
             env.out(f"No change: '{before.name}' already has the settings asked for.")
             return 0
-        env.stdout.write(render_script(plan))
+        env.write(render_script(plan))
         credential = relay_credentials(plan, env, args.password_stdin)
         confirm(env, plan, connection.label, yes=args.yes or args.what_if)
         applied = execute_and_report(session, plan, before, connection, credential, env)
@@ -129,7 +129,7 @@ def confirm(env: Environment, plan: Plan, endpoint: str, *, yes: bool) -> None:
             "not confirmed: no terminal to ask on; add --yes to apply without asking",
             hint="or --what-if to see what Exchange would do",
         )
-    env.stderr.write(question)
+    env.write_err(question)
     env.stderr.flush()
     answer = env.stdin.readline()
     if not answer.endswith("\n"):  # end of input: end the question's line
@@ -175,18 +175,18 @@ def execute_and_report(
             undo = f"Backup: {backup.path}\nUndo:   remediate undo '{backup.path}'"
             exc.hint = "\n".join(filter(None, [exc.hint, undo]))
         raise
-    env.out()
+    env.report()
     for line in before_after(before, applied.after):
-        env.out(line)
-    env.out()
-    env.out(applied.result.summary())
+        env.report(line)
+    env.report()
+    env.report(applied.result.summary())
     if plan.what_if:
-        env.out("What-if: nothing was changed, so no backup was taken and nothing was audited.")
+        env.report("What-if: nothing was changed, so no backup was taken and nothing was audited.")
     if applied.backup is not None:
-        env.out(f"Backup: {applied.backup.path}")
-        env.out(f"Undo:   remediate undo '{applied.backup.path}'")
+        env.report(f"Backup: {applied.backup.path}")
+        env.report(f"Undo:   remediate undo '{applied.backup.path}'")
     if applied.audit_path is not None:
-        env.out(f"Audit log: {applied.audit_path}")
+        env.report(f"Audit log: {applied.audit_path}")
     return applied
 
 

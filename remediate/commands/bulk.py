@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from remediate import interrupts
 from remediate.env import Environment
 from remediate.errors import (
     ConnectionFailed,
@@ -200,17 +201,18 @@ def _apply(
         bulk.apply(credential, progress)
         progress.finish()
     for line in recap_lines(states):
-        env.out(line)
+        env.report(line)
     if args.report is not None:
         write_report(
             args.report, to_json(states, source, started=started, interrupted=bulk.stopped)
         )
-        env.out(f"report: {args.report}")
+        env.report(f"report: {args.report}")
     if bulk.stopped:
         changed = sum(o.status.value == "changed" for s in states for o in s.outcomes)
         raise Interrupted(
-            f"interrupted (Ctrl-C): stopped after the steps in flight; {changed} connector(s) "
-            "changed before that (listed above as changed), the ones skipped were not run"
+            f"interrupted ({interrupts.reason()}): stopped after the steps in flight; "
+            f"{changed} connector(s) changed before that (listed above as changed), the ones "
+            "skipped were not run"
         )
     failed = any(o.status.value in ("failed", "skipped") for s in states for o in s.outcomes)
     return RemoteCommandError.exit_code if failed else 0
@@ -230,7 +232,7 @@ def _confirm(env: Environment, connectors: int, steps: int, *, yes: bool) -> Non
             "not confirmed: no terminal to ask on; add --yes to apply without asking",
             hint="'remediate bulk plan FILE' shows the changes without sending any",
         )
-    env.stderr.write(f"Apply {steps} change(s) to {connectors} connector(s)? [y/N] ")
+    env.write_err(f"Apply {steps} change(s) to {connectors} connector(s)? [y/N] ")
     env.stderr.flush()
     if env.stdin.readline().strip().lower() not in ("y", "yes"):
         raise UsageError("not applied: not confirmed")
@@ -256,11 +258,12 @@ class _Progress:
             self.done += 1
             if self.bar:
                 filled = self.WIDTH * self.done // self.total
-                self.env.stderr.write(
-                    f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {self.done}/{self.total}"
+                self.env.stderr.write("\r")  # our own: back to the bar's start
+                self.env.write_err(
+                    f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {self.done}/{self.total}"
                 )
             else:
-                self.env.stderr.write(
+                self.env.write_err(
                     f"[{self.done}/{self.total}] {state.endpoint.label}: {outcome.connector}: "
                     f"{outcome.status.value}\n"
                 )
@@ -268,7 +271,7 @@ class _Progress:
 
     def finish(self) -> None:
         if self.bar:
-            self.env.stderr.write("\n")
+            self.env.write_err("\n")
 
 
 def _undo(args: argparse.Namespace, env: Environment) -> int:
