@@ -44,3 +44,60 @@ def private_directory(path: Path) -> Path:
     """Create ``path`` (and parents) readable by the owner only."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+# --- reading what admins give us ------------------------------------------------------------
+
+
+def read_bounded(path: Path, limit: int, what: str) -> bytes:
+    """At most ``limit`` bytes of ``path``; UsageError naming ``what`` when it cannot be read
+    or is larger (the bound keeps a crafted or mistaken file from eating memory)."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > limit:
+        raise UsageError(
+            f"{what}: larger than {_size(limit)}; not read",
+            hint="give only the part that matters (the events of the days in question)",
+        )
+    return raw
+
+
+def _size(count: int) -> str:
+    return f"{count // (1024 * 1024)} MiB" if count >= 1024 * 1024 else f"{count // 1024} KiB"
+
+
+def decode_text(raw: bytes) -> str:
+    """Bytes of a text file as admins save them on Windows: UTF-16 by its byte order mark or,
+    without one, by its NUL pattern (ASCII text in UTF-16 has every other byte NUL); else
+    UTF-8 (a BOM dropped); else Windows-1252 (Notepad's "ANSI"). The one decoder for event
+    files and bulk files: never a guess by whether UTF-16 decoding happens to succeed."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return raw[3:].decode("utf-8", errors="replace")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16", errors="replace")
+    utf16 = _utf16_by_nuls(raw)
+    if utf16 is not None:
+        return raw.decode(utf16, errors="replace")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
+
+
+def _utf16_by_nuls(raw: bytes) -> str | None:
+    """"utf-16-le"/"utf-16-be" when NULs fill the odd (even) bytes of the first KiB and
+    hardly any of the others; None otherwise (text in UTF-8 or cp1252 has no NUL)."""
+    sample = raw[:1024]
+    if len(sample) < 2 or b"\x00" not in sample:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    pairs = len(sample) // 2
+    odd_nuls, even_nuls = odd.count(0), even.count(0)
+    if odd_nuls * 10 >= pairs * 3 and even_nuls * 10 <= odd_nuls:
+        return "utf-16-le"
+    if even_nuls * 10 >= pairs * 3 and odd_nuls * 10 <= even_nuls:
+        return "utf-16-be"
+    return None
