@@ -49,14 +49,14 @@ def private_directory(path: Path) -> Path:
 # --- reading what admins give us ------------------------------------------------------------
 
 
-def read_bounded(path: Path, limit: int, what: str) -> bytes:
+def read_bounded(path: Path, limit: int, what: str, *, cannot: str = "cannot be read") -> bytes:
     """At most ``limit`` bytes of ``path``; UsageError naming ``what`` when it cannot be read
     or is larger (the bound keeps a crafted or mistaken file from eating memory)."""
     try:
         with open(path, "rb") as handle:
             raw = handle.read(limit + 1)
     except OSError as exc:
-        raise UsageError(f"{what}: cannot be read ({exc.strerror or exc})") from None
+        raise UsageError(f"{what}: {cannot} ({exc.strerror or exc})") from None
     if len(raw) > limit:
         raise UsageError(
             f"{what}: larger than {_size(limit)}; not read",
