@@ -232,6 +232,7 @@ def load(path: Path | str, profiles: ProfileStore | None = None) -> BulkSpec:
             spec.rows.append(row)
     if not raw_rows and not problems:
         problems.append(Problem(1, "no rows: the file names no connector"))
+    spec.rows = _one_name_per_endpoint(spec.rows, problems)
     _check_duplicates(spec.rows, problems)
     if problems:
         raise SpecError(path, sorted(problems, key=lambda p: p.line))
@@ -470,6 +471,58 @@ class _Validator:
 
 def _key_of(option: str) -> str:
     return next(k for k, (_, o) in _SETTINGS.items() if o == option)
+
+
+def endpoint_identity(connection: Connection) -> tuple[str, str, int, str, str]:
+    """What makes two names (a profile, URLs) one endpoint: scheme, host (lowercased, no
+    trailing dot), port, path and session configuration (IIS and WinRM compare the last two
+    without regard to case)."""
+    return (
+        connection.scheme.lower(),
+        connection.server.lower().rstrip("."),
+        connection.port,
+        connection.path.rstrip("/").lower(),
+        connection.configuration_name.lower(),
+    )
+
+
+def _how(connection: Connection) -> Connection:
+    """The connection's settings besides where it points (and its name and timeouts)."""
+    return replace(
+        connection,
+        server="",
+        port=0,
+        path="",
+        scheme="",
+        configuration_name="",
+        profile=None,
+        connect_timeout=0,
+        operation_timeout=0,
+    )
+
+
+def _one_name_per_endpoint(rows: list[Row], problems: list[Problem]) -> list[Row]:
+    """Rows naming one endpoint two ways (a profile and its URL, or two spellings of a URL)
+    get the first row's connection, so they share a session and a connector they both
+    select is caught; refused when the two ways differ in auth, user or certificates."""
+    first: dict[tuple[str, str, int, str, str], Row] = {}
+    out = []
+    for row in rows:
+        seen = first.setdefault(endpoint_identity(row.endpoint), row)
+        if seen.endpoint != row.endpoint:
+            if _how(seen.endpoint) != _how(row.endpoint):
+                problems.append(
+                    Problem(
+                        row.line,
+                        f"endpoint: {row.endpoint.label} is the endpoint of line {seen.line} "
+                        f"({seen.endpoint.label}) with other auth, user or certificate "
+                        "settings; name it one way in every row",
+                    )
+                )
+                continue
+            row = replace(row, endpoint=seen.endpoint)
+        out.append(row)
+    return out
 
 
 def _check_duplicates(rows: list[Row], problems: list[Problem]) -> None:
