@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from remediate.errors import UsageError
 from remediate.exchange import AuthMechanism, ProtocolLoggingLevel, SendConnector, TlsAuthLevel
+from remediate.files import private_directory
 from remediate.plan import CredentialRef, Parameter, ParamValue, Plan, Step, StepKind, Switch
 
 if TYPE_CHECKING:
@@ -71,8 +72,8 @@ def write_backup(
     now = datetime.now(UTC)
     created = now.isoformat(timespec="seconds")
     directory = backup_dir(environ)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(directory, 0o700)
+    private_directory(directory.parent)  # $XDG_STATE_HOME/remediate
+    private_directory(directory)
     stem = f"{now:%Y%m%dT%H%M%S%fZ}-{_slug(connector.name)}"
     backup = Backup(
         path=directory / f"{stem}.json",
@@ -128,7 +129,7 @@ def _slug(name: str) -> str:
 
 
 def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
 

@@ -205,7 +205,10 @@ def apply_plan(
 
     serve = resolved_credentials(plan, credential)
     real_change = bool(plan.changes) and not plan.what_if
-    saved = backup.write_backup(connection, before, plan, environ=environ) if real_change else None
+    saved = None
+    if real_change:
+        audit.check_log(environ)  # a change the log could not record is not made
+        saved = backup.write_backup(connection, before, plan, environ=environ)
     try:
         result = execute(session, plan, serve, on_step=on_step)
     except RemediateError as stopped:

@@ -7,8 +7,11 @@ failed or interrupted write leaves the previous file (or none), never half a scr
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from remediate.errors import UsageError
@@ -41,9 +44,64 @@ def write_file(path: Path, text: str, *, what: str, private: bool = False) -> Pa
 
 
 def private_directory(path: Path) -> Path:
-    """Create ``path`` (and parents) readable by the owner only."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create ``path`` (and parents) readable by the owner only; an existing one is checked
+    (refused when it is a symbolic link, not a directory or someone else's) and its mode
+    repaired to 0700."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise UsageError(f"cannot create the directory {path}: {exc.strerror or exc}") from None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise _refused(path, "directory", exc) from None
+    try:
+        _check_own(path, fd, stat.S_ISDIR, "directory", 0o700)
+    finally:
+        os.close(fd)
     return path
+
+
+def open_private_append(path: Path) -> int:
+    """A descriptor appending to ``path`` (created 0600), never through a symbolic link; an
+    existing file is checked like ``private_directory`` and repaired to 0600."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise _refused(path, "file", exc) from None
+    try:
+        _check_own(path, fd, stat.S_ISREG, "file", 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _refused(path: Path, kind: str, exc: OSError) -> UsageError:
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR) or Path(path).is_symlink():
+        return UsageError(
+            f"{path} is a symbolic link; remediate does not write its records through one",
+            hint=f"remove the link (and find out who planted it); remediate then creates a "
+            f"private {kind} there",
+        )
+    return UsageError(f"cannot open {path}: {exc.strerror or exc}")
+
+
+def _check_own(path: Path, fd: int, is_kind: Callable[[int], bool], kind: str, mode: int) -> None:
+    info = os.fstat(fd)
+    if not is_kind(info.st_mode):
+        raise UsageError(f"{path} is not a {kind}; remediate keeps its records there")
+    if info.st_uid != os.getuid():
+        raise UsageError(
+            f"{path} belongs to another user (uid {info.st_uid}); remediate does not write "
+            "its records there"
+        )
+    if stat.S_IMODE(info.st_mode) != mode:
+        os.fchmod(fd, mode)
 
 
 # --- reading what admins give us ------------------------------------------------------------

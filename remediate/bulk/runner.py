@@ -217,10 +217,13 @@ class BulkRun:
         assert target.plan is not None and state.session is not None
         plan, endpoint = target.plan, state.endpoint
         try:
+            audit.check_log(self.environ)
             saved = backup.write_backup(endpoint, target.before, plan, environ=self.environ)
         except OSError as exc:
             reason = f"not sent: the backup could not be written ({exc.strerror or exc})"
             return _outcome(target, Status.FAILED, reason)
+        except RemediateError as exc:  # a planted symbolic link, a directory not ours
+            return _outcome(target, Status.FAILED, f"not sent: {exc.message}")
         lost: str | None = None
         problem: str | None = None
         ran: list[StepResult] = []
