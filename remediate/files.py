@@ -48,11 +48,10 @@ def private_directory(path: Path) -> Path:
     (refused when it is a symbolic link, not a directory or someone else's) and its mode
     repaired to 0700."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_symlink():
+            path.mkdir(exist_ok=True, mode=0o700)
     except OSError as exc:
         raise UsageError(f"cannot create the directory {path}: {exc.strerror or exc}") from None
     try:
@@ -82,7 +81,7 @@ def open_private_append(path: Path) -> int:
 
 
 def _refused(path: Path, kind: str, exc: OSError) -> UsageError:
-    if exc.errno in (errno.ELOOP, errno.ENOTDIR) or Path(path).is_symlink():
+    if exc.errno == errno.ELOOP or Path(path).is_symlink():
         return UsageError(
             f"{path} is a symbolic link; remediate does not write its records through one",
             hint=f"remove the link (and find out who planted it); remediate then creates a "

@@ -8,6 +8,7 @@ audit log, so ``remediate bulk undo REPORT`` can restore what the run changed.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -97,6 +98,27 @@ def _path(path: Path | None) -> str | None:
 def write_report(path: Path, data: dict[str, Any]) -> None:
     """Write the report 0600 (it names servers, accounts and backup paths)."""
     write_file(path, json.dumps(data, indent=2) + "\n", what="--report", private=True)
+
+
+def reserve_report(path: Path, *, force: bool) -> bool:
+    """Claim ``path`` for this run's report before anything is sent: an existing file (the
+    report of another run, maybe one running now) is refused unless ``force``. True when a
+    placeholder was created (the caller removes it if the run stops before applying)."""
+    if force:
+        return False
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise UsageError(
+            f"--report {path}: the file exists (the report of another run?); nothing was sent",
+            hint="give a new name, or add --force to replace it",
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"--report: cannot write {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps({"format": FORMAT, "running": True, "endpoints": []}) + "\n")
+    return True
 
 
 def read_report(path: Path) -> dict[str, Any]:

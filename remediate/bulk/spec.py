@@ -33,6 +33,7 @@ from remediate.connections import AuthMethod, Connection, ProfileStore, parse_se
 from remediate.errors import UsageError
 from remediate.exchange import AuthMechanism, SendConnector, TlsAuthLevel
 from remediate.files import decode_text, read_bounded
+from remediate.locks import endpoint_identity
 from remediate.plan import CredentialRef
 from remediate.playbooks import Playbook, load_all
 from remediate.pwsh import unsafe_character
@@ -471,19 +472,6 @@ class _Validator:
 
 def _key_of(option: str) -> str:
     return next(k for k, (_, o) in _SETTINGS.items() if o == option)
-
-
-def endpoint_identity(connection: Connection) -> tuple[str, str, int, str, str]:
-    """What makes two names (a profile, URLs) one endpoint: scheme, host (lowercased, no
-    trailing dot), port, path and session configuration (IIS and WinRM compare the last two
-    without regard to case)."""
-    return (
-        connection.scheme.lower(),
-        connection.server.lower().rstrip("."),
-        connection.port,
-        connection.path.rstrip("/").lower(),
-        connection.configuration_name.lower(),
-    )
 
 
 def _how(connection: Connection) -> Connection:

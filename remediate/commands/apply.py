@@ -73,6 +73,7 @@ def add_confirm_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, env: Environment) -> int:
     from remediate.connections import connection_from_args
+    from remediate.locks import ConnectorLocks, read_locked
     from remediate.planner import build_plan, fix_options_from_args
     from remediate.playbooks import find
     from remediate.remote import open_session
@@ -83,8 +84,11 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     if args.queue_wait < 0:
         raise UsageError("--queue-wait must be 0 or more seconds")
     connection = connection_from_args(args, env)
-    with open_session(connection, env, password_stdin=args.password_stdin) as session:
-        before = read_connector(session, args.connector)
+    with (
+        ConnectorLocks(connection, env.environ) as locks,
+        open_session(connection, env, password_stdin=args.password_stdin) as session,
+    ):
+        before = read_locked(locks, lambda name: read_connector(session, name), args.connector)
         options = fix_options_from_args(args)
         plan = build_plan(playbook, options, current=before, what_if=args.what_if)
         if not plan.changes:

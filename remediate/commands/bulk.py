@@ -59,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     undo.add_argument("report_file", type=Path, metavar="REPORT", help="a report of bulk apply")
     plan.add_argument("--output", type=Path, metavar="FILE.ps1", help="write the dry-run script")
     apply.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report")
+    apply.add_argument("--force", action="store_true", help="replace an existing --report file")
     for sub in (plan, apply, undo):
         sub.add_argument(
             "--parallel",
@@ -96,7 +97,12 @@ def run(args: argparse.Namespace, env: Environment) -> int:
 
 
 def _open_run(
-    args: argparse.Namespace, env: Environment, spec: BulkSpec, planner: Planner | None = None
+    args: argparse.Namespace,
+    env: Environment,
+    spec: BulkSpec,
+    planner: Planner | None = None,
+    *,
+    lock: bool = False,
 ) -> BulkRun:
     from remediate.bulk.diff import plan_endpoint
     from remediate.bulk.passwords import admin_passwords
@@ -109,6 +115,7 @@ def _open_run(
         parallel=args.parallel,
         environ=env.environ,
         planner=planner or plan_endpoint,
+        lock=lock,
     )
 
 
@@ -185,21 +192,27 @@ def _apply(
     planner: Planner | None = None,
 ) -> int:
     from remediate.bulk.passwords import relay_passwords
-    from remediate.bulk.report import recap_lines, to_json, write_report
+    from remediate.bulk.report import recap_lines, reserve_report, to_json, write_report
 
     started = datetime.now(UTC)
-    with _open_run(args, env, spec, planner) as bulk:
-        states = bulk.read()
-        _show(env, states)
-        connectors, steps, _, _ = _summary(states)
-        env.out()
-        refs = dict.fromkeys(r for s in states for t in s.pending for r in t.plan.credentials)
-        credential = relay_passwords(refs, env, password_stdin=args.password_stdin)
-        if connectors and not bulk.stopped:
-            _confirm(env, connectors, steps, yes=args.yes)
-        progress = _Progress(env, sum(_outcome_count(s) for s in states))
-        bulk.apply(credential, progress)
-        progress.finish()
+    reserved = args.report is not None and reserve_report(args.report, force=args.force)
+    try:
+        with _open_run(args, env, spec, planner, lock=True) as bulk:
+            states = bulk.read()
+            _show(env, states)
+            connectors, steps, _, _ = _summary(states)
+            env.out()
+            refs = dict.fromkeys(r for s in states for t in s.pending for r in t.plan.credentials)
+            credential = relay_passwords(refs, env, password_stdin=args.password_stdin)
+            if connectors and not bulk.stopped:
+                _confirm(env, connectors, steps, yes=args.yes)
+            progress = _Progress(env, sum(_outcome_count(s) for s in states))
+            bulk.apply(credential, progress)
+            progress.finish()
+    except BaseException:
+        if reserved:  # nothing was applied: the report's name is free again
+            args.report.unlink(missing_ok=True)
+        raise
     for line in recap_lines(states):
         env.report(line)
     if args.report is not None:
@@ -282,5 +295,5 @@ def _undo(args: argparse.Namespace, env: Environment) -> int:
     if not undo.spec.rows:
         env.out("Nothing to undo: the report lists no backup.")
         return 0
-    args.report = None  # undo writes no report of its own
+    args.report, args.force = None, False  # undo writes no report of its own
     return _apply(args, env, undo.spec, source=args.report_file, planner=undo.plan)
