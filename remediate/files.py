@@ -8,11 +8,13 @@ failed or interrupted write leaves the previous file (or none), never half a scr
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from remediate.errors import UsageError
 
@@ -158,3 +160,41 @@ def _utf16_by_nuls(raw: bytes) -> str | None:
     if even_nuls * 10 >= pairs * 3 and odd_nuls * 10 <= even_nuls:
         return "utf-16-be"
     return None
+
+
+MAX_JSON_DEPTH = 32
+
+
+def read_json(path: Path, *, limit: int, what: str, cannot: str = "cannot be read") -> Any:
+    """A JSON file remediate wrote (a backup, a bulk report) read back defensively: at most
+    ``limit`` bytes, UTF-8, nested at most MAX_JSON_DEPTH deep. Any problem is one UsageError
+    "PATH: not WHAT (why)": a crafted file never gives a traceback."""
+    raw = read_bounded(path, limit, str(path), cannot=cannot)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not {what} (not UTF-8 text)") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not {what} (nested too deep)") from None
+    except ValueError as exc:
+        raise UsageError(f"{path}: not {what} ({exc})") from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise UsageError(f"{path}: not {what} (nested more than {MAX_JSON_DEPTH} levels)")
+    return data
+
+
+def _depth(data: Any) -> int:
+    """How deep lists and objects nest (iteratively: no recursion to exhaust)."""
+    deepest = 0
+    pending = [(data, 1)]
+    while pending:
+        value, level = pending.pop()
+        if isinstance(value, dict):
+            values: Any = value.values()
+        elif isinstance(value, list):
+            values = value
+        else:
+            continue
+        deepest = max(deepest, level)
+        pending.extend((v, level + 1) for v in values)
+    return deepest

@@ -17,10 +17,11 @@ from typing import Any
 
 from remediate.bulk.runner import ConnectorOutcome, EndpointState, Status
 from remediate.errors import UsageError
-from remediate.files import write_file
+from remediate.files import read_json, write_file
 from remediate.report import table
 
 FORMAT = 1
+MAX_REPORT_BYTES = 64 * 1024 * 1024  # thousands of connectors take a few MiB
 
 
 def totals(states: Sequence[EndpointState]) -> Counter[Status]:
@@ -122,12 +123,37 @@ def reserve_report(path: Path, *, force: bool) -> bool:
 
 
 def read_report(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the report ({exc.strerror or exc})") from None
-    except ValueError:
-        raise UsageError(f"{path}: not a bulk report (not JSON)") from None
+    """A report of ``bulk apply --report``, its shape checked (what ``bulk undo`` reads):
+    one UsageError naming the file and the first thing wrong."""
+    data = read_json(
+        path, limit=MAX_REPORT_BYTES, what="a bulk report", cannot="cannot read the report"
+    )
     if not isinstance(data, dict) or data.get("format") != FORMAT or "endpoints" not in data:
         raise UsageError(f"{path}: not a bulk report written by 'remediate bulk apply --report'")
+    problem = _shape_problem(data)
+    if problem is not None:
+        raise UsageError(f"{path}: not a bulk report ({problem})")
     return data
+
+
+def _shape_problem(data: dict[str, Any]) -> str | None:
+    endpoints = data["endpoints"]
+    if not isinstance(endpoints, list):
+        return "'endpoints' is not a list"
+    for e, endpoint in enumerate(endpoints, start=1):
+        if not isinstance(endpoint, dict):
+            return f"endpoint {e} is not an object"
+        if not isinstance(endpoint.get("connection", {}), dict):
+            return f"endpoint {e}: 'connection' is not an object"
+        connectors = endpoint.get("connectors", [])
+        if not isinstance(connectors, list):
+            return f"endpoint {e}: 'connectors' is not a list"
+        for c, item in enumerate(connectors, start=1):
+            if not isinstance(item, dict):
+                return f"endpoint {e}, connector {c} is not an object"
+            if not isinstance(item.get("backup"), str | None):
+                return f"endpoint {e}, connector {c}: 'backup' is not a path"
+            line = item.get("line")
+            if item.get("backup") and (isinstance(line, bool) or not isinstance(line, int)):
+                return f"endpoint {e}, connector {c}: 'line' is not a number"
+    return None
