@@ -57,9 +57,17 @@ def lock_path(connection: Connection, connector: str, environ: Mapping[str, str]
 class ConnectorLocks:
     """The locks this run holds (a context manager: released on exit)."""
 
-    def __init__(self, connection: Connection, environ: Mapping[str, str] | None) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        environ: Mapping[str, str] | None,
+        names: Iterable[str] = (),
+    ) -> None:
+        """``names`` are locked on entering (before a session is opened: a refused run
+        sends nothing)."""
         self.connection = connection
         self.environ = environ
+        self._first = list(names)
         self._held: dict[str, int] = {}
 
     def acquire(self, names: Iterable[str]) -> None:
@@ -82,6 +90,7 @@ class ConnectorLocks:
         self._held.clear()
 
     def __enter__(self) -> ConnectorLocks:
+        self.acquire(self._first)
         return self
 
     def __exit__(self, *exc: object) -> None:

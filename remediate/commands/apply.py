@@ -85,7 +85,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         raise UsageError("--queue-wait must be 0 or more seconds")
     connection = connection_from_args(args, env)
     with (
-        ConnectorLocks(connection, env.environ) as locks,
+        ConnectorLocks(connection, env.environ, [args.connector]) as locks,
         open_session(connection, env, password_stdin=args.password_stdin) as session,
     ):
         before = read_locked(locks, lambda name: read_connector(session, name), args.connector)

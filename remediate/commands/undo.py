@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         return 0
     connection = backup_connection(args, env, saved)
     with (
-        ConnectorLocks(connection, env.environ) as locks,
+        ConnectorLocks(connection, env.environ, [saved.connector.name]) as locks,
         open_session(connection, env, password_stdin=args.password_stdin) as session,
     ):
         current = read_locked(
