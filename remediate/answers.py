@@ -29,6 +29,7 @@ from remediate.exchange import AuthMechanism
 
 _TEXT = str
 _FLAG = bool
+MAX_FILE_BYTES = 1024 * 1024  # a few dozen answers; past this the file is not read
 CHOICES: dict[str, tuple[str, ...]] = {
     "password_source": ("keyring", "type", "lab"),
     "action": ("apply", "what-if", "save", "cancel"),
@@ -62,23 +63,25 @@ def load(path: Path | str, extra_keys: Mapping[str, type] | None = None) -> dict
     """Read and validate an answers file; UsageError naming file, line and key."""
     import yaml
 
+    from remediate.files import decode_text, read_bounded
+    from remediate.yamlfile import YamlProblem, compose, duplicate_keys
+
     path = Path(path)
+    raw = read_bounded(path, MAX_FILE_BYTES, f"--answers {path}", cannot="cannot read it")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"--answers {path}: cannot read it ({exc.strerror})") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise UsageError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        node = compose(decode_text(raw))
+    except YamlProblem as refused:
+        message = f"not valid YAML ({refused.message})" if refused.syntax else refused.message
+        raise UsageError(f"{path}:{refused.line}: {message}") from None
     if node is None:
         return {}
     if not isinstance(node, yaml.MappingNode):
         raise UsageError(
             f"{path}:{node.start_mark.line + 1}: the answers must be 'key: value' lines"
         )
+    twice = duplicate_keys(node)
+    if twice:
+        raise UsageError(f"{path}:{twice[0].line}: {twice[0].message}")
     keys = {**KEYS, **(extra_keys or {})}
     answers: dict[str, Any] = {}
     for key_node, value_node in node.value:

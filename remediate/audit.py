@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from remediate.backup import state_dir
 from remediate.exchange import PROPERTY_NAMES, SendConnector
 from remediate.executor import ExecutionResult, changed_something
+from remediate.files import open_private_append, private_directory
 from remediate.plan import CredentialRef, ParamValue, Step, Switch
 
 if TYPE_CHECKING:
@@ -143,13 +144,11 @@ def record(
     backup: Backup | None = None,
 ) -> Path:
     """Append this run's lines to the audit log; returns its path."""
-    path = audit_path(environ)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     text = "".join(
         json.dumps(line, sort_keys=False) + "\n"
         for line in entries(connection, plan, before, result, backup=backup)
     )
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    path, fd = open_log(environ)
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         handle.write(text)
     return path
@@ -192,6 +191,21 @@ def last_set_credential(
             ):
                 found = LastSetCredential(new, str(entry.get("time", "")))
     return found
+
+
+def open_log(environ: Mapping[str, str] | None = None) -> tuple[Path, int]:
+    """The audit log open for appending: the state directory 0700, the file 0600, neither
+    through a symbolic link (UsageError saying so)."""
+    path = audit_path(environ)
+    private_directory(path.parent)
+    return path, open_private_append(path)
+
+
+def check_log(environ: Mapping[str, str] | None = None) -> Path:
+    """Make sure the audit log can be written, before a change is made that it must record."""
+    path, fd = open_log(environ)
+    os.close(fd)
+    return path
 
 
 def _operator() -> str:

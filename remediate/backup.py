@@ -26,12 +26,14 @@ from remediate.exchange import (
     SendConnector,
     TlsAuthLevel,
 )
+from remediate.files import private_directory, read_json
 from remediate.plan import CredentialRef, Parameter, ParamValue, Plan, Step, StepKind, Switch
 
 if TYPE_CHECKING:
     from remediate.connections import Connection
 
 FORMAT = 1
+MAX_BACKUP_BYTES = 1024 * 1024  # a backup is a few KiB
 _ENUMS: dict[str, type[Enum]] = {
     cls.__name__: cls
     for cls in (AuthMechanism, TlsAuthLevel, ProtocolLoggingLevel, CredentialState)
@@ -78,8 +80,8 @@ def write_backup(
     now = datetime.now(UTC)
     created = now.isoformat(timespec="seconds")
     directory = backup_dir(environ)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(directory, 0o700)
+    private_directory(directory.parent)  # $XDG_STATE_HOME/remediate
+    private_directory(directory)
     stem = f"{now:%Y%m%dT%H%M%S%fZ}-{_slug(connector.name)}"
     backup = Backup(
         path=directory / f"{stem}.json",
@@ -106,13 +108,12 @@ def write_backup(
 def load_backup(path: Path | str) -> Backup:
     """A backup written by ``write_backup``; UsageError naming the file when it is not one."""
     path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{path}: no such backup file")
+    document = read_json(path, limit=MAX_BACKUP_BYTES, what="a remediate backup")
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such backup file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: not a remediate backup ({exc})") from None
-    try:
+        if not isinstance(document, dict):
+            raise ValueError("not a JSON object")
         if document.get("format") != FORMAT:
             raise ValueError(f"unknown format {document.get('format')!r}")
         stem = path.name.removesuffix(".json")
@@ -125,7 +126,8 @@ def load_backup(path: Path | str) -> Backup:
             created=str(document["created"]),
             applied=plan_from_json(document["plan"]),
         )
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+        # the shape is checked as it is read: any surprise is this one error, not a traceback
         detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
         raise UsageError(f"{path}: not a remediate backup ({detail})") from None
 
@@ -135,7 +137,7 @@ def _slug(name: str) -> str:
 
 
 def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
 
@@ -173,6 +175,8 @@ def value_from_json(data: Mapping[str, Any]) -> ParamValue:
             raise ValueError(f"unknown value type {data['enum']!r}")
         return _ENUMS[data["enum"]](data["value"])
     if kind == "list":
+        if not isinstance(data["value"], list):
+            raise ValueError("a list value that is not a list")
         return tuple(str(v) for v in data["value"])
     if kind == "plain" and isinstance(data["value"], str | int | bool | None):
         return data["value"]
@@ -184,7 +188,15 @@ def _params_to_json(params: tuple[Parameter, ...]) -> list[dict[str, Any]]:
 
 
 def _params_from_json(items: list[Mapping[str, Any]]) -> tuple[Parameter, ...]:
-    return tuple(Parameter(str(item["name"]), value_from_json(item)) for item in items)
+    return tuple(
+        Parameter(str(item["name"]), value_from_json(item)) for item in _list_of_dicts(items)
+    )
+
+
+def _list_of_dicts(items: Any) -> list[Mapping[str, Any]]:
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ValueError("a list of objects was expected")
+    return items
 
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:
@@ -221,7 +233,7 @@ def plan_from_json(data: Mapping[str, Any]) -> Plan:
             action=str(s.get("action", "")),
             replaces=None if s.get("replaces") is None else _params_from_json(s["replaces"]),
         )
-        for s in data["steps"]
+        for s in _list_of_dicts(data["steps"])
     )
     return Plan(
         playbook=str(data["playbook"]),

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from remediate import __version__
+from remediate import __version__, interrupts
 from remediate.commands import COMMAND_MODULES
 from remediate.env import Environment
 from remediate.errors import RemediateError
@@ -56,13 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
+    """The command; ``argv`` None means the real process (SIGTERM/SIGHUP then handled)."""
+    if argv is None:
+        interrupts.install()
     env = env or Environment()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_module", None):
         parser.print_help(env.stdout)
         return 2
+    return interrupts.exit_status(_run(args, env))
+
+
+def _run(args: argparse.Namespace, env: Environment) -> int:
     try:
+        _check_piped_secrets(args, env)
         return int(args._module.run(args, env) or 0)
     except RemediateError as exc:
         env.err(f"remediate: error: {exc.message}")
@@ -70,8 +78,18 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
             env.err(f"hint: {exc.hint}")
         return exc.exit_code
     except KeyboardInterrupt:
-        env.err("remediate: interrupted; nothing further was sent.")
-        return 130
+        env.err(f"remediate: interrupted ({interrupts.reason()}); nothing further was sent.")
+        return interrupts.CTRL_C_EXIT
+    finally:
+        env.write("")  # the last flush: a reader that went away ends output quietly
+
+
+def _check_piped_secrets(args: argparse.Namespace, env: Environment) -> None:
+    """With --password-stdin (or the wizard's --answers) every piped line is a secret: read
+    and check them all now, so a bad one is refused before anything is sent."""
+    wanted = getattr(args, "password_stdin", False) or getattr(args, "answers", None)
+    if wanted and not env.stdin_isatty and getattr(args, "source", None) != "-":
+        env.stdin_lines()
 
 
 if __name__ == "__main__":

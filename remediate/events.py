@@ -17,25 +17,49 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from remediate.errors import UsageError
+from remediate.eventmatch import Match, Template
+from remediate.files import decode_text, read_bounded
 
 HANDLED = (2016, 2002)
 
-MESSAGE_2016 = re.compile(
-    r"An authentication credential initialization error (?P<status>.+?) occurred with Send "
-    r"connector (?P<connector>(?:(?!Send connector ).){1,256}?)\. "
-    r"The authentication mechanism used was (?P<mechanism>.+?)\. "
-    r"The name of the server that we were trying to authenticate to was (?P<target>.+?)\. "
-    r"This server was using the name (?P<user>.+?)\.(?=\s|$)",
-    re.S,
+# The message bodies Exchange writes (%1..%5 of 2016, %1..%2 of 2002), matched by the
+# hand-written linear scanner in ``remediate.eventmatch`` (a backtracking regex with lazy
+# groups took time quadratic in the text).
+MAX_CONNECTOR_NAME = 256
+MESSAGE_2016 = Template(
+    (
+        "An authentication credential initialization error ",
+        "status",
+        " occurred with Send connector ",
+        "connector",
+        ". The authentication mechanism used was ",
+        "mechanism",
+        ". The name of the server that we were trying to authenticate to was ",
+        "target",
+        ". This server was using the name ",
+        "user",
+    ),
+    last_ends_at_sentence=True,
+    limits={"connector": MAX_CONNECTOR_NAME},
+    forbid={"connector": "Send connector "},
 )
-MESSAGE_2002 = re.compile(
-    r"Send connector (?P<connector>(?:(?!Send connector ).){1,256}?): "
-    r"an error occurred while connecting to "
-    r"(?P<endpoint>\S+?)\.?(?=\s|$)",
-    re.S,
+MESSAGE_2002 = Template(
+    (
+        "Send connector ",
+        "connector",
+        ": an error occurred while connecting to ",
+        "endpoint",
+    ),
+    last_ends_at_sentence=False,
+    limits={"connector": MAX_CONNECTOR_NAME},
+    forbid={"connector": "Send connector "},
 )
+# How much of an events file (or stdin) is read: Application-log exports of a few days are
+# far below it; past it the reader stops with a clear message instead of eating memory.
+MAX_INPUT_BYTES = 32 * 1024 * 1024
 _FIRST_LABEL = re.compile(
     r"(?im)^[ \t]*(?:Log Name|Protokollname|Nom du journal|Nome registro|Nombre de registro|"
     r"Nome do Log)[ \t]*:"
@@ -45,7 +69,7 @@ _EVENT_ID = re.compile(
     r"Id\. del evento|Identificação do Evento)[ \t]*:[ \t]*(\d+)"
 )
 _DATE_LABEL = re.compile(
-    r"(?im)^[ \t]*(?:Date|Datum|Date et heure|Data|Fecha|Date and Time)[ \t]*:[ \t]*(.+?)[ \t]*$"
+    r"(?im)^[ \t]*(?:Date|Datum|Date et heure|Data|Fecha|Date and Time)[ \t]*:([^\n]*)"
 )
 _COMPUTER = re.compile(
     r"(?im)^[ \t]*(?:Computer|Computador|Ordinateur|Computer name)[ \t]*:\s*(\S+)"
@@ -125,27 +149,37 @@ def group(records: list[EventRecord]) -> list[EventGroup]:
 
 def _from_message(text: str, event_id: int | None) -> EventRecord | None:
     flat = " ".join(text.split())
-    found = MESSAGE_2016.search(flat)
-    if found and event_id in (None, 2016):
-        target = found["target"].strip()
-        return EventRecord(
-            event_id=2016,
-            connector=found["connector"].strip(),
-            status=found["status"].strip(),
-            mechanism=found["mechanism"].strip(),
-            target_server=target.removeprefix("SMTPSVC/").removeprefix("smtpsvc/"),
-            user=found["user"].strip(),
-            raw=found.group(0),
-        )
-    found = MESSAGE_2002.search(flat)
-    if found and event_id in (None, 2002):
-        return EventRecord(
-            event_id=2002,
-            connector=found["connector"].strip(),
-            remote_endpoint=found["endpoint"].strip().rstrip("."),
-            raw=found.group(0),
-        )
+    if event_id in (None, 2016):
+        found = MESSAGE_2016.search(flat)
+        if found is not None:
+            return _record_2016(found)
+    if event_id in (None, 2002):
+        found = MESSAGE_2002.search(flat)
+        if found is not None:
+            return _record_2002(found)
     return None
+
+
+def _record_2016(found: Match) -> EventRecord:
+    target = found["target"].strip()
+    return EventRecord(
+        event_id=2016,
+        connector=found["connector"].strip(),
+        status=found["status"].strip(),
+        mechanism=found["mechanism"].strip(),
+        target_server=target.removeprefix("SMTPSVC/").removeprefix("smtpsvc/"),
+        user=found["user"].strip(),
+        raw=found.text,
+    )
+
+
+def _record_2002(found: Match) -> EventRecord:
+    return EventRecord(
+        event_id=2002,
+        connector=found["connector"].strip(),
+        remote_endpoint=found["endpoint"].strip().rstrip("."),
+        raw=found.text,
+    )
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -187,12 +221,10 @@ def parse_text(text: str, source: str = "pasted text") -> list[EventRecord]:
 
 def _bare_messages(text: str, source: str) -> list[EventRecord]:
     flat = " ".join(text.split())
-    found = [(m.start(), m) for m in MESSAGE_2016.finditer(flat)]
-    found += [(m.start(), m) for m in MESSAGE_2002.finditer(flat)]
+    found = [(m.start, _record_2016(m)) for m in MESSAGE_2016.finditer(flat)]
+    found += [(m.start, _record_2002(m)) for m in MESSAGE_2002.finditer(flat)]
     records = []
-    for number, (_, match) in enumerate(sorted(found, key=lambda f: f[0]), start=1):
-        record = _from_message(match.group(0), None)
-        assert record is not None
+    for number, (_, record) in enumerate(sorted(found, key=lambda f: f[0]), start=1):
         record.source = f"{source}, message {number}"
         records.append(record)
     if not records and text.strip():
@@ -223,7 +255,7 @@ def _block(block: str, source: str) -> EventRecord:
         else:
             record.problems.append(f"event {event_id} is not one remediate handles (2016, 2002)")
     date = _DATE_LABEL.search(block)
-    record.time = _parse_time(date.group(1)) if date else None
+    record.time = _parse_time(date.group(1).strip(" \t\r")) if date else None
     computer = _COMPUTER.search(block)
     record.computer = computer.group(1) if computer else None
     record.source = source
@@ -233,9 +265,34 @@ def _block(block: str, source: str) -> EventRecord:
 # --- wevtutil XML -----------------------------------------------------------------------------
 
 
+_EVENT_START = re.compile(r"<Event[\s>]")
+_EVENT_END = "</Event>"
+_DTD = re.compile(r"<!(?:DOCTYPE|ENTITY)", re.I)
+
+
 def parse_xml(text: str, source: str = "XML") -> list[EventRecord]:
-    """wevtutil's /f:xml output: <Event> elements one after another (no root element)."""
-    chunks = re.findall(r"<Event[\s>].*?</Event>", text, re.S)
+    """wevtutil's /f:xml output: <Event> elements one after another (no root element), or
+    Event Viewer's "Save as XML" (the same inside <Events>).
+
+    Each <Event>...</Event> is cut out by one forward scan (linear time) and parsed on its
+    own, so one broken event is reported next to the good ones. A DTD is refused: an export
+    has none, and entity definitions are how an XML file explodes in memory.
+    """
+    dtd = _DTD.search(text)
+    if dtd is not None:
+        line = text.count("\n", 0, dtd.start()) + 1
+        raise UsageError(
+            f"{source}:{line}: a DTD or entity definition (<!DOCTYPE/<!ENTITY); an event "
+            "export has none, so the file is not read"
+        )
+    chunks = []
+    position = 0
+    while (start := _EVENT_START.search(text, position)) is not None:
+        end = text.find(_EVENT_END, start.end())
+        if end < 0:
+            break
+        position = end + len(_EVENT_END)
+        chunks.append(text[start.start() : position])
     if not chunks:
         raise UsageError(f"{source}: no <Event> elements (expected wevtutil qe ... /f:xml output)")
     return [_xml_event(chunk, f"{source}, event {n}") for n, chunk in enumerate(chunks, start=1)]
@@ -243,7 +300,7 @@ def parse_xml(text: str, source: str = "XML") -> list[EventRecord]:
 
 def _xml_event(chunk: str, source: str) -> EventRecord:
     try:
-        event = ET.fromstring(chunk)  # noqa: S314 - the admin's own export
+        event = _parse_element(chunk)
     except ET.ParseError as exc:
         return EventRecord(None, source=source, raw=chunk[:300], problems=[f"broken XML: {exc}"])
 
@@ -278,6 +335,19 @@ def _xml_event(chunk: str, source: str) -> EventRecord:
     record.computer = computer.text if computer is not None else None
     record.source = source
     return record
+
+
+def _parse_element(chunk: str) -> ET.Element:
+    """One <Event> through the streaming parser (no DTD reaches it, so no entities)."""
+    parser = ET.XMLPullParser(events=("end",))
+    parser.feed(chunk)
+    parser.close()
+    root = None
+    for _, element in parser.read_events():
+        root = element  # the root's end comes last
+    if root is None:
+        raise ET.ParseError("no element")
+    return root
 
 
 def _from_data(event_id: int | None, data: list[str]) -> EventRecord | None:
@@ -362,18 +432,23 @@ def parse_any(text: str, source: str) -> list[EventRecord]:
 
 def parse_file(path: Path) -> list[EventRecord]:
     """A .xml (wevtutil), .csv (Event Viewer) or text file; the content decides."""
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    for encoding in ("utf-8-sig", "utf-16"):
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        text = raw.decode("cp1252", errors="replace")
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = raw.decode("utf-16")
-    return parse_any(text, str(path))
+    return parse_any(read_event_file(Path(path), str(path)), str(path))
+
+
+def read_event_file(path: Path, what: str) -> str:
+    """An events file as text: at most MAX_INPUT_BYTES, decoded by ``files.decode_text``
+    (UTF-16 by its BOM or NUL pattern, else UTF-8, else Windows-1252). ``diagnose`` and
+    ``fix --event-file`` both read through here."""
+    raw = read_bounded(path, MAX_INPUT_BYTES, what)
+    return decode_text(raw)
+
+
+def read_event_stream(stream: TextIO, what: str = "stdin") -> str:
+    """Pasted events from a text stream, bounded like a file."""
+    text = stream.read(MAX_INPUT_BYTES + 1)
+    if len(text) > MAX_INPUT_BYTES:
+        raise UsageError(
+            f"{what}: more than {MAX_INPUT_BYTES // (1024 * 1024)} MiB of event text; "
+            "export only the MSExchangeTransport events of the days in question"
+        )
+    return text

@@ -1,9 +1,9 @@
 """Run a plan's steps in order over a Session and say exactly what happened.
 
 A failed step stops the steps after it (for a change: the connector's remaining changes are
-not sent). Ctrl-C between or during steps stops the run and raises ``ExecutionInterrupted``
-whose message is the summary. ``apply_plan`` is the one UI-free entry point that apply, the
-wizard and bulk share: backup, execute, audit, re-read.
+not sent). Ctrl-C (or SIGTERM/SIGHUP) between or during steps stops the run and raises
+``ExecutionInterrupted`` whose message is the summary. ``apply_plan`` is the one UI-free
+entry point that apply, the wizard and bulk share: backup, execute, audit, re-read.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from remediate import interrupts
 from remediate.errors import Interrupted, RemediateError, RemoteCommandError
 from remediate.exchange import SendConnector
 from remediate.plan import CredentialRef, Plan, Step
@@ -144,7 +145,8 @@ def execute(
         try:
             step_result = session.run(step, credential)
         except KeyboardInterrupt:
-            result.interrupted, result.not_run, result.stopped_by = step, pending, "Ctrl-C"
+            result.interrupted, result.not_run = step, pending
+            result.stopped_by = interrupts.reason()
             raise ExecutionInterrupted(result) from None
         except RemediateError as exc:  # the connection was lost, or a secret was unavailable
             result.interrupted, result.not_run = step, pending
@@ -156,7 +158,7 @@ def execute(
             if on_step is not None:
                 on_step(step, step_result)
         except KeyboardInterrupt:
-            result.not_run, result.stopped_by = pending, "Ctrl-C"
+            result.not_run, result.stopped_by = pending, interrupts.reason()
             raise ExecutionInterrupted(result) from None
         if not step_result.ok:
             result.not_run = pending
@@ -203,20 +205,25 @@ def apply_plan(
 
     serve = resolved_credentials(plan, credential)
     real_change = bool(plan.changes) and not plan.what_if
-    saved = backup.write_backup(connection, before, plan, environ=environ) if real_change else None
+    saved = None
+    if real_change:
+        audit.check_log(environ)  # a change the log could not record is not made
+        saved = backup.write_backup(connection, before, plan, environ=environ)
     try:
         result = execute(session, plan, serve, on_step=on_step)
     except RemediateError as stopped:
         partial = getattr(stopped, "result", None)
         if real_change and isinstance(partial, ExecutionResult):
-            audit.record(connection, plan, before, partial, environ=environ, backup=saved)
+            with interrupts.deferred():
+                audit.record(connection, plan, before, partial, environ=environ, backup=saved)
         stopped.backup = saved  # type: ignore[attr-defined]
         raise
-    audit_path = (
-        audit.record(connection, plan, before, result, environ=environ, backup=saved)
-        if real_change
-        else None
-    )
+    audit_path = None
+    if real_change:
+        with interrupts.deferred():
+            audit_path = audit.record(
+                connection, plan, before, result, environ=environ, backup=saved
+            )
     return Applied(result, saved, audit_path, reread(session, plan.connector))
 
 

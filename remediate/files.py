@@ -7,9 +7,14 @@ failed or interrupted write leaves the previous file (or none), never half a scr
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from remediate.errors import UsageError
 
@@ -41,6 +46,155 @@ def write_file(path: Path, text: str, *, what: str, private: bool = False) -> Pa
 
 
 def private_directory(path: Path) -> Path:
-    """Create ``path`` (and parents) readable by the owner only."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create ``path`` (and parents) readable by the owner only; an existing one is checked
+    (refused when it is a symbolic link, not a directory or someone else's) and its mode
+    repaired to 0700."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_symlink():
+            path.mkdir(exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise UsageError(f"cannot create the directory {path}: {exc.strerror or exc}") from None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise _refused(path, "directory", exc) from None
+    try:
+        _check_own(path, fd, stat.S_ISDIR, "directory", 0o700)
+    finally:
+        os.close(fd)
     return path
+
+
+def open_private_append(path: Path) -> int:
+    """A descriptor appending to ``path`` (created 0600), never through a symbolic link; an
+    existing file is checked like ``private_directory`` and repaired to 0600."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise _refused(path, "file", exc) from None
+    try:
+        _check_own(path, fd, stat.S_ISREG, "file", 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _refused(path: Path, kind: str, exc: OSError) -> UsageError:
+    if exc.errno == errno.ELOOP or Path(path).is_symlink():
+        return UsageError(
+            f"{path} is a symbolic link; remediate does not write its records through one",
+            hint=f"remove the link (and find out who planted it); remediate then creates a "
+            f"private {kind} there",
+        )
+    return UsageError(f"cannot open {path}: {exc.strerror or exc}")
+
+
+def _check_own(path: Path, fd: int, is_kind: Callable[[int], bool], kind: str, mode: int) -> None:
+    info = os.fstat(fd)
+    if not is_kind(info.st_mode):
+        raise UsageError(f"{path} is not a {kind}; remediate keeps its records there")
+    if info.st_uid != os.getuid():
+        raise UsageError(
+            f"{path} belongs to another user (uid {info.st_uid}); remediate does not write "
+            "its records there"
+        )
+    if stat.S_IMODE(info.st_mode) != mode:
+        os.fchmod(fd, mode)
+
+
+# --- reading what admins give us ------------------------------------------------------------
+
+
+def read_bounded(path: Path, limit: int, what: str, *, cannot: str = "cannot be read") -> bytes:
+    """At most ``limit`` bytes of ``path``; UsageError naming ``what`` when it cannot be read
+    or is larger (the bound keeps a crafted or mistaken file from eating memory)."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        raise UsageError(f"{what}: {cannot} ({exc.strerror or exc})") from None
+    if len(raw) > limit:
+        raise UsageError(
+            f"{what}: larger than {_size(limit)}; not read",
+            hint="give only the part that matters (the events of the days in question)",
+        )
+    return raw
+
+
+def _size(count: int) -> str:
+    return f"{count // (1024 * 1024)} MiB" if count >= 1024 * 1024 else f"{count // 1024} KiB"
+
+
+def decode_text(raw: bytes) -> str:
+    """Bytes of a text file as admins save them on Windows: UTF-16 by its byte order mark or,
+    without one, by its NUL pattern (ASCII text in UTF-16 has every other byte NUL); else
+    UTF-8 (a BOM dropped); else Windows-1252 (Notepad's "ANSI"). The one decoder for event
+    files and bulk files: never a guess by whether UTF-16 decoding happens to succeed."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return raw[3:].decode("utf-8", errors="replace")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16", errors="replace")
+    utf16 = _utf16_by_nuls(raw)
+    if utf16 is not None:
+        return raw.decode(utf16, errors="replace")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
+
+
+def _utf16_by_nuls(raw: bytes) -> str | None:
+    """ "utf-16-le"/"utf-16-be" when NULs fill the odd (even) bytes of the first KiB and
+    hardly any of the others; None otherwise (text in UTF-8 or cp1252 has no NUL)."""
+    sample = raw[:1024]
+    if len(sample) < 2 or b"\x00" not in sample:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    pairs = len(sample) // 2
+    odd_nuls, even_nuls = odd.count(0), even.count(0)
+    if odd_nuls * 10 >= pairs * 3 and even_nuls * 10 <= odd_nuls:
+        return "utf-16-le"
+    if even_nuls * 10 >= pairs * 3 and odd_nuls * 10 <= even_nuls:
+        return "utf-16-be"
+    return None
+
+
+MAX_JSON_DEPTH = 32
+
+
+def read_json(path: Path, *, limit: int, what: str, cannot: str = "cannot be read") -> Any:
+    """A JSON file remediate wrote (a backup, a bulk report) read back defensively: at most
+    ``limit`` bytes, UTF-8, nested at most MAX_JSON_DEPTH deep. Any problem is one UsageError
+    "PATH: not WHAT (why)": a crafted file never gives a traceback."""
+    raw = read_bounded(path, limit, str(path), cannot=cannot)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not {what} (not UTF-8 text)") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not {what} (nested too deep)") from None
+    except ValueError as exc:
+        raise UsageError(f"{path}: not {what} ({exc})") from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise UsageError(f"{path}: not {what} (nested more than {MAX_JSON_DEPTH} levels)")
+    return data
+
+
+def _depth(data: Any) -> int:
+    """How deep lists and objects nest (iteratively: no recursion to exhaust)."""
+    deepest = 0
+    pending = [(data, 1)]
+    while pending:
+        value, level = pending.pop()
+        if isinstance(value, dict):
+            values: Any = value.values()
+        elif isinstance(value, list):
+            values = value
+        else:
+            continue
+        deepest = max(deepest, level)
+        pending.extend((v, level + 1) for v in values)
+    return deepest

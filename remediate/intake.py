@@ -6,11 +6,11 @@ reports and a fix must compare against (the endpoint a 2002 could not reach)."""
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 from remediate.events import EventGroup, EventRecord
+from remediate.terminal import shell_quote
 
 # How the transport names the mechanism in event 2016 (%3) -> the connector settings.
 TRANSPORT_MECHANISMS = {
@@ -37,14 +37,14 @@ class Suggestion:
 
     @property
     def commands(self) -> tuple[str, ...]:
-        name = shlex.quote(self.record.connector or "")
+        name = shell_quote(self.record.connector or "")
         event = self.record.event_id
         out = [f"remediate fix {event} --connector {name}"]
         if event == 2016:
             user = self.inputs.get("username")
             if user:
                 out.append(
-                    f"remediate apply 2016 --connector {name} --username {shlex.quote(user)} "
+                    f"remediate apply 2016 --connector {name} --username {shell_quote(user)} "
                     "--reenter-credential"
                 )
         out.append(f"remediate diagnose --connector {name} --profile PROFILE")

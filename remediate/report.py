@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from remediate.exchange import QueueInfo, SendConnector
+from remediate.terminal import printable
 
 
 def _text(value: Any) -> str:
@@ -28,6 +29,7 @@ def differences(before: SendConnector, after: SendConnector) -> list[tuple[str, 
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     return [
         "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

@@ -237,7 +237,7 @@ def _offer_to_save(env: Environment, service: str, key: str, password: str) -> N
     if not keyring_usable(env.environ):
         env.err("remediate: no usable keyring here, so the password is used for this run only")
         return
-    env.stderr.write(f"Save it in the keyring ({service}, {key})? [y/N] ")
+    env.write_err(f"Save it in the keyring ({service}, {key})? [y/N] ")
     env.stderr.flush()
     answer = env.stdin.readline().strip().lower()
     if answer in ("y", "yes"):

@@ -8,6 +8,7 @@ audit log, so ``remediate bulk undo REPORT`` can restore what the run changed.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,10 +17,11 @@ from typing import Any
 
 from remediate.bulk.runner import ConnectorOutcome, EndpointState, Status
 from remediate.errors import UsageError
-from remediate.files import write_file
+from remediate.files import read_json, write_file
 from remediate.report import table
 
 FORMAT = 1
+MAX_REPORT_BYTES = 64 * 1024 * 1024  # thousands of connectors take a few MiB
 
 
 def totals(states: Sequence[EndpointState]) -> Counter[Status]:
@@ -99,13 +101,59 @@ def write_report(path: Path, data: dict[str, Any]) -> None:
     write_file(path, json.dumps(data, indent=2) + "\n", what="--report", private=True)
 
 
-def read_report(path: Path) -> dict[str, Any]:
+def reserve_report(path: Path, *, force: bool) -> bool:
+    """Claim ``path`` for this run's report before anything is sent: an existing file (the
+    report of another run, maybe one running now) is refused unless ``force``. True when a
+    placeholder was created (the caller removes it if the run stops before applying)."""
+    if force:
+        return False
+    path = Path(path)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise UsageError(
+            f"--report {path}: the file exists (the report of another run?); nothing was sent",
+            hint="give a new name, or add --force to replace it",
+        ) from None
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read the report ({exc.strerror or exc})") from None
-    except ValueError:
-        raise UsageError(f"{path}: not a bulk report (not JSON)") from None
+        raise UsageError(f"--report: cannot write {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps({"format": FORMAT, "running": True, "endpoints": []}) + "\n")
+    return True
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    """A report of ``bulk apply --report``, its shape checked (what ``bulk undo`` reads):
+    one UsageError naming the file and the first thing wrong."""
+    data = read_json(
+        path, limit=MAX_REPORT_BYTES, what="a bulk report", cannot="cannot read the report"
+    )
     if not isinstance(data, dict) or data.get("format") != FORMAT or "endpoints" not in data:
         raise UsageError(f"{path}: not a bulk report written by 'remediate bulk apply --report'")
+    problem = _shape_problem(data)
+    if problem is not None:
+        raise UsageError(f"{path}: not a bulk report ({problem})")
     return data
+
+
+def _shape_problem(data: dict[str, Any]) -> str | None:
+    endpoints = data["endpoints"]
+    if not isinstance(endpoints, list):
+        return "'endpoints' is not a list"
+    for e, endpoint in enumerate(endpoints, start=1):
+        if not isinstance(endpoint, dict):
+            return f"endpoint {e} is not an object"
+        if not isinstance(endpoint.get("connection", {}), dict):
+            return f"endpoint {e}: 'connection' is not an object"
+        connectors = endpoint.get("connectors", [])
+        if not isinstance(connectors, list):
+            return f"endpoint {e}: 'connectors' is not a list"
+        for c, item in enumerate(connectors, start=1):
+            if not isinstance(item, dict):
+                return f"endpoint {e}, connector {c} is not an object"
+            if not isinstance(item.get("backup"), str | None):
+                return f"endpoint {e}, connector {c}: 'backup' is not a path"
+            line = item.get("line")
+            if item.get("backup") and (isinstance(line, bool) or not isinstance(line, int)):
+                return f"endpoint {e}, connector {c}: 'line' is not a number"
+    return None

@@ -16,9 +16,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from remediate import interrupts
 from remediate.bulk.diff import Target, Unmatched, plan_endpoint
 from remediate.bulk.spec import BulkSpec, Row
 from remediate.errors import ConnectionFailed, RemediateError
+from remediate.locks import ConnectorLocks
 
 if TYPE_CHECKING:
     from remediate.connections import Connection
@@ -100,6 +102,7 @@ class BulkRun:
         environ: Mapping[str, str] | None = None,
         session_factory: SessionFactory = default_session,
         planner: Planner = plan_endpoint,
+        lock: bool = False,
     ) -> None:
         self.spec = spec
         self.passwords = passwords
@@ -107,6 +110,7 @@ class BulkRun:
         self.environ = environ
         self.session_factory = session_factory
         self.planner = planner
+        self.lock = lock  # apply: hold each connector's lock, and plan again under it
         self.states = [EndpointState(e, spec.rows_for(e)) for e in spec.endpoints()]
         self._stop = threading.Event()
 
@@ -158,7 +162,7 @@ class BulkRun:
 
     def _read_one(self, state: EndpointState) -> None:
         if self.stopped:
-            state.error = "not read: interrupted (Ctrl-C)"
+            state.error = f"not read: interrupted ({interrupts.reason()})"
             return
         try:
             session = self.session_factory(state.endpoint, self.passwords.get(state.endpoint))
@@ -183,6 +187,20 @@ class BulkRun:
             for row in state.rows:
                 done(ConnectorOutcome(row.target, row.line, Status.SKIPPED, state.error))
             return
+        locks = ConnectorLocks(state.endpoint, self.environ)
+        try:
+            self._apply_locked(state, credential, done, locks)
+        finally:
+            locks.release()
+
+    def _apply_locked(
+        self,
+        state: EndpointState,
+        credential: CredentialSource,
+        done: Callable[[ConnectorOutcome], None],
+        locks: ConnectorLocks,
+    ) -> None:
+        refused = self._lock_and_reread(state, locks) if self.lock else None
         for unmatched in state.unmatched:
             done(
                 ConnectorOutcome(
@@ -191,8 +209,11 @@ class BulkRun:
             )
         lost: str | None = None
         for target in state.targets:
-            if self.stopped:
-                done(_outcome(target, Status.SKIPPED, "not run: interrupted (Ctrl-C)"))
+            if refused is not None and target.pending:
+                done(_outcome(target, Status.FAILED, f"not sent: {refused}"))
+            elif self.stopped:
+                reason = f"not run: interrupted ({interrupts.reason()})"
+                done(_outcome(target, Status.SKIPPED, reason))
             elif lost is not None:
                 done(_outcome(target, Status.SKIPPED, f"not run: {lost}"))
             elif target.error is not None:
@@ -205,6 +226,21 @@ class BulkRun:
                     lost = "the connection to the endpoint was lost"
                 done(outcome)
 
+    def _lock_and_reread(self, state: EndpointState, locks: ConnectorLocks) -> str | None:
+        """Lock the connectors to change, then read and plan again under the locks (another
+        run may have changed them since the first read); None, or why nothing is sent."""
+        if not state.pending or state.session is None or self.stopped:
+            return None
+        try:
+            locks.acquire(t.name for t in state.pending)
+            targets, unmatched = self.planner(state.rows, state.session.get_connectors())
+            locks.acquire(t.name for t in targets if t.pending)
+        except RemediateError as exc:
+            locks.release()
+            return exc.message
+        state.targets, state.unmatched = targets, unmatched
+        return None
+
     def _change(
         self, state: EndpointState, target: Target, credential: CredentialSource
     ) -> ConnectorOutcome:
@@ -215,10 +251,13 @@ class BulkRun:
         assert target.plan is not None and state.session is not None
         plan, endpoint = target.plan, state.endpoint
         try:
+            audit.check_log(self.environ)
             saved = backup.write_backup(endpoint, target.before, plan, environ=self.environ)
         except OSError as exc:
             reason = f"not sent: the backup could not be written ({exc.strerror or exc})"
             return _outcome(target, Status.FAILED, reason)
+        except RemediateError as exc:  # a planted symbolic link, a directory not ours
+            return _outcome(target, Status.FAILED, f"not sent: {exc.message}")
         lost: str | None = None
         problem: str | None = None
         ran: list[StepResult] = []

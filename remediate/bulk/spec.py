@@ -32,9 +32,12 @@ import yaml
 from remediate.connections import AuthMethod, Connection, ProfileStore, parse_server
 from remediate.errors import UsageError
 from remediate.exchange import AuthMechanism, SendConnector, TlsAuthLevel, smart_host_key
+from remediate.files import decode_text, read_bounded
+from remediate.locks import endpoint_identity
 from remediate.plan import CredentialRef
 from remediate.playbooks import Playbook, load_all
 from remediate.pwsh import unsafe_character
+from remediate.yamlfile import YamlProblem, compose, duplicate_keys
 
 RELAY_SERVICE = "remediate:relay"
 
@@ -204,9 +207,8 @@ _FLAG_TO_KEY = {
 
 # --- reading -----------------------------------------------------------------------------
 
-# libyaml when built in (a few hundred rows parse in milliseconds), else pure Python; both
-# keep each node's start line.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# A bulk file of thousands of rows is far below this; past it the file is refused, unread.
+MAX_FILE_BYTES = 8 * 1024 * 1024
 
 # A raw row: key -> (value, line)
 RawRow = dict[str, tuple[Any, int]]
@@ -215,12 +217,8 @@ RawRow = dict[str, tuple[Any, int]]
 def load(path: Path | str, profiles: ProfileStore | None = None) -> BulkSpec:
     """Read and validate ``path``; SpecError listing every problem when any."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not a UTF-8 text file") from None
+    # UTF-8, UTF-16 (Notepad's "Unicode") or Windows-1252: read, so errors get their lines
+    text = decode_text(read_bounded(path, MAX_FILE_BYTES, str(path), cannot="cannot read the file"))
     problems: list[Problem] = []
     if path.suffix.lower() == ".csv":
         raw_rows = _read_csv(text, problems)
@@ -236,6 +234,7 @@ def load(path: Path | str, profiles: ProfileStore | None = None) -> BulkSpec:
             spec.rows.append(row)
     if not raw_rows and not problems:
         problems.append(Problem(1, "no rows: the file names no connector"))
+    spec.rows = _one_name_per_endpoint(spec.rows, problems)
     _check_duplicates(spec.rows, problems)
     if problems:
         raise SpecError(path, sorted(problems, key=lambda p: p.line))
@@ -270,22 +269,23 @@ def _read_csv(text: str, problems: list[Problem]) -> list[tuple[int, RawRow]]:
 
 
 def _read_yaml(text: str, problems: list[Problem]) -> list[tuple[int, RawRow]]:
-    loader = _Loader(text)
     try:
-        root = loader.get_single_node()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problems.append(Problem(line, f"not YAML: {getattr(exc, 'problem', exc)}"))
+        root = compose(text)
+    except YamlProblem as refused:
+        message = f"not YAML: {refused.message}" if refused.syntax else refused.message
+        problems.append(Problem(refused.line, message))
         return []
-    finally:
-        loader.dispose()
     if root is None:
         return []
+    loader = yaml.constructor.SafeConstructor()
     defaults: RawRow = {}
     items: yaml.Node | None = root
     if isinstance(root, yaml.MappingNode):
         items = None
+        twice = duplicate_keys(root)
+        problems.extend(Problem(d.line, d.message) for d in twice)
+        if twice:
+            return []
         for key_node, value_node in root.value:
             key = str(key_node.value)
             if key == "defaults":
@@ -473,6 +473,45 @@ class _Validator:
 
 def _key_of(option: str) -> str:
     return next(k for k, (_, o) in _SETTINGS.items() if o == option)
+
+
+def _how(connection: Connection) -> Connection:
+    """The connection's settings besides where it points (and its name and timeouts)."""
+    return replace(
+        connection,
+        server="",
+        port=0,
+        path="",
+        scheme="",
+        configuration_name="",
+        profile=None,
+        connect_timeout=0,
+        operation_timeout=0,
+    )
+
+
+def _one_name_per_endpoint(rows: list[Row], problems: list[Problem]) -> list[Row]:
+    """Rows naming one endpoint two ways (a profile and its URL, or two spellings of a URL)
+    get the first row's connection, so they share a session and a connector they both
+    select is caught; refused when the two ways differ in auth, user or certificates."""
+    first: dict[tuple[str, str, int, str, str], Row] = {}
+    out = []
+    for row in rows:
+        seen = first.setdefault(endpoint_identity(row.endpoint), row)
+        if seen.endpoint != row.endpoint:
+            if _how(seen.endpoint) != _how(row.endpoint):
+                problems.append(
+                    Problem(
+                        row.line,
+                        f"endpoint: {row.endpoint.label} is the endpoint of line {seen.line} "
+                        f"({seen.endpoint.label}) with other auth, user or certificate "
+                        "settings; name it one way in every row",
+                    )
+                )
+                continue
+            row = replace(row, endpoint=seen.endpoint)
+        out.append(row)
+    return out
 
 
 def _check_duplicates(rows: list[Row], problems: list[Problem]) -> None:

@@ -67,6 +67,20 @@ def _connection(endpoint: dict[str, Any]) -> Connection:
     data = dict(endpoint.get("connection") or {})
     profile = data.pop("profile", None)
     try:
-        return Connection.from_json(profile, data)  # type: ignore[arg-type]
+        connection = Connection.from_json(profile, data)  # type: ignore[arg-type]
     except UsageError as exc:
         raise UsageError(f"the report's endpoint {endpoint.get('endpoint')!r}: {exc}") from None
+    well_formed = (
+        isinstance(connection.server, str)
+        and connection.server
+        and isinstance(connection.port, int)
+        and not isinstance(connection.port, bool)
+        and connection.scheme in ("http", "https")
+        and isinstance(connection.path, str)
+        and isinstance(connection.configuration_name, str)
+        and isinstance(connection.username, str | None)
+        and isinstance(profile, str | None)
+    )
+    if not well_formed:
+        raise UsageError(f"the report's endpoint {endpoint.get('endpoint')!r}: not a connection")
+    return connection

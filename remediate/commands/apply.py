@@ -72,6 +72,7 @@ def add_confirm_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, env: Environment) -> int:
     from remediate.connections import connection_from_args
+    from remediate.locks import ConnectorLocks, read_locked
     from remediate.planner import build_plan, fix_options_from_args
     from remediate.playbooks import find
     from remediate.remote import open_session
@@ -82,14 +83,17 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     if args.queue_wait < 0:
         raise UsageError("--queue-wait must be 0 or more seconds")
     connection = connection_from_args(args, env)
-    with open_session(connection, env, password_stdin=args.password_stdin) as session:
-        before = read_connector(session, args.connector)
+    with (
+        ConnectorLocks(connection, env.environ, [args.connector]) as locks,
+        open_session(connection, env, password_stdin=args.password_stdin) as session,
+    ):
+        before = read_locked(locks, lambda name: read_connector(session, name), args.connector)
         options = fix_options_from_args(args)
         plan = build_plan(playbook, options, current=before, what_if=args.what_if)
         if not plan.changes:
             env.out(f"No change: '{before.name}' already has the settings asked for.")
             return 0
-        env.stdout.write(render_script(plan))
+        env.write(render_script(plan))
         credential = relay_credentials(plan, env, args.password_stdin)
         confirm(env, plan, connection.label, yes=args.yes or args.what_if)
         applied = execute_and_report(session, plan, before, connection, credential, env)
@@ -128,7 +132,7 @@ def confirm(env: Environment, plan: Plan, endpoint: str, *, yes: bool) -> None:
             "not confirmed: no terminal to ask on; add --yes to apply without asking",
             hint="or --what-if to see what Exchange would do",
         )
-    env.stderr.write(question)
+    env.write_err(question)
     env.stderr.flush()
     answer = env.stdin.readline()
     if not answer.endswith("\n"):  # end of input: end the question's line
@@ -174,18 +178,18 @@ def execute_and_report(
             undo = f"Backup: {backup.path}\nUndo:   remediate undo '{backup.path}'"
             exc.hint = "\n".join(filter(None, [exc.hint, undo]))
         raise
-    env.out()
+    env.report()
     for line in before_after(before, applied.after):
-        env.out(line)
-    env.out()
-    env.out(applied.result.summary())
+        env.report(line)
+    env.report()
+    env.report(applied.result.summary())
     if plan.what_if:
-        env.out("What-if: nothing was changed, so no backup was taken and nothing was audited.")
+        env.report("What-if: nothing was changed, so no backup was taken and nothing was audited.")
     if applied.backup is not None:
-        env.out(f"Backup: {applied.backup.path}")
-        env.out(f"Undo:   remediate undo '{applied.backup.path}'")
+        env.report(f"Backup: {applied.backup.path}")
+        env.report(f"Undo:   remediate undo '{applied.backup.path}'")
     if applied.audit_path is not None:
-        env.out(f"Audit log: {applied.audit_path}")
+        env.report(f"Audit log: {applied.audit_path}")
     return applied
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from remediate import interrupts
 from remediate.env import Environment
 from remediate.errors import (
     ConnectionFailed,
@@ -58,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     undo.add_argument("report_file", type=Path, metavar="REPORT", help="a report of bulk apply")
     plan.add_argument("--output", type=Path, metavar="FILE.ps1", help="write the dry-run script")
     apply.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report")
+    apply.add_argument("--force", action="store_true", help="replace an existing --report file")
     for sub in (plan, apply, undo):
         sub.add_argument(
             "--parallel",
@@ -95,7 +97,12 @@ def run(args: argparse.Namespace, env: Environment) -> int:
 
 
 def _open_run(
-    args: argparse.Namespace, env: Environment, spec: BulkSpec, planner: Planner | None = None
+    args: argparse.Namespace,
+    env: Environment,
+    spec: BulkSpec,
+    planner: Planner | None = None,
+    *,
+    lock: bool = False,
 ) -> BulkRun:
     from remediate.bulk.diff import plan_endpoint
     from remediate.bulk.passwords import admin_passwords
@@ -108,6 +115,7 @@ def _open_run(
         parallel=args.parallel,
         environ=env.environ,
         planner=planner or plan_endpoint,
+        lock=lock,
     )
 
 
@@ -184,33 +192,40 @@ def _apply(
     planner: Planner | None = None,
 ) -> int:
     from remediate.bulk.passwords import relay_passwords
-    from remediate.bulk.report import recap_lines, to_json, write_report
+    from remediate.bulk.report import recap_lines, reserve_report, to_json, write_report
 
     started = datetime.now(UTC)
-    with _open_run(args, env, spec, planner) as bulk:
-        states = bulk.read()
-        _show(env, states)
-        connectors, steps, _, _ = _summary(states)
-        env.out()
-        refs = dict.fromkeys(r for s in states for t in s.pending for r in t.plan.credentials)
-        credential = relay_passwords(refs, env, password_stdin=args.password_stdin)
-        if connectors and not bulk.stopped:
-            _confirm(env, connectors, steps, yes=args.yes)
-        progress = _Progress(env, sum(_outcome_count(s) for s in states))
-        bulk.apply(credential, progress)
-        progress.finish()
+    reserved = args.report is not None and reserve_report(args.report, force=args.force)
+    try:
+        with _open_run(args, env, spec, planner, lock=True) as bulk:
+            states = bulk.read()
+            _show(env, states)
+            connectors, steps, _, _ = _summary(states)
+            env.out()
+            refs = dict.fromkeys(r for s in states for t in s.pending for r in t.plan.credentials)
+            credential = relay_passwords(refs, env, password_stdin=args.password_stdin)
+            if connectors and not bulk.stopped:
+                _confirm(env, connectors, steps, yes=args.yes)
+            progress = _Progress(env, sum(_outcome_count(s) for s in states))
+            bulk.apply(credential, progress)
+            progress.finish()
+    except BaseException:
+        if reserved:  # nothing was applied: the report's name is free again
+            args.report.unlink(missing_ok=True)
+        raise
     for line in recap_lines(states):
-        env.out(line)
+        env.report(line)
     if args.report is not None:
         write_report(
             args.report, to_json(states, source, started=started, interrupted=bulk.stopped)
         )
-        env.out(f"report: {args.report}")
+        env.report(f"report: {args.report}")
     if bulk.stopped:
         changed = sum(o.status.value == "changed" for s in states for o in s.outcomes)
         raise Interrupted(
-            f"interrupted (Ctrl-C): stopped after the steps in flight; {changed} connector(s) "
-            "changed before that (listed above as changed), the ones skipped were not run"
+            f"interrupted ({interrupts.reason()}): stopped after the steps in flight; "
+            f"{changed} connector(s) changed before that (listed above as changed), the ones "
+            "skipped were not run"
         )
     failed = any(o.status.value in ("failed", "skipped") for s in states for o in s.outcomes)
     return RemoteCommandError.exit_code if failed else 0
@@ -230,7 +245,7 @@ def _confirm(env: Environment, connectors: int, steps: int, *, yes: bool) -> Non
             "not confirmed: no terminal to ask on; add --yes to apply without asking",
             hint="'remediate bulk plan FILE' shows the changes without sending any",
         )
-    env.stderr.write(f"Apply {steps} change(s) to {connectors} connector(s)? [y/N] ")
+    env.write_err(f"Apply {steps} change(s) to {connectors} connector(s)? [y/N] ")
     env.stderr.flush()
     if env.stdin.readline().strip().lower() not in ("y", "yes"):
         raise UsageError("not applied: not confirmed")
@@ -256,11 +271,12 @@ class _Progress:
             self.done += 1
             if self.bar:
                 filled = self.WIDTH * self.done // self.total
-                self.env.stderr.write(
-                    f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {self.done}/{self.total}"
+                self.env.stderr.write("\r")  # our own: back to the bar's start
+                self.env.write_err(
+                    f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {self.done}/{self.total}"
                 )
             else:
-                self.env.stderr.write(
+                self.env.write_err(
                     f"[{self.done}/{self.total}] {state.endpoint.label}: {outcome.connector}: "
                     f"{outcome.status.value}\n"
                 )
@@ -268,7 +284,7 @@ class _Progress:
 
     def finish(self) -> None:
         if self.bar:
-            self.env.stderr.write("\n")
+            self.env.write_err("\n")
 
 
 def _undo(args: argparse.Namespace, env: Environment) -> int:
@@ -279,5 +295,5 @@ def _undo(args: argparse.Namespace, env: Environment) -> int:
     if not undo.spec.rows:
         env.out("Nothing to undo: the report lists no backup.")
         return 0
-    args.report = None  # undo writes no report of its own
+    args.report, args.force = None, False  # undo writes no report of its own
     return _apply(args, env, undo.spec, source=args.report_file, planner=undo.plan)

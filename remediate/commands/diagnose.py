@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
-    from remediate.events import group, parse_any, parse_file
+    from remediate.events import group, parse_any, parse_file, read_event_stream
     from remediate.intake import suggest
 
     if args.source is None and not args.connector:
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     exit_code = 0
     if args.source is not None or not args.connector:
         if args.source in (None, "-"):
-            records = parse_any(env.stdin.read(), "stdin")
+            records = parse_any(read_event_stream(env.stdin), "stdin")
         else:
             records = parse_file(Path(args.source))
         groups = group(records)

@@ -88,14 +88,12 @@ def make_prompter(args: argparse.Namespace, env: Environment) -> Prompter:
 
 
 def event_text(args: argparse.Namespace) -> str | None:
+    """The --event-file as text, read as ``diagnose`` reads it (bounded, one decoder)."""
+    from remediate.events import read_event_file
+
     if args.event_file is None:
         return None
-    try:
-        return args.event_file.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise UsageError(
-            f"--event-file {args.event_file}: cannot read it ({exc.strerror})"
-        ) from None
+    return read_event_file(args.event_file, f"--event-file {args.event_file}")
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     plan = build_plan(playbook, fix_options_from_args(args), what_if=args.what_if)
     script = render_script(plan)
     if args.output is None:
-        env.stdout.write(script)
+        env.write(script)
         return 0
     write_file(args.output, script, what="--output")
     env.err(f"wrote {args.output} ({len(plan.steps)} steps, {len(plan.changes)} changes)")

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from remediate.env import Environment
 from remediate.exchange import QueueInfo, SendConnector
+from remediate.terminal import printable
 
 NAME = "show"
 HELP = "list the Send connectors (smart hosts, port, authentication, TLS) from Exchange"
@@ -121,7 +122,7 @@ def _yes_no(flag: bool) -> str:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    cells = [[_printable(v) for v in row] for row in rows]
+    cells = [[printable(v) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     lines = [_line(headers, widths)]
     lines += [_line(r, widths) for r in cells]
@@ -130,11 +131,6 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def _line(values: Sequence[str], widths: Sequence[int]) -> str:
     return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
-
-
-def _printable(value: str) -> str:
-    """Exchange data shown on a terminal: no control characters (escape sequences)."""
-    return "".join(ch if ch.isprintable() else "?" for ch in str(value))
 
 
 def _cause(q: QueueInfo) -> str:

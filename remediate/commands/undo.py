@@ -61,6 +61,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         relay_credentials,
     )
     from remediate.files import write_file
+    from remediate.locks import ConnectorLocks, read_locked
     from remediate.remote import open_session
     from remediate.render import render_script
 
@@ -74,12 +75,17 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         print_notes(env, undo)
         return 0
     connection = backup_connection(args, env, saved)
-    with open_session(connection, env, password_stdin=args.password_stdin) as session:
-        current = read_connector(session, saved.connector.name)
+    with (
+        ConnectorLocks(connection, env.environ, [saved.connector.name]) as locks,
+        open_session(connection, env, password_stdin=args.password_stdin) as session,
+    ):
+        current = read_locked(
+            locks, lambda name: read_connector(session, name), saved.connector.name
+        )
         if already_restored(undo, current):
             env.out(f"Nothing to undo: '{current.name}' already has the settings of the backup.")
             return 0
-        env.stdout.write(render_script(undo))
+        env.write(render_script(undo))
         credential = relay_credentials(undo, env, args.password_stdin)
         confirm(env, undo, connection.label, yes=args.yes or args.what_if)
         applied = execute_and_report(session, undo, current, connection, credential, env)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from remediate.events import EventRecord
     from remediate.exchange import QueueInfo, SendConnector
     from remediate.executor import Applied
+    from remediate.locks import ConnectorLocks
     from remediate.plan import CredentialRef, Plan
     from remediate.planner import FixOptions
     from remediate.playbooks import Playbook
@@ -66,6 +67,7 @@ class WizardContext:
     logging_restored: Applied | None = None
     script: Path | None = None
     undone: bool = False
+    locks: ConnectorLocks | None = None  # held from the apply to the end of the wizard
 
     def say(self, text: str = "") -> None:
         self.env.out(text)
@@ -92,6 +94,8 @@ def run_wizard(env: Environment, prompter: Prompter, options: WizardOptions) -> 
         env.err(_interrupted_text(ctx))
         return INTERRUPTED
     finally:
+        if ctx.locks is not None:
+            ctx.locks.release()
         if ctx.session is not None:
             ctx.session.close()
 
@@ -313,7 +317,7 @@ def preview_and_apply(ctx: WizardContext, options: Any, plan: Plan) -> int | Non
 
     ctx.say("The exact PowerShell that will run (passwords are never in it):")
     ctx.say()
-    ctx.env.stdout.write(render_script(plan))
+    ctx.env.write(render_script(plan))
     ctx.say()
     action = ctx.prompter.select("action", "What now?", _ACTIONS, default="apply")
     if action == "cancel":
@@ -367,6 +371,7 @@ def _apply(ctx: WizardContext, plan: Plan) -> Applied:
         for error in result.errors:
             ctx.say(f"    ERROR: {error.message}")
 
+    _lock_unchanged(ctx)
     ctx.say()
     applied = apply_plan(
         ctx.session,
@@ -382,6 +387,26 @@ def _apply(ctx: WizardContext, plan: Plan) -> Applied:
         for line in before_after(ctx.connector, applied.after):
             ctx.say(line)
     return applied
+
+
+def _lock_unchanged(ctx: WizardContext) -> None:
+    """Take the connector's lock and read it again: the plan was made from the read before
+    the questions, so a connector changed meanwhile (another run, another admin) is refused
+    rather than changed and audited with stale "old" values."""
+    from remediate.locks import ConnectorLocks
+    from remediate.report import differences
+
+    assert ctx.session and ctx.connection and ctx.connector
+    if ctx.locks is None:
+        ctx.locks = ConnectorLocks(ctx.connection, ctx.env.environ)
+    ctx.locks.acquire([ctx.connector.name])
+    now = ctx.session.get_connectors(ctx.connector.name)
+    if not now or differences(ctx.connector, now[0]):
+        raise UsageError(
+            f"'{ctx.connector.name}' changed since it was read (another run or admin?); "
+            "nothing was sent",
+            hint="run the wizard again to plan from its current settings",
+        )
 
 
 # --- verify, undo, summary -----------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from remediate.env import Environment
 from remediate.errors import UsageError
+from remediate.terminal import printable, printable_text
 
 
 @dataclass(frozen=True)
@@ -43,24 +44,24 @@ class QuestionaryPrompter:
     ) -> str:
         import questionary
 
-        items = [questionary.Choice(c.title, value=c.value) for c in choices]
+        items = [questionary.Choice(printable(c.title), value=c.value) for c in choices]
         chosen = default if default in {c.value for c in choices} else None
-        return str(questionary.select(message, items, default=chosen).unsafe_ask())
+        return str(questionary.select(printable_text(message), items, default=chosen).unsafe_ask())
 
     def text(self, key: str, message: str, default: str = "") -> str:
         import questionary
 
-        return str(questionary.text(message, default=default).unsafe_ask()).strip()
+        return str(questionary.text(printable_text(message), default=default).unsafe_ask()).strip()
 
     def confirm(self, key: str, message: str, default: bool = False) -> bool:
         import questionary
 
-        return bool(questionary.confirm(message, default=default).unsafe_ask())
+        return bool(questionary.confirm(printable_text(message), default=default).unsafe_ask())
 
     def password(self, key: str, message: str) -> str:
         import questionary
 
-        return str(questionary.password(message).unsafe_ask())
+        return str(questionary.password(printable_text(message)).unsafe_ask())
 
 
 class AnswersPrompter:
