@@ -215,7 +215,9 @@ class ConnectionLogin:
             self.reset()
             return Outcome(False, self.config.offers())
         name = "Kerberos" if scheme == "kerberos" else "Negotiate"
-        headers = {"WWW-Authenticate": f"{name} {base64.b64encode(reply).decode()}"} if reply else {}
+        headers = {}
+        if reply:
+            headers["WWW-Authenticate"] = f"{name} {base64.b64encode(reply).decode()}"
         if not self._context.complete:
             return Outcome(False, headers or self.config.offers())
         self.authenticated = True
