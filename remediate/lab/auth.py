@@ -146,6 +146,10 @@ class AuthConfig:
             write_ntlm_user_file(user_file, username, password)
         return cls(mode, basic, user_file)
 
+    @classmethod
+    def basic(cls, username: str, password: str) -> AuthConfig:
+        return cls(AuthMode.BASIC, base64.b64encode(f"{username}:{password}".encode()))
+
     def offers(self) -> dict[str, str]:
         return {"WWW-Authenticate": ", ".join(self.mode.offers)}
 

@@ -8,7 +8,6 @@ the real ExchangeShell are in test_pypsrp_e2e.py.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import ipaddress
 import ssl
@@ -30,7 +29,7 @@ from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
 from pypsrp.wsman import WSMan
 
 from remediate.lab.api import CmdletError, CommandCall, HostSink, LabObject
-from remediate.lab.auth import AuthConfig, AuthMode
+from remediate.lab.auth import AuthConfig
 from remediate.lab.endpoint import Endpoint
 from remediate.lab.faults import FaultInjector, Faults
 from remediate.lab.http_server import LabHTTPServer
@@ -117,7 +116,7 @@ def _serve(faults: Faults, sleep=None, tls: ssl.SSLContext | None = None) -> Ite
     server = LabHTTPServer(
         ("127.0.0.1", 0),
         endpoint,
-        auth=AuthConfig(AuthMode.BASIC, base64.b64encode(f"{USER}:{PASSWORD}".encode())),
+        auth=AuthConfig.basic(USER, PASSWORD),
         faults=injector,
         tls=tls,
     )
