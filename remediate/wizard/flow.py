@@ -229,9 +229,8 @@ def _new_connection(ctx: WizardContext, store: Any) -> Connection:
 
 
 def _admin_password(ctx: WizardContext, conn: Connection) -> str | None:
-    from remediate.secrets import ENDPOINT_SERVICE
-
     from remediate.kerberos import has_ticket, principal_name
+    from remediate.secrets import ENDPOINT_SERVICE
 
     if conn.auth.value in ("kerberos", "negotiate", "certificate") and not conn.username:
         return None
