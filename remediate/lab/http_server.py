@@ -51,7 +51,7 @@ class LabHTTPServer(ThreadingHTTPServer):
         auth: AuthConfig,
         faults: FaultInjector,
         tls: ssl.SSLContext | None = None,
-        idle_timeout: float = IDLE_TIMEOUT,
+        idle_timeout: float | None = None,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
@@ -59,7 +59,7 @@ class LabHTTPServer(ThreadingHTTPServer):
         self.faults = faults
         self.tls = tls
         self.auth = auth
-        self.idle_timeout = idle_timeout
+        self.idle_timeout = idle_timeout or IDLE_TIMEOUT
 
     def get_request(self) -> tuple[socket.socket, object]:
         sock, addr = super().get_request()
@@ -184,13 +184,14 @@ class _Handler(BaseHTTPRequestHandler):
         return int(values[0].strip())
 
     def _refuse(self, status: int, length: int = -1, headers: dict[str, str] | None = None) -> None:
-        """An answer without reading a body: a small body is drained so the connection (and
-        a connection-based login in progress) survives; otherwise the connection closes."""
+        """An answer without reading the body first. Then a body within the cap is drained in
+        chunks (never kept) so the connection, and a connection-based login in progress,
+        survives; without a known length the connection closes."""
         if length < 0 or length > MAX_BODY:
             self.close_connection = True
-        elif length:
-            self._discard(length)
         self._send(status, b"", "text/html", headers)
+        if not self.close_connection and length:
+            self._discard(length)
 
     def _discard(self, length: int) -> None:
         remaining = length
