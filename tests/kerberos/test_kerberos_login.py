@@ -301,3 +301,29 @@ def test_bulk_row_with_a_ticket(kerberos_lab: Lab, operator_ticket, tmp_path: Pa
     done = remediate(operator_ticket, "bulk", "plan", str(rows), "--password-stdin", stdin="\n")
     assert done.returncode == 10, done.stderr  # changes pending: the endpoint was read
     assert "Outbound to Partner" in done.stdout and "+Port: 2525" in done.stdout
+
+
+# --- the lab's side of the handshake --------------------------------------------------------
+
+
+def test_the_lab_returns_the_mutual_auth_token(kerberos_lab: Lab, kdc: KDC) -> None:
+    """The final 200 carries the acceptor's AP-REP: the client context completes with it."""
+    import base64
+    import http.client
+
+    import spnego
+
+    context = spnego.client(
+        ADMIN_PRINCIPAL, kdc.passwords[ADMIN_PRINCIPAL], hostname="localhost", service="host",
+        protocol="kerberos", options=spnego.NegotiateOptions.wrapping_winrm,
+    )  # fmt: skip
+    conn = http.client.HTTPConnection("127.0.0.1", kerberos_lab.port, timeout=10)
+    headers = {"Authorization": "Kerberos " + base64.b64encode(context.step()).decode()}
+    conn.request("POST", "/PowerShell", body=b"", headers=headers)
+    reply = conn.getresponse()
+    reply.read()
+    assert reply.status == 200
+    scheme, token = reply.getheader("WWW-Authenticate", "").split(" ", 1)
+    assert scheme == "Kerberos"
+    context.step(base64.b64decode(token))
+    assert context.complete
