@@ -327,3 +327,33 @@ def test_the_lab_returns_the_mutual_auth_token(kerberos_lab: Lab, kdc: KDC) -> N
     assert scheme == "Kerberos"
     context.step(base64.b64decode(token))
     assert context.complete
+
+
+def test_remediate_lab_with_a_keytab(kdc: KDC, client_env, tmp_path: Path) -> None:
+    """``remediate lab --auth kerberos --keytab FILE`` as a process of its own."""
+    import json
+    import signal
+    import time
+
+    ready = tmp_path / "lab.json"
+    lab = subprocess.Popen(
+        [str(EXE), "lab", "--auth", "kerberos", "--keytab", str(kdc.keytab), "--ready-file",
+         str(ready), "--state", str(tmp_path / "state.json")],
+        env={k: v for k, v in client_env.items() if k != "KRB5_KTNAME"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists() and lab.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        info = json.loads(ready.read_text())
+        assert info["auth"] == "kerberos"
+        done = connect_test(
+            client_env, f"http://localhost:{info['port']}/PowerShell", "kerberos",
+            "--user", ADMIN_PRINCIPAL, stdin=kdc.passwords[ADMIN_PRINCIPAL],
+        )  # fmt: skip
+        assert_connected(done, kdc.passwords[ADMIN_PRINCIPAL])
+    finally:
+        lab.send_signal(signal.SIGINT)
+        out, _ = lab.communicate(timeout=20)
+    assert "(Kerberos, WinRM message encryption)" in out
