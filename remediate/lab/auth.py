@@ -71,17 +71,27 @@ class AuthMode(StrEnum):
 
 
 def check_kerberos_available(mode: AuthMode) -> None:
-    """Kerberos and Negotiate need pyspnego's GSSAPI support (the kerberos extra)."""
+    """Kerberos and Negotiate need pyspnego's GSSAPI support (the kerberos extra); Kerberos
+    also needs the service keys (Negotiate can still take NTLM without them)."""
     if not mode.needs_gssapi:
         return
     try:
-        import gssapi  # noqa: F401
+        import gssapi
         import krb5  # noqa: F401
     except ImportError:
         raise UsageError(
             f"the lab's --auth {mode} needs the Kerberos libraries (Python gssapi and krb5)",
             hint=KERBEROS_INSTALL_HINT,
         ) from None
+    if mode is AuthMode.KERBEROS:
+        try:
+            gssapi.Credentials(usage="accept")
+        except gssapi.exceptions.GSSError:
+            where = os.environ.get("KRB5_KTNAME") or "the default keytab"
+            raise UsageError(
+                f"the lab's --auth kerberos has no usable service keys in {where}",
+                hint="pass --keytab FILE holding host/NAME and HTTP/NAME keys (kadmin ktadd)",
+            ) from None
 
 
 def write_ntlm_user_file(path: Path, username: str, password: str) -> None:

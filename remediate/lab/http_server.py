@@ -8,7 +8,9 @@ WSMan endpoint; other paths get 404. It is a network service that tests hammer, 
 - the login is checked on the headers, before the body is read; a body over the cap is
   refused with 413 unread; an unauthenticated body is read only to be discarded, in chunks;
 - an idle connection is closed after ``IDLE_TIMEOUT`` (IIS's default connectionTimeout,
-  120 s), the listen backlog is 128;
+  120 s); once a client has logged in with NTLM/Kerberos on it, after
+  ``LOGGED_IN_IDLE_TIMEOUT``, because its message encryption is bound to that connection and a
+  person may sit at a prompt between two steps of one session; the listen backlog is 128;
 - each reply goes out in one write, with TCP_NODELAY (no Nagle/delayed-ACK stall).
 
 Credentials are compared in constant time and never logged: there is no access log at all.
@@ -34,6 +36,7 @@ PATH = "/PowerShell"
 _SOAP = "application/soap+xml;charset=UTF-8"
 MAX_BODY = 4 * 1024 * 1024
 IDLE_TIMEOUT = 120.0
+LOGGED_IN_IDLE_TIMEOUT = 3600.0
 BACKLOG = 128
 _CHUNK = 64 * 1024
 
@@ -128,10 +131,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.login.reset()
             self._refuse(401, length, self.server.auth.offers())
             return
+        was_logged_in = self.login.authenticated
         outcome = self.login.check(self.headers.get("Authorization"))
         if not outcome.authorized:
             self._refuse(401, length, outcome.headers)
             return
+        if self.login.authenticated and not was_logged_in:
+            self.connection.settimeout(LOGGED_IN_IDLE_TIMEOUT)
         body = self.rfile.read(length)
         if len(body) != length:
             self.close_connection = True

@@ -87,3 +87,16 @@ def test_the_lab_refuses_kerberos_without_gssapi(
     )  # fmt: skip
     assert done.returncode == 2
     assert "needs the Kerberos libraries" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_lab_refuses_kerberos_without_a_keytab(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KRB5")}
+    env["KRB5_KTNAME"] = f"FILE:{tmp_path / 'none.keytab'}"
+    env["KRB5_CONFIG"] = str(tmp_path / "krb5.conf")  # an empty configuration
+    (tmp_path / "krb5.conf").write_text("")
+    done = run(
+        env, "lab", "--auth", "kerberos", "--ready-file", str(tmp_path / "r.json"),
+        "--state", str(tmp_path / "s.json"),
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "no usable service keys" in done.stderr and "--keytab" in done.stderr
