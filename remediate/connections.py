@@ -29,6 +29,11 @@ INSECURE_WARNING = (
     "remediate: WARNING: certificate validation is OFF (--insecure): anyone between this "
     "machine and {url} can read the admin and relay passwords"
 )
+BASIC_HTTP_WARNING = (
+    "remediate: WARNING: Basic authentication over plain http: the admin password of {user} "
+    "crosses the network readable by anyone between this machine and {url}; use https, or "
+    "--auth kerberos or ntlm (WinRM message encryption)"
+)
 
 
 _PATH_FIELDS = ("ca_file", "certificate_file", "certificate_key_file")
@@ -63,6 +68,9 @@ class Connection:
     # --auth certificate: client certificate and its (unencrypted) private key, PEM files
     certificate_file: Path | None = None
     certificate_key_file: Path | None = None
+    # Kerberos: the host name in the SPN (host/NAME) when the URL's name has none, as for a
+    # load-balanced name (pypsrp's negotiate_hostname_override)
+    spn_host: str | None = None
 
     @property
     def url(self) -> str:
@@ -132,7 +140,7 @@ def parse_server(text: str, *, port: int | None = None, https: bool | None = Non
 
 
 def connection_from_ready_file(path: Path) -> Connection:
-    """A connection to a running ``remediate lab`` from its ready file (basic auth)."""
+    """A connection to a running ``remediate lab`` from its ready file."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         return Connection(
@@ -140,7 +148,7 @@ def connection_from_ready_file(path: Path) -> Connection:
             port=int(data["port"]),
             path="/" + data.get("path", "PowerShell").lstrip("/"),
             scheme="https" if data.get("ssl") else "http",
-            auth=AuthMethod.BASIC,
+            auth=AuthMethod(data.get("auth", "basic")),
             username=data["username"],
             ca_file=Path(data["ca_file"]) if data.get("ca_file") else None,
             configuration_name=data.get("configuration_name", DEFAULT_CONFIGURATION),
@@ -232,6 +240,12 @@ def add_connection_arguments(parser: argparse.ArgumentParser, *, profile: bool =
         help="authentication (default kerberos)",
     )
     group.add_argument("--user", metavar="USER", help="admin user name (UPN or DOMAIN\\user)")
+    group.add_argument(
+        "--spn-host",
+        metavar="NAME",
+        help="Kerberos: the server name in the SPN (host/NAME) when --server is a "
+        "load-balanced or other name without its own SPN",
+    )
     group.add_argument("--ca-file", metavar="PEM", help="CA bundle to validate the certificate")
     group.add_argument(
         "--certificate", metavar="PEM", help="client certificate for --auth certificate (https)"
@@ -283,6 +297,9 @@ def connection_from_args(
         if unsafe_character(args.user) is not None:
             raise UsageError("--user: the user name contains a control character")
         changes["user"] = args.user
+    spn = getattr(args, "spn_host", None)
+    if spn:
+        changes["spn_host"] = check_spn_host(spn, "--spn-host")
     for option, field in (
         ("ca_file", "ca_file"),
         ("certificate", "certificate_file"),
@@ -312,6 +329,24 @@ def connection_from_args(
     elif not connection.verify:
         env.err("remediate: note: --insecure has no effect over http (nothing is validated)")
     return connection
+
+
+def check_spn_host(value: str, what: str) -> str:
+    """A host name for the SPN: letters, digits, dots and dashes only."""
+    text = value.strip()
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+    if not text or len(text) > 253 or not set(text) <= allowed:
+        raise UsageError(
+            f"{what} {value!r}: give a host name such as ex01.contoso.com",
+            hint="the SPN is host/NAME; NAME is the server's own DNS name",
+        )
+    return text
+
+
+def warn_basic_over_http(connection: Connection, err: Any) -> None:
+    """Loudly, every time: a Basic password would cross the network in clear text."""
+    if connection.auth is AuthMethod.BASIC and connection.scheme == "http":
+        err(BASIC_HTTP_WARNING.format(user=connection.username, url=connection.url))
 
 
 def _existing_file(given: str, option: str) -> Path:

@@ -9,6 +9,7 @@ encrypted SecureString. pypsrp is imported when a session opens, not when this m
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from remediate.errors import RemediateError, UsageError
 from remediate.exchange import ExchangeCertificate, QueueInfo, SendConnector
+from remediate.kerberos import principal_name, uses_gssapi
 from remediate.plan import CredentialRef, Parameter, ParamValue, Step, StepKind, Switch
 from remediate.remote_errors import (
     RemoteError,
@@ -57,9 +59,15 @@ class StepResult:
 class Session:
     """One RunspacePool on one endpoint, reused for every step until ``close()``."""
 
-    def __init__(self, connection: Connection, password: str | None) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        password: str | None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.connection = connection
         self._password = password
+        self._warn = warn or _stderr
         self._pool: Any = None
         self._host: Any = None
         self._keys_exchanged = False
@@ -83,8 +91,13 @@ class Session:
     def open(self) -> None:
         from pypsrp.powershell import RunspacePool
 
+        from remediate.connections import warn_basic_over_http
+        from remediate.kerberos import require_gssapi
+
         if self._pool is not None:
             return
+        require_gssapi(self.connection)
+        warn_basic_over_http(self.connection, self._warn)
         self._host = _collecting_host()
         pool = None
         try:
@@ -239,6 +252,16 @@ class Session:
                 "certificate_pem": str(conn.certificate_file),
                 "certificate_key_pem": str(conn.certificate_key_file),
             }
+        if auth in ("basic", "ntlm", "credssp") and not conn.username:
+            raise UsageError(
+                f"--auth {auth} needs --user (the admin account)",
+                hint="only kerberos and negotiate can log in without a user (a kinit ticket)",
+            )
+        username = conn.username
+        if username and uses_gssapi(auth):
+            username = principal_name(username)  # DOMAIN\user and UPNs as MIT Kerberos needs
+        if conn.spn_host and auth in ("kerberos", "negotiate", "ntlm"):
+            extra["negotiate_hostname_override"] = conn.spn_host
         cert_validation: bool | str = str(conn.ca_file) if conn.ca_file else conn.verify
         return WSMan(
             f"[{conn.server}]" if ":" in conn.server else conn.server,
@@ -246,8 +269,8 @@ class Session:
             path=conn.path.lstrip("/"),
             ssl=https,
             auth=auth,
-            username=conn.username,
-            password=self._password,
+            username=username,
+            password=self._password or None,
             cert_validation=cert_validation if https else False,
             encryption="never" if auth == "basic" and not https else "auto",
             connection_timeout=conn.connect_timeout,
@@ -262,13 +285,12 @@ class Session:
 def open_session(
     connection: Connection, env: Environment, *, password_stdin: bool = False
 ) -> Session:
-    """An open Session, with the admin password from the keyring, stdin or a prompt."""
-    from remediate.secrets import endpoint_password
+    """An open Session, with the admin password from the keyring, stdin or a prompt, or a
+    Kerberos ticket (no password)."""
+    from remediate.login import admin_password
 
-    password = None
-    if connection.username is not None:
-        password = endpoint_password(connection, env, password_stdin=password_stdin)
-    session = Session(connection, password)
+    password = admin_password(connection, env, password_stdin=password_stdin)
+    session = Session(connection, password, env.err)
     session.open()
     return session
 
@@ -304,6 +326,10 @@ def _warning_text(record: Any) -> str:
     except TypeError:  # no ToString: psrpcore sends warnings without it
         text = ""
     return text if text and text != "None" else str(getattr(record, "message", "") or "")
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 def _collecting_host() -> Any:

@@ -153,7 +153,24 @@ def map_exception(exc: BaseException, connection: Connection) -> RemediateError:
     from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
     from requests import exceptions as http
 
+    from remediate.kerberos import INSTALL_HINT, kerberos_failure
+
     url = connection.url
+    kerberos = kerberos_failure(exc, connection)
+    if kerberos is not None:
+        return kerberos
+    if isinstance(exc, ImportError) and "gssapi" in str(exc).lower():
+        return ConnectionFailed(
+            f"--auth {connection.auth} needs the Kerberos libraries (Python gssapi and krb5)",
+            hint=INSTALL_HINT,
+        )
+    if isinstance(exc, ValueError) and "incompatible with the specified auth" in str(exc):
+        offered = str(exc).partition("protocol '")[2].partition("'")[0]
+        return ConnectionFailed(
+            f"{url} does not offer {connection.auth} authentication "
+            f"(it asks for: {offered or 'another method'})",
+            hint="pass the --auth method the /PowerShell virtual directory allows",
+        )
     if isinstance(exc, AuthenticationError) and "authentication methods" in str(exc):
         offered = str(exc).rpartition("actual:")[2].strip(" '\"")
         return ConnectionFailed(
@@ -167,6 +184,12 @@ def map_exception(exc: BaseException, connection: Connection) -> RemediateError:
             "(certificate authentication, HTTP 401)",
             hint="the certificate must be mapped to an admin account in IIS; or use --auth "
             "the /PowerShell virtual directory allows",
+        )
+    if isinstance(exc, AuthenticationError) and connection.username is None:
+        return ConnectionFailed(
+            f"{url} refused the login with the Kerberos ticket ({connection.auth} "
+            "authentication, HTTP 401)",
+            hint="check the ticket's user (klist) has access to Exchange's remote shell",
         )
     if isinstance(exc, AuthenticationError):
         return ConnectionFailed(
@@ -200,7 +223,7 @@ def map_exception(exc: BaseException, connection: Connection) -> RemediateError:
     if isinstance(exc, TimeoutError):
         return ConnectionFailed(f"{url} did not answer in time", hint="retry later")
     return ConnectionFailed(
-        f"the session with {url} failed: {type(exc).__name__}: {_first_line(exc)}",
+        f"the session with {url} failed: {type(exc).__name__}: {first_line(exc)}",
         hint="retry; if it persists, check the Exchange server's event log",
     )
 
@@ -249,7 +272,7 @@ def _tls_failure(exc: BaseException, url: str) -> ConnectionFailed:
             hint="pass --ca-file with the CA that issued it (or --insecure, not recommended)",
         )
     return ConnectionFailed(
-        f"the TLS handshake with {url} failed: {_first_line(_deepest(exc))}",
+        f"the TLS handshake with {url} failed: {first_line(_deepest(exc))}",
         hint="check that the server speaks https on this port, or use http://",
     )
 
@@ -272,7 +295,7 @@ def _connection_error(exc: BaseException, connection: Connection) -> ConnectionF
     )
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
+def causes(exc: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -280,22 +303,22 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         yield current
         for arg in getattr(current, "args", ()):
             if isinstance(arg, BaseException):
-                yield from _causes(arg)
+                yield from causes(arg)
         reason = getattr(current, "reason", None)
         if isinstance(reason, BaseException):
-            yield from _causes(reason)
+            yield from causes(reason)
         current = current.__cause__ or current.__context__
 
 
 def _find_cause(exc: BaseException, kind: type[_E]) -> _E | None:
-    return next((c for c in _causes(exc) if isinstance(c, kind)), None)
+    return next((c for c in causes(exc) if isinstance(c, kind)), None)
 
 
 def _deepest(exc: BaseException) -> BaseException:
-    *_, last = _causes(exc)
+    *_, last = causes(exc)
     return last
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

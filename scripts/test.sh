@@ -10,6 +10,11 @@ need_apt=()
 command -v gnome-keyring-daemon >/dev/null || need_apt+=(gnome-keyring)
 command -v dbus-daemon >/dev/null || need_apt+=(dbus)
 command -v tmux >/dev/null || need_apt+=(tmux)
+# a real MIT KDC for the Kerberos tests, and the headers gssapi/krb5 build against
+command -v krb5kdc >/dev/null || [ -x /usr/sbin/krb5kdc ] || need_apt+=(krb5-kdc)
+command -v kadmin.local >/dev/null || [ -x /usr/sbin/kadmin.local ] || need_apt+=(krb5-admin-server)
+command -v kinit >/dev/null || need_apt+=(krb5-user)
+command -v krb5-config >/dev/null || need_apt+=(libkrb5-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -25,7 +30,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+# gssapi and krb5 (the kerberos extra) compile once (about 2.5 min), then come from pip's cache
+.venv/bin/python -m pip install -q -e ".[test,kerberos]"
 
 echo "== ruff"
 .venv/bin/ruff check remediate tests benchmarks

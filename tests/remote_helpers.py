@@ -90,6 +90,7 @@ class CountingEndpoint:
 def counting_endpoint_fixture(lab: Lab) -> Iterator[CountingEndpoint]:
     import threading
 
+    from remediate.lab.auth import AuthConfig
     from remediate.lab.endpoint import Endpoint
     from remediate.lab.faults import FaultInjector, Faults
     from remediate.lab.http_server import LabHTTPServer
@@ -104,8 +105,7 @@ def counting_endpoint_fixture(lab: Lab) -> Iterator[CountingEndpoint]:
     server = LabHTTPServer(
         (lab.host, 0),
         endpoint,
-        username=lab.admin_user,
-        password=lab.admin_password,
+        auth=AuthConfig.basic(lab.admin_user, lab.admin_password),
         faults=FaultInjector(Faults()),
     )
     counter.port = server.server_address[1]

@@ -53,7 +53,7 @@ def test_add_list_remove(cli_env: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_connect_test_with_the_password_from_the_keyring(cli_env, tmp_path: Path) -> None:
-    lab = start_lab(tmp_path)
+    lab = start_lab(tmp_path, auth="ntlm")
     try:
         added = remediate(
             cli_env,
@@ -63,7 +63,7 @@ def test_connect_test_with_the_password_from_the_keyring(cli_env, tmp_path: Path
             "--server",
             lab.endpoint_url,
             "--auth",
-            "basic",
+            "ntlm",
             "--user",
             lab.admin_user,
             "--save-password",
@@ -89,7 +89,7 @@ def test_connect_test_with_the_password_from_the_keyring(cli_env, tmp_path: Path
             "--server",
             lab.endpoint_url,
             "--auth",
-            "basic",
+            "ntlm",
             "--user",
             lab.admin_user,
             "--password-stdin",
@@ -103,7 +103,7 @@ def test_connect_test_with_the_password_from_the_keyring(cli_env, tmp_path: Path
             "--server",
             lab.endpoint_url,
             "--auth",
-            "basic",
+            "ntlm",
             "--user",
             lab.admin_user,
             "--password-stdin",
@@ -125,7 +125,7 @@ def test_batch_run_without_a_stored_password_fails_clearly(cli_env) -> None:
         "--server",
         "http://127.0.0.1:9/PowerShell",
         "--auth",
-        "basic",
+        "ntlm",
         "--user",
         "admin",
     )
@@ -166,9 +166,9 @@ def test_interactive_run_prompts_without_echo_and_offers_to_save(cli_env, tmp_pa
     """A real pseudo-terminal (pexpect): the password typed is not echoed, and saved on 'y'."""
     import pexpect
 
-    lab = start_lab(tmp_path)
+    lab = start_lab(tmp_path, auth="ntlm")
     try:
-        argv = ["connect", "test", "--server", lab.endpoint_url, "--auth", "basic"]
+        argv = ["connect", "test", "--server", lab.endpoint_url, "--auth", "ntlm"]
         argv += ["--user", lab.admin_user]
         child = pexpect.spawn(str(REMEDIATE_EXE), argv, env=cli_env, encoding="utf-8", timeout=30)
         child.logfile_read = transcript = io.StringIO()
@@ -189,7 +189,7 @@ def test_interactive_run_prompts_without_echo_and_offers_to_save(cli_env, tmp_pa
             "--server",
             lab.endpoint_url,
             "--auth",
-            "basic",
+            "ntlm",
             "--user",
             lab.admin_user,
         )
@@ -232,8 +232,12 @@ def test_remove_also_deletes_the_stored_password(cli_env) -> None:
 def test_bad_profile_name_and_missing_user_are_usage_errors(cli_env) -> None:
     bad = remediate(cli_env, "connect", "add", "a|b", "--server", "ex01", "--user", "adm")
     assert bad.returncode == 2 and "no '|'" in bad.stderr
-    no_user = remediate(cli_env, "connect", "add", "ex01", "--server", "ex01")
+    no_user = remediate(cli_env, "connect", "add", "ex01", "--server", "ex01", "--auth", "ntlm")
     assert no_user.returncode == 2 and "give --user" in no_user.stderr
+    # Kerberos needs no user: the kinit ticket's own
+    ticket = remediate(cli_env, "connect", "add", "ex02", "--server", "ex02", "--auth", "kerberos")
+    assert ticket.returncode == 0, ticket.stderr
+    assert "(kerberos, ticket cache's user)" in ticket.stdout
     nothing = remediate(cli_env, "connect", "test")
     assert nothing.returncode == 2 and "give a profile NAME or --server URL" in nothing.stderr
 

@@ -72,7 +72,7 @@ def test_missing_file() -> None:
 
 
 def test_live_queue_diagnosis_against_the_lab(tmp_path: Path) -> None:
-    lab = start_lab(tmp_path)
+    lab = start_lab(tmp_path, auth="ntlm")
     try:
         # the seeded 2002 connector's queue has failed against a closed port
         done = remediate(
@@ -82,7 +82,7 @@ def test_live_queue_diagnosis_against_the_lab(tmp_path: Path) -> None:
             "--server",
             lab.endpoint_url,
             "--auth",
-            "basic",
+            "ntlm",
             "--user",
             lab.admin_user,
             "--password-stdin",
@@ -101,7 +101,7 @@ def test_live_queue_diagnosis_against_the_lab(tmp_path: Path) -> None:
             "--server",
             lab.endpoint_url,
             "--auth",
-            "basic",
+            "ntlm",
             "--user",
             lab.admin_user,
             "--password-stdin",

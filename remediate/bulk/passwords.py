@@ -21,21 +21,14 @@ if TYPE_CHECKING:
 def admin_passwords(
     endpoints: Iterable[Connection], env: Environment, *, password_stdin: bool
 ) -> dict[Connection, str | None]:
-    """Per endpoint: none for Kerberos without a user, else the keyring, else stdin line 1,
-    else a prompt (SecretStoreError when none can answer)."""
-    from remediate.secrets import ENDPOINT_SERVICE, endpoint_password, get_secret, keyring_usable
+    """Per endpoint: the keyring, else stdin line 1, else a Kerberos ticket (kerberos and
+    negotiate: no password at all), else a prompt (SecretStoreError when none can answer)."""
+    from remediate.login import admin_password
 
-    usable = keyring_usable(env.environ)
-    passwords: dict[Connection, str | None] = {}
-    for endpoint in endpoints:
-        if endpoint.username is None:
-            passwords[endpoint] = None
-            continue
-        stored = get_secret(ENDPOINT_SERVICE, endpoint.secret_key, env.environ) if usable else None
-        passwords[endpoint] = stored or endpoint_password(
-            endpoint, env, password_stdin=password_stdin
-        )
-    return passwords
+    return {
+        endpoint: admin_password(endpoint, env, password_stdin=password_stdin, keyring_first=True)
+        for endpoint in endpoints
+    }
 
 
 def relay_passwords(

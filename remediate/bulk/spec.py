@@ -5,7 +5,8 @@ is reported with its line.
 A row's keys (YAML) or columns (CSV):
 
   endpoint            a connection profile name, or a URL (http(s)://host:port/PowerShell)
-  auth, user, ca_file only with a URL: WinRM authentication, admin user, CA bundle
+  auth, user, ca_file, spn_host   only with a URL: WinRM authentication, admin user, CA bundle,
+                                  the host name of the Kerberos SPN
   connector           the Send connector's name or GUID            } exactly one of
   smart_host_match    every connector with a smart host matching   } these two
                       this pattern (shell-style: *.relay.contoso.com)
@@ -29,7 +30,13 @@ from typing import Any
 
 import yaml
 
-from remediate.connections import AuthMethod, Connection, ProfileStore, parse_server
+from remediate.connections import (
+    AuthMethod,
+    Connection,
+    ProfileStore,
+    check_spn_host,
+    parse_server,
+)
 from remediate.errors import UsageError
 from remediate.exchange import AuthMechanism, SendConnector, TlsAuthLevel, smart_host_key
 from remediate.files import decode_text, read_bounded
@@ -190,6 +197,7 @@ _OWN: dict[str, Callable[[Any], Any]] = {
     "auth": _auth,
     "user": _text,
     "ca_file": _text,
+    "spn_host": _text,
     "connector": _text,
     "smart_host_match": _text,
     "credential_key": _text,
@@ -392,7 +400,7 @@ class _Validator:
             self.fail(line, "endpoint: give a connection profile name or a URL")
             return None
         name, key_line = values["endpoint"]
-        extra = [k for k in ("auth", "user", "ca_file") if k in values]
+        extra = [k for k in ("auth", "user", "ca_file", "spn_host") if k in values]
         if "://" not in name:
             if extra:
                 self.fail(key_line, f"{', '.join(extra)}: only with a URL (a profile has its own)")
@@ -415,11 +423,18 @@ class _Validator:
             self.fail(values["auth"][1], "auth certificate: use a connection profile")
         if ca_file is not None and not Path(ca_file).is_file():
             self.fail(values["ca_file"][1], f"ca_file: {ca_file} is not a file")
+        spn_host = values.get("spn_host", (None, line))[0]
+        if spn_host is not None:
+            try:
+                check_spn_host(spn_host, "spn_host")
+            except UsageError as exc:
+                self.fail(values["spn_host"][1], exc.message)
         return replace(
             connection,
             auth=auth,
             username=user,
             ca_file=Path(ca_file) if ca_file else None,
+            spn_host=spn_host,
         )
 
     def target(self, line: int, values: dict[str, tuple[Any, int]]) -> None:

@@ -23,7 +23,11 @@ HELP = "save, list, remove and test connections to the Exchange Management Shell
 EPILOG = """\
 examples:
   remediate connect add ex01 --server http://ex01.contoso.com/PowerShell --user admin@contoso.com
-  remediate connect add lab --server http://127.0.0.1:5985/PowerShell --auth basic \\
+  remediate connect add ex01 --server http://ex01.contoso.com/PowerShell --auth kerberos
+      # no --user: the kinit ticket's user, no password stored
+  remediate connect add mail --server http://mail.contoso.com/PowerShell --auth kerberos \\
+      --user admin@CONTOSO.COM --spn-host ex01.contoso.com   # a load-balanced name
+  remediate connect add lab --server http://127.0.0.1:5985/PowerShell --auth ntlm \\
       --user administrator@contoso.lab --save-password
   remediate connect list
   remediate connect test ex01
@@ -86,8 +90,14 @@ def _add(args: argparse.Namespace, env: Environment, store: ProfileStore) -> int
         raise UsageError("connect add: give --server URL")
     args.profile = None
     connection = replace(connection_from_args(args, env), profile=name)
-    if connection.auth is not AuthMethod.CERTIFICATE and not connection.username:
-        raise UsageError("connect add: give --user (the admin account)")
+    no_user_ok = (AuthMethod.CERTIFICATE, AuthMethod.KERBEROS, AuthMethod.NEGOTIATE)
+    if connection.auth not in no_user_ok and not connection.username:
+        raise UsageError(
+            "connect add: give --user (the admin account)",
+            hint="only --auth kerberos or negotiate log in without one (with a kinit ticket)",
+        )
+    if args.save_password and not connection.username:
+        raise UsageError("connect add: --save-password needs --user")
     if args.save_password:
         from remediate.secrets import check_backend
 
@@ -95,14 +105,22 @@ def _add(args: argparse.Namespace, env: Environment, store: ProfileStore) -> int
     previous = next((c for c in store.list() if c.profile == name), None)
     store.save(connection)
     verb = "replaced" if previous else "saved"
-    env.out(f"{verb} profile {name}: {connection.url} ({connection.auth}, {connection.username})")
+    env.out(f"{verb} profile {name}: {connection.url} ({_login(connection)})")
     if previous is not None:
-        env.out(f"  it was: {previous.url} ({previous.auth}, {previous.username})")
+        env.out(f"  it was: {previous.url} ({_login(previous)})")
         if previous.secret_key != connection.secret_key:
             _forget_endpoint_password(previous, env)
     if args.save_password:
         _store_endpoint_password(connection, env, password_stdin=args.password_stdin)
     return 0
+
+
+def _login(connection: Connection) -> str:
+    """How a profile logs in, for the listing: auth, user (or the ticket), SPN override."""
+    parts = [str(connection.auth), connection.username or "ticket cache's user"]
+    if connection.spn_host:
+        parts.append(f"SPN host/{connection.spn_host}")
+    return ", ".join(parts)
 
 
 def _forget_endpoint_password(connection: Connection, env: Environment) -> None:
@@ -120,12 +138,13 @@ def _list(env: Environment, store: ProfileStore) -> int:
     if not profiles:
         env.out("no saved profiles (add one with 'remediate connect add')")
         return 0
-    rows = [("PROFILE", "ENDPOINT", "AUTH", "USER", "CERTIFICATE")]
+    rows = [("PROFILE", "ENDPOINT", "AUTH", "USER", "SPN", "CERTIFICATE")]
     for c in profiles:
         cert = "not checked" if not c.verify else (str(c.ca_file) if c.ca_file else "system CAs")
         if c.scheme == "http":
             cert = "-"
-        rows.append((c.profile or "", c.url, str(c.auth), c.username or "-", cert))
+        spn = f"host/{c.spn_host}" if c.spn_host else "-"
+        rows.append((c.profile or "", c.url, str(c.auth), c.username or "-", spn, cert))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         env.out("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

@@ -44,7 +44,7 @@ def lab_connection(lab: Lab) -> Connection:
         port=lab.port,
         path="/PowerShell",
         scheme="http",
-        auth=AuthMethod.BASIC,
+        auth=AuthMethod(str(lab.auth)),  # NTLM with message encryption: no extra package
         username=lab.admin_user,
         profile="lab (demo)",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 from pathlib import Path
@@ -10,6 +11,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from remediate.env import Environment
+from remediate.errors import UsageError
 
 if TYPE_CHECKING:
     from remediate.lab.server import Lab
@@ -18,8 +20,9 @@ NAME = "lab"
 HELP = "run the simulated Exchange lab (WSMan/PSRP endpoint and SMTP smart host)"
 DESCRIPTION = """\
 Run a simulated Exchange organisation on this machine: an Exchange Management Shell endpoint
-(WSMan + PSRP, Basic authentication, configuration Microsoft.Exchange) and an SMTP smart host,
-seeded with Send connectors that reproduce events 2016 and 2002. Runs until Ctrl-C.
+(WSMan + PSRP, configuration Microsoft.Exchange; NTLM with WinRM message encryption by
+default, or Kerberos, Negotiate or Basic) and an SMTP smart host, seeded with Send connectors
+that reproduce events 2016 and 2002. Runs until Ctrl-C.
 
 The admin password is random per start and never printed: it is written, with everything a
 client needs, to the ready file (mode 0600)."""
@@ -30,6 +33,8 @@ examples:
   remediate lab --tls --listen 127.0.0.1:5986 --ready-file lab.json
   remediate lab --reset            # back to the seeded scenario
   remediate lab --config-delay 0   # connector changes reach deliveries at once
+  remediate lab --auth kerberos --keytab http.keytab   # Kerberos against your KDC
+  remediate lab --auth basic       # Basic over plain http (only when asked for)
 """
 
 
@@ -53,6 +58,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="organisation state file (default: lab-state.json in the lab directory)",
     )
     parser.add_argument("--reset", action="store_true", help="restore the seeded organisation")
+    parser.add_argument(
+        "--auth",
+        choices=["ntlm", "negotiate", "kerberos", "basic"],
+        default="ntlm",
+        help="how clients log in (default ntlm: NTLM with message encryption, no extra package; "
+        "kerberos/negotiate need a keytab and the kerberos extra; basic only when asked for)",
+    )
+    parser.add_argument(
+        "--keytab",
+        metavar="FILE",
+        type=Path,
+        help="keytab with host/NAME (and HTTP/NAME) keys for kerberos/negotiate "
+        "(default: $KRB5_KTNAME)",
+    )
     parser.add_argument("--tls", action="store_true", help="serve HTTPS with a lab CA")
     parser.add_argument(
         "--ready-file",
@@ -111,6 +130,11 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         refuse_auth=args.fault_refuse_auth,
     )
     directory = lab_dir(env)
+    if args.keytab is not None:
+        if not args.keytab.is_file():
+            raise UsageError(f"--keytab {args.keytab}: no such file")
+        # libkrb5 reads the acceptor's keys from KRB5_KTNAME (this process is the lab only)
+        os.environ["KRB5_KTNAME"] = f"FILE:{args.keytab.resolve()}"
     ready_file: Path = args.ready_file or directory / "lab.json"
     lab = Lab(
         listen=Address.parse(args.listen, "--listen"),
@@ -123,6 +147,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         config_delay=args.config_delay,
         faults=faults,
         workdir=directory,
+        auth=args.auth,
     )
     if not (lab.listen.is_loopback and lab.smtp_listen.is_loopback):
         env.err(
@@ -152,13 +177,28 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     return 0
 
 
+_AUTH_NAMES = {
+    "ntlm": "NTLM",
+    "negotiate": "Negotiate: Kerberos or NTLM",
+    "kerberos": "Kerberos",
+    "basic": "Basic authentication",
+}
+
+
+def _auth_label(lab: Lab) -> str:
+    text = _AUTH_NAMES[str(lab.auth)]
+    if str(lab.auth) != "basic" and not lab.tls:
+        text += ", WinRM message encryption"
+    return text
+
+
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
 def _announce(env: Environment, lab: Lab, ready_file: Path) -> None:
     env.out(f"remediate lab: Exchange Management Shell endpoint {lab.endpoint_url}")
-    env.out("  configuration: Microsoft.Exchange (Basic authentication)")
+    env.out(f"  configuration: Microsoft.Exchange ({_auth_label(lab)})")
     env.out(f"  admin user:    {lab.admin_user}")
     env.out(f"  credentials:   {ready_file} (mode 0600; password never printed)")
     if lab.tls and lab.ca_file:

@@ -1,48 +1,68 @@
-"""The lab's HTTP(S) server: threaded, Basic authentication, optional TLS, fault injection.
+"""The lab's HTTP(S) server: threaded, IIS-like login (``auth``), optional TLS, faults.
 
 Only ``POST /PowerShell`` (any case, any query string, as IIS serves Exchange) reaches the
-WSMan endpoint; other paths get 404. Credentials are compared in constant time and never
-logged: the server writes no access log at all.
+WSMan endpoint; other paths get 404. It is a network service that tests hammer, so:
+
+- framing first: a duplicate or non-numeric Content-Length, or any Transfer-Encoding, is
+  refused (400/411) and the connection closed (RFC 9112 section 6.3: ambiguous framing);
+- the login is checked on the headers, before the body is read; a body over the cap is
+  refused with 413 unread; an unauthenticated body is read only to be discarded, in chunks;
+- an idle connection is closed after ``IDLE_TIMEOUT`` (IIS's default connectionTimeout,
+  120 s); once a client has logged in with NTLM/Kerberos on it, after
+  ``LOGGED_IN_IDLE_TIMEOUT``, because its message encryption is bound to that connection and a
+  person may sit at a prompt between two steps of one session; the listen backlog is 128;
+- each reply goes out in one write, with TCP_NODELAY (no Nagle/delayed-ACK stall).
+
+Credentials are compared in constant time and never logged: there is no access log at all.
 """
 
 from __future__ import annotations
 
-import base64
-import hmac
 import socket
 import ssl
+import time
+from email.utils import formatdate
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from remediate.lab import wsman
+from remediate.lab.auth import AuthConfig, ConnectionLogin
 from remediate.lab.endpoint import Endpoint
 from remediate.lab.faults import FaultAction, FaultInjector
+from remediate.lab.winrm_crypt import EncryptionError
 
 PATH = "/PowerShell"
 _SOAP = "application/soap+xml;charset=UTF-8"
-_MAX_BODY = 4 * 1024 * 1024
+MAX_BODY = 4 * 1024 * 1024
+IDLE_TIMEOUT = 120.0
+LOGGED_IN_IDLE_TIMEOUT = 3600.0
+BACKLOG = 128
+_CHUNK = 64 * 1024
 
 
 class LabHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = BACKLOG
 
     def __init__(
         self,
         address: tuple[str, int],
         endpoint: Endpoint,
         *,
-        username: str,
-        password: str,
+        auth: AuthConfig,
         faults: FaultInjector,
         tls: ssl.SSLContext | None = None,
+        idle_timeout: float | None = None,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
         self.endpoint = endpoint
         self.faults = faults
         self.tls = tls
-        self._expected = _basic_token(username, password)
+        self.auth = auth
+        self.idle_timeout = idle_timeout or IDLE_TIMEOUT
 
     def get_request(self) -> tuple[socket.socket, object]:
         sock, addr = super().get_request()
@@ -59,25 +79,25 @@ class LabHTTPServer(ThreadingHTTPServer):
                 request.do_handshake()
             except (ssl.SSLError, OSError):
                 return
-            request.settimeout(None)
         super().finish_request(request, client_address)
 
-    def authorized(self, header: str | None) -> bool:
-        if not header or not header.lower().startswith("basic "):
-            return False
-        token = header[6:].strip().encode("ascii", "replace")
-        return hmac.compare_digest(token, self._expected)
 
-
-def _basic_token(username: str, password: str) -> bytes:
-    return base64.b64encode(f"{username}:{password}".encode())
+class _Framing(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "Microsoft-HTTPAPI/2.0"
     sys_version = ""
+    disable_nagle_algorithm = True
     server: LabHTTPServer
+
+    def setup(self) -> None:
+        self.timeout = self.server.idle_timeout
+        super().setup()
+        self.login = ConnectionLogin(self.server.auth)
 
     def log_message(self, format: str, *args: object) -> None:
         """No access log: requests carry credentials in their headers."""
@@ -89,56 +109,128 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # a client gone or a failed TLS handshake
 
     def do_POST(self) -> None:
-        body = self._read_body()
-        if body is None:
+        try:
+            length = self._content_length()
+        except _Framing as refused:
+            self._refuse(refused.status)
             return
         action = self.server.faults.next_request()
         if action is FaultAction.DROP:
             self._drop()
             return
         if action is FaultAction.HTTP_500:
-            self._send(500, b"", "text/html")
+            self._refuse(500, length)
             return
         if urlsplit(self.path).path.rstrip("/").lower() != PATH.lower():
-            self._send(404, b"", "text/html")
+            self._refuse(404, length)
             return
-        if action is FaultAction.REFUSE_AUTH or not self.server.authorized(
-            self.headers.get("Authorization")
-        ):
-            self._send(401, b"", "text/html", {"WWW-Authenticate": 'Basic realm="WSMAN"'})
+        if length > MAX_BODY:
+            self._refuse(413)
             return
+        if action is FaultAction.REFUSE_AUTH:
+            self.login.reset()
+            self._refuse(401, length, self.server.auth.offers())
+            return
+        was_logged_in = self.login.authenticated
+        outcome = self.login.check(self.headers.get("Authorization"))
+        if not outcome.authorized:
+            self._refuse(401, length, outcome.headers)
+            return
+        if self.login.authenticated and not was_logged_in:
+            self.connection.settimeout(LOGGED_IN_IDLE_TIMEOUT)
+        body = self.rfile.read(length)
+        if len(body) != length:
+            self.close_connection = True
+            return
+        self._answer(body, action, outcome.headers)
+
+    def _answer(self, body: bytes, action: FaultAction, headers: dict[str, str]) -> None:
+        encrypted = self.server.auth.mode.uses_tokens and self.server.tls is None
+        if not body and encrypted:
+            # The empty POST a WinRM client sends to log in before encrypting (MS-WSMV 3.1.4.1.30)
+            self._send(200, b"", None, headers)
+            return
+        if encrypted:
+            try:
+                body = self.login.unwrap(body, self.headers.get("Content-Type"))
+            except EncryptionError:
+                # WinRM refuses an unencrypted or undecryptable body with HTTP 400.
+                self._send(400, b"", "text/html", headers)
+                return
         endpoint = self.server.endpoint
         if action is FaultAction.WSMAN_FAULT:
             reply = endpoint.fault(_try_parse(body), wsman.quota_exceeded())
         else:
             reply = endpoint.handle(body, self.client_address[0])
-        self._send(reply.status, reply.body, _SOAP)
+        content_type, data = _SOAP, reply.body
+        if encrypted:
+            content_type, data = self.login.wrap(reply.body)
+        self._send(reply.status, data, content_type, headers)
 
     def do_GET(self) -> None:
-        status = 405 if urlsplit(self.path).path.rstrip("/").lower() == PATH.lower() else 404
-        self._send(status, b"", "text/html")
-
-    def _read_body(self) -> bytes | None:
         try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError:
-            length = -1
-        if length < 0 or length > _MAX_BODY:
+            length = self._content_length()
+        except _Framing as refused:
+            self._refuse(refused.status)
+            return
+        status = 405 if urlsplit(self.path).path.rstrip("/").lower() == PATH.lower() else 404
+        self._refuse(status, length)
+
+    def _content_length(self) -> int:
+        """The body's length; ambiguous or unsupported framing raises ``_Framing``."""
+        if self.headers.get_all("Transfer-Encoding"):
+            # The lab (like WinRM clients) uses Content-Length only; with both, the framing
+            # is ambiguous (a request-smuggling vector).
+            raise _Framing(400 if self.headers.get_all("Content-Length") else 411)
+        values = self.headers.get_all("Content-Length") or []
+        if not values:
+            return 0
+        if len(values) > 1 or not values[0].strip().isdigit() or not values[0].isascii():
+            raise _Framing(400)
+        return int(values[0].strip())
+
+    def _refuse(self, status: int, length: int = -1, headers: dict[str, str] | None = None) -> None:
+        """An answer without reading the body first. Then a body within the cap is drained in
+        chunks (never kept) so the connection, and a connection-based login in progress,
+        survives; without a known length the connection closes."""
+        if length < 0 or length > MAX_BODY:
             self.close_connection = True
-            self._send(413 if length > _MAX_BODY else 400, b"", "text/html")
-            return None
-        return self.rfile.read(length)
+        self._send(status, b"", "text/html", headers)
+        if not self.close_connection and length:
+            self._discard(length)
+
+    def _discard(self, length: int) -> None:
+        remaining = length
+        while remaining > 0:
+            chunk = self.rfile.read(min(_CHUNK, remaining))
+            if not chunk:
+                self.close_connection = True
+                return
+            remaining -= len(chunk)
 
     def _send(
-        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        body: bytes,
+        content_type: str | None,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        """The status line, headers and body in one write."""
+        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        lines = [
+            f"HTTP/1.1 {status} {reason}",
+            f"Server: {self.server_version}",
+            f"Date: {formatdate(time.time(), usegmt=True)}",
+            f"Content-Length: {len(body)}",
+        ]
+        if content_type:
+            lines.append(f"Content-Type: {content_type}")
         for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+            lines.append(f"{name}: {value}")
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head + body)
 
     def _drop(self) -> None:
         self.close_connection = True

@@ -8,8 +8,9 @@ Layering, bottom up (each module knows only the ones below it):
                    ``smarthost`` (aiosmtpd), ``certs`` (a small CA), ``seed``.
 - Protocol half    ``wsman`` (SOAP envelopes), ``psrp_values`` (values across PSRP),
                    ``psrp_session`` (one psrpcore runspace pool per WSMan shell),
-                   ``endpoint`` (WSMan actions -> shells), ``http_server`` (HTTP(S), Basic
-                   auth, faults from ``faults``).
+                   ``endpoint`` (WSMan actions -> shells), ``http_server`` (HTTP(S), the
+                   login from ``auth`` with ``winrm_crypt`` message encryption, faults from
+                   ``faults``).
 - ``server.Lab``   composes both halves: starts the smart host, opens the organisation,
                    serves ``/PowerShell``, writes the ready file.
 
@@ -21,7 +22,8 @@ closed_port, config_delay)`` with ``.relay_user``, ``.relay_password``, optional
 ``.start()``, ``.stop()``, ``.port``; ``cmdlets.ExchangeShell(org)``, one per WSMan shell.
 
 Clients talk to it exactly as to Exchange: ``WSMan(host, port=..., path="PowerShell",
-auth="basic", encryption="never")`` and ``RunspacePool(wsman,
+auth="ntlm")`` (NTLM with message encryption, the default; ``auth="basic",
+encryption="never"`` with ``Lab(auth="basic")``) and ``RunspacePool(wsman,
 configuration_name="Microsoft.Exchange")``.
 """
 
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from remediate.errors import UsageError
+from remediate.lab.auth import AuthConfig, AuthMode
 from remediate.lab.endpoint import CONFIGURATION, Endpoint
 from remediate.lab.faults import FaultInjector, Faults
 from remediate.lab.http_server import PATH, LabHTTPServer
@@ -101,6 +104,7 @@ class Lab:
         workdir: Path | None = None,
         extra_connectors: int = 0,
         config_delay: float = CONFIG_DELAY,
+        auth: AuthMode | str = AuthMode.NTLM,
     ) -> None:
         for address, what in ((listen, "--listen"), (smtp_listen, "--smtp-listen")):
             if not address.is_loopback and not allow_remote:
@@ -116,6 +120,11 @@ class Lab:
         self.tls = tls
         self.admin_user = admin_user
         self.admin_password = admin_password or secrets.token_urlsafe(18)
+        try:
+            self.auth = AuthMode(str(auth).lower())
+        except ValueError:
+            allowed = ", ".join(m.value for m in AuthMode)
+            raise UsageError(f"lab authentication {auth!r}: use one of {allowed}") from None
         self.faults = FaultInjector(faults or Faults())
         if extra_connectors < 0:
             raise UsageError("extra connectors must be zero or more")
@@ -149,6 +158,7 @@ class Lab:
 
         try:
             workdir = self._prepare_workdir()
+            auth = AuthConfig.create(self.auth, self.admin_user, self.admin_password, workdir)
             ca = LabCA.create()
             self.ca_file = workdir / "lab-ca.pem"
             ca.write_ca_pem(self.ca_file)
@@ -180,8 +190,7 @@ class Lab:
             self._http = LabHTTPServer(
                 (self.listen.host, self.listen.port),
                 self._endpoint,
-                username=self.admin_user,
-                password=self.admin_password,
+                auth=auth,
                 faults=self.faults,
                 tls=tls_context,
             )
@@ -269,7 +278,7 @@ class Lab:
             "port": self.port,
             "path": PATH.lstrip("/"),
             "ssl": self.tls,
-            "auth": "basic",
+            "auth": str(self.auth),
             "configuration_name": CONFIGURATION,
             "username": self.admin_user,
             "password": self.admin_password,

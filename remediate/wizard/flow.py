@@ -235,10 +235,13 @@ def _new_connection(ctx: WizardContext, store: Any) -> Connection:
 
 
 def _admin_password(ctx: WizardContext, conn: Connection) -> str | None:
+    from remediate.kerberos import has_ticket, principal_name
     from remediate.secrets import ENDPOINT_SERVICE
 
     if conn.auth.value in ("kerberos", "negotiate", "certificate") and not conn.username:
         return None
+    if conn.auth.value in ("kerberos", "negotiate") and has_ticket(principal_name(conn.username)):
+        return None  # a kinit ticket for this user: no password needed
     _, stored = keyring_secret(ctx, ENDPOINT_SERVICE, conn.secret_key)
     if stored:
         return stored

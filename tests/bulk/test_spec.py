@@ -208,3 +208,33 @@ def test_credential_key_needs_a_credential_user(tmp_path: Path, profiles: Profil
         "- endpoint: ex01\n  connector: A\n  port: 587\n  credential_key: rotated\n",
     )
     assert problems_of(path, profiles) == [(4, "credential_key: give credential_user too")]
+
+
+def test_rows_carry_auth_and_the_spn_override(tmp_path: Path, profiles: ProfileStore) -> None:
+    path = write(
+        tmp_path,
+        "krb.yaml",
+        f"""\
+- endpoint: {URL}
+  auth: kerberos
+  spn_host: ex01.contoso.com
+  connector: Outbound to Relay
+  port: 587
+- endpoint: {URL.replace("5985", "5986")}
+  auth: negotiate
+  spn_host: "bad name/x"
+  connector: Outbound to Relay
+  port: 587
+- endpoint: ex01
+  spn_host: ex01.contoso.com
+  connector: Outbound to Archive
+  port: 587
+""",
+    )
+    problems = problems_of(path, profiles)
+    assert (8, "spn_host 'bad name/x': give a host name such as ex01.contoso.com") in problems
+    assert any(line == 11 and "only with a URL" in text for line, text in problems)
+    path.write_text("\n".join(path.read_text().splitlines()[:5]) + "\n")
+    [row] = load(path, profiles).rows
+    assert row.endpoint.auth is AuthMethod.KERBEROS and row.endpoint.username is None
+    assert row.endpoint.spn_host == "ex01.contoso.com"

@@ -61,9 +61,9 @@ class Cli:
         return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
     def save_profile(self, endpoint: str, admin_user: str, admin_password: str) -> None:
-        """Profile ``lab`` with its admin password in the keyring (through stdin)."""
+        """Profile ``lab`` (NTLM) with its admin password in the keyring (through stdin)."""
         done = self(
-            "connect", "add", PROFILE, "--server", endpoint, "--auth", "basic",
+            "connect", "add", PROFILE, "--server", endpoint, "--auth", "ntlm",
             "--user", admin_user, "--save-password", "--password-stdin",
             stdin=admin_password + "\n",
         )  # fmt: skip
@@ -97,9 +97,10 @@ def cli(secret_service: dict[str, str], tmp_path: Path) -> Cli:
 
 @pytest.fixture
 def relay_lab(tmp_path: Path) -> Iterator[Lab]:
-    """A fresh seeded lab in this process (its smart host's received messages are visible)."""
+    """A fresh seeded lab in this process (its smart host's received messages are visible),
+    logging in with NTLM and WinRM message encryption as the lab does by default."""
     (tmp_path / "lab").mkdir()
-    lab = start_lab(tmp_path / "lab")
+    lab = start_lab(tmp_path / "lab", auth="ntlm")
     try:
         yield lab
     finally:

@@ -87,7 +87,7 @@ def test_a_second_apply_reports_no_change(profiled: Cli, relay_lab: Lab) -> None
 def test_password_stdin_carries_both_passwords(cli: Cli, relay_lab: Lab) -> None:
     cli.forget_relay(relay_lab.relay_user)
     done = cli(
-        "apply", "2016", "--server", relay_lab.endpoint_url, "--auth", "basic",
+        "apply", "2016", "--server", relay_lab.endpoint_url, "--auth", "ntlm",
         "--user", relay_lab.admin_user, "--password-stdin", "--connector", RELAY,
         "--mechanism", "BasicAuthRequireTLS", "--username", relay_lab.relay_user, "--yes",
         stdin=f"{relay_lab.admin_password}\n{relay_lab.relay_password}\n",
@@ -114,7 +114,7 @@ def test_a_missing_relay_password_fails_before_any_change(profiled: Cli, relay_l
 def test_stdin_without_the_relay_line_fails_before_any_change(cli: Cli, relay_lab: Lab) -> None:
     cli.forget_relay(relay_lab.relay_user)
     done = cli(
-        "apply", "2016", "--server", relay_lab.endpoint_url, "--auth", "basic",
+        "apply", "2016", "--server", relay_lab.endpoint_url, "--auth", "ntlm",
         "--user", relay_lab.admin_user, "--password-stdin", "--connector", RELAY,
         "--username", relay_lab.relay_user, "--mechanism", "BasicAuthRequireTLS", "--yes",
         stdin=relay_lab.admin_password + "\n",

@@ -125,7 +125,8 @@ def test_canary_is_found_nowhere(
     endpoint = str(ready["endpoint"])
     fix = ["apply", "2016", "--connector", RELAY, "--mechanism", "BasicAuthRequireTLS"]
     fix += ["--username", relay_user]
-    direct = ["--server", endpoint, "--auth", "basic", "--user", admin, "--password-stdin"]
+    direct = ["--server", endpoint, "--auth", str(ready["auth"]), "--user", admin]
+    direct += ["--password-stdin"]
 
     with ProcSampler(secrets) as sampler:
         cli.save_profile(endpoint, admin, admin_password)

@@ -24,7 +24,7 @@ PARTNER = "Outbound to Partner"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    running = start_lab(tmp_path_factory.mktemp("show-lab"))
+    running = start_lab(tmp_path_factory.mktemp("show-lab"), auth="ntlm")
     try:
         yield running
     finally:
@@ -43,7 +43,7 @@ def tls_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 def _show(
     lab: Lab, env: dict[str, str], *args: str, password: str | None = None, ca: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    argv = [EXE, "show", "--server", lab.endpoint_url, "--auth", "basic"]
+    argv = [EXE, "show", "--server", lab.endpoint_url, "--auth", str(lab.auth)]
     argv += ["--user", lab.admin_user, "--password-stdin", "--connect-timeout", "5"]
     if lab.tls and ca:
         argv += ["--ca-file", str(lab.ca_file)]

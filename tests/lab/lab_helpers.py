@@ -36,6 +36,9 @@ def lab_pool(lab: Lab, **kwargs: object) -> RunspacePool:
 
 
 def start_lab(tmp_path: Path, **kwargs: object) -> Lab:
+    """A Lab with Basic authentication unless ``auth`` says otherwise: most tests talk to it
+    with bare pypsrp or profiles using Basic over http (the lab's own default is NTLM)."""
+    kwargs.setdefault("auth", "basic")
     kwargs.setdefault("state_file", tmp_path / "lab-state.json")
     kwargs.setdefault("workdir", tmp_path / "lab")
     lab = Lab(**kwargs)  # type: ignore[arg-type]

@@ -64,10 +64,10 @@ def _connect(info: dict) -> RunspacePool:
         port=info["port"],
         path=info["path"],
         ssl=info["ssl"],
-        auth="basic",
+        auth=info["auth"],
         username=info["username"],
         password=info["password"],
-        encryption="never",
+        encryption="never" if info["auth"] == "basic" else "auto",
         cert_validation=info["ca_file"] or False,
     )
     return RunspacePool(wsman, configuration_name=info["configuration_name"])
@@ -79,6 +79,7 @@ def test_ready_file_serves_a_client_and_ctrl_c_stops_cleanly(running) -> None:
     info = json.loads(ready.read_text())
     assert info["endpoint"] == f"http://127.0.0.1:{info['port']}/PowerShell"
     assert info["username"] == "administrator@contoso.lab"
+    assert info["auth"] == "ntlm"  # the default: NTLM with message encryption, no extra package
     assert info["relay"]["username"] and info["relay"]["password"]
     assert info["smtp"]["host"] == "127.0.0.1" and info["smtp"]["port"] > 0
     with _connect(info) as pool:

@@ -29,6 +29,7 @@ from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
 from pypsrp.wsman import WSMan
 
 from remediate.lab.api import CmdletError, CommandCall, HostSink, LabObject
+from remediate.lab.auth import AuthConfig
 from remediate.lab.endpoint import Endpoint
 from remediate.lab.faults import FaultInjector, Faults
 from remediate.lab.http_server import LabHTTPServer
@@ -114,7 +115,11 @@ def _serve(faults: Faults, sleep=None, tls: ssl.SSLContext | None = None) -> Ite
 
     endpoint = Endpoint(factory, machine="EX01", url="http://127.0.0.1/PowerShell", owner=USER)
     server = LabHTTPServer(
-        ("127.0.0.1", 0), endpoint, username=USER, password=PASSWORD, faults=injector, tls=tls
+        ("127.0.0.1", 0),
+        endpoint,
+        auth=AuthConfig.basic(USER, PASSWORD),
+        faults=injector,
+        tls=tls,
     )
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()

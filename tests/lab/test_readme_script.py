@@ -29,7 +29,7 @@ def readme_script() -> str:
 def test_readme_script_repairs_the_2016_connector(tmp_path: Path) -> None:
     script = readme_script()
     assert len([line for line in script.splitlines() if line.strip()]) <= 17
-    lab = start_lab(tmp_path)
+    lab = start_lab(tmp_path, auth="ntlm")  # the lab's default: NTLM, message encryption
     try:
         lab.write_ready_file(tmp_path / "lab.json")
         (tmp_path / "repair.py").write_text(script, encoding="utf-8")

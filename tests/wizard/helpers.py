@@ -37,7 +37,9 @@ class Run:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    with Lab(state_file=tmp_path / "lab-state.json", workdir=tmp_path / "lab") as started:
+    with Lab(
+        state_file=tmp_path / "lab-state.json", workdir=tmp_path / "lab", auth="basic"
+    ) as started:
         yield started
 
 
