@@ -101,33 +101,34 @@ def error_from_records(
     if not errors:
         return RemoteCommandError(f"{cmdlet} failed without an error record")
     first = errors[0]
-    error_id = first.error_id
-    exception = first.exception_type or ""
+    # Exchange's ids are hex codes after [Server=...] prefixes (exchange-notes.md, "What comes
+    # back"): records are told apart by their exception type and category, never by an id.
+    exception = (first.exception_type or "").removeprefix("Deserialized.")
     target = identity or first.target
-    if error_id == "ManagementObjectNotFound" or exception.endswith(
-        "ManagementObjectNotFoundException"
+    if exception.endswith("CommandNotFoundException"):
+        return RemoteCommandError(
+            f"The cmdlet {first.target or cmdlet} is not available to this account",
+            hint="the Exchange account needs the Organization Management role (RBAC)",
+        )
+    if exception.endswith("ManagementObjectNotFoundException") or (
+        first.category == "ObjectNotFound"
     ):
+        if "Queue" in cmdlet:
+            return RemoteCommandError(
+                f"Queue '{target}' was not found",
+                hint="run 'remediate show --queues' to see the current queues",
+            )
         what = "Send connector" if "SendConnector" in cmdlet else "Object"
         return RemoteCommandError(
             f"{what} '{target}' was not found",
             hint="run 'remediate show' to list the Send connectors by name",
         )
-    if error_id == "QueueNotFound":
-        return RemoteCommandError(
-            f"Queue '{target}' was not found",
-            hint="run 'remediate show --queues' to see the current queues",
-        )
-    if error_id == "ScriptsNotAllowed" or "no-language mode" in first.message:
+    if "no-language mode" in first.message:
         return RemoteCommandError(
             "The Exchange endpoint refused script text (its runspace is in no-language mode)",
             hint="only single cmdlets with parameters can be sent to Exchange's remote shell",
         )
-    if error_id == "CommandNotFoundException":
-        return RemoteCommandError(
-            f"The cmdlet {first.target or cmdlet} is not available to this account",
-            hint="the Exchange account needs the Organization Management role (RBAC)",
-        )
-    if error_id.startswith("HostFunctionNotImplemented"):
+    if exception.endswith("HostException"):
         return RemoteCommandError(
             f"{cmdlet} asked for confirmation, which a remote session cannot answer",
             hint="the step must pass -Confirm:$false",

@@ -67,7 +67,8 @@ def test_get_connectors_builds_send_connectors(lab: Lab) -> None:
         (relay,) = session.get_connectors(RELAY)
     assert {RELAY, PARTNER} <= {c.name for c in everything}
     assert relay.name == RELAY
-    assert relay.smart_host_auth_mechanism == "BasicAuthRequireTLS"
+    assert relay.smart_host_auth_mechanism == "ExchangeServer"  # the seeded 2016
+    assert relay.source_transport_servers == ("EX01", "EX02")
     assert relay.credential is CredentialState.NOT_SET
     assert relay.guid and relay.smart_hosts
 
@@ -127,7 +128,9 @@ def test_error_records_are_returned_not_raised(lab: Lab) -> None:
         still_usable = session.get_connectors("Internet Mail")
     assert not result.ok and not result.changed
     (error,) = result.errors
-    assert error.error_id == "SmartHostsWithDnsRoutingEnabled"
+    # an Exchange-style id: hex after the [Server=...] prefixes (exchange-notes.md)
+    assert "[FailureCategory=Cmdlet-DataValidationException]" in error.fully_qualified_error_id
+    assert all(c in "0123456789ABCDEF" for c in error.error_id)
     assert error.target == "Internet Mail"
     assert error.exception_type and error.exception_type.endswith("DataValidationException")
     assert "DNSRoutingEnabled" in error.message
@@ -147,9 +150,11 @@ def test_queues_and_retry(lab: Lab) -> None:
         (relay,) = session.get_connectors(RELAY)
         queues = session.get_queues(relay)
         assert queues and all(q.next_hop_connector == relay.guid for q in queues)
-        (queue,) = queues
-        assert queue.message_count > 0 and queue.identity
-        session.retry_queue(queue.identity)
+        # one queue per source server, each read with -Server (exchange-notes.md)
+        assert {q.server for q in queues} == {"EX01", "EX02"}
+        for queue in queues:
+            assert queue.message_count > 0 and queue.identity
+            session.retry_queue(queue.identity)
         with pytest.raises(RemoteCommandError) as caught:
             session.retry_queue("EX01\\999")
     assert "EX01\\999" in str(caught.value) and "not found" in str(caught.value)

@@ -32,33 +32,46 @@ def delivered(lab: Lab) -> int:
 
 
 def test_apply_fixes_the_seeded_2016_connector(profiled: Cli, relay_lab: Lab) -> None:
+    """The seeded 2016: ExchangeServer to a smart host that does not offer it, queues on EX01
+    and EX02; the fix is a shared mechanism with the credential (the event page's action)."""
     before = profiled.connector(RELAY)
-    assert before["AuthenticationCredential"] is None
+    assert before["AuthenticationCredential"] == "not set"
+    assert before["SourceTransportServers"] == ["EX01", "EX02"]
     assert delivered(relay_lab) == 0
 
     done = profiled(*fix_2016(relay_lab, "--yes"))
 
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "Set-SendConnector -Identity 'Outbound to Relay' -AuthenticationCredential $cred" in out
-    assert "[3/6] Set-SendConnector: ok" in out
-    assert f"AuthenticationCredential  (none)  {relay_lab.relay_user}" in out
-    assert "3. Set-SendConnector -AuthenticationCredential: ran, changed" in out
-    assert "5. Retry-Queue -Filter: ran, changed" in out
-    assert "Queues after Retry-Queue:" in out
+    assert (
+        "Set-SendConnector -Identity 'Outbound to Relay' -SmartHostAuthMechanism "
+        "'BasicAuthRequireTLS' -AuthenticationCredential $cred"
+    ) in out
+    assert "[4/9] Set-SendConnector: ok" in out
+    assert "AuthenticationCredential  not set         set" in out
+    assert (
+        "4. Set-SendConnector -SmartHostAuthMechanism -AuthenticationCredential: ran, changed"
+        in out
+    )
+    assert "6. Retry-Queue -Server -Filter: ran, changed" in out
+    assert "7. Retry-Queue -Server -Filter: ran, changed" in out
     queue_table = out.split("Queues after Retry-Queue:")[1].splitlines()
-    assert queue_table[2].split()[1:3] == ["Ready", "0"], out
-    assert delivered(relay_lab) == 3  # the seeded queue held 3 messages
+    rows = {line.split()[0]: line.split()[1:3] for line in queue_table[2:4]}
+    assert rows == {"EX01\\4": ["Ready", "0"], "EX02\\12": ["Ready", "0"]}, out
+    assert "Mail flows: EX01\\4, EX02\\12 drained." in out
+    assert delivered(relay_lab) == 5  # EX01's 3 messages and EX02's 2
 
     after = profiled.connector(RELAY)
-    assert after["AuthenticationCredential"] == relay_lab.relay_user
-    assert {k: v for k, v in after.items() if k != "AuthenticationCredential"} == {
-        k: v for k, v in before.items() if k != "AuthenticationCredential"
+    assert after["AuthenticationCredential"] == "set"
+    changed = {"AuthenticationCredential", "SmartHostAuthMechanism"}
+    assert {k: v for k, v in after.items() if k not in changed} == {
+        k: v for k, v in before.items() if k not in changed
     }
     [backup] = profiled.backups()
     assert f"Backup: {backup}" in out and stat.S_IMODE(backup.stat().st_mode) == 0o600
     results = [(line["cmdlet"], line["result"]) for line in profiled.audit_lines()]
-    assert results == [("Set-SendConnector", "changed"), ("Retry-Queue", "changed")]
+    assert results[0] == ("Set-SendConnector", "changed")
+    assert results[1:3] == [("Retry-Queue", "changed")] * 2
 
 
 def test_what_if_changes_nothing(profiled: Cli, relay_lab: Lab) -> None:
@@ -81,7 +94,7 @@ def test_a_second_apply_reports_no_change(profiled: Cli, relay_lab: Lab) -> None
     assert second.returncode == 0, second.stderr
     assert second.stdout == "No change: 'Outbound to Relay' already has the settings asked for.\n"
     assert len(profiled.backups()) == 1
-    assert len(profiled.audit_lines()) == 2
+    assert len(profiled.audit_lines()) == 3  # one Set-SendConnector, a Retry-Queue per server
 
 
 def test_password_stdin_carries_both_passwords(cli: Cli, relay_lab: Lab) -> None:
@@ -93,7 +106,7 @@ def test_password_stdin_carries_both_passwords(cli: Cli, relay_lab: Lab) -> None
         stdin=f"{relay_lab.admin_password}\n{relay_lab.relay_password}\n",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert delivered(relay_lab) == 3
+    assert delivered(relay_lab) == 5
     for secret in (relay_lab.admin_password, relay_lab.relay_password):
         assert secret not in done.stdout + done.stderr
 
@@ -188,7 +201,7 @@ def test_ctrl_c_during_the_run_stops_and_says_what_was_applied(
     )
     assert process.stdout is not None
     for line in process.stdout:
-        if line.startswith("[2/6]"):
+        if line.startswith("[3/9]"):
             process.send_signal(signal.SIGINT)
             break
     _, stderr = process.communicate(timeout=60)
@@ -199,18 +212,19 @@ def test_ctrl_c_during_the_run_stops_and_says_what_was_applied(
     assert "not run" in stderr
     [backup] = profiled.backups()
     results = [line["result"] for line in profiled.audit_lines()]
-    # SIGINT lands between steps 2 and 3, while step 3 (credential) is in flight, or after it
-    assert results in (
+    # SIGINT lands between steps 3 and 4, while step 4 (credential) is in flight, or after it
+    assert results[:2] in (
         ["not run", "not run"],
         ["interrupted", "not run"],
         ["changed", "not run"],
         ["changed", "interrupted"],
     )
+    assert set(results[2:]) <= {"not run"}
     credential = profiled.connector(RELAY)["AuthenticationCredential"]
     if results[0] == "not run":
-        assert credential is None
+        assert credential == "not set"
     if results[0] == "changed":
-        assert credential == relay_lab.relay_user
+        assert credential == "set"
     assert f"Backup: {backup}" in stderr
 
 
@@ -229,11 +243,11 @@ def test_a_terminal_is_asked_before_anything_changes(
         environ=profiled.env,
     )
     assert main(fix_2016(relay_lab), env) == status
-    question = f"Apply 2 change step(s) to 'Outbound to Relay' at {PROFILE}? [y/N] "
+    question = f"Apply 3 change step(s) to 'Outbound to Relay' at {PROFILE}? [y/N] "
     assert env.stderr.getvalue().startswith(question)
     credential = profiled.connector(RELAY)["AuthenticationCredential"]
     if status == 0:
-        assert credential == relay_lab.relay_user and delivered(relay_lab) == 3
+        assert credential == "set" and delivered(relay_lab) == 5
     else:
         assert "remediate: error: not applied: not confirmed" in env.stderr.getvalue()
-        assert credential is None and profiled.backups() == []
+        assert credential == "not set" and profiled.backups() == []

@@ -33,7 +33,7 @@ def test_undo_restores_the_previous_settings_exactly(profiled: Cli, relay_lab: L
     original = profiled.connector(RELAY)
     apply_several(profiled, relay_lab)
     changed = profiled.connector(RELAY)
-    assert changed["Port"] == 2525 and changed[CREDENTIAL] == relay_lab.relay_user
+    assert changed["Port"] == 2525 and changed[CREDENTIAL] == "set"
     [backup] = profiled.backups()
 
     done = profiled("undo", str(backup), "--profile", PROFILE, "--yes")
@@ -42,14 +42,15 @@ def test_undo_restores_the_previous_settings_exactly(profiled: Cli, relay_lab: L
     restored = profiled.connector(RELAY)
     assert without_credential(restored) == without_credential(original)
     # the credential cannot be restored: undo keeps the one apply entered, and says so
-    assert restored[CREDENTIAL] == relay_lab.relay_user
+    assert restored[CREDENTIAL] == "set"
     assert "Restored: every setting matches the backup (the credential aside)." in done.stdout
     assert "the connector had no credential before; undo leaves the one for" in done.stdout
     # the undo is a change like any other: backed up and audited
     assert len(profiled.backups()) == 2
     undo_lines = [line for line in profiled.audit_lines() if line["backup"] != str(backup)]
-    assert [line["result"] for line in undo_lines] == ["changed"]
-    assert undo_lines[0]["changes"]["Port"] == {"old": 2525, "new": original["Port"]}
+    # TLS, then the mechanism, then the port: apply's steps undone in reverse order
+    assert [line["result"] for line in undo_lines] == ["changed"] * 3
+    assert undo_lines[2]["changes"]["Port"] == {"old": 2525, "new": original["Port"]}
 
     again = profiled("undo", str(backup), "--profile", PROFILE, "--yes")
     assert again.returncode == 0, again.stderr
@@ -87,10 +88,12 @@ def test_undo_output_writes_the_script_and_sends_nothing(profiled: Cli, relay_la
     assert done.returncode == 0, done.stderr
     commands = [line for line in script.read_text().splitlines() if line.startswith("Set-")]
     port = relay_lab.smtp_address.port
-    # one step: apply sent its changes together (the seeded connector is invalid as stored)
+    # apply's three steps undone in reverse order; the credential is never restored
     assert commands == [
-        f"Set-SendConnector -Identity 'Outbound to Relay' -Port {port} -RequireTLS $false "
-        "-Confirm:$false"
+        "Set-SendConnector -Identity 'Outbound to Relay' -RequireTLS $false -Confirm:$false",
+        "Set-SendConnector -Identity 'Outbound to Relay' -SmartHostAuthMechanism "
+        "'ExchangeServer' -Confirm:$false",
+        f"Set-SendConnector -Identity 'Outbound to Relay' -Port {port} -Confirm:$false",
     ]
     saved_script = backup.with_name(backup.stem + "-undo.ps1").read_text().splitlines()
     assert [line for line in saved_script if line.startswith("Set-")] == commands

@@ -24,6 +24,7 @@ from remediate.wizard.prompter import QuestionaryPrompter
 
 ENTER = "\r"
 DOWN = "\x1b[B"
+UP = "\x1b[A"
 CTRL_C = "\x03"
 CLEAR_LINE = "\x15"  # Ctrl-U: delete a prefilled default
 

@@ -14,6 +14,7 @@ from tests.wizard.helpers import (
     CTRL_C,
     DOWN,
     ENTER,
+    UP,
     lab_options,
     relay_connector,
     set_connector,
@@ -26,18 +27,24 @@ def _credential_keys(lab: Lab, password: str | None = None) -> str:
     return f"{CLEAR_LINE}{lab.relay_user}{ENTER}{ENTER}{secret}{ENTER}{secret}{ENTER}"
 
 
-def test_credential_missing_is_fixed_and_the_queue_drains(lab: Lab, drive) -> None:
+def test_a_mechanism_the_smart_host_lacks_is_replaced_and_both_queues_drain(
+    lab: Lab, drive
+) -> None:
+    """The seeded 2016 (ExchangeServer to a relay that offers STARTTLS and AUTH LOGIN, queues
+    on EX01 and EX02): the recommended mechanism with the relay credential fixes it."""
     keys = ENTER + ENTER + _credential_keys(lab) + ENTER  # connector, mechanism, ..., apply
     run = drive(lab_options(lab), keys)
     assert run.status == 0, run.err
-    assert "[FAIL] credential: BasicAuthRequireTLS needs a credential" in run.out
+    assert "[FAIL] mechanism: ExchangeServer: only for another Exchange organisation" in run.out
+    assert "[FAIL] queue EX02\\12: 2 waiting" in run.out
     assert "runs from THIS machine, not from the transport server" in run.out
     assert "Mail flows: " in run.out
     assert "No usable keyring on this machine: the password is not saved." in run.out
-    assert len(lab.smart_host.messages) == 3
+    assert "Mail flows: EX01\\4, EX02\\12 drained." in run.out
+    assert len(lab.smart_host.messages) == 5
     assert relay_connector(lab).credential is CredentialState.SET
     assert "Backup: " in run.out and "Audit log: " in run.out
-    assert f"Changed AuthenticationCredential: (none) -> {lab.relay_user}" in run.out
+    assert "Changed AuthenticationCredential: not set -> set" in run.out
     assert lab.relay_password not in run.out + run.err
 
 
@@ -68,7 +75,7 @@ def test_what_if_first_then_apply(lab: Lab, drive) -> None:
     run = drive(lab_options(lab), keys)
     assert run.status == 0, run.err
     assert "What if:" in run.out
-    assert run.out.count("[3/6] Set-SendConnector: ok") == 2  # -WhatIf run, then the real one
+    assert run.out.count("[4/9] Set-SendConnector: ok") == 2  # -WhatIf run, then the real one
     assert "Mail flows: " in run.out
     assert relay_connector(lab).credential is CredentialState.SET
 
@@ -85,8 +92,11 @@ def test_wrong_relay_password_keeps_failing_and_undo_is_offered(lab: Lab, drive)
     keys = ENTER + ENTER + _credential_keys(lab, "not-the-password") + ENTER + "y"
     run = drive(lab_options(lab), keys)
     assert run.status == 6
+    assert "Mail still fails: " in run.out
     assert "Meaning: the smart host refused the user name or password" in run.out
-    assert "Nothing to undo" in run.out  # offered and taken; a credential cannot be unset
+    # offered and taken: the mechanism goes back; a credential cannot be unset (a note says so)
+    assert "The change was undone from the backup." in run.out
+    assert relay_connector(lab).smart_host_auth_mechanism is AuthMechanism.EXCHANGE_SERVER
     assert lab.smart_host.messages == []
     assert "not-the-password" not in run.out + run.err
 
@@ -101,13 +111,11 @@ def test_smart_host_without_starttls_recommends_basic_auth(lab: Lab, drive) -> N
         received = plain.messages
     assert run.status == 0, run.err
     assert "[warn] STARTTLS: not offered on this port" in run.out
-    assert (
-        "[FAIL] mechanism: BasicAuthRequireTLS: the smart host does not offer STARTTLS" in run.out
-    )
+    assert "[FAIL] mechanism: ExchangeServer" in run.out
     connector = relay_connector(lab)
     assert connector.smart_host_auth_mechanism is AuthMechanism.BASIC_AUTH
     assert connector.credential is CredentialState.SET
-    assert len(received) == 3
+    assert len(received) == 5  # EX01's 3 and EX02's 2
 
 
 def test_unreachable_smart_host_asks_for_the_port(lab: Lab, drive) -> None:
@@ -118,7 +126,8 @@ def test_unreachable_smart_host_asks_for_the_port(lab: Lab, drive) -> None:
         + CLEAR_LINE
         + f"{right_port}{ENTER}"  # port
         + ENTER  # smart host name stays
-        + ENTER  # mechanism: the current one
+        + UP
+        + ENTER  # mechanism: BasicAuthRequireTLS, just above the current ExchangeServer
         + _credential_keys(lab)
         + ENTER  # apply
     )
@@ -126,7 +135,7 @@ def test_unreachable_smart_host_asks_for_the_port(lab: Lab, drive) -> None:
     assert run.status == 0, run.err
     assert "[FAIL] reachability:" in run.out and "refused" in run.out
     assert relay_connector(lab).port == right_port
-    assert len(lab.smart_host.messages) == 3
+    assert len(lab.smart_host.messages) == 5
 
 
 def _closed_port() -> int:
@@ -148,7 +157,7 @@ def test_require_tls_is_turned_off_when_the_smart_host_has_no_starttls(lab: Lab,
     connector = relay_connector(lab)
     assert not connector.require_tls
     assert connector.smart_host_auth_mechanism is AuthMechanism.BASIC_AUTH
-    assert len(received) == 3
+    assert len(received) == 5
 
 
 def test_every_smart_host_is_probed(lab: Lab, drive) -> None:
@@ -162,4 +171,4 @@ def test_every_smart_host_is_probed(lab: Lab, drive) -> None:
     assert "Probing smart host relay-backup.invalid:" in run.out
     assert "[ok]   reachability: localhost:" in run.out
     assert "[FAIL] reachability: relay-backup.invalid:" in run.out
-    assert len(lab.smart_host.messages) == 3
+    assert len(lab.smart_host.messages) == 5
