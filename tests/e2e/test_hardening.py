@@ -135,7 +135,7 @@ def _signal_at_step_2(lab: Lab, env: dict[str, str], signum: int) -> tuple[int, 
     seen = []
     for line in process.stdout:
         seen.append(line)
-        if line.startswith("[2/6]"):
+        if line.startswith("[3/9]"):
             process.send_signal(signum)
             break
     rest = process.stdout.read()
@@ -153,16 +153,17 @@ def test_a_stop_signal_mid_apply_writes_the_recap_and_the_audit(
     code, _, stderr = _signal_at_step_2(lab, env, signum)
     name = signal.Signals(signum).name
     assert code == status, stderr
-    assert stderr.startswith(f"remediate: error: Stopped by {name}: "), stderr
+    assert f"remediate: error: Stopped by {name}: " in stderr, stderr
     assert "  1. Get-SendConnector: ran (read)" in stderr
     assert "Backup: " in stderr
     results = [line["result"] for line in audit(env)]
-    assert results in (
+    assert results[:2] in (
         ["not run", "not run"],
         ["interrupted", "not run"],
         ["changed", "not run"],
         ["changed", "interrupted"],
     )
+    assert set(results[2:]) <= {"not run"}  # the second server's Retry-Queue
     if results[0] == "changed":
         assert lab.organization.connector(RELAY).credential is not None
 
@@ -221,8 +222,8 @@ def test_apply_into_a_closed_pipe_still_records_and_recaps(lab: Lab, tmp_path: P
     code, stderr = _closed_stdout(env, *apply_2016(lab), stdin=secrets(lab))
     assert code == 0, stderr
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr
-    assert "All 6 step(s) ran" in stderr  # the recap, on stderr once stdout has gone
-    assert [line["result"] for line in audit(env)] == ["changed", "changed"]
+    assert "All 9 step(s) ran" in stderr  # the recap, on stderr once stdout has gone
+    assert [line["result"] for line in audit(env)] == ["changed"] * 3
     assert lab.organization.connector(RELAY).credential is not None
 
 
@@ -246,7 +247,9 @@ def test_show_into_a_closed_pipe_exits_quietly(lab: Lab, tmp_path: Path) -> None
         cli_env(tmp_path), "show", "--server", lab.endpoint_url, "--auth", "basic",
         "--user", lab.admin_user, "--password-stdin", stdin=ADMIN_PASSWORD + "\n",
     )  # fmt: skip
-    assert code == 0 and stderr == ""
+    assert code == 0 and "Traceback" not in stderr
+    # only the loud warning for a Basic password over plain http
+    assert all("Basic authentication over plain http" in line for line in stderr.splitlines())
 
 
 # --- 10. planted symbolic links and loose modes ----------------------------------------------
@@ -305,7 +308,7 @@ def test_a_second_apply_on_the_same_connector_is_refused_while_the_first_runs(
     first.stdin.write(secrets(lab))
     first.stdin.close()
     for line in first.stdout:
-        if line.startswith("[1/6]"):
+        if line.startswith("[1/9]"):
             break
     second = run_remediate(
         {**env, "REMEDIATE_LOCK_WAIT": "0.5"}, *apply_2016(lab), stdin=secrets(lab)
@@ -318,17 +321,17 @@ def test_a_second_apply_on_the_same_connector_is_refused_while_the_first_runs(
     assert second.returncode == 2, second.stdout + second.stderr
     assert "another remediate run (pid " in second.stderr
     assert f"is changing '{RELAY}' at {lab.endpoint_url}" in second.stderr
-    assert [line["result"] for line in audit(env)] == ["changed", "changed"]
+    assert [line["result"] for line in audit(env)] == ["changed"] * 3
     # after the first has finished, a run goes through (the lock died with its holder)
     again = run_remediate(env, *apply_2016(lab, "--reenter-credential"), stdin=secrets(lab))
     assert again.returncode == 0, again.stderr
-    later = audit(env)[2:]
+    later = audit(env)[3:]
     olds = [
         line["changes"]["AuthenticationCredential"]["old"]  # type: ignore[index]
         for line in later
         if "AuthenticationCredential" in line["changes"]  # type: ignore[operator]
     ]
-    assert olds == [{"credential_user": lab.relay_user}]  # read after the first's change
+    assert olds == [{"credential": "set"}]  # read after the first's change
 
 
 def test_bulk_refuses_an_existing_report_unless_forced(lab: Lab, tmp_path: Path) -> None:

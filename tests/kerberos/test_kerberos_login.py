@@ -48,7 +48,7 @@ def url(relay: Recorder | Lab, host: str = "localhost") -> str:
 
 def assert_connected(done: subprocess.CompletedProcess[str], secret: str | None = None) -> None:
     assert done.returncode == 0, done.stderr
-    assert "Get-SendConnector returned 6 connector(s)" in done.stdout
+    assert "Get-SendConnector returned 7 connector(s)" in done.stdout
     assert "Traceback" not in done.stderr
     if secret:
         assert secret not in done.stdout + done.stderr

@@ -75,7 +75,7 @@ def test_ntlm_works_without_gssapi(no_gssapi_env: dict[str, str], ntlm_lab: Lab)
         "--user", ntlm_lab.admin_user, "--password-stdin", stdin=ntlm_lab.admin_password,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "returned 6 connector(s)" in done.stdout
+    assert "returned 7 connector(s)" in done.stdout
 
 
 def test_the_lab_refuses_kerberos_without_gssapi(
