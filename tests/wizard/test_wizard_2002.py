@@ -64,7 +64,7 @@ def enable_through_psrp(lab: Lab, name: str) -> None:
 
 
 def test_closed_port_is_found_fixed_and_logging_turned_back_off(
-    lab: Lab, drive: Callable[..., Run]
+    lab: Lab, drive: Callable[..., Run], tmp_path: Path
 ) -> None:
     port = smtp_port(lab)
     keys = (
@@ -73,6 +73,7 @@ def test_closed_port_is_found_fixed_and_logging_turned_back_off(
         + ENTER  # smart hosts: keep localhost
         + ENTER  # verbose logging for the retry: yes
         + ENTER  # action: apply
+        + ENTER  # after the watch: turn verbose logging back off (a change of its own)
     )  # fmt: skip
     run = drive(options(lab, PARTNER), keys)
 
@@ -85,8 +86,13 @@ def test_closed_port_is_found_fixed_and_logging_turned_back_off(
     assert f"localhost:{port} from this machine: banner" in run.out
     assert f"-Port {port}" in run.out and "-ProtocolLoggingLevel 'Verbose'" in run.out
     assert "Mail flows: " in run.out
+    assert "Protocol logging: None." in run.out
     partner = lab.organization.connector(PARTNER)
     assert (partner.port, partner.protocol_logging_level) == (port, "None")
+    audit_log = tmp_path / "state" / "remediate" / "audit.log"
+    changes = [json.loads(line)["changes"] for line in audit_log.read_text().splitlines()]
+    logging = [c["ProtocolLoggingLevel"] for c in changes if "ProtocolLoggingLevel" in c]
+    assert logging == [{"old": "None", "new": "Verbose"}, {"old": "Verbose", "new": "None"}]
     assert queue(lab, "EX01\\5").messages == [] and received(lab) == 2
 
 
@@ -143,6 +149,7 @@ def test_nothing_local_explains_it_so_the_escalation_file_is_written(
         + ENTER  # escalate: yes
         + CLEAR_LINE + str(target) + ENTER  # escalation file
         + ENTER  # apply
+        + ENTER  # after the watch: verbose logging back off
     )  # fmt: skip
     run = drive(options(lab, LEGACY, event_text=event), keys)
 
