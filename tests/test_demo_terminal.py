@@ -51,7 +51,7 @@ def test_demo_in_a_terminal_drains_the_queue_into_the_smart_host(tmp_path: Path)
         child.expect_exact("Mail flows: ")
         child.expect(r"Audit log: (\S+)")
         audit_log = Path(child.match.group(1))
-        child.expect_exact("The lab's smart host has received 3 message(s).")
+        child.expect_exact("The lab's smart host has received 5 message(s).")
         child.expect(pexpect.EOF)
     finally:
         child.close()

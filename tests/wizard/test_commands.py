@@ -47,7 +47,7 @@ def test_demo_with_answers_needs_no_terminal(tmp_path: Path) -> None:
     done = _run(["demo", "--answers", str(answers)], tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Mail flows: " in done.stdout
-    assert "The lab's smart host has received 3 message(s)." in done.stdout
+    assert "The lab's smart host has received 5 message(s)." in done.stdout
 
 
 def test_demo_with_answers_typed_password_from_stdin_and_save_script(tmp_path: Path) -> None:

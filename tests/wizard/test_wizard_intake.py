@@ -36,7 +36,7 @@ def test_pasted_event_text_preselects_the_connector_and_explains(lab: Lab, drive
     assert f"Event 2016 for Send connector '{RELAY}'." in run.out
     assert "the transport's own identity: it holds no credential" in run.out
     assert "[warn] event:" in run.out
-    assert len(lab.smart_host.messages) == 3
+    assert len(lab.smart_host.messages) == 5  # EX01 and EX02
 
 
 def test_new_connection_is_saved_as_a_profile_and_used(
@@ -98,4 +98,4 @@ def test_a_wevtutil_export_as_event_text_prefills_too(lab: Lab, drive) -> None:
     run = drive(lab_options(lab, playbook=None, connector=None, event_text=export), keys)
     assert run.status == 0, run.err
     assert f"Event 2016 for Send connector '{RELAY}'." in run.out
-    assert len(lab.smart_host.messages) == 3
+    assert len(lab.smart_host.messages) == 5  # EX01 and EX02

@@ -56,5 +56,5 @@ def test_ctrl_c_during_the_apply_reports_what_was_applied(lab: Lab, drive) -> No
     assert run.status == 130
     assert "Nothing else was sent to Exchange." in run.err
     assert "Interrupted during the apply." in run.err
-    assert "Retry-Queue -Filter: not run" in run.err  # the executor stopped between steps
+    assert "Retry-Queue -Server -Filter: not run" in run.err  # stopped between steps
     assert relay_connector(lab).credential is CredentialState.SET
