@@ -25,6 +25,7 @@ from remediate.remote_errors import (
     map_exception,
     remote_error_from_record,
 )
+from remediate.terminal import printable_text
 from remediate.wire import plain, read_certificates, read_connectors, read_queues
 
 if TYPE_CHECKING:
@@ -71,7 +72,6 @@ class Session:
         self._pool: Any = None
         self._host: Any = None
         self._keys_exchanged = False
-        self.unreadable: list[str] = []  # objects the server sent that could not be read
 
     def __enter__(self) -> Session:
         if self._pool is None:
@@ -184,11 +184,12 @@ class Session:
 
     def get_connectors(self, identity: str | None = None) -> list[SendConnector]:
         """The connectors Exchange returned; one it sent in a shape that cannot be read is
-        left out and named in ``unreadable`` (the others are still returned)."""
+        left out with one warning naming it (the others are still returned)."""
         params = () if identity is None else (Parameter("Identity", identity),)
         result = self._read("Get-SendConnector", params, identity)
         connectors, unreadable = read_connectors(result.output)
-        self.unreadable += unreadable
+        for text in unreadable:
+            self._warn(f"remediate: WARNING: {text}")
         return connectors
 
     def get_queues(self, connector: SendConnector) -> list[QueueInfo]:
@@ -329,7 +330,7 @@ def _warning_text(record: Any) -> str:
 
 
 def _stderr(text: str) -> None:
-    print(text, file=sys.stderr)
+    print(printable_text(text), file=sys.stderr)
 
 
 def _collecting_host() -> Any:

@@ -174,4 +174,10 @@ def _label(item: Any) -> str:
         name = item.get("Name") or item.get("Identity") or item.get("Guid")
         return f"'{name}'" if name else "(without a name)"
     text = str(item)
+    if text.lstrip().startswith("<"):  # XML pypsrp could not parse: name it by its ToString
+        start = text.find("<ToString>")
+        end = text.find("</ToString>", start)
+        if start < 0 or end < 0:
+            return "(sent as XML pypsrp could not parse)"
+        text = decode_string(text[start + len("<ToString>") : end])
     return f"'{text[:80]}'" if text else "(without a name)"

@@ -190,3 +190,16 @@ def test_the_labs_queue_has_exchanges_wire_shape(org: Organization) -> None:
     assert {"Identity", "NextHopConnector", "MessageCount", "LastError", "Status"} <= common
     for name in sorted(common - {"NextRetryTime", "FirstRetryTime"}):  # Nil until retried
         assert ours["props"][name] == real["props"][name], name
+
+
+def test_the_lab_escapes_control_characters_everywhere_as_powershell_does(
+    org: Organization,
+) -> None:
+    """MS-PSRP 2.2.5.3.2: ESC, NUL and "_x" are written _xHHHH_, in ToString too (psrpcore
+    leaves ToString raw, which no XML parser reads)."""
+    odd = lab_relay()
+    odd.name = "Evil\x1b]0;x\x07\x00_x"
+    element = lab_wire(connector_object(odd, org))
+    assert element.find("ToString").text == "Evil_x001B_]0;x_x0007__x0000__x005F_x"
+    back = through_pypsrp(element)
+    assert str(back) == odd.name and back.adapted_properties["Name"] == odd.name

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import re
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -140,5 +141,17 @@ def encode_object(obj: LabObject) -> PSObject:
     ps.PSObject.type_names = [*obj.type_names, "System.Object"]
     for name, value in obj.properties.items():
         ps.PSObject.adapted_properties.append(PSNoteProperty(name, encode_value(value)))
-    ps.PSObject.to_string = obj.to_string
+    ps.PSObject.to_string = escape_string(obj.to_string)  # psrpcore writes ToString raw
     return ps
+
+
+_NOT_XML = re.compile(
+    "[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ud800-\udfff\ufffe\uffff]"
+)
+
+
+def escape_string(text: str) -> str:
+    """A string as PowerShell's serializer writes it (MS-PSRP 2.2.5.3.2): ``_x`` itself and
+    every character XML cannot carry as ``_xHHHH_``."""
+    text = re.sub("(?i)_(x)", "_x005F_\\1", text)
+    return _NOT_XML.sub(lambda m: f"_x{ord(m.group(0)):04X}_", text)

@@ -194,7 +194,7 @@ def connect(ctx: WizardContext) -> None:
     ctx.connection = conn
     password = ctx.options.admin_password or _admin_password(ctx, conn)
     ctx.say(f"Connecting to {conn.label} ...")
-    session = Session(conn, password)
+    session = Session(conn, password, ctx.env.err)
     session.open()
     ctx.session = session
 

@@ -15,16 +15,18 @@ from remediate.lab.server import Lab
 
 
 def lab_wsman(lab: Lab, *, password: str | None = None) -> WSMan:
-    """A bare pypsrp WSMan connection to the lab, as a script would build it."""
+    """A bare pypsrp WSMan connection to the lab, as a script would build it (Basic, or
+    NTLM with message encryption for a lab that logs in with NTLM)."""
+    ntlm = str(lab.auth) == "ntlm"
     return WSMan(
         lab.host,
         port=lab.port,
         path="PowerShell",
         ssl=lab.tls,
-        auth="basic",
+        auth="ntlm" if ntlm else "basic",
         username=lab.admin_user,
         password=lab.admin_password if password is None else password,
-        encryption="never",
+        encryption="auto" if ntlm else "never",
         cert_validation=str(lab.ca_file) if lab.tls else False,
         connection_timeout=5,
         reconnection_retries=0,
