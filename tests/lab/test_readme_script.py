@@ -1,5 +1,6 @@
-"""README's ten-line pypsrp script, run as written against a lab, repairs the seeded 2016
-connector and its queue drains into the smart host."""
+"""README's short pypsrp script, run as written against a lab, repairs the seeded 2016
+connector, its queues on both source servers drain into the smart host, and it shows
+SmartHosts as pypsrp hands a MultiValuedProperty back (raw <LST> XML)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def readme_script() -> str:
 
 def test_readme_script_repairs_the_2016_connector(tmp_path: Path) -> None:
     script = readme_script()
-    assert len([line for line in script.splitlines() if line.strip()]) <= 17
+    assert len([line for line in script.splitlines() if line.strip()]) <= 19
     lab = start_lab(tmp_path, auth="ntlm")  # the lab's default: NTLM, message encryption
     try:
         lab.write_ready_file(tmp_path / "lab.json")
@@ -43,6 +44,7 @@ def test_readme_script_repairs_the_2016_connector(tmp_path: Path) -> None:
         )
         assert done.returncode == 0, done.stderr
         assert "drained into the smart host" in done.stdout
+        assert "raw XML: <LST><S>localhost</S></LST>" in done.stdout
         assert len(lab.smart_host.messages) == 5  # EX01\\4 (3) and EX02\\12 (2)
         assert lab.relay_password not in done.stdout + done.stderr
     finally:
