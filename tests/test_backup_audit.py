@@ -172,3 +172,23 @@ def test_queue_lines_carry_the_diagnosis() -> None:
     assert report.queue_lines([]) == [
         "No smart-host queue for this connector (nothing waiting to be sent)."
     ]
+
+
+def test_the_only_relay_user_name_known_is_the_one_remediate_set_from_its_audit_log(
+    environ: dict[str, str],
+) -> None:
+    """Exchange never returns the relay user name (exchange-notes.md): the tool can name only
+    the one it sent itself, and labels it so."""
+    assert audit.last_set_credential(CONNECTION.url, NAME, environ) is None
+    plan = relay_plan()
+    result = execute(FakeSession(), plan, lambda ref: "x-pass-3")
+    audit.record(CONNECTION, plan, BROKEN, result, environ=environ)
+    found = audit.last_set_credential(CONNECTION.url, NAME.upper(), environ)
+    assert found is not None and found.username == USER
+    label = found.label()
+    assert label.startswith(f"{USER} (set by remediate on ") and "audit log" in label
+    assert audit.last_set_credential("http://elsewhere/PowerShell", NAME, environ) is None
+    what_if = relay_plan(what_if=True)
+    audit.record(CONNECTION, what_if, BROKEN, execute(FakeSession(), what_if, lambda r: "x"),
+                 environ=environ)  # fmt: skip
+    assert audit.last_set_credential(CONNECTION.url, NAME, environ) == found  # not a change
