@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from remediate.errors import RemediateError, UsageError
+from remediate.errors import RemediateError, RemoteCommandError, UsageError
 from remediate.exchange import ExchangeCertificate, QueueInfo, SendConnector
 from remediate.kerberos import principal_name, uses_gssapi
 from remediate.plan import CredentialRef, Parameter, ParamValue, Step, StepKind, Switch
@@ -195,7 +195,8 @@ class Session:
     def get_queues(self, connector: SendConnector) -> list[QueueInfo]:
         """The smart-host delivery queues of ``connector`` on each of its source transport
         servers (matched by its GUID or name). Get-Queue without -Server answers only for
-        the server the session runs on, so each server is asked by name."""
+        the server the session runs on, so each server is asked by name; a server whose
+        queues cannot be read is one warning, and its queues are left out (unknown)."""
         servers: tuple[str | None, ...] = connector.source_transport_servers or (None,)
         wanted = {connector.guid.lower(), connector.name.lower()} - {""}
         queues: list[QueueInfo] = []
@@ -203,7 +204,14 @@ class Session:
             params = [Parameter("Include", QUEUE_DELIVERY)]
             if server:
                 params.append(Parameter("Server", server))
-            result = self._read("Get-Queue", tuple(params))
+            try:
+                result = self._read("Get-Queue", tuple(params))
+            except RemoteCommandError as exc:
+                if not server:
+                    raise
+                # one transport server down or unknown: its queues stay unknown, not empty
+                self._warn(f"remediate: WARNING: the queues on {server} could not be read: {exc}")
+                continue
             queues += [
                 q for q in read_queues(result.output) if q.next_hop_connector.lower() in wanted
             ]

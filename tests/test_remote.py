@@ -194,3 +194,15 @@ def test_open_session_takes_the_admin_password_from_stdin(lab: Lab) -> None:
         assert session.get_connectors(PARTNER)[0].name == PARTNER
         assert lab.admin_password not in repr(session)
     assert not session.is_open
+
+
+def test_a_source_server_whose_queues_cannot_be_read_is_a_warning_not_empty(lab: Lab) -> None:
+    """One transport server down or unknown: its queues stay unknown, the others are read."""
+    warnings: list[str] = []
+    with Session(lab_connection(lab), lab.admin_password, warnings.append) as session:
+        (relay,) = session.get_connectors(RELAY)
+        odd = relay.replace(source_transport_servers=("EX01", "EX09"))
+        queues = session.get_queues(odd)
+    assert {q.server for q in queues} == {"EX01"}
+    (warning,) = [w for w in warnings if "queues" in w]  # the other: Basic over plain http
+    assert warning.startswith("remediate: WARNING: the queues on EX09 could not be read: ")
