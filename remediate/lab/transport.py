@@ -301,7 +301,7 @@ class _Session:
             reply = f"{exc.smtp_code} {_text(exc.smtp_error)}"
             raise _Failed(responded_with(reply, self.endpoint)) from None
         finally:
-            smtp.user = smtp.password = ""  # type: ignore[assignment]
+            smtp.user = smtp.password = ""
 
     def _send(self, message: QueuedMessage) -> None:
         smtp = self.smtp
