@@ -308,7 +308,8 @@ def _xml_event(chunk: str, source: str) -> EventRecord:
         return event.find(path.replace("{ns}", _XML_NS))
 
     id_el = find("{ns}System/{ns}EventID")
-    event_id = int(id_el.text) if id_el is not None and (id_el.text or "").isdigit() else None
+    id_text = id_el.text if id_el is not None else None
+    event_id = int(id_text) if id_text is not None and id_text.isdigit() else None
     provider = find("{ns}System/{ns}Provider")
     created = find("{ns}System/{ns}TimeCreated")
     computer = find("{ns}System/{ns}Computer")
@@ -339,12 +340,14 @@ def _xml_event(chunk: str, source: str) -> EventRecord:
 
 def _parse_element(chunk: str) -> ET.Element:
     """One <Event> through the streaming parser (no DTD reaches it, so no entities)."""
-    parser = ET.XMLPullParser(events=("end",))
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("end",))
     parser.feed(chunk)
     parser.close()
     root = None
-    for _, element in parser.read_events():
-        root = element  # the root's end comes last
+    for item in parser.read_events():
+        element = item[-1]  # with events=("end",) every item is ("end", element)
+        if isinstance(element, ET.Element):
+            root = element  # the root's end comes last
     if root is None:
         raise ET.ParseError("no element")
     return root

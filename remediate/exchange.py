@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum, StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 
 class AuthMechanism(StrEnum):
@@ -72,7 +72,10 @@ class ProtocolLoggingLevel(StrEnum):
         return self.value
 
 
-def _parse_enum(cls: type[Enum], text: str, aliases: Mapping[str, Enum]) -> Any:
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _parse_enum(cls: type[_E], text: str, aliases: Mapping[str, _E]) -> _E:
     cleaned = str(text).strip()
     if cleaned in aliases:
         return aliases[cleaned]

@@ -535,7 +535,8 @@ class _Builder:
 
     def _current_value(self, name: str) -> ParamValue:
         assert self.current is not None
-        return getattr(self.current, _ATTR[name])
+        value: ParamValue = getattr(self.current, _ATTR[name])
+        return value
 
     def _differs(self, name: str, value: ParamValue) -> bool:
         if self.current is None:

@@ -13,8 +13,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from remediate import __version__
 from remediate.errors import RemediateError, RemoteCommandError, UsageError
 from remediate.exchange import ExchangeCertificate, QueueInfo, SendConnector
 from remediate.kerberos import principal_name, uses_gssapi
@@ -250,7 +251,7 @@ class Session:
         conn = self.connection
         https = conn.scheme == "https"
         auth = str(conn.auth.value if isinstance(conn.auth, Enum) else conn.auth)
-        extra: dict[str, str] = {}
+        extra: dict[str, Any] = {}  # the auth-specific keywords of pypsrp's **kwargs
         if auth == "certificate":
             if not (https and conn.certificate_file and conn.certificate_key_file):
                 raise UsageError(
@@ -272,6 +273,11 @@ class Session:
         if conn.spn_host and auth in ("kerberos", "negotiate", "ntlm"):
             extra["negotiate_hostname_override"] = conn.spn_host
         cert_validation: bool | str = str(conn.ca_file) if conn.ca_file else conn.verify
+        # pypsrp 0.9.1 annotates cert_validation as bool and the timeouts as int, but hands
+        # cert_validation to requests' verify (True, False or a CA bundle path), the connect
+        # and read timeouts to requests (seconds, fractions allowed) and writes
+        # OperationTimeout as PT<value>S (xs:duration, fractions allowed). Rounding would
+        # change the timeouts an admin gave (0.2 s in tests/test_remote_errors.py).
         return WSMan(
             f"[{conn.server}]" if ":" in conn.server else conn.server,
             port=conn.port,
@@ -280,11 +286,11 @@ class Session:
             auth=auth,
             username=username,
             password=self._password or None,
-            cert_validation=cert_validation if https else False,
+            cert_validation=cast(bool, cert_validation) if https else False,
             encryption="never" if auth == "basic" and not https else "auto",
-            connection_timeout=conn.connect_timeout,
-            operation_timeout=_seconds(conn.operation_timeout),
-            read_timeout=conn.operation_timeout + 2,
+            connection_timeout=cast(int, conn.connect_timeout),
+            operation_timeout=cast(int, _seconds(conn.operation_timeout)),
+            read_timeout=cast(int, conn.operation_timeout + 2),
             reconnection_retries=0,
             reconnection_backoff=0.5,
             **extra,
@@ -345,4 +351,4 @@ def _collecting_host() -> Any:
     """A PSHost whose UI keeps the lines the server writes (Exchange's "What if:" text)."""
     from pypsrp.host import PSHost, PSHostUserInterface
 
-    return PSHost(None, None, False, "remediate", None, PSHostUserInterface(), None)
+    return PSHost(None, None, False, "remediate", None, PSHostUserInterface(), __version__)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine with Python 3.11, then
-# runs ruff and the whole pytest suite. README's test command; .ci/run calls exactly this.
+# runs ruff, mypy, import-linter and the whole pytest suite. README's test command; .ci/run
+# calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,10 @@ fi
 
 echo "== ruff"
 .venv/bin/ruff check remediate tests benchmarks
+echo "== mypy"
+.venv/bin/mypy  # [tool.mypy] in pyproject.toml: the package, --strict flags on the core
+echo "== import-linter"
+.venv/bin/lint-imports --no-logo  # [tool.importlinter] contracts in pyproject.toml
 echo "== pytest"
 export PATH="$PWD/.venv/bin:$PATH"
 exec .venv/bin/python -m pytest "$@"

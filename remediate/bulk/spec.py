@@ -304,9 +304,9 @@ def _read_yaml(text: str, problems: list[Problem]) -> list[tuple[int, RawRow]]:
                 problems.append(
                     Problem(_line(key_node), f"unknown key {key!r} (use defaults, connectors)")
                 )
-        if items is None:
-            problems.append(Problem(_line(root), "no 'connectors:' list"))
-            return []
+    if items is None:  # a mapping without connectors:
+        problems.append(Problem(_line(root), "no 'connectors:' list"))
+        return []
     if not isinstance(items, yaml.SequenceNode):
         problems.append(Problem(_line(items), "give a list of rows (- endpoint: ...)"))
         return []

@@ -67,7 +67,7 @@ def _connection(endpoint: dict[str, Any]) -> Connection:
     data = dict(endpoint.get("connection") or {})
     profile = data.pop("profile", None)
     try:
-        connection = Connection.from_json(profile, data)  # type: ignore[arg-type]
+        connection = Connection.from_json(profile, data)
     except UsageError as exc:
         raise UsageError(f"the report's endpoint {endpoint.get('endpoint')!r}: {exc}") from None
     well_formed = (

@@ -202,7 +202,9 @@ def _apply(
             _show(env, states)
             connectors, steps, _, _ = _summary(states)
             env.out()
-            refs = dict.fromkeys(r for s in states for t in s.pending for r in t.plan.credentials)
+            refs = dict.fromkeys(
+                r for s in states for t in s.pending for r in (t.plan.credentials if t.plan else ())
+            )
             credential = relay_passwords(refs, env, password_stdin=args.password_stdin)
             if connectors and not bulk.stopped:
                 _confirm(env, connectors, steps, yes=args.yes)

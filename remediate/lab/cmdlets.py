@@ -55,7 +55,9 @@ QUEUE_TYPES = [
     "Microsoft.Exchange.Data.QueueViewer.PagedDataObject",
 ]
 MECHANISMS = ("None", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer", "ExternalAuthoritative")
-_MECHANISM_CODES = ((0, "None"), (2, "BasicAuth"), (4, "BasicAuthRequireTLS"))
+_MECHANISM_CODES: tuple[tuple[int, str], ...] = (
+    (0, "None"), (2, "BasicAuth"), (4, "BasicAuthRequireTLS"),
+)
 _MECHANISM_CODES += ((8, "ExchangeServer"), (16, "ExternalAuthoritative"))
 DELIVERY_TYPES = (
     "Undefined",

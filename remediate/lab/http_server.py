@@ -70,7 +70,9 @@ class LabHTTPServer(ThreadingHTTPServer):
             sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return sock, addr
 
-    def finish_request(self, request: socket.socket, client_address: object) -> None:
+    def finish_request(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: object
+    ) -> None:
         """Runs on the request's thread: the TLS handshake happens here, not in the accept
         loop, so one slow or failing client never blocks the others."""
         if isinstance(request, ssl.SSLSocket):
@@ -95,7 +97,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: LabHTTPServer
 
     def setup(self) -> None:
-        self.timeout = self.server.idle_timeout
+        # StreamRequestHandler.setup() reads self.timeout, so one per connection works;
+        # typeshed declares it a ClassVar only
+        self.timeout = self.server.idle_timeout  # type: ignore[misc]
         super().setup()
         self.login = ConnectionLogin(self.server.auth)
 

@@ -155,7 +155,8 @@ class PSRPShell:
                 if remaining <= 0 or self.closed:
                     return None
                 self._cond.wait(remaining)
-            chunks, size = [], 0
+            chunks: list[bytes] = []
+            size = 0
             box = self._outbox[key]
             while box and (not chunks or size + len(box[0]) <= _CHUNK):
                 size += len(box[0])
@@ -214,7 +215,9 @@ class PSRPShell:
     def _handle(self, event: object) -> None:
         if isinstance(event, CreatePipelineEvent):
             invocation = self._invocations[event.pipeline_id]
-            if invocation.pipeline.metadata.no_input:
+            metadata = invocation.pipeline.metadata
+            assert metadata is not None  # psrpcore set it from this CreatePipeline
+            if metadata.no_input:
                 self._run(invocation)
         elif isinstance(event, PipelineInputEvent):
             self._invocations[event.pipeline_id].client_input += 1
@@ -243,6 +246,7 @@ class PSRPShell:
         pipeline = invocation.pipeline
         pipeline.start()
         metadata = pipeline.metadata
+        assert metadata is not None  # psrpcore set it from the CreatePipeline message
         host_info = metadata.host
         has_ui = not (host_info.IsHostNull or host_info.IsHostUINull)
         statements: list[list] = [[]]

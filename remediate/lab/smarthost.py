@@ -79,7 +79,7 @@ class _Handler:
         message = ReceivedMessage(
             mail_from=str(envelope.mail_from),
             rcpt_tos=list(envelope.rcpt_tos),
-            data=bytes(envelope.content or b""),
+            data=envelope.original_content or b"",  # the bytes as received (content may be decoded)
             user=user,
             helo=session.host_name,
         )

@@ -211,7 +211,8 @@ class _Session:
         except (smtplib.SMTPServerDisconnected, OSError):
             smtp.close()
             raise _Failed(winsock_error(10060, self.endpoint)) from None
-        smtp._host = self.host.strip("[]")  # smtplib names the TLS peer after it
+        # smtplib names the TLS peer after it; typeshed omits this private attribute
+        smtp._host = self.host.strip("[]")  # type: ignore[attr-defined]
         self.smtp = smtp
         assert smtp.sock is not None
         smtp.sock.settimeout(SESSION_TIMEOUT)
@@ -267,9 +268,9 @@ class _Session:
             raise self._tls_failure("IllegalMessage") from None
         if code != 220:  # refused: smtplib left the session in clear text
             raise self._tls_failure("Unsupported")
-        assert smtp.sock is not None
+        assert isinstance(smtp.sock, ssl.SSLSocket)  # starttls() wrapped it on 220
         if strict:
-            der = smtp.sock.getpeercert(binary_form=True)  # type: ignore[union-attr]
+            der = smtp.sock.getpeercert(binary_form=True)
             names = certificate_names(der) if der else set()
             if self.host.strip("[]").lower() not in names:
                 raise self._tls_failure("WrongPrincipal")
@@ -297,10 +298,10 @@ class _Session:
         try:
             smtp.auth("LOGIN", smtp.auth_login, initial_response_ok=False)
         except smtplib.SMTPAuthenticationError as exc:
-            reply = f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace')}"
+            reply = f"{exc.smtp_code} {_text(exc.smtp_error)}"
             raise _Failed(responded_with(reply, self.endpoint)) from None
         finally:
-            smtp.user = smtp.password = ""  # type: ignore[assignment]
+            smtp.user = smtp.password = ""
 
     def _send(self, message: QueuedMessage) -> None:
         smtp = self.smtp
@@ -333,8 +334,13 @@ class _Session:
                 self.smtp = None
 
 
-def _reply(code: int, reply: bytes, endpoint: str) -> str:
-    return responded_with(f"{code} {reply.decode(errors='replace')}", endpoint)
+def _reply(code: int, reply: bytes | str, endpoint: str) -> str:
+    return responded_with(f"{code} {_text(reply)}", endpoint)
+
+
+def _text(reply: bytes | str) -> str:
+    """smtplib's replies are bytes, though its exceptions are typed bytes or str."""
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else reply
 
 
 def _email(message: QueuedMessage) -> EmailMessage:

@@ -240,7 +240,8 @@ def _admin_password(ctx: WizardContext, conn: Connection) -> str | None:
 
     if conn.auth.value in ("kerberos", "negotiate", "certificate") and not conn.username:
         return None
-    if conn.auth.value in ("kerberos", "negotiate") and has_ticket(principal_name(conn.username)):
+    username = conn.username or ""  # set: a kerberos or negotiate login without one returned
+    if conn.auth.value in ("kerberos", "negotiate") and has_ticket(principal_name(username)):
         return None  # a kinit ticket for this user: no password needed
     _, stored = keyring_secret(ctx, ENDPOINT_SERVICE, conn.secret_key)
     if stored:
