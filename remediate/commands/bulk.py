@@ -167,7 +167,7 @@ def _plan(args: argparse.Namespace, env: Environment, spec: BulkSpec) -> int:
 
 
 def _write_script(path: Path, states: list[EndpointState]) -> None:
-    from remediate.files import write_file
+    from remediate.files import write_script
     from remediate.render import render_script
 
     now = datetime.now(UTC)
@@ -180,7 +180,7 @@ def _write_script(path: Path, states: list[EndpointState]) -> None:
             assert target.plan is not None
             parts.append(f"\n# ===== {state.endpoint.label}: {target.name} =====\n")
             parts.append(render_script(target.plan, now))
-    write_file(path, "".join(parts), what="--output")
+    write_script(path, "".join(parts), what="--output")
 
 
 def _apply(

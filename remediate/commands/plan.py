@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
-    from remediate.files import write_file
+    from remediate.files import write_script
     from remediate.planner import build_plan, fix_options_from_args
     from remediate.playbooks import find
     from remediate.render import render_script
@@ -57,6 +57,6 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     if args.output is None:
         env.write(script)
         return 0
-    write_file(args.output, script, what="--output")
+    write_script(args.output, script, what="--output")
     env.err(f"wrote {args.output} ({len(plan.steps)} steps, {len(plan.changes)} changes)")
     return 0

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         read_connector,
         relay_credentials,
     )
-    from remediate.files import write_file
+    from remediate.files import write_script
     from remediate.locks import ConnectorLocks, read_locked
     from remediate.remote import open_session
     from remediate.render import render_script
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     saved = load_backup(args.backup)
     undo = saved.undo_plan(what_if=args.what_if)
     if args.output is not None:
-        write_file(args.output, render_script(undo), what="--output")
+        write_script(args.output, render_script(undo), what="--output")
         env.err(f"wrote {args.output} ({len(undo.changes)} change step(s)); nothing was sent")
         return 0
     if not undo.changes:
