@@ -76,6 +76,10 @@ def _run(args: argparse.Namespace, env: Environment) -> int:
         env.err(f"remediate: error: {exc.message}")
         if exc.hint:
             env.err(f"hint: {exc.hint}")
+        if getattr(args, "json", False) and not env.json_sent:  # one document, never two
+            from remediate import jsonout
+
+            jsonout.emit(env, jsonout.error_json(exc.message, exc.hint, exc.exit_code))
         return exc.exit_code
     except KeyboardInterrupt:
         env.err(f"remediate: interrupted ({interrupts.reason()}); nothing further was sent.")

@@ -40,6 +40,13 @@ def write_file(path: Path, text: str | bytes, *, what: str, private: bool = Fals
     path = Path(path).expanduser()
     if path.is_dir():
         raise UsageError(f"{what}: {path} is a directory")
+    if path.exists() and not path.is_file():
+        # a device or a pipe (/dev/null, /dev/stdout): renaming over it would replace it
+        raise UsageError(
+            f"{what}: {path} is not a regular file; remediate writes a new file, never over a "
+            "device or pipe",
+            hint="leave out the option to print to stdout",
+        )
     directory = path.parent
     if not directory.is_dir():
         raise UsageError(f"{what}: the directory {directory} does not exist")
