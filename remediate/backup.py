@@ -26,7 +26,7 @@ from remediate.exchange import (
     SendConnector,
     TlsAuthLevel,
 )
-from remediate.files import private_directory, read_json
+from remediate.files import private_directory, read_json, script_bytes
 from remediate.plan import CredentialRef, Parameter, ParamValue, Plan, Step, StepKind, Switch
 
 if TYPE_CHECKING:
@@ -100,8 +100,8 @@ def write_backup(
         "connector": connector.to_json(),
         "plan": plan_to_json(backup.applied),
     }
-    _write_private(backup.path, json.dumps(document, indent=2) + "\n")
-    _write_private(backup.script, render_script(backup.undo_plan(), now))
+    _write_private(backup.path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
+    _write_private(backup.script, script_bytes(render_script(backup.undo_plan(), now)))
     return backup
 
 
@@ -136,10 +136,10 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")[:60] or "connector"
 
 
-def _write_private(path: Path, text: str) -> None:
+def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
 
 
 # --- plans as JSON ---------------------------------------------------------------------------

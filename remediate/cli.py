@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"remediate {__version__}")
+    _add_log_arguments(parser, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         module = importlib.import_module(f"remediate.commands.{module_name}")
@@ -51,8 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(cmd)
+        _add_log_arguments(cmd, argparse.SUPPRESS)
         cmd.set_defaults(_module=module)
     return parser
+
+
+def _add_log_arguments(parser: argparse.ArgumentParser, default: object) -> None:
+    """Before or after the command name (the later one does not reset the earlier)."""
+    parser.add_argument(
+        "--verbose", action="store_true", default=default, help="log what is done to stderr"
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help="log everything (pypsrp's WinRM messages too) to stderr, secrets redacted",
+    )
 
 
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
@@ -70,12 +85,24 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
 
 def _run(args: argparse.Namespace, env: Environment) -> int:
     try:
+        if getattr(args, "verbose", False) or getattr(args, "debug", False):
+            from remediate import logs
+
+            logs.configure(
+                env,
+                verbose=bool(getattr(args, "verbose", False)),
+                debug=bool(getattr(args, "debug", False)),
+            )
         _check_piped_secrets(args, env)
         return int(args._module.run(args, env) or 0)
     except RemediateError as exc:
         env.err(f"remediate: error: {exc.message}")
         if exc.hint:
             env.err(f"hint: {exc.hint}")
+        if getattr(args, "json", False) and not env.json_sent:  # one document, never two
+            from remediate import jsonout
+
+            jsonout.emit(env, jsonout.error_json(exc.message, exc.hint, exc.exit_code))
         return exc.exit_code
     except KeyboardInterrupt:
         env.err(f"remediate: interrupted ({interrupts.reason()}); nothing further was sent.")

@@ -27,6 +27,7 @@ class Environment:
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     _stdin_lines: list[str] | None = field(default=None, init=False, repr=False)
     stdout_closed: bool = field(default=False, init=False)
+    json_sent: bool = field(default=False, init=False)  # a --json document went to stdout
 
     def __post_init__(self) -> None:
         if self.stdin_isatty is None:

@@ -18,13 +18,35 @@ from typing import Any
 
 from remediate.errors import UsageError
 
+UTF8_BOM = b"\xef\xbb\xbf"
 
-def write_file(path: Path, text: str, *, what: str, private: bool = False) -> Path:
-    """Write ``text`` to ``path`` atomically; ``private`` files (they name servers, accounts
-    and backups) are mode 0600, others 0644. Errors name ``what`` (e.g. ``--output``)."""
+
+def script_bytes(text: str) -> bytes:
+    """A .ps1 as Windows PowerShell 5.1 (the Exchange Management Shell's host) reads it
+    right: UTF-8 with a byte order mark (without one it reads the file as ANSI and garbles
+    a German or Chinese connector name) and CRLF line ends."""
+    return UTF8_BOM + text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+
+
+def write_script(path: Path, text: str, *, what: str, private: bool = False) -> Path:
+    """A PowerShell script written as ``script_bytes`` (BOM, CRLF), atomically."""
+    return write_file(path, script_bytes(text), what=what, private=private)
+
+
+def write_file(path: Path, text: str | bytes, *, what: str, private: bool = False) -> Path:
+    """Write ``text`` (bytes as they are) to ``path`` atomically; ``private`` files (they
+    name servers, accounts and backups) are mode 0600, others 0644. Errors name ``what``
+    (e.g. ``--output``)."""
     path = Path(path).expanduser()
     if path.is_dir():
         raise UsageError(f"{what}: {path} is a directory")
+    if path.exists() and not path.is_file():
+        # a device or a pipe (/dev/null, /dev/stdout): renaming over it would replace it
+        raise UsageError(
+            f"{what}: {path} is not a regular file; remediate writes a new file, never over a "
+            "device or pipe",
+            hint="leave out the option to print to stdout",
+        )
     directory = path.parent
     if not directory.is_dir():
         raise UsageError(f"{what}: the directory {directory} does not exist")
@@ -33,8 +55,9 @@ def write_file(path: Path, text: str, *, what: str, private: bool = False) -> Pa
     except OSError as exc:
         raise UsageError(f"{what}: cannot write {path}: {exc.strerror or exc}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        data = text if isinstance(text, bytes) else text.encode("utf-8")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.chmod(tmp, 0o600 if private else 0o644)
         os.replace(tmp, path)
     except BaseException as exc:

@@ -149,7 +149,7 @@ def stdin_secret(env: Environment, line: int, what: str) -> str:
     lines = env.stdin_lines()
     if len(lines) < line:
         raise UsageError(f"--password-stdin: line {line} of stdin should hold {what}, it is empty")
-    return lines[line - 1]
+    return _known(lines[line - 1])
 
 
 # --- resolution -----------------------------------------------------------------------------
@@ -219,7 +219,7 @@ def _stored(service: str, key: str, env: Environment, *, quiet: bool = False) ->
     if not keyring_usable(env.environ):
         return None
     try:
-        return get_secret(service, key, env.environ)
+        return _known(get_secret(service, key, env.environ))
     except SecretStoreError:
         if quiet:
             return None
@@ -228,7 +228,7 @@ def _stored(service: str, key: str, env: Environment, *, quiet: bool = False) ->
 
 def _prompt(env: Environment, label: str) -> str:
     try:
-        return getpass.getpass(label, stream=env.stderr)
+        return _known(getpass.getpass(label, stream=env.stderr))
     except EOFError:
         raise UsageError("no password entered (end of input)") from None
 
@@ -243,3 +243,10 @@ def _offer_to_save(env: Environment, service: str, key: str, password: str) -> N
     if answer in ("y", "yes"):
         set_secret(service, key, password, env.environ)
         env.err("remediate: saved in the keyring")
+
+
+def _known(password: str | None) -> Any:
+    """A password entering the process: remembered so no --debug log line shows it."""
+    from remediate.logs import known_secret
+
+    return known_secret(password)

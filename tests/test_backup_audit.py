@@ -68,7 +68,10 @@ def test_backup_is_private_and_round_trips(environ: dict[str, str]) -> None:
 
 def test_backup_script_is_the_rendered_undo_plan(environ: dict[str, str]) -> None:
     saved = backup.write_backup(CONNECTION, BROKEN, tls_plan(), environ=environ)
-    commands = [line for line in saved.script.read_text().splitlines() if line.endswith(":$false")]
+    raw = saved.script.read_bytes()  # for Windows PowerShell 5.1: UTF-8 BOM, CRLF
+    assert raw.startswith(b"\xef\xbb\xbf") and b"\n" not in raw.replace(b"\r\n", b"")
+    text = raw.decode("utf-8-sig")
+    commands = [line for line in text.splitlines() if line.endswith(":$false")]
     assert commands == [
         "Set-SendConnector -Identity 'Outbound to Relay' -SmartHosts 'smtp.relay.example' "
         "-RequireTLS $false -TlsAuthLevel $null -TlsDomain $null -Confirm:$false"

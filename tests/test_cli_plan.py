@@ -44,7 +44,8 @@ def without_time(script: str) -> list[str]:
 def test_newcomer_gets_the_golden_script() -> None:
     result = run(*NEWCOMER)
     assert (result.returncode, result.stderr) == (0, "")
-    golden = (GOLDEN / "2016-newcomer.ps1").read_text(encoding="utf-8")
+    # stdout stays LF without a BOM; the golden file holds the bytes a script file gets
+    golden = (GOLDEN / "2016-newcomer.ps1").read_text(encoding="utf-8-sig")
     assert without_time(result.stdout) == without_time(golden)
     for line in result.stdout.splitlines():
         if line.startswith("$cred"):
@@ -83,7 +84,9 @@ def test_output_file(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     assert f"wrote {target}" in result.stderr
-    text = target.read_text(encoding="utf-8")
+    raw = target.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and b"\n" not in raw.replace(b"\r\n", b"")
+    text = raw.decode("utf-8-sig")
     assert (
         "Set-SendConnector -Identity 'Outbound to Partner' -Enabled $true -Confirm:$false" in text
     )

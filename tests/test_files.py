@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -36,3 +37,14 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
 def test_bad_targets_are_one_line(tmp_path: Path, relative: str, message: str) -> None:
     with pytest.raises(UsageError, match=f"--output: .*{message}"):
         write_file(tmp_path / relative, "x", what="--output")
+
+
+def test_a_fifo_is_refused_not_replaced(tmp_path: Path) -> None:
+    """Renaming over a device or pipe would replace it (as root: /dev/null itself). A FIFO
+    stands in for the device here: creating a device node in a test is not ours to do."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match="not a regular file"):
+        write_file(fifo, "x", what="--output")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]

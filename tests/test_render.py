@@ -18,6 +18,7 @@ from remediate.exchange import (
     SendConnector,
     TlsAuthLevel,
 )
+from remediate.files import script_bytes, write_script
 from remediate.plan import CredentialRef, Parameter, ParamValue, Plan, Step, StepKind, Switch
 from remediate.planner import FixOptions, build_plan, undo_plan
 from remediate.playbooks import find
@@ -97,11 +98,28 @@ PLANS = _plans()
 
 @pytest.mark.parametrize("name", sorted(PLANS))
 def test_golden_script(name: str) -> None:
-    script = render_script(PLANS[name], generated_at=AT)
+    """The bytes a script file gets: UTF-8 with BOM and CRLF (Windows PowerShell 5.1 reads a
+    BOM-less file as ANSI), so the golden files are compared byte for byte."""
+    data = script_bytes(render_script(PLANS[name], generated_at=AT))
     path = GOLDEN / f"{name}.ps1"
     if os.environ.get("REMEDIATE_UPDATE_GOLDEN") == "1":
-        path.write_text(script, encoding="utf-8")
-    assert script == path.read_text(encoding="utf-8")
+        path.write_bytes(data)
+    golden = path.read_bytes()
+    assert golden.startswith(b"\xef\xbb\xbf")
+    assert b"\n" not in golden.replace(b"\r\n", b"")  # every line ends CRLF
+    assert data == golden
+
+
+def test_script_bytes_keep_a_chinese_name_for_windows_powershell(tmp_path: Path) -> None:
+    """What PowerShell 5.1 does with a file: a UTF-8 BOM makes it read UTF-8 (without one:
+    the ANSI code page); the name survives the round trip, lines end CRLF."""
+    plan = build_plan(find("2002"), FixOptions(connector="发送到中继 Köln", port=25))
+    written = write_script(tmp_path / "fix.ps1", render_script(plan, generated_at=AT), what="x")
+    raw = written.read_bytes()
+    assert raw[:3] == b"\xef\xbb\xbf"
+    text = raw[3:].decode("utf-8")
+    assert "'发送到中继 Köln'" in text
+    assert text.count("\r\n") == text.count("\n") > 5
 
 
 def _expected_arguments(value: ParamValue, variables: dict[CredentialRef, str]) -> list[str]:

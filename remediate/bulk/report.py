@@ -92,6 +92,46 @@ def to_json(
     }
 
 
+def plan_json(
+    states: Sequence[EndpointState], source: Path, output: Path | None
+) -> dict[str, Any]:
+    """What ``bulk plan --json`` prints: per endpoint its connectors with their plans (or
+    why none), the rows that matched nothing, and the totals of the recap line."""
+    from remediate.backup import plan_to_json
+
+    pending = [t for s in states for t in s.pending]
+    return {
+        "file": str(source),
+        "output": _path(output),
+        "totals": {
+            "connectors_to_change": len(pending),
+            "change_steps": sum(len(t.plan.changes) for t in pending if t.plan is not None),
+            "refused": sum(
+                len(s.unmatched) + sum(t.error is not None for t in s.targets) for s in states
+            ),
+            "endpoints_not_read": sum(s.error is not None for s in states),
+        },
+        "endpoints": [
+            {
+                "endpoint": s.endpoint.label,
+                "error": s.error,
+                "unmatched": [{"line": u.row.line, "message": u.message} for u in s.unmatched],
+                "connectors": [
+                    {
+                        "connector": t.name,
+                        "line": t.row.line,
+                        "pending": t.pending,
+                        "error": t.error,
+                        "plan": None if t.plan is None else plan_to_json(t.plan),
+                    }
+                    for t in s.targets
+                ],
+            }
+            for s in states
+        ],
+    }
+
+
 def _path(path: Path | None) -> str | None:
     return None if path is None else str(path)
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from remediate.exchange import QueueInfo, SendConnector
     from remediate.executor import Applied, CredentialSource
     from remediate.plan import Plan, Step
+    from remediate.queue_watch import QueueVerdict
     from remediate.remote import Session, StepResult
 
 NAME = "apply"
@@ -43,6 +44,7 @@ QUEUE_WAIT = 10.0
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from remediate.connections import add_connection_arguments
+    from remediate.jsonout import add_json_argument
     from remediate.planner import add_fix_arguments
 
     parser.add_argument("playbook", metavar="PLAYBOOK", help="event number (2016, 2002) or id")
@@ -59,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_fix_arguments(parser)
     add_connection_arguments(parser)
+    add_json_argument(parser, "the run (plan, steps, before/after, backup)")
 
 
 def add_confirm_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,14 +73,17 @@ def add_confirm_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
 
-def run(args: argparse.Namespace, env: Environment) -> int:
+def run(args: argparse.Namespace, out: Environment) -> int:
     from remediate.connections import connection_from_args
+    from remediate.jsonout import emit, for_people
     from remediate.locks import ConnectorLocks, read_locked
     from remediate.planner import build_plan, fix_options_from_args
     from remediate.playbooks import find
     from remediate.remote import open_session
     from remediate.render import render_script
+    from remediate.runjson import change_run_json
 
+    env = for_people(out, args)  # with --json, stdout carries the JSON document only
     playbook = find(args.playbook)
     fix_options_from_args(args)  # bad options fail before anything is sent
     if args.queue_wait < 0:
@@ -92,13 +98,18 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         plan = build_plan(playbook, options, current=before, what_if=args.what_if)
         if not plan.changes:
             env.out(f"No change: '{before.name}' already has the settings asked for.")
+            if args.json:
+                emit(out, change_run_json("apply", connection.label, plan, before, None))
             return 0
         env.write(render_script(plan))
         credential = relay_credentials(plan, env, args.password_stdin)
         confirm(env, plan, connection.label, yes=args.yes or args.what_if)
         applied = execute_and_report(session, plan, before, connection, credential, env)
+        verdict = None
         if applied.result.ok and not plan.what_if:
-            report_queues(session, applied, env, args.queue_wait)
+            verdict = report_queues(session, applied, env, args.queue_wait)
+    if args.json:
+        emit(out, change_run_json("apply", connection.label, plan, before, applied, verdict))
     return 0 if applied.result.ok else RemoteCommandError.exit_code
 
 
@@ -193,7 +204,9 @@ def execute_and_report(
     return applied
 
 
-def report_queues(session: Session, applied: Applied, env: Environment, wait: float) -> None:
+def report_queues(
+    session: Session, applied: Applied, env: Environment, wait: float
+) -> QueueVerdict:
     """Watch the connector's queues on every source server after Retry-Queue (retrying
     while Exchange has not yet picked up the change), then print them and the verdict."""
     from remediate.queue_watch import watch
@@ -205,6 +218,7 @@ def report_queues(session: Session, applied: Applied, env: Environment, wait: fl
     for line in queue_lines(list(verdict.queues)):
         env.out(f"  {line}")
     env.out(verdict.line())
+    return verdict
 
 
 def queues_before(applied: Applied) -> list[QueueInfo]:

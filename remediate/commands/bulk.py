@@ -50,6 +50,8 @@ PENDING_EXIT = 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from remediate.jsonout import add_json_argument
+
     actions = parser.add_subparsers(dest="bulk_action", metavar="ACTION", required=True)
     plan = actions.add_parser("plan", help="show what would change (and the dry-run script)")
     apply = actions.add_parser("apply", help="apply the differences, report per connector")
@@ -75,9 +77,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
     for sub in (apply, undo):
         sub.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    add_json_argument(plan, "the plans per endpoint and connector")
+    for sub in (apply, undo):
+        add_json_argument(sub, "the report (as --report writes it)")
 
 
-def run(args: argparse.Namespace, env: Environment) -> int:
+def run(args: argparse.Namespace, out: Environment) -> int:
+    from remediate.jsonout import for_people
+
+    args.json_env = out  # with --json the document goes here; every other line to stderr
+    env = for_people(out, args)
     if args.parallel < 1:
         raise UsageError("--parallel must be 1 or more")
     if args.bulk_action == "undo":
@@ -159,6 +168,11 @@ def _plan(args: argparse.Namespace, env: Environment, spec: BulkSpec) -> int:
     if args.output is not None:
         _write_script(args.output, states)
         env.err(f"wrote {args.output}; nothing was sent")
+    if args.json:
+        from remediate.bulk.report import plan_json
+        from remediate.jsonout import emit
+
+        emit(args.json_env, plan_json(states, args.file, args.output))
     if unread:
         return ConnectionFailed.exit_code
     if refused:
@@ -167,7 +181,7 @@ def _plan(args: argparse.Namespace, env: Environment, spec: BulkSpec) -> int:
 
 
 def _write_script(path: Path, states: list[EndpointState]) -> None:
-    from remediate.files import write_file
+    from remediate.files import write_script
     from remediate.render import render_script
 
     now = datetime.now(UTC)
@@ -180,7 +194,7 @@ def _write_script(path: Path, states: list[EndpointState]) -> None:
             assert target.plan is not None
             parts.append(f"\n# ===== {state.endpoint.label}: {target.name} =====\n")
             parts.append(render_script(target.plan, now))
-    write_file(path, "".join(parts), what="--output")
+    write_script(path, "".join(parts), what="--output")
 
 
 def _apply(
@@ -222,6 +236,10 @@ def _apply(
             args.report, to_json(states, source, started=started, interrupted=bulk.stopped)
         )
         env.report(f"report: {args.report}")
+    if args.json and not bulk.stopped:  # stopped: the error document says so instead
+        from remediate.jsonout import emit
+
+        emit(args.json_env, to_json(states, source, started=started, interrupted=False))
     if bulk.stopped:
         changed = sum(o.status.value == "changed" for s in states for o in s.outcomes)
         raise Interrupted(

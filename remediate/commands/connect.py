@@ -16,6 +16,7 @@ from remediate.connections import (
 )
 from remediate.env import Environment
 from remediate.errors import UsageError
+from remediate.jsonout import add_json_argument, emit
 from remediate.plan import CredentialRef
 
 NAME = "connect"
@@ -30,6 +31,7 @@ examples:
   remediate connect add lab --server http://127.0.0.1:5985/PowerShell --auth ntlm \\
       --user administrator@contoso.lab --save-password
   remediate connect list
+  remediate connect list --json
   remediate connect test ex01
   remediate connect password ex01          # store the admin password in the keyring
   remediate connect relay relay@contoso.com  # store a relay account's password
@@ -52,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also store the admin password in the keyring (asked, or from --password-stdin)",
     )
-    sub.add_parser("list", help="list saved profiles")
+    listing = sub.add_parser("list", help="list saved profiles")
+    add_json_argument(listing, "the profiles")
     remove = sub.add_parser("remove", help="delete a profile and its stored password")
     remove.add_argument("name")
     test = sub.add_parser("test", help="open a session, run Get-SendConnector, time it")
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     if action == "add":
         return _add(args, env, store)
     if action == "list":
-        return _list(env, store)
+        return _list(env, store, as_json=args.json)
     if action == "remove":
         return _remove(args, env, store)
     if action == "test":
@@ -133,8 +136,11 @@ def _forget_endpoint_password(connection: Connection, env: Environment) -> None:
         env.out(f"  removed the password stored for {connection.username} (no longer used)")
 
 
-def _list(env: Environment, store: ProfileStore) -> int:
+def _list(env: Environment, store: ProfileStore, *, as_json: bool = False) -> int:
     profiles = store.list()
+    if as_json:  # a profile holds no password
+        emit(env, [{"profile": c.profile, **c.to_json()} for c in profiles])
+        return 0
     if not profiles:
         env.out("no saved profiles (add one with 'remediate connect add')")
         return 0

@@ -4,7 +4,6 @@ endpoint, what a connector's queues say."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +75,9 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     if args.connector:
         report["queues"] = _live(args, env)
     if args.json:
-        env.out(json.dumps(report, indent=2, default=str))
+        from remediate.jsonout import emit
+
+        emit(env, report)
     else:
         _print(env, report)
     if exit_code and not report["queues"]:

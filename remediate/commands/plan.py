@@ -22,10 +22,12 @@ examples:
       --username relay@contoso.com --what-if
   remediate plan 2002 --connector "Outbound to Partner" --smart-host mx.partner.example \\
       --port 25 --enable --output fix.ps1
+  remediate plan 2002 --connector "Outbound to Partner" --port 25 --enable --json
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from remediate.jsonout import add_json_argument
     from remediate.planner import add_fix_arguments
 
     parser.add_argument("playbook", metavar="PLAYBOOK", help="event number (2016, 2002) or id")
@@ -43,10 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the script to FILE instead of stdout",
     )
     add_fix_arguments(parser)
+    add_json_argument(parser, "the plan (its steps as data)")
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
-    from remediate.files import write_file
+    from remediate.files import write_script
     from remediate.planner import build_plan, fix_options_from_args
     from remediate.playbooks import find
     from remediate.render import render_script
@@ -54,9 +57,15 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     playbook = find(args.playbook)
     plan = build_plan(playbook, fix_options_from_args(args), what_if=args.what_if)
     script = render_script(plan)
-    if args.output is None:
+    if args.output is not None:
+        write_script(args.output, script, what="--output")
+        env.err(f"wrote {args.output} ({len(plan.steps)} steps, {len(plan.changes)} changes)")
+    if args.json:
+        from remediate.backup import plan_to_json
+        from remediate.jsonout import emit
+
+        output = None if args.output is None else str(args.output)
+        emit(env, {**plan_to_json(plan), "output": output})
+    elif args.output is None:
         env.write(script)
-        return 0
-    write_file(args.output, script, what="--output")
-    env.err(f"wrote {args.output} ({len(plan.steps)} steps, {len(plan.changes)} changes)")
     return 0

@@ -3,27 +3,50 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, Any
 
 from remediate.env import Environment
+
+if TYPE_CHECKING:
+    from remediate.playbooks import Playbook
 
 NAME = "playbooks"
 HELP = "list the playbooks (event, id, purpose)"
 EPILOG = """\
 examples:
   remediate playbooks
+  remediate playbooks --json
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options: the list is short."""
+    from remediate.jsonout import add_json_argument
+
+    add_json_argument(parser, "the list")
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
+    from remediate.jsonout import emit
     from remediate.playbooks import load_all
 
     books = load_all()
+    if args.json:
+        emit(env, [playbook_json(b) for b in books])
+        return 0
     width = max(len(b.id) for b in books)
     env.out(f"{'EVENT':<6} {'PLAYBOOK':<{width}}  PURPOSE")
     for book in books:
         env.out(f"{book.event.id:<6} {book.id:<{width}}  {book.purpose}")
     return 0
+
+
+def playbook_json(book: Playbook) -> dict[str, Any]:
+    return {
+        "id": book.id,
+        "event": book.event.id,
+        "source": book.event.source,
+        "title": book.title,
+        "purpose": book.purpose,
+        "inputs": [i.name for i in book.inputs],
+        "actions": [{"id": a.id, "text": a.text} for a in book.actions],
+    }

@@ -33,12 +33,14 @@ examples:
   remediate undo ~/.local/state/remediate/backups/20261122T191500Z-Outbound-to-Relay.json
   remediate undo BACKUP.json --what-if
   remediate undo BACKUP.json --output undo.ps1
+  remediate undo BACKUP.json --yes --json
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from remediate.commands.apply import add_confirm_arguments
     from remediate.connections import add_connection_arguments
+    from remediate.jsonout import add_json_argument
 
     parser.add_argument("backup", metavar="BACKUP", type=Path, help="a backup .json from apply")
     add_confirm_arguments(parser)
@@ -50,29 +52,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the undo script to FILE and stop (nothing is sent)",
     )
     add_connection_arguments(parser)
+    add_json_argument(parser, "the run (with --output: the undo plan)")
 
 
-def run(args: argparse.Namespace, env: Environment) -> int:
-    from remediate.backup import load_backup
+def run(args: argparse.Namespace, out: Environment) -> int:
+    from remediate.backup import load_backup, plan_to_json
     from remediate.commands.apply import (
         confirm,
         execute_and_report,
         read_connector,
         relay_credentials,
     )
-    from remediate.files import write_file
+    from remediate.files import write_script
+    from remediate.jsonout import emit, for_people
     from remediate.locks import ConnectorLocks, read_locked
     from remediate.remote import open_session
     from remediate.render import render_script
+    from remediate.runjson import change_run_json
 
+    env = for_people(out, args)  # with --json, stdout carries the JSON document only
     saved = load_backup(args.backup)
     undo = saved.undo_plan(what_if=args.what_if)
     if args.output is not None:
-        write_file(args.output, render_script(undo), what="--output")
+        write_script(args.output, render_script(undo), what="--output")
         env.err(f"wrote {args.output} ({len(undo.changes)} change step(s)); nothing was sent")
+        if args.json:
+            emit(out, {**plan_to_json(undo), "output": str(args.output)})
         return 0
     if not undo.changes:
         print_notes(env, undo)
+        if args.json:
+            emit(out, change_run_json("undo", saved.endpoint, undo, saved.connector, None))
         return 0
     connection = backup_connection(args, env, saved)
     with (
@@ -84,6 +94,8 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         )
         if already_restored(undo, current):
             env.out(f"Nothing to undo: '{current.name}' already has the settings of the backup.")
+            if args.json:
+                emit(out, change_run_json("undo", connection.label, undo, current, None))
             return 0
         env.write(render_script(undo))
         credential = relay_credentials(undo, env, args.password_stdin)
@@ -93,6 +105,8 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         env.out()
         for line in restored_lines(saved.connector, applied.after, undo):
             env.out(line)
+    if args.json:
+        emit(out, change_run_json("undo", connection.label, undo, current, applied))
     return 0 if applied.result.ok else RemoteCommandError.exit_code
 
 

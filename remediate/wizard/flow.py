@@ -346,12 +346,12 @@ def preview_and_apply(ctx: WizardContext, options: Any, plan: Plan) -> int | Non
 
 
 def save_script(ctx: WizardContext, plan: Plan) -> None:
-    from remediate.files import write_file
+    from remediate.files import write_script
     from remediate.render import render_script
 
     default = ctx.options.script_dir / f"remediate-{plan.event_id}-{_slug(plan.connector)}.ps1"
     answer = ctx.prompter.text("script_path", "Save the script as:", default=str(default))
-    path = write_file(Path(answer), render_script(plan), what="the script")
+    path = write_script(Path(answer), render_script(plan), what="the script")
     ctx.script = path
     ctx.say(f"Script saved to {path}; nothing was changed.")
 

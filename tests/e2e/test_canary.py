@@ -12,6 +12,7 @@ how the test itself learns the passwords.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import logging
@@ -244,3 +245,33 @@ def test_connection_failures_during_the_credential_step_leak_nothing(
     audit_log = tmp_path / "state" / "remediate" / "audit.log"
     results = [json.loads(line)["result"] for line in audit_log.read_text().splitlines()]
     assert results.count("interrupted") == len(failures)  # the cut-short runs were audited
+
+
+@pytest.mark.parametrize("auth", ["basic", "ntlm"])
+def test_debug_runs_hold_no_canary(cli: Cli, tmp_path: Path, auth: str) -> None:
+    """--debug logs remediate's, pypsrp's and spnego's records (every WinRM message sent and
+    received): the relay and admin passwords, the Basic Authorization header (base64 of
+    user:password) and the NTLM tokens are all redacted, in successful and failing runs."""
+    lab = start_lab(tmp_path / "debuglab", auth=auth)
+    try:
+        canary, admin_password = lab.relay_password, lab.admin_password
+        basic = base64.b64encode(f"{lab.admin_user}:{admin_password}".encode()).decode()
+        secrets = [canary, admin_password, basic]
+        fix = ["apply", "2016", "--connector", RELAY, "--mechanism", "BasicAuthRequireTLS"]
+        fix += ["--username", lab.relay_user, "--server", lab.endpoint_url, "--auth", auth]
+        fix += ["--user", lab.admin_user, "--password-stdin", "--yes"]
+        applied = cli(*fix, "--debug", stdin=f"{admin_password}\n{canary}\n")
+        verbose = cli(
+            *fix, "--verbose", "--reenter-credential", stdin=f"{admin_password}\n{canary}\n"
+        )
+        wrong = cli("--debug", *fix, stdin=f"{canary}\n{canary}\n")
+    finally:
+        lab.stop()
+    assert applied.returncode == 0, applied.stderr[-3000:]
+    assert verbose.returncode == 0, verbose.stderr[-3000:]
+    assert wrong.returncode == 5
+    assert "DEBUG pypsrp" in applied.stderr  # pypsrp's own logging reached stderr
+    assert "redacted" in applied.stderr
+    for done in (applied, verbose, wrong):
+        text = done.stdout + done.stderr
+        assert [s[:4] for s in secrets if s in text] == []

@@ -1,4 +1,4 @@
-# remediate dry run: Send connector cannot connect to its next hop
+﻿# remediate dry run: Send connector cannot connect to its next hop
 # Playbook:  send-connection-error (event 2002)
 # Connector: 'Outbound to Partner'
 # Generated: 2026-01-15 09:30:00 UTC

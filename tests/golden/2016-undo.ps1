@@ -1,4 +1,4 @@
-# remediate dry run: Undo: Send connector cannot initialise its smart-host credential
+﻿# remediate dry run: Undo: Send connector cannot initialise its smart-host credential
 # Playbook:  smarthost-auth-credential (event 2016)
 # Connector: 'Outbound to Relay'
 # Generated: 2026-01-15 09:30:00 UTC
