@@ -121,6 +121,36 @@ def internal_error(detail: str) -> WSManFault:
     )
 
 
+def shell_quota_exceeded(limit: int) -> WSManFault:
+    """Create beyond Exchange's PowerShellMaxConcurrency (18 shells per user by default).
+    Reason as Exchange 2010 words it (cloudiffic.com, "This user is allowed a maximum of 18
+    concurrent shells, which has been exceeded"); code 2150859173 as WinRM sends it with the
+    same reason for its own per-user shell quota (test-kitchen issue 656, vagrant issue 7489)."""
+    return WSManFault(
+        0x803381A5,
+        "w:QuotaLimit",
+        "The WS-Management service cannot process the request. This user is allowed a maximum "
+        f"of {limit} concurrent shells, which has been exceeded. Close existing shells or raise "
+        "the quota for this user.",
+        sender=False,
+    )
+
+
+def command_quota_exceeded() -> WSManFault:
+    """Command beyond MaxConcurrentCommandsPerShell (1000): the shell takes no more commands,
+    finished or not (pypsrp issue 148: subcode w:InternalError and this reason after 1000
+    sequential commands). The report gives no numeric code: the lab uses E_FAIL, as its other
+    InternalError does."""
+    return WSManFault(
+        0x80004005,
+        "w:InternalError",
+        "The WS-Management service cannot process the request. The maximum number of "
+        "concurrent commands per shell has been exceeded. Retry the request later or raise the "
+        "Maximum Commands per Shell quota.",
+        sender=False,
+    )
+
+
 def quota_exceeded() -> WSManFault:
     """The fault injected by the lab's fault knobs: a transient server-side refusal."""
     return WSManFault(
