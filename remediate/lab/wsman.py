@@ -55,7 +55,7 @@ class Action(StrEnum):
 class WSManFault(Exception):
     """A fault the service answers with (HTTP 500 and a SOAP Fault body)."""
 
-    code: int
+    code: int | None  # None: no WSManFault detail (pypsrp then reports the subcode as code)
     subcode: str
     reason: str
     sender: bool = True  # s:Sender (the request was wrong) or s:Receiver (the service failed)
@@ -139,10 +139,10 @@ def shell_quota_exceeded(limit: int) -> WSManFault:
 def command_quota_exceeded() -> WSManFault:
     """Command beyond MaxConcurrentCommandsPerShell (1000): the shell takes no more commands,
     finished or not (pypsrp issue 148: subcode w:InternalError and this reason after 1000
-    sequential commands). The report gives no numeric code: the lab uses E_FAIL, as its other
-    InternalError does."""
+    sequential commands, where pypsrp shows "Code: w:InternalError": the fault carried no
+    WSManFault detail with a numeric code, so the lab sends none either)."""
     return WSManFault(
-        0x80004005,
+        None,
         "w:InternalError",
         "The WS-Management service cannot process the request. The maximum number of "
         "concurrent commands per shell has been exceeded. Retry the request later or raise the "
@@ -414,6 +414,8 @@ def fault_response(request: Request | None, fault: WSManFault, machine: str) -> 
     ET.SubElement(sub, f"{{{s}}}Value").text = fault.subcode
     reason = ET.SubElement(fault_el, f"{{{s}}}Reason")
     ET.SubElement(reason, f"{{{s}}}Text", {f"{{{NS['xml']}}}lang": "en-US"}).text = fault.reason
+    if fault.code is None:
+        return _bytes(envelope)
     detail = ET.SubElement(fault_el, f"{{{s}}}Detail")
     wsman_el = ET.SubElement(
         detail, f"{{{wsman_fault}}}WSManFault", Code=str(fault.code), Machine=machine
