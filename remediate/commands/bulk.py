@@ -209,12 +209,15 @@ def _apply(
             progress = _Progress(env, sum(_outcome_count(s) for s in states))
             bulk.apply(credential, progress)
             progress.finish()
+            undo_script = bulk.write_undo_script()
     except BaseException:
         if reserved:  # nothing was applied: the report's name is free again
             args.report.unlink(missing_ok=True)
         raise
     for line in recap_lines(states):
         env.report(line)
+    if undo_script is not None:
+        env.report(f"undo script (all changes of this run): {undo_script}")
     if args.report is not None:
         write_report(
             args.report, to_json(states, source, started=started, interrupted=bulk.stopped)
