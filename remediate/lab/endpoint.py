@@ -61,6 +61,15 @@ class Endpoint:
         self.owner = owner
         self._shells: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+        self.shells_created = 0
+        self._peak_closed = 0  # peak_pipelines of shells already deleted
+
+    @property
+    def peak_pipelines(self) -> int:
+        """The most pipelines one shell ever ran at once (an observation for tests)."""
+        with self._lock:
+            open_peaks = [e.shell.peak_running for e in self._shells.values()]
+        return max([self._peak_closed, *open_peaks])
 
     @property
     def shell_count(self) -> int:
@@ -116,6 +125,7 @@ class Endpoint:
         if request.action == Action.DELETE:
             with self._lock:
                 self._shells.pop(entry.shell.shell_id, None)
+                self._peak_closed = max(self._peak_closed, entry.shell.peak_running)
             entry.shell.close()
             return wsman.empty_response(request, Action.DELETE)
         raise wsman.action_not_supported(request.action)
@@ -152,6 +162,7 @@ class Endpoint:
             if len(self._shells) >= self.max_shells:  # another Create won the last place
                 raise wsman.shell_quota_exceeded(self.max_shells)
             self._shells[shell_id] = _Entry(shell, info)
+            self.shells_created += 1
         return wsman.create_response(request, info, self.url)
 
     def _receive(self, request: Request, entry: _Entry) -> bytes:

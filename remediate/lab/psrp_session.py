@@ -149,6 +149,7 @@ class PSRPShell:
         self._max_commands = max_commands
         self.commands_seen = 0
         self._running = 0  # pipelines holding a runspace
+        self.peak_running = 0  # the most pipelines that ever ran at once in this shell
         self._cond = threading.Condition()
         self._pool = _Pool()
         self._outbox: dict[uuid.UUID | None, list[bytes]] = defaultdict(list)
@@ -288,6 +289,7 @@ class PSRPShell:
                     return
                 self._cond.wait(0.5)
             self._running += 1
+            self.peak_running = max(self.peak_running, self._running)
             try:
                 self._execute_locked(invocation)
             finally:

@@ -311,6 +311,12 @@ class Lab:
         return f"{self._scheme}://{self.listen.url_host()}:{self.port}{PATH}"
 
     @property
+    def endpoint(self) -> Endpoint:
+        if self._endpoint is None:
+            raise RuntimeError("the lab is not started")
+        return self._endpoint
+
+    @property
     def requests_seen(self) -> int:
         """HTTP requests (round trips) the endpoint has read since it started."""
         return self.faults.requests_seen
