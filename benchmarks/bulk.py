@@ -1,20 +1,26 @@
-"""`remediate bulk apply` on 200 connectors over 4 lab endpoints, against two baselines.
+"""`remediate bulk apply` against bare-pypsrp scripts doing the same work, over 4 lab endpoints.
 
-The script starts 4 labs (each a child process of this script, 50 extra connectors each)
-and times, in one run, ROUNDS rounds of three ways to set the Port of all 200 connectors
-(each round asks for a new port, so every connector changes every time):
+Every method does, per endpoint, the same work: read (Get-SendConnector), plan (which
+connectors need the new Port), change (one Set-SendConnector per connector), record (a 0600
+JSON backup per connector and one audit line each). Methods, all 4 endpoints in parallel:
 
-  bulk   remediate bulk apply FILE --yes (in this process, as the command runs: file
-         validation, one Get-SendConnector per endpoint, plans, a backup and an audit entry
-         per change, the report)
-  floor  a bare pypsrp loop: one RunspacePool per endpoint, the same Set-SendConnector calls
-  naive  one new RunspacePool per connector (what a quick script does)
+  bulk     remediate bulk apply FILE --yes, in this process as the command runs (file
+           validation, reads, plans, per-connector locks and re-read, backups, audit, report)
+  floor    bare pypsrp: one RunspacePool per endpoint, one pipeline at a time
+  fastest  bare pypsrp: one RunspacePool per endpoint with IN_FLIGHT runspaces, IN_FLIGHT
+           pipelines in flight at once (begin_invoke, then end_invoke oldest first). Several
+           statements in one pipeline are not used: Exchange's no-language endpoint takes
+           single cmdlets (exchange-notes.md), and the lab accepting statements is not proof
+           that Exchange does
+  naive    a new RunspacePool per connector (Get-SendConnector -Identity, then Set)
 
-All three work on the 4 endpoints in parallel (one thread each). After the first bulk round
-the same file is applied again and must report all 200 ok, nothing changed (not timed).
-Prints the medians, the ratios to the floor (target: bulk within 1.25x) and the peak memory
-of this process.
-Usage: .venv/bin/python benchmarks/bulk.py [--rounds N]
+Latency profiles (the lab's --cmdlet-latency): "zero" (the tool's own cost) and "realistic",
+an ASSUMPTION: Set-SendConnector 150 ms (an AD write, often 100-300 ms on real servers),
+every other cmdlet 20 ms. Each round asks for a new port, so every connector changes.
+Prints medians, ratios, round trips per connector counted by the labs, the tool's CPU per
+connector, and the peak RSS of `remediate bulk apply` run as its own process.
+Usage: .venv/bin/python benchmarks/bulk.py [--connectors 200] [--rounds 3]
+       [--latency zero|realistic|both] [--methods bulk,floor,fastest,naive]
 """
 
 from __future__ import annotations
@@ -37,72 +43,91 @@ from typing import Any
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"  # passwords from stdin
 
 ENDPOINTS = 4
-PER_ENDPOINT = 50
 ADMIN_PASSWORD = "Bench-Admin-Pw-1"
-ROUNDS = 3
+IN_FLIGHT = 8  # the same bound bulk uses by default (--in-flight)
+LATENCY = {"zero": [], "realistic": ["20", "Set-SendConnector=150"]}  # ms; see the docstring
 FIRST_PORT = 2600
+Info = dict[str, Any]
 
 
-def serve_lab(directory: Path) -> None:
-    """Child mode: one lab with PER_ENDPOINT extra connectors until stdin closes."""
-    from remediate.lab.server import Lab
+# --- labs --------------------------------------------------------------------------------------
+
+
+def serve_lab(directory: Path, per_endpoint: int, latency: list[str]) -> None:
+    """Child mode: one lab; each line on stdin asks for its request count, EOF stops it."""
+    from remediate.lab.server import CmdletLatency, Lab
 
     with Lab(
         state_file=directory / "state.json",
         workdir=directory / "work",
         admin_password=ADMIN_PASSWORD,
-        extra_connectors=PER_ENDPOINT,
-        auth="basic",  # the figures below were measured with Basic over http
+        extra_connectors=per_endpoint,
+        auth="basic",  # Basic over http: the same login cost for every method
+        config_delay=0,
+        cmdlet_latency=CmdletLatency.parse(latency),
     ) as lab:
         lab.write_ready_file(directory / "ready.json")
-        sys.stdin.read()
+        for _ in sys.stdin:
+            print(lab.requests_seen, flush=True)
 
 
-def start_labs(base: Path) -> tuple[list[subprocess.Popen[bytes]], list[dict[str, object]]]:
-    processes, infos = [], []
-    for number in range(ENDPOINTS):
-        directory = base / f"lab{number}"
-        directory.mkdir()
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, __file__, "--serve-lab", str(directory)],
-                stdin=subprocess.PIPE,
+class Labs:
+    def __init__(self, base: Path, per_endpoint: int, latency: list[str]) -> None:
+        self.processes: list[subprocess.Popen[str]] = []
+        self.infos: list[Info] = []
+        for number in range(ENDPOINTS):
+            directory = base / f"lab{number}"
+            directory.mkdir()
+            command = [sys.executable, __file__, "--serve-lab", str(directory)]
+            command += ["--per-endpoint", str(per_endpoint), "--lab-latency", json.dumps(latency)]
+            self.processes.append(
+                subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             )
-        )
-    for number, process in enumerate(processes):
-        ready = base / f"lab{number}" / "ready.json"
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"lab {number} did not start")
+        for number, process in enumerate(self.processes):
+            ready = base / f"lab{number}" / "ready.json"
+            deadline = time.monotonic() + 120
+            while not ready.exists():
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"lab {number} did not start")
+                time.sleep(0.05)
             time.sleep(0.05)
-        time.sleep(0.05)  # the file is written whole by then; give the writer a beat
-        infos.append(json.loads(ready.read_text(encoding="utf-8")))
-    return processes, infos
+            self.infos.append(json.loads(ready.read_text(encoding="utf-8")))
+
+    def requests(self) -> int:
+        total = 0
+        for process in self.processes:
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.write("count\n")
+            process.stdin.flush()
+            total += int(process.stdout.readline())
+        return total
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.stdin is not None:
+                process.stdin.close()
+        for process in self.processes:
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.terminate()
 
 
-def names() -> list[str]:
+# --- the work ----------------------------------------------------------------------------------
+
+
+def names(per_endpoint: int) -> list[str]:
     from remediate.lab.seed import EXTRA_PREFIX
 
-    return [f"{EXTRA_PREFIX} {n:03d}" for n in range(1, PER_ENDPOINT + 1)]
+    return [f"{EXTRA_PREFIX} {n:03d}" for n in range(1, per_endpoint + 1)]
 
 
-def write_spec(path: Path, infos: list[dict[str, object]], port: int) -> None:
-    rows = [
-        f"  - endpoint: {info['endpoint']}\n    auth: basic\n    user: {info['username']}\n"
-        f"    connector: {name}\n    port: {port}\n"
-        for info in infos
-        for name in names()
-    ]
-    path.write_text("connectors:\n" + "".join(rows), encoding="utf-8")
-
-
-def wsman(info: dict[str, object]) -> Any:
+def wsman(info: Info) -> Any:
     from pypsrp.wsman import WSMan
 
     return WSMan(
         str(info["host"]),
-        port=int(str(info["port"])),
+        port=int(info["port"]),
         path=str(info["path"]).lstrip("/"),
         ssl=False,
         auth="basic",
@@ -113,20 +138,60 @@ def wsman(info: dict[str, object]) -> Any:
     )
 
 
-def set_port(pool: object, name: str, port: int) -> None:
+def pool(info: Info, runspaces: int = 1) -> Any:
+    from pypsrp.powershell import RunspacePool
+
+    return RunspacePool(
+        wsman(info), configuration_name="Microsoft.Exchange", max_runspaces=runspaces
+    )
+
+
+def command(rpool: Any, cmdlet: str, **params: Any) -> Any:
     from pypsrp.powershell import PowerShell
 
-    ps = PowerShell(pool)
-    ps.add_cmdlet("Set-SendConnector")
-    ps.add_parameter("Identity", name)
-    ps.add_parameter("Port", port)
-    ps.add_parameter("Confirm", False)
+    ps = PowerShell(rpool)
+    ps.add_cmdlet(cmdlet)
+    for name, value in params.items():
+        ps.add_parameter(name, value)
+    return ps
+
+
+def check(ps: Any) -> list[Any]:
+    if ps.had_errors or ps.streams.error:
+        raise SystemExit(f"{ps.commands[0].cmd} failed: {ps.streams.error}")
+    return list(ps.output)
+
+
+def read_ports(rpool: Any, identity: str | None = None) -> dict[str, int]:
+    """Get-SendConnector: name -> Port (the read, and the input of the plan)."""
+    ps = command(rpool, "Get-SendConnector", **({"Identity": identity} if identity else {}))
     ps.invoke()
-    if ps.had_errors:
-        raise SystemExit(f"Set-SendConnector {name} failed: {ps.streams.error}")
+    return {str(o.adapted_properties["Name"]): int(o.adapted_properties["Port"]) for o in check(ps)}
 
 
-def per_endpoint(infos: list[dict[str, object]], work: Callable[[dict[str, object]], None]) -> None:
+class Recorder:
+    """The record step of the bare scripts: a 0600 JSON backup per connector, an audit line."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.audit = directory / "audit.jsonl"
+        self.lock = threading.Lock()
+
+    def backup(self, endpoint: str, name: str, port: int) -> None:
+        stem = f"{time.time_ns()}-{threading.get_ident()}-{name.replace(' ', '-')}"
+        path = self.directory / f"{stem}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump({"endpoint": endpoint, "connector": name, "port": port}, handle)
+
+    def record(self, endpoint: str, name: str, old: int, new: int) -> None:
+        line = json.dumps({"endpoint": endpoint, "connector": name, "old": old, "new": new})
+        with self.lock, self.audit.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
+def per_endpoint(infos: list[Info], work: Callable[[Info], None]) -> None:
     threads = [threading.Thread(target=work, args=(info,)) for info in infos]
     for thread in threads:
         thread.start()
@@ -134,29 +199,72 @@ def per_endpoint(infos: list[dict[str, object]], work: Callable[[dict[str, objec
         thread.join()
 
 
-def floor(infos: list[dict[str, object]], port: int) -> None:
-    from pypsrp.powershell import RunspacePool
-
-    def work(info: dict[str, object]) -> None:
-        with RunspacePool(wsman(info), configuration_name="Microsoft.Exchange") as pool:
-            for name in names():
-                set_port(pool, name, port)
-
-    per_endpoint(infos, work)
-
-
-def naive(infos: list[dict[str, object]], port: int) -> None:
-    from pypsrp.powershell import RunspacePool
-
-    def work(info: dict[str, object]) -> None:
-        for name in names():
-            with RunspacePool(wsman(info), configuration_name="Microsoft.Exchange") as pool:
-                set_port(pool, name, port)
+def floor(infos: list[Info], wanted: list[str], port: int, rec: Recorder) -> None:
+    def work(info: Info) -> None:
+        with pool(info) as rpool:
+            ports = read_ports(rpool)
+            for name in (n for n in wanted if ports[n] != port):
+                rec.backup(info["endpoint"], name, ports[name])
+                ps = command(rpool, "Set-SendConnector", Identity=name, Port=port, Confirm=False)
+                ps.invoke()
+                check(ps)
+                rec.record(info["endpoint"], name, ports[name], port)
 
     per_endpoint(infos, work)
 
 
-def bulk(spec: Path, state: Path, expect: str = f"changed={ENDPOINTS * PER_ENDPOINT},") -> None:
+def fastest(infos: list[Info], wanted: list[str], port: int, rec: Recorder) -> None:
+    def work(info: Info) -> None:
+        with pool(info, IN_FLIGHT) as rpool:
+            ports = read_ports(rpool)
+            todo = [n for n in wanted if ports[n] != port]
+            flying: list[tuple[str, Any]] = []
+            for position, name in enumerate(todo):
+                rec.backup(info["endpoint"], name, ports[name])
+                ps = command(rpool, "Set-SendConnector", Identity=name, Port=port, Confirm=False)
+                ps.begin_invoke()
+                flying.append((name, ps))
+                if len(flying) == IN_FLIGHT or position == len(todo) - 1:
+                    while flying:
+                        done_name, done = flying.pop(0)
+                        done.end_invoke()
+                        check(done)
+                        rec.record(info["endpoint"], done_name, ports[done_name], port)
+
+    per_endpoint(infos, work)
+
+
+def naive(infos: list[Info], wanted: list[str], port: int, rec: Recorder) -> None:
+    def work(info: Info) -> None:
+        for name in wanted:
+            with pool(info) as rpool:
+                old = read_ports(rpool, name)[name]
+                if old == port:
+                    continue
+                rec.backup(info["endpoint"], name, old)
+                ps = command(rpool, "Set-SendConnector", Identity=name, Port=port, Confirm=False)
+                ps.invoke()
+                check(ps)
+                rec.record(info["endpoint"], name, old, port)
+
+    per_endpoint(infos, work)
+
+
+def write_spec(path: Path, infos: list[Info], wanted: list[str], port: int) -> None:
+    rows = [
+        f"  - endpoint: {info['endpoint']}\n    auth: basic\n    user: {info['username']}\n"
+        f"    connector: {name}\n    port: {port}\n"
+        for info in infos
+        for name in wanted
+    ]
+    path.write_text("connectors:\n" + "".join(rows), encoding="utf-8")
+
+
+def bulk_env(state: Path) -> dict[str, str]:
+    return {**os.environ, "XDG_STATE_HOME": str(state), "XDG_CONFIG_HOME": str(state)}
+
+
+def bulk(spec: Path, state: Path, expect: str) -> None:
     from remediate.cli import main
     from remediate.env import Environment
 
@@ -167,81 +275,155 @@ def bulk(spec: Path, state: Path, expect: str = f"changed={ENDPOINTS * PER_ENDPO
         stderr=err,
         stdin_isatty=False,
         stdout_isatty=False,
-        environ={**os.environ, "XDG_STATE_HOME": str(state), "XDG_CONFIG_HOME": str(state)},
+        environ=bulk_env(state),
     )
     status = main(["bulk", "apply", str(spec), "--yes", "--password-stdin"], env)
     if status != 0 or expect not in out.getvalue():
         raise SystemExit(f"bulk apply failed ({status}):\n{out.getvalue()[-2000:]}{err.getvalue()}")
 
 
-def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def bulk_process_rss(spec: Path, state: Path) -> float:
+    """Peak RSS (MiB) of `remediate bulk apply` run as its own process."""
+    exe = Path(sys.executable).with_name("remediate")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    done = subprocess.run(
+        [str(exe), "bulk", "apply", str(spec), "--yes", "--password-stdin"],
+        input=ADMIN_PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        env=bulk_env(state),
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"bulk apply (process) failed: {done.stdout[-1000:]}{done.stderr}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(after, before) / 1024
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# --- one profile -------------------------------------------------------------------------------
+
+
+def run_profile(profile: str, connectors: int, rounds: int, methods: list[str]) -> dict[str, Any]:
+    per = connectors // ENDPOINTS
+    wanted = names(per)
+    total = per * ENDPOINTS
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        labs = Labs(base, per, LATENCY[profile])
+        times: dict[str, list[float]] = {m: [] for m in methods}
+        cpu: dict[str, list[float]] = {m: [] for m in methods}
+        trips: dict[str, float] = {}
+        port = FIRST_PORT
+        try:
+            for round_number in range(rounds):
+                order = (
+                    methods[round_number % len(methods) :] + methods[: round_number % len(methods)]
+                )
+                for method in order:
+                    port += 1
+                    rec = Recorder(base / "records" / f"{method}-{port}")
+                    spec = base / f"bulk-{port}.yaml"
+                    write_spec(spec, labs.infos, wanted, port)
+                    requests_before = labs.requests()
+                    cpu_before = cpu_seconds()
+                    started = time.perf_counter()
+                    if method == "bulk":
+                        bulk(spec, base / "state", expect=f"changed={per},")
+                    else:
+                        {"floor": floor, "fastest": fastest, "naive": naive}[method](
+                            labs.infos, wanted, port, rec
+                        )
+                    times[method].append(time.perf_counter() - started)
+                    cpu[method].append(cpu_seconds() - cpu_before)
+                    trips[method] = (labs.requests() - requests_before) / total
+                print(
+                    f"  [{profile} {total}] round {round_number + 1}: "
+                    + ", ".join(f"{m} {times[m][-1]:.2f}s" for m in methods),
+                    flush=True,
+                )
+            rss = None
+            if "bulk" in methods:
+                port += 1
+                spec = base / f"bulk-{port}.yaml"
+                write_spec(spec, labs.infos, wanted, port)
+                rss = bulk_process_rss(spec, base / "state")
+        finally:
+            labs.stop()
+    return {
+        "profile": profile,
+        "connectors": total,
+        "rounds": rounds,
+        "median": {m: statistics.median(t) for m, t in times.items()},
+        "cpu_per_connector_ms": {m: 1000 * statistics.median(c) / total for m, c in cpu.items()},
+        "trips": trips,
+        "rss": rss,
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    total, med = result["connectors"], result["median"]
+    print(
+        f"{result['profile']} latency, {total} connectors over {ENDPOINTS} endpoints, "
+        f"{result['rounds']} round(s), medians:"
+    )
+    for method, median in med.items():
+        print(
+            f"  {method:8} {median:7.2f}s  {total / median:7.1f} connectors/s  "
+            f"{result['trips'][method]:5.2f} round trips/connector  "
+            f"CPU here {result['cpu_per_connector_ms'][method]:5.2f} ms/connector"
+        )
+    if "bulk" in med:
+        if "naive" in med:
+            print(f"  naive / bulk   = {med['naive'] / med['bulk']:.2f}x (goal >= 5x)")
+        if "fastest" in med:
+            print(f"  bulk / fastest = {med['bulk'] / med['fastest']:.2f}x (goal <= 1.25x)")
+        if "floor" in med:
+            print(f"  floor / bulk   = {med['floor'] / med['bulk']:.2f}x")
+        if result["rss"] is not None:
+            print(
+                f"  peak RSS of `remediate bulk apply` (own process): {result['rss']:.0f} MiB"
+                " (goal < 150 MiB)"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--connectors", type=int, nargs="+", default=[200])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--latency", choices=["zero", "realistic", "both"], default="both")
+    parser.add_argument("--methods", default="bulk,floor,fastest,naive")
     parser.add_argument("--serve-lab", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--per-endpoint", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--lab-latency", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_lab:
-        serve_lab(args.serve_lab)
+        serve_lab(args.serve_lab, args.per_endpoint, json.loads(args.lab_latency))
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        processes, infos = start_labs(base)
-        try:
-            times: dict[str, list[float]] = {"bulk": [], "floor": [], "naive": []}
-            peaks: dict[str, float] = {}
-            port = FIRST_PORT
-            for round_number in range(args.rounds):
-                order = ["bulk", "floor", "naive"]
-                order = order[round_number % 3 :] + order[: round_number % 3]
-                for method in order:
-                    port += 1
-                    spec = base / f"bulk-{port}.yaml"
-                    write_spec(spec, infos, port)
-                    started = time.perf_counter()
-                    if method == "bulk":
-                        bulk(spec, base / "state")
-                    elif method == "floor":
-                        floor(infos, port)
-                    else:
-                        naive(infos, port)
-                    times[method].append(time.perf_counter() - started)
-                    if method == "bulk" and round_number == 0:  # same file again: all ok
-                        bulk(
-                            spec,
-                            base / "state",
-                            expect=f"ok={ENDPOINTS * PER_ENDPOINT}, changed=0,",
-                        )
-                        print("second bulk run of the same file: all ok, nothing changed")
-                    peaks[method] = max(peaks.get(method, 0.0), peak_mib())
-                print(
-                    f"round {round_number + 1}: "
-                    + ", ".join(f"{m} {times[m][-1]:.2f}s" for m in times),
-                    flush=True,
-                )
-        finally:
-            for process in processes:  # a lab stops when its stdin closes
-                if process.stdin is not None:
-                    process.stdin.close()
-            for process in processes:
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.terminate()
-    medians = {m: statistics.median(t) for m, t in times.items()}
-    total = ENDPOINTS * PER_ENDPOINT
-    print(f"{total} connectors over {ENDPOINTS} endpoints, {args.rounds} round(s), medians:")
-    for method, median in medians.items():
-        print(f"  {method:6} {median:6.2f}s  {total / median:6.1f} connectors/s")
-    print(f"bulk / floor  = {medians['bulk'] / medians['floor']:.2f}x (target <= 1.25x)")
-    print(f"naive / floor = {medians['naive'] / medians['floor']:.2f}x")
-    print(f"bulk / naive  = {medians['bulk'] / medians['naive']:.2f}x")
-    print(
-        "peak memory of this process (RSS, MiB) after the first round of each: "
-        + ", ".join(f"{m} {p:.0f}" for m, p in peaks.items())
-    )
+    methods = args.methods.split(",")
+    profiles = ["zero", "realistic"] if args.latency == "both" else [args.latency]
+    print(f"machine: {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f} at start")
+    results = []
+    for profile in profiles:
+        for connectors in args.connectors:
+            result = run_profile(profile, connectors, args.rounds, methods)
+            results.append(result)
+            report(result)
+    bulk_runs = [r for r in results if r["profile"] == "realistic" and "bulk" in r["median"]]
+    if len(bulk_runs) >= 2:
+        small, large = bulk_runs[0], bulk_runs[-1]
+        per_small = small["median"]["bulk"] / small["connectors"]
+        per_large = large["median"]["bulk"] / large["connectors"]
+        print(
+            f"bulk time per connector {small['connectors']} -> {large['connectors']}: "
+            f"{1000 * per_small:.2f} -> {1000 * per_large:.2f} ms "
+            f"({per_large / per_small:.2f}x; goal within 1.10x)"
+        )
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

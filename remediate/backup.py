@@ -73,10 +73,10 @@ def write_backup(
     plan: Plan,
     *,
     environ: Mapping[str, str] | None = None,
+    script: bool = True,
 ) -> Backup:
-    """Save ``connector`` and ``plan`` (JSON) and the rendered undo script, before a change."""
-    from remediate.render import render_script
-
+    """Save ``connector`` and ``plan`` (JSON) and the rendered undo script, before a change.
+    ``script=False`` writes the JSON only (bulk renders one undo script per run)."""
     now = datetime.now(UTC)
     created = now.isoformat(timespec="seconds")
     directory = backup_dir(environ)
@@ -101,7 +101,10 @@ def write_backup(
         "plan": plan_to_json(backup.applied),
     }
     _write_private(backup.path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
-    _write_private(backup.script, script_bytes(render_script(backup.undo_plan(), now)))
+    if script:
+        from remediate.render import render_script
+
+        _write_private(backup.script, script_bytes(render_script(backup.undo_plan(), now)))
     return backup
 
 

@@ -32,7 +32,14 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the sub-command it names gets its arguments.
+
+    Why: some commands' arguments come from the planner (playbooks, YAML), which costs tens
+    of milliseconds to import; ``remediate --help``, ``--version`` and the other commands
+    need none of it. Without ``argv`` every sub-command is complete.
+    """
+    chosen = _chosen_command(argv) if argv is not None else None
     parser = _Parser(
         prog="remediate",
         description="Guided and scripted fixes for Exchange Send connector events 2016 and 2002.",
@@ -51,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
             epilog=getattr(module, "EPILOG", None),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        module.add_arguments(cmd)
+        if argv is None or module.NAME == chosen:
+            module.add_arguments(cmd)
         _add_log_arguments(cmd, argparse.SUPPRESS)
         cmd.set_defaults(_module=module)
     return parser
@@ -70,12 +78,17 @@ def _add_log_arguments(parser: argparse.ArgumentParser, default: object) -> None
     )
 
 
+def _chosen_command(argv: Sequence[str]) -> str | None:
+    """The first argument that is not an option (the top level has only flag options)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
     """The command; ``argv`` None means the real process (SIGTERM/SIGHUP then handled)."""
     if argv is None:
         interrupts.install()
     env = env or Environment()
-    parser = build_parser()
+    parser = build_parser(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if not getattr(args, "_module", None):
         parser.print_help(env.stdout)

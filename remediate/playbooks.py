@@ -155,7 +155,9 @@ def find(name: str, directory: Path | None = None) -> Playbook:
 
 def load_file(path: Path) -> Playbook:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's CSafeLoader when built in (about 20x faster than the pure-Python one)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - safe
     except (OSError, UnicodeDecodeError) as exc:
         raise PlaybookError(f"{path.name}: cannot be read ({exc})") from exc
     except yaml.YAMLError as exc:

@@ -37,6 +37,24 @@ __all__ = ["RemoteError", "Session", "StepResult", "open_session"]
 
 WHAT_IF_PREFIX = "What if:"
 QUEUE_DELIVERY = "SmartHostConnectorDelivery"
+# MaxConcurrentCommandsPerShell: a shell takes this many commands in its life, then fails
+# every further one (exchange-notes.md "Throttling"; pypsrp issue 148). Sessions open a new
+# shell before they reach it.
+COMMANDS_PER_SHELL = 1000
+_QUOTA_REASON = "maximum number of concurrent commands per shell"
+
+
+class ShellQuotaReached(Exception):
+    """``begin`` would exceed the shell's command quota: finish what is in flight, then
+    ``recycle()``. Nothing was sent for the step."""
+
+
+@dataclass
+class Pending:
+    """A step sent with ``Session.begin``, its pipeline running on the server."""
+
+    step: Step
+    ps: Any
 
 
 @dataclass
@@ -66,6 +84,9 @@ class Session:
         connection: Connection,
         password: str | None,
         warn: Callable[[str], None] | None = None,
+        *,
+        runspaces: int = 1,
+        commands_per_shell: int = COMMANDS_PER_SHELL,
     ) -> None:
         self.connection = connection
         self._password = password
@@ -73,6 +94,10 @@ class Session:
         self._pool: Any = None
         self._host: Any = None
         self._keys_exchanged = False
+        self.runspaces = max(1, runspaces)  # pipelines the pool runs at once
+        self.commands_per_shell = max(1, commands_per_shell)
+        self.commands_sent = 0  # in the current shell
+        self.shells_opened = 0
 
     def __enter__(self) -> Session:
         if self._pool is None:
@@ -106,6 +131,7 @@ class Session:
                 self._wsman(),
                 configuration_name=self.connection.configuration_name,
                 host=self._host,
+                max_runspaces=self.runspaces,
             )
             pool.open()
         except Exception as exc:
@@ -114,6 +140,8 @@ class Session:
                     pool.close()
             raise map_exception(exc, self.connection) from None
         self._pool = pool
+        self.commands_sent = 0
+        self.shells_opened += 1
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -125,29 +153,70 @@ class Session:
 
     # --- steps -----------------------------------------------------------------------------
 
+    @property
+    def commands_left(self) -> int:
+        """Commands the current shell still takes before its quota."""
+        return self.commands_per_shell - self.commands_sent
+
+    def recycle(self) -> None:
+        """A new shell for the next commands (nothing may be in flight)."""
+        self.close()
+        self.open()
+
     def run(
         self, step: Step, credential: Callable[[CredentialRef], str] | None = None
     ) -> StepResult:
-        """Send one step; error records come back in the result, transport failures raise."""
+        """Send one step and wait for it; error records come back in the result, transport
+        failures raise. A new shell is opened first when the quota is reached."""
+        try:
+            pending = self.begin(step, credential)
+        except ShellQuotaReached:
+            self.recycle()
+            pending = self.begin(step, credential)
+        return self.finish(pending)
+
+    def begin(
+        self, step: Step, credential: Callable[[CredentialRef], str] | None = None
+    ) -> Pending:
+        """Send one step without waiting (the pool runs up to ``runspaces`` at once).
+        ShellQuotaReached when the shell takes no more commands: nothing was sent."""
+        from pypsrp.exceptions import WSManFaultError
         from pypsrp.powershell import PowerShell
 
         pool = self._require_pool()
-        lines_before = len(self._host.ui.stdout)
+        if self.commands_left <= 0:
+            raise ShellQuotaReached
         try:
             ps = PowerShell(pool)
             ps.add_cmdlet(step.cmdlet)
             for parameter in step.parameters:
                 ps.add_parameter(parameter.name, self._wire_value(parameter, credential))
-            raw_output = ps.invoke()
+            self.commands_sent += 1
+            ps.begin_invoke()
         except RemediateError:  # no password for a credential, a locked keyring
             raise
+        except WSManFaultError as exc:
+            if _QUOTA_REASON in str(exc.reason).lower():  # a server quota lower than ours
+                self.commands_per_shell = self.commands_sent = max(1, self.commands_sent - 1)
+                pool.pipelines.pop(ps.id, None)
+                raise ShellQuotaReached from None
+            raise map_exception(exc, self.connection) from None
         except Exception as exc:
             raise map_exception(exc, self.connection) from None
-        host_lines = [line.rstrip("\r\n") for line in self._host.ui.stdout[lines_before:]]
+        return Pending(step, ps)
+
+    def finish(self, pending: Pending) -> StepResult:
+        """Wait for a step sent with ``begin`` and read what it produced."""
+        ps = pending.ps
+        try:
+            raw_output = ps.end_invoke()
+        except Exception as exc:
+            raise map_exception(exc, self.connection) from None
+        host_lines = [line.rstrip("\r\n") for line in self._host.lines_of(ps.id)]
         host_lines += [str(i.message_data) for i in ps.streams.information]
         errors = [remote_error_from_record(r) for r in ps.streams.error]
         return StepResult(
-            step=step,
+            step=pending.step,
             ok=not ps.had_errors and not errors,
             output=[plain(o) for o in raw_output],
             errors=errors,
@@ -348,7 +417,24 @@ def _stderr(text: str) -> None:
 
 
 def _collecting_host() -> Any:
-    """A PSHost whose UI keeps the lines the server writes (Exchange's "What if:" text)."""
+    """A PSHost whose UI keeps the lines the server writes (Exchange's "What if:" text), per
+    pipeline: several may be in flight at once."""
     from pypsrp.host import PSHost, PSHostUserInterface
 
-    return PSHost(None, None, False, "remediate", None, PSHostUserInterface(), __version__)
+    class CollectingHost(PSHost):
+        def __init__(self) -> None:
+            self.collecting_ui = PSHostUserInterface()
+            super().__init__(None, None, False, "remediate", None, self.collecting_ui, __version__)
+            self._lines: dict[Any, list[str]] = {}
+
+        def run_method(
+            self, method_identifier: Any, args: Any, runspace: Any, pipeline: Any = None
+        ) -> Any:
+            key = getattr(pipeline, "id", None)
+            self.collecting_ui.stdout = self._lines.setdefault(key, [])
+            return super().run_method(method_identifier, args, runspace, pipeline)
+
+        def lines_of(self, pipeline_id: Any) -> list[str]:
+            return self._lines.pop(pipeline_id, [])
+
+    return CollectingHost()

@@ -1,5 +1,7 @@
 """Read and apply per endpoint: endpoints in parallel (bounded), one Session (one runspace
-pool) per endpoint, that endpoint's connectors in sequence.
+pool) per endpoint, that endpoint's connectors with up to ``in_flight`` pipelines at once
+(``flights.Driver``), each connector with its own backup (one JSON file), audit entry, result
+and error; one undo script for the whole run, rendered once at the end.
 
 Passwords are resolved by the caller in the main thread before workers start. Ctrl-C only
 reaches the main thread: ``stop()`` sets an event that workers check before every step, so
@@ -9,7 +11,7 @@ each endpoint stops after the step in flight and reports the rest as skipped.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -19,15 +21,16 @@ from typing import TYPE_CHECKING, TypeVar
 from remediate import interrupts
 from remediate.bulk.diff import Target, Unmatched, plan_endpoint
 from remediate.bulk.spec import BulkSpec, Row
-from remediate.errors import ConnectionFailed, RemediateError
+from remediate.errors import RemediateError
 from remediate.locks import ConnectorLocks
 
 if TYPE_CHECKING:
+    from remediate.backup import Backup
+    from remediate.bulk.flights import Flight
     from remediate.connections import Connection
     from remediate.exchange import SendConnector
     from remediate.executor import CredentialSource, ExecutionResult
-    from remediate.plan import Step
-    from remediate.remote import Session, StepResult
+    from remediate.remote import Session
 
 T = TypeVar("T")
 
@@ -80,16 +83,20 @@ class EndpointState:
         return Status.OK
 
 
-SessionFactory = Callable[["Connection", "str | None"], "Session"]
+# Pipelines in flight at once per endpoint, one shell with this many runspaces: one shell per
+# endpoint stays far under PowerShellMaxConcurrency (18 shells per user), and Exchange's
+# budget of commands per shell is recycled before it is reached (remote.COMMANDS_PER_SHELL).
+IN_FLIGHT = 8
+SessionFactory = Callable[["Connection", "str | None", int], "Session"]
 # rows of one endpoint + its connectors -> targets (with plans) and rows that matched nothing
 Planner = Callable[[list[Row], list["SendConnector"]], tuple[list[Target], list[Unmatched]]]
 Progress = Callable[[EndpointState, ConnectorOutcome], None]
 
 
-def default_session(connection: Connection, password: str | None) -> Session:
+def default_session(connection: Connection, password: str | None, runspaces: int) -> Session:
     from remediate.remote import Session
 
-    return Session(connection, password)
+    return Session(connection, password, runspaces=runspaces)
 
 
 class BulkRun:
@@ -99,6 +106,7 @@ class BulkRun:
         passwords: Mapping[Connection, str | None],
         *,
         parallel: int = 4,
+        in_flight: int = IN_FLIGHT,
         environ: Mapping[str, str] | None = None,
         session_factory: SessionFactory = default_session,
         planner: Planner = plan_endpoint,
@@ -107,6 +115,8 @@ class BulkRun:
         self.spec = spec
         self.passwords = passwords
         self.parallel = max(1, parallel)
+        self.in_flight = max(1, in_flight)
+        self.backups: list[tuple[EndpointState, Target, Backup]] = []
         self.environ = environ
         self.session_factory = session_factory
         self.planner = planner
@@ -165,7 +175,9 @@ class BulkRun:
             state.error = f"not read: interrupted ({interrupts.reason()})"
             return
         try:
-            session = self.session_factory(state.endpoint, self.passwords.get(state.endpoint))
+            session = self.session_factory(
+                state.endpoint, self.passwords.get(state.endpoint), self.in_flight
+            )
             state.session = session
             session.open()
             connectors = session.get_connectors()
@@ -207,24 +219,69 @@ class BulkRun:
                     unmatched.row.target, unmatched.row.line, Status.FAILED, unmatched.message
                 )
             )
-        lost: str | None = None
+        changes: list[Target] = []
         for target in state.targets:
             if refused is not None and target.pending:
                 done(_outcome(target, Status.FAILED, f"not sent: {refused}"))
-            elif self.stopped:
-                reason = f"not run: interrupted ({interrupts.reason()})"
-                done(_outcome(target, Status.SKIPPED, reason))
-            elif lost is not None:
-                done(_outcome(target, Status.SKIPPED, f"not run: {lost}"))
             elif target.error is not None:
                 done(_outcome(target, Status.FAILED, target.error))
             elif not target.pending:
                 done(_outcome(target, Status.OK, "already as wanted"))
             else:
-                outcome = self._change(state, target, credential)
-                if outcome.status is Status.FAILED and state.session is None:
-                    lost = "the connection to the endpoint was lost"
-                done(outcome)
+                changes.append(target)
+        if not changes:
+            return
+        if state.session is None:
+            for target in changes:
+                done(_outcome(target, Status.SKIPPED, "not run: the endpoint is not connected"))
+            return
+        self._fly(state, changes, credential, done)
+
+    def _fly(
+        self,
+        state: EndpointState,
+        changes: list[Target],
+        credential: CredentialSource,
+        done: Callable[[ConnectorOutcome], None],
+    ) -> None:
+        """Back up and change ``changes`` with up to ``in_flight`` pipelines at once."""
+        from remediate.bulk.flights import Driver, Flight
+
+        assert state.session is not None
+        started: set[int] = set()
+        backups: dict[int, Backup] = {}
+
+        def source() -> Iterator[Flight | None]:
+            for target in changes:
+                if self.stopped:
+                    return
+                started.add(id(target))
+                saved = self._backup(state, target)
+                if isinstance(saved, ConnectorOutcome):
+                    done(saved)
+                    yield None
+                    continue
+                backups[id(target)] = saved
+                assert target.plan is not None
+                yield Flight(target.plan, target)
+
+        def finished(flight: Flight, result: ExecutionResult) -> None:
+            target = flight.key
+            assert isinstance(target, Target)
+            done(self._record(state, target, backups[id(target)], flight, result))
+
+        driver = Driver(state.session, credential, self.in_flight, lambda: self.stopped)
+        driver.run(source(), finished)
+        reason = (
+            f"the connection to the endpoint was lost ({driver.lost})"
+            if driver.lost is not None
+            else f"interrupted ({interrupts.reason()})"
+        )
+        for target in changes:
+            if id(target) not in started:
+                done(_outcome(target, Status.SKIPPED, f"not run: {reason}"))
+        if driver.lost is not None:
+            self._close(state)
 
     def _lock_and_reread(self, state: EndpointState, locks: ConnectorLocks) -> str | None:
         """Lock the connectors to change, then read and plan again under the locks (another
@@ -241,54 +298,49 @@ class BulkRun:
         state.targets, state.unmatched = targets, unmatched
         return None
 
-    def _change(
-        self, state: EndpointState, target: Target, credential: CredentialSource
-    ) -> ConnectorOutcome:
-        """Back up, run the plan, audit: one connector."""
+    def _backup(self, state: EndpointState, target: Target) -> Backup | ConnectorOutcome:
+        """The connector's backup, written before anything is sent; else why not."""
         from remediate import audit, backup
-        from remediate.executor import ExecutionInterrupted, ExecutionResult, execute
 
-        assert target.plan is not None and state.session is not None
-        plan, endpoint = target.plan, state.endpoint
+        assert target.plan is not None
         try:
             audit.check_log(self.environ)
-            saved = backup.write_backup(endpoint, target.before, plan, environ=self.environ)
+            return backup.write_backup(
+                state.endpoint, target.before, target.plan, environ=self.environ, script=False
+            )
         except OSError as exc:
             reason = f"not sent: the backup could not be written ({exc.strerror or exc})"
             return _outcome(target, Status.FAILED, reason)
         except RemediateError as exc:  # a planted symbolic link, a directory not ours
             return _outcome(target, Status.FAILED, f"not sent: {exc.message}")
-        lost: str | None = None
-        problem: str | None = None
-        ran: list[StepResult] = []
 
-        def check_stop(step: Step, result: StepResult) -> None:
-            ran.append(result)
-            if self.stopped:
-                raise KeyboardInterrupt
+    def _record(
+        self,
+        state: EndpointState,
+        target: Target,
+        saved: Backup,
+        flight: Flight,
+        result: ExecutionResult,
+    ) -> ConnectorOutcome:
+        """Audit one connector's run and say how it ended."""
+        from remediate import audit
 
-        try:
-            result: ExecutionResult = execute(state.session, plan, credential, on_step=check_stop)
-        except ExecutionInterrupted as stopped:
-            result = stopped.result
-        except ConnectionFailed as exc:
-            lost = exc.message
-            rest = list(plan.steps[len(ran) :])
-            result = ExecutionResult(plan, ran, rest[1:], interrupted=rest[0] if rest else None)
-            self._close(state)
-        except RemediateError as exc:  # before sending: a password missing, a locked keyring
-            problem = exc.message
-            result = ExecutionResult(plan, ran, list(plan.steps[len(ran) :]))
-        audit_path = audit.record(
-            endpoint, plan, target.before, result, environ=self.environ, backup=saved
-        )
+        assert target.plan is not None
+        with interrupts.deferred():
+            audit_path = audit.record(
+                state.endpoint, target.plan, target.before, result, environ=self.environ,
+                backup=saved,
+            )
+        self.backups.append((state, target, saved))
         outcome = _outcome(target, Status.CHANGED, "")
-        outcome.backup, outcome.undo_script, outcome.audit = saved.path, saved.script, audit_path
-        if lost is not None:
+        outcome.backup, outcome.audit = saved.path, audit_path
+        if flight.lost is not None:
             outcome.status = Status.FAILED
-            outcome.message = f"{lost} (the change may or may not have been applied)"
-        elif problem is not None:
-            outcome.status, outcome.message = Status.FAILED, problem
+            outcome.message = f"{flight.lost} (the change may or may not have been applied)"
+        elif flight.problem is not None:
+            outcome.status, outcome.message = Status.FAILED, flight.problem
+            if flight.problem.startswith("not run:"):
+                outcome.status = Status.SKIPPED
         elif result.ok:
             if not result.changed_steps:
                 outcome.status, outcome.message = Status.OK, "Exchange reported nothing to change"
@@ -299,6 +351,34 @@ class BulkRun:
             if failed is not None and failed.errors:
                 outcome.message = f"refused by Exchange: {failed.errors[0].message}"
         return outcome
+
+    def write_undo_script(self) -> Path | None:
+        """One undo script for every connector this run backed up (rendered once, at the
+        end, instead of once per connector); each outcome with a backup points to it."""
+        from datetime import UTC, datetime
+
+        from remediate.backup import backup_dir
+        from remediate.files import write_file
+        from remediate.render import render_script
+
+        if not self.backups:
+            return None
+        now = datetime.now(UTC)
+        parts = [
+            "# remediate bulk apply: undo, one section per connector changed; run each\n"
+            "# endpoint's sections in the Exchange Management Shell of that organisation.\n"
+        ]
+        for state, target, saved in self.backups:
+            parts.append(f"\n# ===== {state.endpoint.label}: {target.name} =====\n")
+            parts.append(render_script(saved.undo_plan(), now))
+        path = backup_dir(self.environ) / f"{now:%Y%m%dT%H%M%S%fZ}-bulk-undo.ps1"
+        write_file(path, "".join(parts), what="the undo script", private=True)
+        paths = {saved.path for _, _, saved in self.backups}
+        for state in self.states:
+            for outcome in state.outcomes:
+                if outcome.backup in paths:
+                    outcome.undo_script = path
+        return path
 
     @staticmethod
     def _close(state: EndpointState) -> None:

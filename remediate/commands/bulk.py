@@ -30,8 +30,9 @@ plan:  read every endpoint's connectors (one Get-SendConnector each), print per 
        Exit status: 0 nothing to change, 10 changes pending, 6 a row cannot be planned,
        5 an endpoint could not be read, 2 the file has problems (each listed with its line).
 apply: the same, then apply only the differences: endpoints in parallel (--parallel), the
-       connectors of one endpoint in sequence on one session; a backup and an audit entry for
-       every change; a recap per endpoint and connector; --report writes it as JSON.
+       connectors of one endpoint as pipelines of one shell, --in-flight at once; a backup
+       and an audit entry for every change, one undo script for the run; a recap per
+       endpoint and connector; --report writes it as JSON.
        Exit status: 0 all ok or changed, 6 something failed or was skipped, 130 Ctrl-C.
 undo:  restore what a run changed, from the backups its --report lists.
 
@@ -47,6 +48,7 @@ examples:
   remediate bulk undo run.json --yes
 """
 PENDING_EXIT = 10
+MAX_IN_FLIGHT = 16  # runspaces in one shell; Exchange's own throttling is per shell and user
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             help="endpoints worked on at once (default 4)",
         )
         sub.add_argument(
+            "--in-flight",
+            type=int,
+            default=8,
+            metavar="N",
+            help="changes sent at once per endpoint, as pipelines of one shell (default 8)",
+        )
+        sub.add_argument(
             "--password-stdin",
             action="store_true",
             help="line 1: admin password, line 2: shared relay password",
@@ -89,6 +98,8 @@ def run(args: argparse.Namespace, out: Environment) -> int:
     env = for_people(out, args)
     if args.parallel < 1:
         raise UsageError("--parallel must be 1 or more")
+    if not 1 <= args.in_flight <= MAX_IN_FLIGHT:
+        raise UsageError(f"--in-flight must be 1 to {MAX_IN_FLIGHT}")
     if args.bulk_action == "undo":
         return _undo(args, env)
     from remediate.bulk.spec import SpecError, load
@@ -122,6 +133,7 @@ def _open_run(
         spec,
         passwords,
         parallel=args.parallel,
+        in_flight=args.in_flight,
         environ=env.environ,
         planner=planner or plan_endpoint,
         lock=lock,
@@ -225,12 +237,15 @@ def _apply(
             progress = _Progress(env, sum(_outcome_count(s) for s in states))
             bulk.apply(credential, progress)
             progress.finish()
+            undo_script = bulk.write_undo_script()
     except BaseException:
         if reserved:  # nothing was applied: the report's name is free again
             args.report.unlink(missing_ok=True)
         raise
     for line in recap_lines(states):
         env.report(line)
+    if undo_script is not None:
+        env.report(f"undo script (all changes of this run): {undo_script}")
     if args.report is not None:
         write_report(
             args.report, to_json(states, source, started=started, interrupted=bulk.stopped)

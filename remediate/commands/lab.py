@@ -96,6 +96,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(AD replication and a configuration reload; default 2, 0 for at once)",
     )
     parser.add_argument(
+        "--cmdlet-latency",
+        action="append",
+        default=[],
+        metavar="[CMDLET=]MS",
+        help="milliseconds each cmdlet takes on the server (MS: every cmdlet; CMDLET=MS: that "
+        "one; repeatable; default 0). Real servers spend 100-300 ms on an AD write",
+    )
+    parser.add_argument(
+        "--max-shells",
+        type=int,
+        metavar="N",
+        default=18,
+        help="shells open at once per user (Exchange's PowerShellMaxConcurrency, default 18)",
+    )
+    parser.add_argument(
+        "--max-commands-per-shell",
+        type=int,
+        metavar="N",
+        default=1000,
+        help="commands one shell runs in its life (MaxConcurrentCommandsPerShell, default 1000)",
+    )
+    parser.add_argument(
         "--allow-remote",
         action="store_true",
         help="allow listening on a non-loopback address (the lab is not secure)",
@@ -120,7 +142,7 @@ def lab_dir(env: Environment) -> Path:
 
 def run(args: argparse.Namespace, env: Environment) -> int:
     from remediate.lab.faults import Faults
-    from remediate.lab.server import Address, Lab
+    from remediate.lab.server import Address, CmdletLatency, Lab
 
     faults = Faults(
         latency=args.fault_latency,
@@ -148,6 +170,9 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         faults=faults,
         workdir=directory,
         auth=args.auth,
+        cmdlet_latency=CmdletLatency.parse(args.cmdlet_latency),
+        max_shells_per_user=args.max_shells,
+        max_commands_per_shell=args.max_commands_per_shell,
     )
     if not (lab.listen.is_loopback and lab.smtp_listen.is_loopback):
         env.err(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from remediate.lab import wsman
 from remediate.lab.api import CommandRunner
-from remediate.lab.psrp_session import PSRPShell
+from remediate.lab.psrp_session import MAX_COMMANDS_PER_SHELL, Latency, PSRPShell, no_latency
 from remediate.lab.wsman import Action, Request, WSManFault
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 CONFIGURATION = "Microsoft.Exchange"
 # Long-polling Receive never waits longer than this, whatever OperationTimeout asks.
 _MAX_RECEIVE_WAIT = 2.0
+# PowerShellMaxConcurrency of Exchange's default throttling policy: shells open at once per
+# user (exchange-notes.md "Throttling"; cloudiffic.com on the Exchange 2010 error).
+MAX_SHELLS_PER_USER = 18
 
 
 @dataclass
@@ -45,13 +48,28 @@ class Endpoint:
         machine: str,
         url: str,
         owner: str,
+        latency: Latency = no_latency,
+        max_shells: int = MAX_SHELLS_PER_USER,
+        max_commands: int = MAX_COMMANDS_PER_SHELL,
     ) -> None:
         self._runner_factory = runner_factory
+        self._latency = latency
+        self.max_shells = max_shells
+        self.max_commands = max_commands
         self.machine = machine
         self.url = url
         self.owner = owner
         self._shells: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+        self.shells_created = 0
+        self._peak_closed = 0  # peak_pipelines of shells already deleted
+
+    @property
+    def peak_pipelines(self) -> int:
+        """The most pipelines one shell ever ran at once (an observation for tests)."""
+        with self._lock:
+            open_peaks = [e.shell.peak_running for e in self._shells.values()]
+        return max([self._peak_closed, *open_peaks])
 
     @property
     def shell_count(self) -> int:
@@ -107,6 +125,7 @@ class Endpoint:
         if request.action == Action.DELETE:
             with self._lock:
                 self._shells.pop(entry.shell.shell_id, None)
+                self._peak_closed = max(self._peak_closed, entry.shell.peak_running)
             entry.shell.close()
             return wsman.empty_response(request, Action.DELETE)
         raise wsman.action_not_supported(request.action)
@@ -123,7 +142,16 @@ class Endpoint:
         shell_id = str(uuid.uuid4()).upper()
         if request.body is not None and request.body.get("ShellId"):
             shell_id = request.body.get("ShellId", "").upper()
-        shell = PSRPShell(shell_id, self._runner_factory(), wsman.creation_xml(request))
+        with self._lock:  # every shell is the lab admin's: the per-user limit is the total
+            if len(self._shells) >= self.max_shells:
+                raise wsman.shell_quota_exceeded(self.max_shells)
+        shell = PSRPShell(
+            shell_id,
+            self._runner_factory(),
+            wsman.creation_xml(request),
+            latency=self._latency,
+            max_commands=self.max_commands,
+        )
         info = wsman.ShellInfo(
             shell_id=shell_id,
             resource_uri=f"{wsman.POWERSHELL_URI_PREFIX}{CONFIGURATION}",
@@ -131,7 +159,10 @@ class Endpoint:
             client_ip=client_ip,
         )
         with self._lock:
+            if len(self._shells) >= self.max_shells:  # another Create won the last place
+                raise wsman.shell_quota_exceeded(self.max_shells)
             self._shells[shell_id] = _Entry(shell, info)
+            self.shells_created += 1
         return wsman.create_response(request, info, self.url)
 
     def _receive(self, request: Request, entry: _Entry) -> bytes:

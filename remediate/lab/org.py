@@ -11,11 +11,14 @@ Entry point for the protocol half (``server.Lab``)::
     org.close()                          # waits for deliveries in flight, saves
 
 ``state_path`` None keeps everything in memory. Otherwise the state is JSON written
-atomically (temporary file + ``os.replace``) with mode 0600, because it holds the relay
-password and the connectors' stored credentials as Active Directory would. A missing file, or
-``reset=True``, starts from the seeded scenario (``seed.py``). When the lab smart host or the
-closed port moved since the state was written, connectors that pointed at the old ones are
-moved with them, so a restarted lab still reproduces the same events.
+atomically (temporary file + fsync + ``os.replace``) with mode 0600, because it holds the relay
+password and the connectors' stored credentials as Active Directory would. A change marks the
+state dirty; one background write follows within ``SAVE_DELAY`` seconds whatever the number of
+changes (so a bulk run is not bound by rewriting the whole file per change), and ``close()``
+writes at once. A crash loses at most the last ``SAVE_DELAY`` seconds, never the file.
+A missing file, or ``reset=True``, starts from the seeded scenario (``seed.py``). When the lab
+smart host or the closed port moved since the state was written, connectors that pointed at
+the old ones are moved with them, so a restarted lab still reproduces the same events.
 
 All reads and changes go through one lock; cmdlets get copies, never live objects.
 """
@@ -40,6 +43,8 @@ STATE_VERSION = 2  # 2: certificates, DomainSecureEnabled, queues on EX02
 DOMAIN = "contoso.lab"
 DOMAIN_CONTROLLER = "DC1.contoso.lab"
 RETRY_INTERVAL = datetime.timedelta(minutes=10)
+# Seconds between a change and the write of the state file that holds it (debounced).
+SAVE_DELAY = 0.5
 
 
 class StateFileError(UsageError):
@@ -278,6 +283,9 @@ class Organization:
         # Per connector GUID: (monotonic time of the change, the connector as changed).
         # What the state held at open has always been loaded by the transport.
         self._changes: dict[str, list[tuple[float, Connector]]] = {}
+        self._dirty = False
+        self._saver: threading.Timer | None = None
+        self._write_lock = threading.Lock()  # one writer of the file at a time
 
     # --- opening and saving ----------------------------------------------------------------
 
@@ -302,20 +310,41 @@ class Organization:
         if state is None:
             state = seed_state(smart_host=smart_host, closed_port=closed_port)
         org = cls(state, state_path, config_delay=config_delay)
-        org.save()
+        org._dirty = True
+        org.flush()
         return org
 
     def save(self) -> None:
-        """Write the state atomically (0600). Nothing to do for an in-memory organisation."""
+        """Mark the state changed: it is written within ``SAVE_DELAY`` seconds (debounced)."""
         if self._path is None:
             return
         with self._lock:
-            text = json.dumps(self._state.to_json(), indent=2)
-        _write_private(self._path, text + "\n")
+            self._dirty = True
+            if self._saver is None:
+                self._saver = threading.Timer(SAVE_DELAY, self.flush)
+                self._saver.daemon = True
+                self._saver.start()
+
+    def flush(self) -> None:
+        """Write the state now if it changed since the last write: atomically, 0600."""
+        if self._path is None:
+            return
+        with self._write_lock:
+            with self._lock:
+                self._saver = None
+                if not self._dirty:
+                    return
+                self._dirty = False
+                text = json.dumps(self._state.to_json())
+            _write_private(self._path, text + "\n")
 
     def close(self) -> None:
         self.wait_for_deliveries()
-        self.save()
+        with self._lock:
+            saver, self._saver = self._saver, None
+        if saver is not None:
+            saver.cancel()
+        self.flush()
 
     # --- reading ---------------------------------------------------------------------------
 

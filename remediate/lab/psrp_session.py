@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from psrpcore import (
@@ -43,7 +44,12 @@ from psrpcore.types import (
 
 from remediate.lab import psrp_values, wire
 from remediate.lab.api import CmdletError, CommandRunner, LabObject
-from remediate.lab.wsman import SIGNAL_CTRL_C, SIGNAL_TERMINATE, invalid_request
+from remediate.lab.wsman import (
+    SIGNAL_CTRL_C,
+    SIGNAL_TERMINATE,
+    command_quota_exceeded,
+    invalid_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,15 @@ log = logging.getLogger(__name__)
 # base64 inflates by a third).
 _CHUNK = 64 * 1024
 _FINISHED = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped)
+# MaxConcurrentCommandsPerShell (exchange-notes.md "Throttling"; pypsrp issue 148): a shell
+# takes this many commands in its life, then refuses every further one.
+MAX_COMMANDS_PER_SHELL = 1000
+# Seconds a cmdlet takes on the server, by cmdlet name: none by default.
+Latency = Callable[[str], float]
+
+
+def no_latency(cmdlet: str) -> float:
+    return 0.0
 
 
 class _Pool(ServerRunspacePool):
@@ -111,11 +126,30 @@ class _Host:
 
 
 class PSRPShell:
-    """A runspace pool behind one WSMan ShellId. Thread-safe: one lock per shell."""
+    """A runspace pool behind one WSMan ShellId. Thread-safe: one lock per shell.
 
-    def __init__(self, shell_id: str, runner: CommandRunner, creation: bytes) -> None:
+    Pipelines run on their own threads, at most the pool's MaxRunspaces at once (PowerShell
+    queues the others until a runspace is free), so a Command is answered at once and a
+    client can have several pipelines in flight. A cmdlet's ``latency`` is spent with the
+    lock released, as a real server's runspaces work side by side.
+    """
+
+    def __init__(
+        self,
+        shell_id: str,
+        runner: CommandRunner,
+        creation: bytes,
+        *,
+        latency: Latency = no_latency,
+        max_commands: int = MAX_COMMANDS_PER_SHELL,
+    ) -> None:
         self.shell_id = shell_id
         self._runner = runner
+        self._latency = latency
+        self._max_commands = max_commands
+        self.commands_seen = 0
+        self._running = 0  # pipelines holding a runspace
+        self.peak_running = 0  # the most pipelines that ever ran at once in this shell
         self._cond = threading.Condition()
         self._pool = _Pool()
         self._outbox: dict[uuid.UUID | None, list[bytes]] = defaultdict(list)
@@ -132,6 +166,9 @@ class PSRPShell:
         pipeline_id = _pipeline_id(data)
         command_id = (requested_id or str(pipeline_id)).upper()
         with self._cond:
+            if self.commands_seen >= self._max_commands:
+                raise command_quota_exceeded()
+            self.commands_seen += 1
             pipeline = _Pipeline(self._pool, pipeline_id)
             self._invocations[pipeline_id] = _Invocation(pipeline, command_id)
             self._by_command[command_id] = pipeline_id
@@ -240,10 +277,32 @@ class PSRPShell:
         self._cond.notify_all()
 
     def _run(self, invocation: _Invocation) -> None:
+        """Start the pipeline's thread (called with the lock held)."""
         if invocation.ran:
             return
         invocation.ran = True
+        threading.Thread(
+            target=self._execute, args=(invocation,), name="lab-pipeline", daemon=True
+        ).start()
+
+    def _execute(self, invocation: _Invocation) -> None:
+        with self._cond:
+            while self._running >= max(1, int(self._pool.max_runspaces or 1)):
+                if self._gone(invocation):
+                    return
+                self._cond.wait(0.5)
+            self._running += 1
+            self.peak_running = max(self.peak_running, self._running)
+            try:
+                self._execute_locked(invocation)
+            finally:
+                self._running -= 1
+                self._drain()
+
+    def _execute_locked(self, invocation: _Invocation) -> None:
         pipeline = invocation.pipeline
+        if self._gone(invocation):
+            return
         pipeline.start()
         metadata = pipeline.metadata
         assert metadata is not None  # psrpcore set it from the CreatePipeline message
@@ -258,15 +317,34 @@ class PSRPShell:
             pipeline.fail(psrp_values.error_record(psrp_values.input_refused(), None))
             return
         for statement in filter(None, statements):
-            if not self._run_statement(pipeline, statement, has_ui):
+            if not self._run_statement(invocation, statement, has_ui):
                 return
         pipeline.complete()
 
-    def _run_statement(self, pipeline: _Pipeline, commands: list, has_ui: bool) -> bool:
-        """Run one statement; False when a terminating error ended the pipeline."""
+    def _gone(self, invocation: _Invocation) -> bool:
+        """Closed, terminated or stopped while it waited."""
+        return (
+            self.closed
+            or invocation.pipeline.pipeline_id not in self._invocations
+            or invocation.pipeline.state in _FINISHED
+        )
+
+    def _pause(self, seconds: float) -> None:
+        """Wait with the lock released (the lock is held by the caller)."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            self._cond.wait(remaining)
+
+    def _run_statement(self, invocation: _Invocation, commands: list, has_ui: bool) -> bool:
+        """Run one statement; False when a terminating error ended the pipeline (or it was
+        stopped meanwhile)."""
+        pipeline = invocation.pipeline
         flowing: list[LabObject] = []
         for command in commands:
             name = str(command.command_text)
+            self._pause(self._latency(name))
+            if self._gone(invocation):
+                return False
             try:
                 if command.is_script:
                     raise psrp_values.no_language_error(name)

@@ -37,15 +37,17 @@ import socket
 import ssl
 import tempfile
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from remediate.errors import UsageError
 from remediate.lab.auth import AuthConfig, AuthMode
-from remediate.lab.endpoint import CONFIGURATION, Endpoint
+from remediate.lab.endpoint import CONFIGURATION, MAX_SHELLS_PER_USER, Endpoint
 from remediate.lab.faults import FaultInjector, Faults
 from remediate.lab.http_server import PATH, LabHTTPServer
+from remediate.lab.psrp_session import MAX_COMMANDS_PER_SHELL
 
 ADMIN_USER = "administrator@contoso.lab"
 MACHINE = "EX01"
@@ -81,6 +83,45 @@ class Address:
         return f"[{self.host}]" if ":" in self.host else self.host
 
 
+@dataclass(frozen=True)
+class CmdletLatency:
+    """Seconds a cmdlet takes on the server before it answers: ``by_cmdlet`` for the cmdlets
+    named there (case-insensitive), ``default`` for every other one. Real servers spend time
+    in Active Directory; the lab spends none unless asked (``--cmdlet-latency``)."""
+
+    default: float = 0.0
+    by_cmdlet: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        values = [self.default, *self.by_cmdlet.values()]
+        if not all(v >= 0 for v in values):  # also refuses NaN
+            raise UsageError("--cmdlet-latency must be zero or more milliseconds")
+        object.__setattr__(self, "by_cmdlet", {k.lower(): v for k, v in self.by_cmdlet.items()})
+
+    def __call__(self, cmdlet: str) -> float:
+        return self.by_cmdlet.get(cmdlet.lower(), self.default)
+
+    @classmethod
+    def parse(cls, texts: list[str]) -> CmdletLatency:
+        """``MS`` (every cmdlet) or ``Cmdlet-Name=MS`` (one cmdlet), each in milliseconds."""
+        default, named = 0.0, {}
+        for text in texts:
+            name, sep, number = text.rpartition("=")
+            try:
+                seconds = float(number) / 1000
+            except ValueError:
+                raise UsageError(
+                    f"--cmdlet-latency {text!r}: use MS or Cmdlet-Name=MS (milliseconds)"
+                ) from None
+            if sep and not name.strip():
+                raise UsageError(f"--cmdlet-latency {text!r}: the cmdlet name is missing")
+            if sep:
+                named[name.strip()] = seconds
+            else:
+                default = seconds
+        return cls(default, named)
+
+
 class Lab:
     """Start with ``start()`` (or ``with Lab() as lab:``), stop with ``stop()``.
 
@@ -105,6 +146,9 @@ class Lab:
         extra_connectors: int = 0,
         config_delay: float = CONFIG_DELAY,
         auth: AuthMode | str = AuthMode.NTLM,
+        cmdlet_latency: CmdletLatency | None = None,
+        max_shells_per_user: int = MAX_SHELLS_PER_USER,
+        max_commands_per_shell: int = MAX_COMMANDS_PER_SHELL,
     ) -> None:
         for address, what in ((listen, "--listen"), (smtp_listen, "--smtp-listen")):
             if not address.is_loopback and not allow_remote:
@@ -132,6 +176,11 @@ class Lab:
         if not config_delay >= 0:  # also refuses NaN
             raise UsageError("--config-delay must be zero or more seconds")
         self.config_delay = float(config_delay)
+        self.cmdlet_latency = cmdlet_latency or CmdletLatency()
+        if max_shells_per_user < 1 or max_commands_per_shell < 1:
+            raise UsageError("the shell and command quotas must be 1 or more")
+        self.max_shells_per_user = max_shells_per_user  # PowerShellMaxConcurrency
+        self.max_commands_per_shell = max_commands_per_shell  # MaxConcurrentCommandsPerShell
         self._workdir = workdir
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self.ca_file: Path | None = None
@@ -186,6 +235,9 @@ class Lab:
                 machine=MACHINE,
                 url=f"{self._scheme}://{self.listen.url_host()}{PATH}",
                 owner=self.admin_user,
+                latency=self.cmdlet_latency,
+                max_shells=self.max_shells_per_user,
+                max_commands=self.max_commands_per_shell,
             )
             self._http = LabHTTPServer(
                 (self.listen.host, self.listen.port),
@@ -257,6 +309,17 @@ class Lab:
     @property
     def endpoint_url(self) -> str:
         return f"{self._scheme}://{self.listen.url_host()}:{self.port}{PATH}"
+
+    @property
+    def endpoint(self) -> Endpoint:
+        if self._endpoint is None:
+            raise RuntimeError("the lab is not started")
+        return self._endpoint
+
+    @property
+    def requests_seen(self) -> int:
+        """HTTP requests (round trips) the endpoint has read since it started."""
+        return self.faults.requests_seen
 
     @property
     def smtp_address(self) -> Address:

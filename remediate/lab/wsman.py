@@ -55,7 +55,7 @@ class Action(StrEnum):
 class WSManFault(Exception):
     """A fault the service answers with (HTTP 500 and a SOAP Fault body)."""
 
-    code: int
+    code: int | None  # None: no WSManFault detail (pypsrp then reports the subcode as code)
     subcode: str
     reason: str
     sender: bool = True  # s:Sender (the request was wrong) or s:Receiver (the service failed)
@@ -117,6 +117,36 @@ def internal_error(detail: str) -> WSManFault:
         0x80004005,
         "w:InternalError",
         f"The WS-Management service cannot process the request. Internal error: {detail}",
+        sender=False,
+    )
+
+
+def shell_quota_exceeded(limit: int) -> WSManFault:
+    """Create beyond Exchange's PowerShellMaxConcurrency (18 shells per user by default).
+    Reason as Exchange 2010 words it (cloudiffic.com, "This user is allowed a maximum of 18
+    concurrent shells, which has been exceeded"); code 2150859173 as WinRM sends it with the
+    same reason for its own per-user shell quota (test-kitchen issue 656, vagrant issue 7489)."""
+    return WSManFault(
+        0x803381A5,
+        "w:QuotaLimit",
+        "The WS-Management service cannot process the request. This user is allowed a maximum "
+        f"of {limit} concurrent shells, which has been exceeded. Close existing shells or raise "
+        "the quota for this user.",
+        sender=False,
+    )
+
+
+def command_quota_exceeded() -> WSManFault:
+    """Command beyond MaxConcurrentCommandsPerShell (1000): the shell takes no more commands,
+    finished or not (pypsrp issue 148: subcode w:InternalError and this reason after 1000
+    sequential commands, where pypsrp shows "Code: w:InternalError": the fault carried no
+    WSManFault detail with a numeric code, so the lab sends none either)."""
+    return WSManFault(
+        None,
+        "w:InternalError",
+        "The WS-Management service cannot process the request. The maximum number of "
+        "concurrent commands per shell has been exceeded. Retry the request later or raise the "
+        "Maximum Commands per Shell quota.",
         sender=False,
     )
 
@@ -384,6 +414,8 @@ def fault_response(request: Request | None, fault: WSManFault, machine: str) -> 
     ET.SubElement(sub, f"{{{s}}}Value").text = fault.subcode
     reason = ET.SubElement(fault_el, f"{{{s}}}Reason")
     ET.SubElement(reason, f"{{{s}}}Text", {f"{{{NS['xml']}}}lang": "en-US"}).text = fault.reason
+    if fault.code is None:
+        return _bytes(envelope)
     detail = ET.SubElement(fault_el, f"{{{s}}}Detail")
     wsman_el = ET.SubElement(
         detail, f"{{{wsman_fault}}}WSManFault", Code=str(fault.code), Machine=machine

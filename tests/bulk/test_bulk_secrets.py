@@ -16,6 +16,7 @@ import pytest
 
 from remediate.lab.faults import Faults
 from remediate.lab.seed import EXTRA_PREFIX
+from remediate.lab.server import CmdletLatency
 from remediate.secrets import RELAY_SERVICE, set_secret
 from tests.bulk.bulk_helpers import (
     ADMIN_PASSWORD,
@@ -93,7 +94,15 @@ def test_secret_canary_bulk(keyring_env: dict[str, str], tmp_path: Path) -> None
 
 
 def test_ctrl_c_stops_after_the_step_in_flight(tmp_path: Path) -> None:
-    (lab,) = start_labs(tmp_path, 1, extra_connectors=30, faults=Faults(latency=0.02))
+    # each change 0.2 s on the lab and 2 in flight: the run lasts seconds, so the signal lands
+    # mid-run even on a loaded machine (8 in flight at request latency alone ended too soon)
+    (lab,) = start_labs(
+        tmp_path,
+        1,
+        extra_connectors=30,
+        faults=Faults(latency=0.02),
+        cmdlet_latency=CmdletLatency(0.0, {"Set-SendConnector": 0.2}),
+    )
     try:
         names = [f"{EXTRA_PREFIX} {n:03d}" for n in range(1, 31)]
         spec = write_rows(tmp_path / "many.yaml", [row(lab, connector=n, port=2525) for n in names])
@@ -106,6 +115,8 @@ def test_ctrl_c_stops_after_the_step_in_flight(tmp_path: Path) -> None:
                 str(spec),
                 "--password-stdin",
                 "--yes",
+                "--in-flight",
+                "2",
                 "--report",
                 str(report),
             ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,35 @@ def test_state_file_is_private_atomic_json(tmp_path: Path) -> None:
     data = json.loads(state.read_text())
     assert data["version"] == 2 and data["relay"]["username"] == "relay@contoso.lab"
     org.replace_connector(_with_port(org, PARTNER, 2600))
+    org.flush()
     assert sorted(p.name for p in state.parent.iterdir()) == ["state.json"]  # no temp files
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    assert json.loads(state.read_text())["connectors"]
+
+
+def test_changes_are_saved_debounced_and_at_close(tmp_path: Path, monkeypatch) -> None:
+    """Many changes, few writes of the whole file (issue 15: the lab rewrote and fsynced it
+    per change); the last change is on disk within SAVE_DELAY, and at close at once."""
+    from remediate.lab import org as org_module
+
+    state = tmp_path / "state.json"
+    org = open_org(state, 2525)
+    writes: list[str] = []
+    real_write = org_module._write_private
+    monkeypatch.setattr(
+        org_module, "_write_private", lambda p, t: (writes.append(t), real_write(p, t))
+    )
+    for port in range(3000, 3050):
+        org.replace_connector(_with_port(org, PARTNER, port))
+    assert len(writes) <= 1
+    deadline = time.monotonic() + 10 * org_module.SAVE_DELAY
+    while '"port": 3049' not in state.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert '"port": 3049' in state.read_text()  # the debounced write came
+    assert 1 <= len(writes) <= 3
+    org.replace_connector(_with_port(org, PARTNER, 3100))
+    org.close()  # no wait: close writes at once
+    assert '"port": 3100' in state.read_text()
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
 
 
@@ -149,6 +178,7 @@ def test_concurrent_changes_keep_a_valid_state_file(tmp_path: Path) -> None:
         thread.start()
     for thread in threads:
         thread.join(30)
+    org.close()
     reloaded = open_org(state, 2525)
     assert len(reloaded.events) == 3 + 8 * 5
     assert len({e.record_id for e in reloaded.events}) == 3 + 8 * 5

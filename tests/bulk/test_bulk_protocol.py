@@ -1,0 +1,135 @@
+"""Bulk over the protocol's limits, the installed command against real labs: a new shell
+before MaxConcurrentCommandsPerShell (pypsrp issue 148), at most --in-flight pipelines at
+once in one shell, and each connector's error, backup and result its own."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from remediate.lab.org import Connector
+from remediate.lab.seed import EXTRA_PREFIX
+from remediate.lab.server import CmdletLatency
+from tests.bulk.bulk_helpers import bulk, cli_env, report_statuses, row, start_labs, write_rows
+
+pytestmark = pytest.mark.e2e
+
+
+def _names(count: int) -> list[str]:
+    return [f"{EXTRA_PREFIX} {n:03d}" for n in range(1, count + 1)]
+
+
+def test_a_new_shell_before_the_command_quota(tmp_path: Path) -> None:
+    """A lab whose shells take 5 commands: 12 changes (plus the reads) need several shells;
+    the tool learns the quota from the first refusal and recycles, and every change lands."""
+    (lab,) = start_labs(tmp_path, 1, extra_connectors=12, max_commands_per_shell=5)
+    try:
+        names = _names(12)
+        spec = write_rows(
+            tmp_path / "ports.yaml", [row(lab, connector=n, port=2700) for n in names]
+        )
+        report = tmp_path / "run.json"
+        done = bulk(
+            cli_env(tmp_path),
+            "apply",
+            str(spec),
+            "--yes",
+            "--password-stdin",
+            "--report",
+            str(report),
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        statuses = report_statuses(report)
+        assert [statuses[(lab.endpoint_url, n)] for n in names] == ["changed"] * 12
+        assert {lab.organization.connector(n).port for n in names} == {2700}
+        assert lab.endpoint.shells_created >= 3  # 12 changes + 2 reads, 5 commands a shell
+        assert lab.endpoint.shell_count == 0  # each shell was closed, none left behind
+    finally:
+        lab.stop()
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+def test_at_most_in_flight_pipelines_at_once(tmp_path: Path, in_flight: int) -> None:
+    latency = CmdletLatency(0.0, {"Set-SendConnector": 0.25})
+    (lab,) = start_labs(tmp_path, 1, extra_connectors=7, cmdlet_latency=latency)
+    try:
+        names = _names(7)
+        spec = write_rows(
+            tmp_path / "ports.yaml", [row(lab, connector=n, port=2701) for n in names]
+        )
+        done = bulk(
+            cli_env(tmp_path),
+            "apply",
+            str(spec),
+            "--yes",
+            "--password-stdin",
+            "--in-flight",
+            str(in_flight),
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert {lab.organization.connector(n).port for n in names} == {2701}
+        assert lab.endpoint.peak_pipelines == in_flight
+    finally:
+        lab.stop()
+
+
+def test_each_connector_keeps_its_own_error_and_backup(tmp_path: Path) -> None:
+    """Six changes in flight at once (each Set-SendConnector 0.3 s on the lab); right after
+    the first lands, someone sets IgnoreSTARTTLS on another connector, so Exchange refuses
+    that one's RequireTLS: it fails with its own message, the others change, each with its
+    own backup file, and the run's one undo script lists every connector backed up."""
+    latency = CmdletLatency(0.0, {"Set-SendConnector": 0.3})
+    (lab,) = start_labs(tmp_path, 1, extra_connectors=6, cmdlet_latency=latency)
+    try:
+        names = _names(6)
+        org = lab.organization
+        store = org.replace_connector
+        picked: list[str] = []
+
+        def replace(updated: Connector) -> None:
+            store(updated)
+            if not picked:  # the first change: spoil one still to come
+                other = next(n for n in names if not org.connector(n).require_tls)
+                picked.append(other)
+                spoiled = org.connector(other)
+                spoiled.ignore_starttls = True
+                store(spoiled)
+
+        org.replace_connector = replace
+        rows = [row(lab, connector=n, require_tls=True) for n in names]
+        spec = write_rows(tmp_path / "tls.yaml", rows)
+        report = tmp_path / "run.json"
+        done = bulk(
+            cli_env(tmp_path),
+            "apply",
+            str(spec),
+            "--yes",
+            "--password-stdin",
+            "--in-flight",
+            "6",
+            "--report",
+            str(report),
+        )
+        assert done.returncode == 6, done.stdout + done.stderr
+        assert lab.endpoint.peak_pipelines == 6
+        data = json.loads(report.read_text(encoding="utf-8"))
+        outcomes = {c["connector"]: c for e in data["endpoints"] for c in e["connectors"]}
+        (refused,) = picked
+        assert outcomes[refused]["status"] == "failed"
+        assert outcomes[refused]["message"].startswith("refused by Exchange:")
+        assert "IgnoreSTARTTLS" in outcomes[refused]["message"]
+        others = [outcomes[n] for n in names if n != refused]
+        assert [o["status"] for o in others] == ["changed"] * 5
+        assert all(o["message"] == "" for o in others)
+        backups = [o["backup"] for o in outcomes.values()]
+        assert len(set(backups)) == 6 and all(Path(b).is_file() for b in backups)
+        assert org.connector(refused).require_tls is False
+        assert all(org.connector(n).require_tls for n in names if n != refused)
+        (undo,) = {o["undo_script"] for o in outcomes.values()}
+        text = Path(undo).read_text(encoding="utf-8")
+        assert all(f": {n} =====" in text for n in names)
+        assert (Path(undo).stat().st_mode & 0o777) == 0o600
+    finally:
+        lab.stop()
