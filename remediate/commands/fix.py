@@ -73,17 +73,30 @@ def add_wizard_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def make_prompter(args: argparse.Namespace, env: Environment) -> Prompter:
-    """Questionary on a terminal, the answers file when given; else exit 2 at once."""
+def make_prompter(args: argparse.Namespace, env: Environment, command: str = NAME) -> Prompter:
+    """Questionary on a terminal, the answers file when given; else exit 2 at once (the
+    error names ``command``: ``fix`` or ``demo``)."""
     from remediate.wizard.prompter import AnswersPrompter, QuestionaryPrompter
 
     if args.answers is not None:
-        from remediate.answers import load
+        from remediate.answers import AnswersError, load
         from remediate.wizard import answer_keys
 
-        return AnswersPrompter(load(args.answers, answer_keys()), env, str(args.answers))
+        try:
+            answers = load(args.answers, answer_keys())
+        except AnswersError as bad:
+            for line in bad.lines():
+                env.err(line)
+            raise
+        return AnswersPrompter(answers, env, str(args.answers))
     if not env.interactive:
-        raise NotInteractiveError(NO_TERMINAL, hint=NO_TERMINAL_HINT)
+        if command == NAME:
+            raise NotInteractiveError(NO_TERMINAL, hint=NO_TERMINAL_HINT)
+        raise NotInteractiveError(
+            NO_TERMINAL.replace("remediate fix", f"remediate {command}"),
+            hint=f"for a run without a terminal use 'remediate {command} --answers FILE' "
+            "(YAML with the same answers)",
+        )
     return QuestionaryPrompter()
 
 

@@ -15,7 +15,6 @@ from remediate.env import Environment
 from remediate.errors import UsageError
 from remediate.terminal import printable, printable_text
 
-
 MAX_PASTE_LINES = 500  # an event's text is a few dozen lines
 
 
