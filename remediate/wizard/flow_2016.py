@@ -117,7 +117,7 @@ def remedy(ctx: WizardContext, answer: str) -> FixOptions:
     assert connector is not None
     if answer == "retype":
         username = ctx.notes["relay_user"]
-        ctx.credentials[_ref(username)] = _typed_password(ctx, username)
+        ctx.credentials[_ref(username)] = _retyped(ctx, username)
         return FixOptions(connector=connector.name, username=username, reenter_credential=True)
     result: ProbeResult | None = ctx.notes.get("probe")
     if result is not None:
@@ -132,6 +132,21 @@ def remedy(ctx: WizardContext, answer: str) -> FixOptions:
         username=username,
         reenter_credential=username is not None,
     )
+
+
+def _retyped(ctx: WizardContext, username: str) -> str:
+    """The password again: typed twice (or, in the demo, the lab's); the keyring's is not
+    offered, since it may be the one just refused."""
+    lab = ctx.options.lab_relay
+    if lab and lab[0] == username:
+        choices = [
+            Choice("lab", "Use the lab's relay password (demo only)"),
+            Choice("type", "Type the password"),
+        ]
+        source = ctx.prompter.select("password_source", f"Password for {username}:", choices, "lab")
+        if source == "lab":
+            return lab[1]
+    return _typed_password(ctx, username)
 
 
 def _ref(username: str) -> CredentialRef:
