@@ -5,6 +5,7 @@ every run ends with one verdict line whose exit status matches it."""
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import re
@@ -53,7 +54,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def _spawn(tmp_path: Path, args: list[str], **extra: str) -> pexpect.spawn:
     assert REMEDIATE.exists(), f"remediate is not installed next to {sys.executable}"
-    return pexpect.spawn(
+    child = pexpect.spawn(
         str(REMEDIATE),
         args,
         env=_env(tmp_path, **extra),
@@ -62,12 +63,15 @@ def _spawn(tmp_path: Path, args: list[str], **extra: str) -> pexpect.spawn:
         timeout=60,
         dimensions=(50, WIDTH),
     )
+    child.logfile_read = io.StringIO()
+    return child
 
 
 def _finish(child: pexpect.spawn) -> str:
+    """Everything the terminal showed, once the command has ended."""
     child.expect(pexpect.EOF)
     child.close()
-    return str(child.before)
+    return str(child.logfile_read.getvalue())
 
 
 def _fix(lab: Lab, *more: str) -> list[str]:
@@ -109,11 +113,13 @@ def test_a_plain_multi_line_paste_without_bracketed_paste_is_read_to_the_empty_l
             *(f"{k}={_quote(v)}" for k, v in env.items() if k in _PASSED),
             str(REMEDIATE),
             *(_quote(a) for a in _fix(lab)),
-            f"> {out} 2>&1; echo EXIT=$? >> {out}",
+            "; echo EXIT=$?; sleep 30",
         ]
     )
     tmux = ["tmux", "-S", sock]
-    subprocess.run([*tmux, "new-session", "-d", "-x", str(WIDTH), "-y", "50", command], check=True)
+    start = f"sleep 1; {command}"  # time for pipe-pane to be set before the first prompt
+    subprocess.run([*tmux, "new-session", "-d", "-x", str(WIDTH), "-y", "50", start], check=True)
+    subprocess.run([*tmux, "pipe-pane", "-o", f"cat >> {out}"], check=True)
     try:
         _wait_for(out, "Paste the event message")
         subprocess.run([*tmux, "set-buffer", EVENT_VIEWER + "\n\n"], check=True)
@@ -165,12 +171,14 @@ def test_the_event_number_at_the_text_prompt_then_a_wrong_admin_password_then_th
 
 def test_three_wrong_admin_passwords_are_one_clear_stop(lab: Lab, tmp_path: Path) -> None:
     child = _spawn(tmp_path, _fix(lab, "2016"))
-    for _ in range(3):
+    _answer(child, f"Password for {lab.admin_user}:", "wrong" + ENTER)
+    for attempt in (2, 3):
+        child.expect_exact(f"(try {attempt} of 3)")  # prompt_toolkit redraws each prompt
         _answer(child, f"Password for {lab.admin_user}:", "wrong" + ENTER)
     text = _finish(child)
     assert child.exitstatus == 5
     assert f"refused the password for {lab.admin_user} 3 times; stopped here" in text
-    assert "Traceback" not in text and "wrong" not in text
+    assert "nothing was changed" in text and "Traceback" not in text
 
 
 # --- 2. retype and re-apply ----------------------------------------------------------------
@@ -203,8 +211,11 @@ def test_a_wrong_relay_password_then_the_retyped_right_one_drains_the_queues(
     assert last[-1] == "Mail flows: EX01\\4, EX02\\12 drained."
     assert "remediate undo" not in text
     assert not records.exists()
-    for line in text.splitlines():  # LastError lines wrap to the terminal width
-        assert len(line.rstrip("\r")) <= WIDTH, line
+    lines = [line.rstrip("\r") for line in text.splitlines()]
+    first = next(i for i, line in enumerate(lines) if "EX01\\4 LastError: " in line)
+    block = lines[first : next(i for i in range(first, len(lines)) if "Meaning:" in lines[i])]
+    assert len(block) > 1 and all(len(line) <= WIDTH for line in block), block  # wrapped
+    assert all(line.startswith("    ") for line in block[1:])
 
 
 # --- 3. guard rails ------------------------------------------------------------------------
