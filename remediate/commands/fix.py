@@ -22,7 +22,8 @@ reachability), choose the fix, preview the exact PowerShell, apply it (with -Wha
 you like) with a backup, then retry the queue and watch it drain; undo is offered when it
 does not. Needs a terminal, or --answers FILE (passwords then come from stdin, one a line).
 Exit status: 0 fixed (or nothing to change, or script saved), 1 cancelled, 2 bad input or no
-terminal, 6 a step failed or the queue still fails, 130 interrupted."""
+terminal, 5 connection failed, 6 a step failed or the queue still fails, 7 whether mail flows
+is not known, 130 interrupted."""
 EPILOG = """\
 examples:
   remediate fix 2016 --profile ex01
