@@ -79,16 +79,43 @@ def load(path: Path | str, extra_keys: Mapping[str, type] | None = None) -> dict
         raise UsageError(
             f"{path}:{node.start_mark.line + 1}: the answers must be 'key: value' lines"
         )
-    twice = duplicate_keys(node)
-    if twice:
-        raise UsageError(f"{path}:{twice[0].line}: {twice[0].message}")
+    problems = [f"{path}:{d.line}: {d.message}" for d in duplicate_keys(node)]
+    hints: list[str] = []
     keys = {**KEYS, **(extra_keys or {})}
     answers: dict[str, Any] = {}
     for key_node, value_node in node.value:
         where = f"{path}:{key_node.start_mark.line + 1}"
         key = str(key_node.value)
-        answers[key] = _value(where, key, value_node, keys)
+        try:
+            answers[key] = _value(where, key, value_node, keys)
+        except UsageError as bad:
+            problems.append(bad.message)
+            if bad.hint and bad.hint not in hints:
+                hints.append(bad.hint)
+    if problems:
+        raise AnswersError(path, sorted(problems, key=_line_of), hints)
     return answers
+
+
+class AnswersError(UsageError):
+    """Every problem of the file (``lines()``: ``FILE:LINE: message``), found in one read,
+    as bulk files report theirs. One problem is the message itself."""
+
+    def __init__(self, path: Path, problems: list[str], hints: list[str]) -> None:
+        count = len(problems)
+        message = problems[0] if count == 1 else f"{path}: {count} problems; nothing was run"
+        super().__init__(message, hint="; ".join(hints) or None)
+        self.problems = problems
+
+    def lines(self) -> list[str]:
+        return self.problems if len(self.problems) > 1 else []
+
+
+def _line_of(problem: str) -> int:
+    """The line number of ``FILE:LINE: message`` (the file name may hold colons)."""
+    head = problem.split(": ", 1)[0]
+    number = head.rpartition(":")[2]
+    return int(number) if number.isdigit() else 0
 
 
 def _value(where: str, key: str, node: Any, keys: Mapping[str, type]) -> Any:

@@ -2,8 +2,9 @@
 
 ``$XDG_STATE_HOME/remediate/audit.log`` (file 0600). Each line: time (UTC, ISO 8601),
 operator (local user), admin (the Exchange account used), endpoint, url, connector, playbook,
-event, step, cmdlet, changes ({parameter: {old, new}}), result (changed, no change, what-if,
-failed, interrupted, not run), error (for a failed step), backup (path of the backup file).
+event, step, cmdlet, changes ({parameter: {old, new}}), result (changed; unchanged: Exchange
+warned that no settings were modified; what-if, failed, interrupted, not run), error (for a
+failed step), backup (path of the backup file).
 A credential appears only as the user name the tool sent (its old value only as set / not
 set / unknown: Exchange never returns a user name); ``last_set_credential`` reads that name
 back, labelled as the tool's own record.
@@ -115,7 +116,7 @@ def entries(
                 if step.has_param("WhatIf")
                 else "changed"
                 if changed_something(ran)
-                else "no change"
+                else "unchanged"
             )
         elif step is result.interrupted:
             status = "interrupted"

@@ -64,6 +64,17 @@ class Environment:
         except BrokenPipeError:
             self._stdout_gone()
 
+    def write_clean(self, text: str) -> None:
+        """``text`` on stdout as is: only for ``remediate.output``, which sanitised it and
+        added nothing but its own colour codes."""
+        if self.stdout_closed:
+            return
+        try:
+            self.stdout.write(text)
+            self.stdout.flush()
+        except BrokenPipeError:
+            self._stdout_gone()
+
     def err(self, text: str) -> None:
         self.write_err(f"{text}\n")
 

@@ -69,6 +69,10 @@ class ConnectionFailed(RemediateError):
     exit_code = 5
 
 
+class LoginRefused(ConnectionFailed):
+    """The endpoint (or the KDC) refused the user name or password: the wizard asks again."""
+
+
 class RemoteCommandError(RemediateError):
     """Exchange answered a step with an error record."""
 

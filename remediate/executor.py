@@ -113,7 +113,7 @@ def _state(result: StepResult) -> str:
         return "ran (read)"
     if result.step.has_param("WhatIf"):
         return "ran with -WhatIf, changed nothing"
-    return "ran, changed" if changed_something(result) else "ran, nothing to change"
+    return "ran, changed" if changed_something(result) else "ran, unchanged (no settings modified)"
 
 
 class ExecutionInterrupted(Interrupted):

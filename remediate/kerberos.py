@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from remediate.errors import ConnectionFailed, RemediateError, SecretStoreError
+from remediate.errors import ConnectionFailed, LoginRefused, RemediateError, SecretStoreError
 
 if TYPE_CHECKING:
     from remediate.connections import Connection
@@ -156,7 +156,7 @@ def kerberos_failure(exc: BaseException, connection: Connection) -> RemediateErr
     url = connection.url
     spn = f"host/{connection.spn_host or connection.server}"
     if krb5_codes & {PREAUTH_FAILED, BAD_INTEGRITY}:
-        return ConnectionFailed(
+        return LoginRefused(
             f"the Kerberos KDC refused the password for {who} (pre-authentication failed)",
             hint="check the password stored for this endpoint ('remediate connect password "
             "PROFILE') and the user name",

@@ -631,8 +631,20 @@ def connector_queue_filter(
 # --- undo ----------------------------------------------------------------------------------
 
 
-def undo_plan(before: SendConnector, applied: Plan, *, what_if: bool = False) -> Plan:
+def undo_plan(
+    before: SendConnector,
+    applied: Plan,
+    *,
+    what_if: bool = False,
+    current: SendConnector | None = None,
+    credential: CredentialRef | None = None,
+) -> Plan:
     """A plan restoring ``before`` for every setting ``applied`` changed.
+
+    Planned from ``current`` when the connector was read again (else from ``before`` with
+    ``applied`` replayed on it), a value the connector already has is not sent, so no step
+    is a no-op or repeats another. ``credential`` (the wizard asks for it) goes with old
+    values Exchange accepts only with one (BasicAuth* on a connector whose credential is gone).
 
     Set-SendConnector steps are undone in reverse order. A password is never read back, so a
     credential cannot be restored: the connector keeps the one applied (a note says so),
@@ -644,7 +656,7 @@ def undo_plan(before: SendConnector, applied: Plan, *, what_if: bool = False) ->
     credential_notes: list[str] = []
     steps: list[Step] = []
     tail = (Parameter("Confirm", False),) + ((Parameter("WhatIf", SWITCH),) if what_if else ())
-    state = preflight.check(applied.changes, before).after
+    state = current or preflight.check(applied.changes, before).after
     assert state is not None  # ``before`` is a whole connector, so the result is known
     for step in reversed(applied.changes):
         if step.cmdlet.lower() != "set-sendconnector":
@@ -655,9 +667,15 @@ def undo_plan(before: SendConnector, applied: Plan, *, what_if: bool = False) ->
             if attr is None:
                 continue
             if attr == "credential":
-                credential_notes.append(_credential_note(before, p.value))
+                if credential is None:
+                    credential_notes.append(_credential_note(before, p.value))
                 continue
-            restore[p.name] = getattr(before, attr)
+            if getattr(state, attr) != getattr(before, attr):
+                restore[p.name] = getattr(before, attr)
+        mechanism = restore.get("SmartHostAuthMechanism")
+        if credential is not None and isinstance(mechanism, AuthMechanism):
+            if mechanism.needs_credential:
+                restore["AuthenticationCredential"] = credential
         if restore.get("DNSRoutingEnabled") is True:
             # Exchange refuses SmartHosts here and wipes them (and the credential) itself.
             restore.pop("SmartHosts", None)

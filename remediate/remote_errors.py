@@ -14,7 +14,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from remediate.errors import ConnectionFailed, RemediateError, RemoteCommandError, UsageError
+from remediate.errors import (
+    ConnectionFailed,
+    LoginRefused,
+    RemediateError,
+    RemoteCommandError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from remediate.connections import Connection
@@ -193,7 +199,7 @@ def map_exception(exc: BaseException, connection: Connection) -> RemediateError:
             hint="check the ticket's user (klist) has access to Exchange's remote shell",
         )
     if isinstance(exc, AuthenticationError):
-        return ConnectionFailed(
+        return LoginRefused(
             f"{url} refused the user name or password for {connection.username} "
             f"({connection.auth} authentication, HTTP 401)",
             hint="check the password stored for this endpoint, the user name and --auth",

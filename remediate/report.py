@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from remediate.exchange import QueueInfo, SendConnector
-from remediate.terminal import printable
 
 
 def _text(value: Any) -> str:
@@ -29,12 +28,56 @@ def differences(before: SendConnector, after: SendConnector) -> list[tuple[str, 
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    rows = [[printable(cell) for cell in row] for row in rows]
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    return [
-        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
-    ]
+    """Aligned columns; widths in terminal cells (``remediate.output.table``)."""
+    from remediate.output import table as cell_table
+
+    return cell_table(header, rows)
+
+
+CONNECTOR_COLUMNS = (
+    "NAME",
+    "SMART HOSTS",
+    "PORT",
+    "AUTH",
+    "CREDENTIAL",
+    "DNS ROUTING",
+    "TLS",
+    "ENABLED",
+)
+
+
+def connector_table(connectors: Sequence[SendConnector]) -> list[str]:
+    """The one connector table: ``remediate show`` and the wizard print the same columns
+    and values."""
+    if not connectors:
+        return ["No Send connectors."]
+    return table(CONNECTOR_COLUMNS, [_connector_row(c) for c in connectors])
+
+
+def _connector_row(c: SendConnector) -> tuple[str, ...]:
+    return (
+        c.name,
+        ", ".join(c.smart_hosts) or "-",
+        str(c.port),
+        str(c.smart_host_auth_mechanism),
+        str(c.credential),
+        "yes" if c.dns_routing_enabled else "no",
+        tls_summary(c),
+        "yes" if c.enabled else "no",
+    )
+
+
+def tls_summary(c: SendConnector) -> str:
+    """RequireTLS / IgnoreSTARTTLS / TlsAuthLevel / TlsDomain in a few words."""
+    if c.ignore_starttls:
+        text = "ignored (IgnoreSTARTTLS)"
+    else:
+        text = "required" if c.require_tls else "opportunistic"
+    if c.tls_auth_level is not None:
+        text += f", {c.tls_auth_level}"
+    if c.tls_domain:
+        text += f" {c.tls_domain}"
+    return text
 
 
 def before_after(before: SendConnector, after: SendConnector) -> list[str]:

@@ -4,6 +4,7 @@ newcomer would, until the lab's smart host has received the queued messages."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def test_demo_in_a_terminal_drains_the_queue_into_the_smart_host(tmp_path: Path)
     assert REMEDIATE.exists(), f"remediate is not installed next to {sys.executable}"
     child = pexpect.spawn(
         str(REMEDIATE),
-        ["demo"],
+        ["demo", "--keep"],  # keep the temporary records to look at them below
         env=_env(tmp_path),
         cwd=str(tmp_path),
         encoding="utf-8",
@@ -56,6 +57,7 @@ def test_demo_in_a_terminal_drains_the_queue_into_the_smart_host(tmp_path: Path)
     finally:
         child.close()
     assert child.exitstatus == 0
-    # the demo's records are kept apart from the audit log of real changes
+    # the demo's records are kept apart from the audit log of real changes (--keep keeps them)
     assert audit_log.is_file() and audit_log.name == "audit.log"
     assert not (tmp_path / "state" / "remediate" / "audit.log").exists()
+    shutil.rmtree(audit_log.parents[1])

@@ -126,7 +126,7 @@ def test_exchange_saying_nothing_was_modified_is_no_change() -> None:
     )
     result = execute(FakeSession(warnings=[warning]), relay_plan(), credential)
     assert result.changed_steps == []
-    assert "ran, nothing to change" in result.summary()
+    assert "ran, unchanged (no settings modified)" in result.summary()
 
 
 def test_describe_names_parameters_not_values() -> None:

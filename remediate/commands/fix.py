@@ -22,7 +22,8 @@ reachability), choose the fix, preview the exact PowerShell, apply it (with -Wha
 you like) with a backup, then retry the queue and watch it drain; undo is offered when it
 does not. Needs a terminal, or --answers FILE (passwords then come from stdin, one a line).
 Exit status: 0 fixed (or nothing to change, or script saved), 1 cancelled, 2 bad input or no
-terminal, 6 a step failed or the queue still fails, 130 interrupted."""
+terminal, 5 connection failed, 6 a step failed or the queue still fails, 7 whether mail flows
+is not known, 130 interrupted."""
 EPILOG = """\
 examples:
   remediate fix 2016 --profile ex01
@@ -73,17 +74,30 @@ def add_wizard_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def make_prompter(args: argparse.Namespace, env: Environment) -> Prompter:
-    """Questionary on a terminal, the answers file when given; else exit 2 at once."""
+def make_prompter(args: argparse.Namespace, env: Environment, command: str = NAME) -> Prompter:
+    """Questionary on a terminal, the answers file when given; else exit 2 at once (the
+    error names ``command``: ``fix`` or ``demo``)."""
     from remediate.wizard.prompter import AnswersPrompter, QuestionaryPrompter
 
     if args.answers is not None:
-        from remediate.answers import load
+        from remediate.answers import AnswersError, load
         from remediate.wizard import answer_keys
 
-        return AnswersPrompter(load(args.answers, answer_keys()), env, str(args.answers))
+        try:
+            answers = load(args.answers, answer_keys())
+        except AnswersError as bad:
+            for line in bad.lines():
+                env.err(line)
+            raise
+        return AnswersPrompter(answers, env, str(args.answers))
     if not env.interactive:
-        raise NotInteractiveError(NO_TERMINAL, hint=NO_TERMINAL_HINT)
+        if command == NAME:
+            raise NotInteractiveError(NO_TERMINAL, hint=NO_TERMINAL_HINT)
+        raise NotInteractiveError(
+            NO_TERMINAL.replace("remediate fix", f"remediate {command}"),
+            hint=f"for a run without a terminal use 'remediate {command} --answers FILE' "
+            "(YAML with the same answers)",
+        )
     return QuestionaryPrompter()
 
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from remediate.env import Environment
 from remediate.exchange import QueueInfo, SendConnector
-from remediate.terminal import printable
+from remediate.report import connector_table, table
 
 NAME = "show"
 HELP = "list the Send connectors (smart hosts, port, authentication, TLS) from Exchange"
@@ -20,7 +20,6 @@ examples:
   remediate show --json > connectors.json
 """
 
-COLUMNS = ("NAME", "SMART HOSTS", "PORT", "AUTH", "CREDENTIAL", "DNS ROUTING", "TLS", "ENABLED")
 QUEUE_COLUMNS = ("CONNECTOR", "QUEUE", "STATUS", "MESSAGES", "CAUSE", "LAST ERROR")
 
 
@@ -74,12 +73,6 @@ def connectors_json(
     return out
 
 
-def connector_table(connectors: Sequence[SendConnector]) -> list[str]:
-    if not connectors:
-        return ["No Send connectors."]
-    return _table(COLUMNS, [_connector_row(c) for c in connectors])
-
-
 def queue_table(queues: Mapping[str, list[QueueInfo]]) -> list[str]:
     rows = [
         (name, q.identity, q.status, str(q.message_count), _cause(q), q.last_error or "-")
@@ -88,49 +81,7 @@ def queue_table(queues: Mapping[str, list[QueueInfo]]) -> list[str]:
     ]
     if not rows:
         return ["No smart-host queues for these connectors (nothing waiting)."]
-    return _table(QUEUE_COLUMNS, rows)
-
-
-def _connector_row(c: SendConnector) -> tuple[str, ...]:
-    return (
-        c.name,
-        ", ".join(c.smart_hosts) or "-",
-        str(c.port),
-        str(c.smart_host_auth_mechanism),
-        str(c.credential),
-        _yes_no(c.dns_routing_enabled),
-        tls_summary(c),
-        _yes_no(c.enabled),
-    )
-
-
-def tls_summary(c: SendConnector) -> str:
-    """RequireTLS / IgnoreSTARTTLS / TlsAuthLevel / TlsDomain in a few words."""
-    if c.ignore_starttls:
-        text = "ignored (IgnoreSTARTTLS)"
-    else:
-        text = "required" if c.require_tls else "opportunistic"
-    if c.tls_auth_level is not None:
-        text += f", {c.tls_auth_level}"
-    if c.tls_domain:
-        text += f" {c.tls_domain}"
-    return text
-
-
-def _yes_no(flag: bool) -> str:
-    return "yes" if flag else "no"
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    cells = [[printable(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    lines = [_line(headers, widths)]
-    lines += [_line(r, widths) for r in cells]
-    return lines
-
-
-def _line(values: Sequence[str], widths: Sequence[int]) -> str:
-    return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+    return table(QUEUE_COLUMNS, rows)
 
 
 def _cause(q: QueueInfo) -> str:

@@ -24,12 +24,19 @@ if TYPE_CHECKING:
     from remediate.plan import CredentialRef, Plan
     from remediate.planner import FixOptions
     from remediate.playbooks import Playbook
+    from remediate.queue_watch import QueueVerdict
     from remediate.remote import Session
 
 CANCELLED = 1
 FAILED = 6
+NOT_KNOWN = 7
 INTERRUPTED = 130
 NEW_CONNECTION = "(new connection)"
+TRIES = 3  # a question answered wrongly is asked again, up to this many times in all
+INTAKE_QUESTION = (
+    "Paste the event message and end it with an empty line, or type the event number "
+    "(2016, 2002) or the path of a file holding the text (Enter alone: choose the event):"
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class WizardOptions:
     probe_ca_file: Path | None = None
     queue_wait: float = 20.0
     script_dir: Path = field(default_factory=Path.cwd)
+    demo: bool = False  # the lab and its backups go when the run ends: no undo-later hint
 
 
 @dataclass
@@ -64,7 +72,9 @@ class WizardContext:
     notes: dict[str, Any] = field(default_factory=dict)
     # what happened, for the summary and for Ctrl-C
     applied: Applied | None = None
-    logging_restored: Applied | None = None
+    applies: list[Applied] = field(default_factory=list)  # every apply, the first first
+    original: SendConnector | None = None  # the connector before the wizard changed it
+    event_text: str | None = None
     script: Path | None = None
     undone: bool = False
     locks: ConnectorLocks | None = None  # held from the apply to the end of the wizard
@@ -102,6 +112,7 @@ def run_wizard(env: Environment, prompter: Prompter, options: WizardOptions) -> 
 
 def _stages(ctx: WizardContext) -> int:
     from remediate.diagnosis import checklist
+    from remediate.output import status_line
     from remediate.wizard import flow_for
 
     intake(ctx)
@@ -114,7 +125,7 @@ def _stages(ctx: WizardContext) -> int:
     ctx.say()
     ctx.say("Diagnosis (nothing has been changed):")
     for line in checklist(findings):
-        ctx.say(f"  {line}")
+        status_line(ctx.env, f"  {line}")
     ctx.say()
     options = flow.choose_fix(ctx)
     plan = _plan(ctx, options, what_if=False)
@@ -124,35 +135,89 @@ def _stages(ctx: WizardContext) -> int:
     status = preview_and_apply(ctx, options, plan)
     if status is not None:
         return status
-    ok = verify(ctx)
+    verdict = verify(ctx)
     logging_back_off(ctx, options)
-    if not ok:
-        offer_undo(ctx)
-    summary(ctx)
-    return 0 if ok else FAILED
+    verdict = recover(ctx, flow, verdict)
+    summary(ctx, verdict)
+    return exit_status(verdict)
+
+
+def exit_status(verdict: QueueVerdict) -> int:
+    """The status the verdict line says: 0 mail flows, 6 still fails, 7 not known."""
+    from remediate.queue_watch import MailFlow
+
+    return {MailFlow.FLOWS: 0, MailFlow.FAILS: FAILED, MailFlow.UNKNOWN: NOT_KNOWN}[verdict.flow]
 
 
 # --- intake --------------------------------------------------------------------------------
 
 
 def intake(ctx: WizardContext) -> None:
-    """Event text (option or pasted) prefills the answers; else the event number or a choice."""
+    """Event text (option or pasted), an event number or a file path; a bad answer is
+    explained and asked again (TRIES in all)."""
     from remediate.playbooks import find
 
     text = ctx.options.event_text
     if text is None and ctx.options.playbook is None:
-        text = ctx.prompter.text(
-            "event_text", "Paste the event message (or press Enter to skip):", default=""
-        )
+        for attempt in range(1, TRIES + 1):
+            answer = ctx.prompter.paste("event_text", INTAKE_QUESTION, _whole_answer)
+            try:
+                _take_intake(ctx, answer)
+                return
+            except UsageError as bad:
+                if attempt == TRIES:
+                    raise
+                ctx.say(f"{bad.message} (try {attempt + 1} of {TRIES}).")
+                if bad.hint:
+                    ctx.say(f"  {bad.hint}")
     if text:
         _read_event(ctx, text)
         assert ctx.event is not None
+        ctx.event_text = text
         ctx.playbook = find(str(ctx.event.event_id))
         return
     name = ctx.options.playbook
     if name is None:
         name = _choose_playbook(ctx)
     ctx.playbook = find(name)
+
+
+def _whole_answer(line: str) -> bool:
+    """An event number, a file path or an event message on one line is a whole answer;
+    anything else (``Log Name: Application``, the first line Event Viewer copies) starts a
+    paste read up to an empty line."""
+    from remediate.events import parse_any
+
+    if line.isdigit() or _is_file(line):
+        return True
+    return any(r.ok for r in parse_any(line, "the event text"))
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return len(text) < 4096 and Path(text).expanduser().is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _take_intake(ctx: WizardContext, answer: str) -> None:
+    from remediate.events import read_event_file
+    from remediate.playbooks import find
+    from remediate.wizard import flow_for
+
+    if not answer:
+        ctx.playbook = find(_choose_playbook(ctx))
+    elif answer.isdigit():
+        playbook = find(answer)
+        flow_for(playbook.id)  # a number the wizard does not cover is a bad answer
+        ctx.playbook = playbook
+    else:
+        if _is_file(answer):
+            answer = read_event_file(Path(answer).expanduser(), answer)
+        _read_event(ctx, answer)
+        assert ctx.event is not None
+        ctx.event_text = answer
+        ctx.playbook = find(str(ctx.event.event_id))
 
 
 def _read_event(ctx: WizardContext, text: str) -> None:
@@ -188,15 +253,39 @@ def _choose_playbook(ctx: WizardContext) -> str:
 
 
 def connect(ctx: WizardContext) -> None:
+    """Open the session; a password Exchange refuses is asked again (TRIES in all), then one
+    clear stop."""
+    from remediate.errors import ConnectionFailed, LoginRefused
     from remediate.remote import Session
 
     conn = ctx.options.connection or _choose_connection(ctx)
     ctx.connection = conn
-    password = ctx.options.admin_password or _admin_password(ctx, conn)
-    ctx.say(f"Connecting to {conn.label} ...")
-    session = Session(conn, password, ctx.env.err)
-    session.open()
-    ctx.session = session
+    given = ctx.options.admin_password
+    password, asked = (given, False) if given else _admin_password(ctx, conn)
+    typed = 1 if asked else 0
+    while True:
+        ctx.say(f"Connecting to {conn.label} ...")
+        session = Session(conn, password, ctx.env.err)
+        try:
+            session.open()
+        except LoginRefused as refused:
+            if given or password is None or typed >= TRIES:
+                if typed >= TRIES:
+                    raise ConnectionFailed(
+                        f"{conn.url} refused the password for {conn.username} {TRIES} times; "
+                        "stopped here, nothing was changed",
+                        hint="check the user name (a UPN such as admin@contoso.com), that "
+                        "the account may use Exchange's remote shell, and the authentication "
+                        "method",
+                    ) from None
+                raise
+            ctx.say(f"{refused.message}.")
+            ctx.say(f"Type the password again (try {typed + 1} of {TRIES}).")
+            password = ctx.prompter.password("admin_password", f"Password for {conn.username}:")
+            typed += 1
+            continue
+        ctx.session = session
+        return
 
 
 def _choose_connection(ctx: WizardContext) -> Connection:
@@ -234,19 +323,20 @@ def _new_connection(ctx: WizardContext, store: Any) -> Connection:
     return conn
 
 
-def _admin_password(ctx: WizardContext, conn: Connection) -> str | None:
+def _admin_password(ctx: WizardContext, conn: Connection) -> tuple[str | None, bool]:
+    """(password or None for a ticket or certificate, whether it was typed just now)."""
     from remediate.kerberos import has_ticket, principal_name
     from remediate.secrets import ENDPOINT_SERVICE
 
     if conn.auth.value in ("kerberos", "negotiate", "certificate") and not conn.username:
-        return None
+        return None, False
     username = conn.username or ""  # set: a kerberos or negotiate login without one returned
     if conn.auth.value in ("kerberos", "negotiate") and has_ticket(principal_name(username)):
-        return None  # a kinit ticket for this user: no password needed
+        return None, False  # a kinit ticket for this user: no password needed
     _, stored = keyring_secret(ctx, ENDPOINT_SERVICE, conn.secret_key)
     if stored:
-        return stored
-    return ctx.prompter.password("admin_password", f"Password for {conn.username}:")
+        return stored, False
+    return ctx.prompter.password("admin_password", f"Password for {conn.username}:"), True
 
 
 def keyring_secret(ctx: WizardContext, service: str, key: str) -> tuple[bool, str | None]:
@@ -265,7 +355,7 @@ def keyring_secret(ctx: WizardContext, service: str, key: str) -> tuple[bool, st
 
 
 def find_connector(ctx: WizardContext) -> None:
-    from remediate.report import table
+    from remediate.report import connector_table
 
     assert ctx.session is not None
     connectors = ctx.session.get_connectors()
@@ -273,29 +363,13 @@ def find_connector(ctx: WizardContext) -> None:
         raise UsageError("Exchange reports no Send connector")
     ctx.say()
     ctx.say("Send connectors:")
-    for line in table(_HEADER, [_row(c) for c in connectors]):
+    for line in connector_table(connectors):
         ctx.say(f"  {line}")
     wanted = ctx.options.connector or (ctx.event.connector if ctx.event else None)
     choices = [Choice(c.name, c.name) for c in connectors]
     name = ctx.prompter.select("connector", "Which Send connector?", choices, default=wanted)
-    ctx.connector = next(c for c in connectors if c.name == name)
+    ctx.connector = ctx.original = next(c for c in connectors if c.name == name)
     ctx.queues = ctx.session.get_queues(ctx.connector)
-
-
-_HEADER = ("NAME", "SMART HOSTS", "PORT", "MECHANISM", "CREDENTIAL", "DNS", "TLS", "ENABLED")
-
-
-def _row(c: SendConnector) -> tuple[str, ...]:
-    return (
-        c.name,
-        ", ".join(c.smart_hosts) or "-",
-        str(c.port),
-        str(c.smart_host_auth_mechanism),
-        str(c.credential),
-        "yes" if c.dns_routing_enabled else "no",
-        "required" if c.require_tls else "optional",
-        "yes" if c.enabled else "no",
-    )
 
 
 # --- preview and apply ---------------------------------------------------------------------
@@ -336,13 +410,25 @@ def preview_and_apply(ctx: WizardContext, options: Any, plan: Plan) -> int | Non
             ctx.say("Stopped after -WhatIf: nothing was changed.")
             return CANCELLED
     applied = _apply(ctx, plan)
-    ctx.applied = applied
     if not applied.result.ok:
         ctx.say("A step failed; the steps after it were not sent.")
         offer_undo(ctx)
-        summary(ctx)
+        summary(ctx, _step_failed(applied))
         return FAILED
     return None
+
+
+def _step_failed(applied: Applied) -> QueueVerdict:
+    from remediate.executor import describe
+    from remediate.queue_watch import MailFlow, QueueVerdict
+
+    failed = applied.result.failed_step
+    what = describe(failed.step) if failed is not None else "a step"
+    return QueueVerdict(
+        MailFlow.FAILS,
+        (),
+        f"{what} failed, so the fix is not in place (the queues were not retried)",
+    )
 
 
 def save_script(ctx: WizardContext, plan: Plan) -> None:
@@ -369,7 +455,7 @@ def _apply(ctx: WizardContext, plan: Plan) -> Applied:
 
     def progress(step: Any, result: Any) -> None:
         number = plan.steps.index(step) + 1
-        ctx.say(f"[{number}/{total}] {step.cmdlet}: {'ok' if result.ok else 'FAILED'}")
+        ctx.say(f"[{number}/{total}] {step.cmdlet}: {_outcome(result)}")
         for line in result.what_if:
             ctx.say(f"    {line}")
         for error in result.errors:
@@ -390,7 +476,20 @@ def _apply(ctx: WizardContext, plan: Plan) -> Applied:
     if not plan.what_if:
         for line in before_after(ctx.connector, applied.after):
             ctx.say(line)
+        ctx.applied = applied
+        ctx.applies.append(applied)
+        ctx.connector = applied.after
     return applied
+
+
+def _outcome(result: Any) -> str:
+    from remediate.executor import changed_something
+
+    if not result.ok:
+        return "FAILED"
+    if result.changed and not changed_something(result):
+        return "ok, unchanged (Exchange: no settings modified)"
+    return "ok"
 
 
 def _lock_unchanged(ctx: WizardContext) -> None:
@@ -413,12 +512,15 @@ def _lock_unchanged(ctx: WizardContext) -> None:
         )
 
 
-# --- verify, undo, summary -----------------------------------------------------------------
+# --- verify, recover, undo, summary --------------------------------------------------------
+
+CREDENTIAL_REFUSALS = (530, 535, 454)  # AUTH required / refused / could not be set up
+CREDENTIAL_NOT_SET = "(AuthenticationCredentialNotSet)"  # Exchange's error for BasicAuth*
 
 
-def verify(ctx: WizardContext) -> bool:
+def verify(ctx: WizardContext) -> QueueVerdict:
     """Watch the connector's queues on every source server until mail flows, or the watch
-    gives up (retrying while Exchange has not yet picked up the change); True when it flows."""
+    gives up (retrying while Exchange has not yet picked up the change)."""
     from remediate.queue_watch import MailFlow, watch
 
     assert ctx.session and ctx.applied
@@ -432,7 +534,68 @@ def verify(ctx: WizardContext) -> bool:
     ctx.say(verdict.line())
     if verdict.flow is not MailFlow.FLOWS:
         _explain(ctx, [q for q in verdict.queues if q.message_count > 0])
-    return verdict.flow is MailFlow.FLOWS
+    return verdict
+
+
+def credential_refused(verdict: QueueVerdict) -> bool:
+    """The smart host refused or required the login (530/535/454) on a queue still failing."""
+    from remediate.queue_watch import MailFlow
+    from remediate.queues import Cause, parse_last_error
+
+    if verdict.flow is not MailFlow.FAILS:
+        return False
+    for queue in verdict.queues:
+        found = parse_last_error(queue.last_error)
+        if found is not None and (
+            found.cause in (Cause.PASSWORD_REJECTED, Cause.CREDENTIAL)
+            or found.smtp_code in CREDENTIAL_REFUSALS
+            or any(f"{code} " in found.reply for code in CREDENTIAL_REFUSALS)
+        ):
+            return True
+    return False
+
+
+_LAST_RESORT = (
+    Choice("undo", "Undo: put the connector back as it was before this run"),
+    Choice("keep", "Keep the connector as it is now"),
+)
+
+
+def recover(ctx: WizardContext, flow: Any, verdict: QueueVerdict) -> QueueVerdict:
+    """When mail does not flow: the flow's own remedies first (2016 after a credential
+    refusal: retype the password, another mechanism), then undo, then keep. Each remedy goes
+    through the one apply pipeline and is watched again."""
+    from remediate.queue_watch import MailFlow
+
+    for _ in range(TRIES):
+        if verdict.flow is MailFlow.FLOWS or ctx.applied is None:
+            return verdict
+        remedies = getattr(flow, "remedies", None)
+        choices = list(remedies(ctx, verdict)) if remedies is not None else []
+        if not choices:
+            offer_undo(ctx)
+            return verdict
+        answer = ctx.prompter.select(
+            "after_failure",
+            "Mail still does not flow. What now?",
+            [*choices, *_LAST_RESORT],
+            default=choices[0].value,
+        )
+        if answer == "undo":
+            undo(ctx)
+            return verdict
+        if answer == "keep":
+            _kept(ctx)
+            return verdict
+        options = flow.remedy(ctx, answer)
+        plan = _plan(ctx, options, what_if=False)
+        applied = _apply(ctx, plan)
+        if not applied.result.ok:
+            ctx.say("A step failed; the steps after it were not sent.")
+            return _step_failed(applied)
+        verdict = verify(ctx)
+    offer_undo(ctx)
+    return verdict
 
 
 def logging_back_off(ctx: WizardContext, options: FixOptions) -> None:
@@ -442,13 +605,12 @@ def logging_back_off(ctx: WizardContext, options: FixOptions) -> None:
     from dataclasses import replace
 
     from remediate.exchange import ProtocolLoggingLevel
-    from remediate.executor import apply_plan
     from remediate.planner import FixOptions, build_plan
 
-    before, applied = ctx.connector, ctx.applied
-    if before is None or applied is None or applied.result.interrupted is not None:
+    original, applied = ctx.original, ctx.applied
+    if original is None or applied is None or applied.result.interrupted is not None:
         return
-    level = before.protocol_logging_level
+    level = original.protocol_logging_level
     if (
         options.protocol_logging is not ProtocolLoggingLevel.VERBOSE
         or level is options.protocol_logging
@@ -462,69 +624,128 @@ def logging_back_off(ctx: WizardContext, options: FixOptions) -> None:
     if not ctx.prompter.confirm("logging_off", question, default=True):
         ctx.say("Verbose protocol logging stays on; turn it off when the log has been read.")
         return
-    assert ctx.playbook is not None and ctx.session and ctx.connection
-    current = applied.after
+    assert ctx.playbook is not None and ctx.connector is not None
+    current = ctx.connector
     plan = build_plan(
         ctx.playbook, FixOptions(connector=current.name, protocol_logging=level), current=current
     )
     plan = replace(plan, steps=tuple(s for s in plan.steps if s.cmdlet.endswith("SendConnector")))
-    restored = apply_plan(
-        ctx.session, plan, current, ctx.connection, ctx.credential, environ=ctx.env.environ
-    )
-    ctx.logging_restored = restored
+    restored = _apply(ctx, plan)
     ctx.say(f"Protocol logging: {restored.after.protocol_logging_level}.")
 
 
 def _explain(ctx: WizardContext, queues: list[QueueInfo]) -> None:
     from remediate.diagnosis import explain_last_error
+    from remediate.output import terminal_width, wrap
 
+    width = terminal_width(ctx.env)
     for queue in queues:
         explained = explain_last_error(queue.last_error)
         if explained is not None:
-            ctx.say(f"  {queue.identity} LastError: {queue.last_error}")
-            ctx.say(f"  Meaning: {explained.summary}. What to do: {explained.action}.")
+            for line in wrap(f"{queue.identity} LastError: {queue.last_error}", width, "  "):
+                ctx.say(line)
+            meaning = f"Meaning: {explained.summary}. What to do: {explained.action}."
+            for line in wrap(meaning, width, "  "):
+                ctx.say(line)
 
 
 def offer_undo(ctx: WizardContext) -> None:
-    from remediate.executor import execute
-
-    applied = ctx.applied
-    if applied is None or applied.backup is None or ctx.session is None:
+    if ctx.applied is None or not ctx.applies or ctx.applies[0].backup is None:
         return
     if not ctx.prompter.confirm("undo", "Undo the change from the backup?", default=False):
-        ctx.say(f"Kept. To undo later: remediate undo '{applied.backup.path}'")
+        _kept(ctx)
         return
-    plan = applied.backup.undo_plan()
-    for note in plan.notes:
-        ctx.say(f"  note: {note}")
+    undo(ctx)
+
+
+def _kept(ctx: WizardContext) -> None:
+    first = ctx.applies[0].backup if ctx.applies else None
+    if ctx.options.demo or first is None:
+        ctx.say("Kept: the connector stays as it is now.")
+    else:
+        ctx.say(f"Kept. To undo later: remediate undo '{first.path}'")
+
+
+def undo(ctx: WizardContext) -> None:
+    """Put the connector back as the first backup saw it, through the apply pipeline
+    (backed up, audited), planned from its current settings: no step sets a value it already
+    has. When Exchange needs a credential for the old values, the relay account is asked for."""
+    from dataclasses import replace
+
+    from remediate.planner import relay_credential, undo_plan
+    from remediate.report import differences
+
+    assert ctx.original is not None and ctx.connector is not None and ctx.applies
+    first = ctx.applies[0].result.plan
+    applied = replace(first, steps=tuple(s for a in ctx.applies for s in a.result.plan.steps))
+    plan = undo_plan(ctx.original, applied, current=ctx.connector)
+    if any(CREDENTIAL_NOT_SET in note for note in plan.notes):
+        mechanism = ctx.original.smart_host_auth_mechanism
+        ctx.say(
+            f"The old settings use {mechanism}, which Exchange accepts only with a credential: "
+            "enter the relay account to restore them."
+        )
+        from remediate.wizard.flow_2016 import relay_account
+
+        username = relay_account(ctx)
+        plan = undo_plan(
+            ctx.original, applied, current=ctx.connector, credential=relay_credential(username)
+        )
+    left = [
+        d for d in differences(ctx.original, ctx.connector) if d[0] != "AuthenticationCredential"
+    ]
     if not plan.changes:
-        ctx.say("Nothing to undo: the connector keeps the settings shown above.")
+        if not left:
+            ctx.say("Nothing to undo: the connector already equals the backup.")
+        else:
+            ctx.say("Not undone: Exchange would refuse the old values.")
+        _notes(ctx, plan)
         return
-    result = execute(ctx.session, plan, ctx.credential)
+    _notes(ctx, plan)
+    ctx.say("Undo:")
+    result = _apply(ctx, plan).result
     ctx.say(result.summary())
     ctx.undone = result.ok
 
 
-def summary(ctx: WizardContext) -> None:
+def _notes(ctx: WizardContext, plan: Plan) -> None:
+    for note in plan.notes:
+        if not note.startswith("nothing to undo"):
+            ctx.say(f"  note: {_plain(note)}")
+
+
+def _plain(note: str) -> str:
+    """A planner note without the command-line advice it gives to `remediate undo` users."""
+    for cli in ("; give --", "; to go back to the old account"):
+        note = note.split(cli)[0]
+    return note
+
+
+def summary(ctx: WizardContext, verdict: QueueVerdict) -> None:
+    """What was changed and where its records are; the verdict line last."""
+    from remediate.report import differences
+
     ctx.say()
     ctx.say("Summary:")
-    applied = ctx.applied
-    if applied is not None:
+    for applied in ctx.applies:
         ctx.say(f"  {applied.result.headline()}")
-        if ctx.connector is not None:
-            from remediate.report import differences
-
-            for name, old, new in differences(ctx.connector, applied.after):
-                ctx.say(f"  Changed {name}: {_shown(old)} -> {_shown(new)}")
-        if applied.backup is not None:
-            ctx.say(f"  Backup: {applied.backup.path}")
-            ctx.say(f"  Undo script: {applied.backup.script}")
-        if applied.audit_path is not None:
-            ctx.say(f"  Audit log: {applied.audit_path}")
+    if ctx.original is not None and ctx.applies:
+        changed = differences(ctx.original, ctx.connector) if ctx.connector else []
+        for name, old, new in changed:
+            ctx.say(f"  Changed {name}: {_shown(old)} -> {_shown(new)}")
+        if not changed:
+            ctx.say("  The connector has the settings it had before this run.")
+    first = ctx.applies[0] if ctx.applies else None
+    if first is not None and first.backup is not None:
+        ctx.say(f"  Backup: {first.backup.path}")
+        ctx.say(f"  Undo script: {first.backup.script}")
+    if first is not None and first.audit_path is not None:
+        ctx.say(f"  Audit log: {first.audit_path}")
     if ctx.undone:
         ctx.say("  The change was undone from the backup.")
     if ctx.script is not None:
         ctx.say(f"  Script: {ctx.script}")
+    ctx.say(verdict.line())
 
 
 def _shown(value: Any) -> str:

@@ -186,7 +186,7 @@ def _related_events(ctx: WizardContext) -> list[EventGroup]:
     """Every readable event in the given event text that names this connector, grouped."""
     from remediate.events import group, parse_any
 
-    text = ctx.options.event_text
+    text = ctx.event_text or ctx.options.event_text
     connector = ctx.connector
     if not text or connector is None:
         return []

@@ -13,8 +13,10 @@ from remediate.exchange import AuthMechanism
 from remediate.wizard.prompter import Choice
 
 if TYPE_CHECKING:
+    from remediate.plan import CredentialRef
     from remediate.planner import FixOptions
     from remediate.probe import ProbeResult
+    from remediate.queue_watch import QueueVerdict
     from remediate.wizard.flow import WizardContext
 
 PLAYBOOK_ID = "smarthost-auth-credential"
@@ -23,6 +25,12 @@ PROBE_NOTE = (
     "between the two can make the results differ."
 )
 PASSWORD_TRIES = 3
+TRIES = 3
+ANSWER_KEYS: dict[str, type] = {"mechanism_anyway": bool, "after_failure": str}
+REMEDIES = (
+    Choice("retype", "Retype the relay password and apply only the credential again"),
+    Choice("mechanism", "Choose another mechanism (the smart host's offers shown again)"),
+)
 
 
 def diagnose(ctx: WizardContext) -> list[Finding]:
@@ -77,7 +85,7 @@ def choose_fix(ctx: WizardContext) -> FixOptions:
     require_tls = _require_tls(ctx, result, mechanism)
     username = None
     if mechanism.needs_credential:
-        username = _relay_credential(ctx)
+        username = relay_account(ctx)
     return FixOptions(
         connector=connector.name,
         mechanism=mechanism,
@@ -87,6 +95,64 @@ def choose_fix(ctx: WizardContext) -> FixOptions:
         port=port,
         require_tls=require_tls,
     )
+
+
+def remedies(ctx: WizardContext, verdict: QueueVerdict) -> list[Choice]:
+    """After a credential refusal (530/535/454): retype the password (when the mechanism
+    uses one), or another mechanism."""
+    from remediate.wizard.flow import credential_refused
+
+    connector = ctx.connector
+    if connector is None or not credential_refused(verdict):
+        return []
+    retype = connector.smart_host_auth_mechanism.needs_credential and "relay_user" in ctx.notes
+    return list(REMEDIES) if retype else [REMEDIES[1]]
+
+
+def remedy(ctx: WizardContext, answer: str) -> FixOptions:
+    """The fix options for the remedy chosen (``remedies``)."""
+    from remediate.planner import FixOptions
+
+    connector = ctx.connector
+    assert connector is not None
+    if answer == "retype":
+        username = ctx.notes["relay_user"]
+        ctx.credentials[_ref(username)] = _retyped(ctx, username)
+        return FixOptions(connector=connector.name, username=username, reenter_credential=True)
+    result: ProbeResult | None = ctx.notes.get("probe")
+    if result is not None:
+        offered = ", ".join(result.auth_mechanisms) or "no AUTH"
+        tls = "STARTTLS works" if result.tls_ok else "no working STARTTLS"
+        ctx.say(f"The smart host {result.host}:{result.port} offers: {offered}; {tls}.")
+    mechanism = _mechanism(ctx, result)
+    username = relay_account(ctx) if mechanism.needs_credential else None
+    return FixOptions(
+        connector=connector.name,
+        mechanism=mechanism,
+        username=username,
+        reenter_credential=username is not None,
+    )
+
+
+def _retyped(ctx: WizardContext, username: str) -> str:
+    """The password again: typed twice (or, in the demo, the lab's); the keyring's is not
+    offered, since it may be the one just refused."""
+    lab = ctx.options.lab_relay
+    if lab and lab[0] == username:
+        choices = [
+            Choice("lab", "Use the lab's relay password (demo only)"),
+            Choice("type", "Type the password"),
+        ]
+        source = ctx.prompter.select("password_source", f"Password for {username}:", choices, "lab")
+        if source == "lab":
+            return lab[1]
+    return _typed_password(ctx, username)
+
+
+def _ref(username: str) -> CredentialRef:
+    from remediate.planner import relay_credential
+
+    return relay_credential(username)
 
 
 def _require_tls(
@@ -164,11 +230,25 @@ def _mechanism(ctx: WizardContext, result: ProbeResult | None) -> AuthMechanism:
             Choice(verdict.mechanism.value, f"{verdict.mechanism} ({label}: {verdict.reason})")
         )
     default = verdicts[0].mechanism.value
-    answer = ctx.prompter.select("mechanism", "Authentication mechanism:", choices, default)
-    return AuthMechanism(answer)
+    for _ in range(TRIES):
+        answer = ctx.prompter.select("mechanism", "Authentication mechanism:", choices, default)
+        chosen = next(v for v in verdicts if v.mechanism.value == answer)
+        if chosen.works:
+            return chosen.mechanism
+        question = (
+            f"{chosen.mechanism} will not work with this smart host: {chosen.reason}. "
+            "Use it anyway?"
+        )
+        if ctx.prompter.confirm("mechanism_anyway", question, default=False):
+            return chosen.mechanism
+        ctx.say(f"Not {chosen.mechanism}: choose again.")
+    raise UsageError(
+        f"mechanism: no mechanism chosen after {TRIES} tries (each one chosen will not work "
+        "and was not confirmed)"
+    )
 
 
-def _relay_credential(ctx: WizardContext) -> str:
+def relay_account(ctx: WizardContext) -> str:
     """User name (prefilled from the event, the name remediate last set on this connector
     (its audit log: Exchange never returns it), or the demo's), password from the keyring,
     the demo's lab account, or typed twice without echo; offer to save it."""
@@ -217,6 +297,7 @@ def _relay_credential(ctx: WizardContext) -> str:
             ctx.say("No usable keyring on this machine: the password is not saved.")
     assert password is not None
     ctx.credentials[relay_credential(username)] = password
+    ctx.notes["relay_user"] = username
     return username
 
 

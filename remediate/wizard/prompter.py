@@ -7,13 +7,15 @@ in an answers file: in answers mode they come from stdin lines (like ``--passwor
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from remediate.env import Environment
 from remediate.errors import UsageError
 from remediate.terminal import printable, printable_text
+
+MAX_PASTE_LINES = 500  # an event's text is a few dozen lines
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,11 @@ class Prompter(Protocol):
     def confirm(self, key: str, message: str, default: bool = False) -> bool: ...
 
     def password(self, key: str, message: str) -> str: ...
+
+    def paste(self, key: str, message: str, whole: Callable[[str], bool]) -> str:
+        """A text that may span lines: the first line, and when ``whole`` says it is not an
+        answer by itself, the lines after it up to an empty line."""
+        ...
 
 
 class QuestionaryPrompter:
@@ -62,6 +69,26 @@ class QuestionaryPrompter:
         import questionary
 
         return str(questionary.password(printable_text(message)).unsafe_ask())
+
+    def paste(self, key: str, message: str, whole: Callable[[str], bool]) -> str:
+        """Without bracketed paste (many terminals, SSH clients, tmux without -p) each pasted
+        line arrives with its own Enter: the first ends the question, the rest wait as
+        typeahead, read here line by line until an empty line. A bracketed paste arrives as
+        one answer holding its newlines and is whole as it is."""
+        import questionary
+        from prompt_toolkit import PromptSession
+
+        first = str(questionary.text(printable_text(message)).unsafe_ask())
+        if "\n" in first.strip() or not first.strip() or whole(first.strip()):
+            return first.strip()
+        lines = [first]
+        session: PromptSession[str] = PromptSession()
+        while len(lines) < MAX_PASTE_LINES:
+            line = session.prompt("  ")
+            if not line.strip():
+                break
+            lines.append(line)
+        return "\n".join(lines)
 
 
 class AnswersPrompter:
@@ -102,6 +129,9 @@ class AnswersPrompter:
         if isinstance(answer, bool):
             return answer
         raise UsageError(f"{self._source}: '{key}' must be true or false, not {answer!r}")
+
+    def paste(self, key: str, message: str, whole: Callable[[str], bool]) -> str:
+        return self.text(key, message)
 
     def password(self, key: str, message: str) -> str:
         lines = self._env.stdin_lines()

@@ -69,7 +69,9 @@ def lab_options(lab: Lab, **changes: object) -> WizardOptions:
 
 
 def driver(environ: dict[str, str]) -> Callable[..., Run]:
-    """Run the wizard in-process with ``keys`` queued as typed input."""
+    """Run the wizard in-process with ``keys`` queued as typed input (stdout pretends to be
+    a terminal, so NO_COLOR keeps the checklist plain; colour is tested in a real terminal)."""
+    environ = {**environ, "NO_COLOR": "1"}
 
     def run(options: WizardOptions, keys: str) -> Run:
         out, err = io.StringIO(), io.StringIO()

@@ -30,14 +30,22 @@ def _run(args: list[str], tmp_path: Path, stdin: str = "") -> subprocess.Complet
     )
 
 
-@pytest.mark.parametrize("command", [["fix"], ["fix", "2016"], ["demo"]])
+@pytest.mark.parametrize("command", [["fix"], ["fix", "2016"]])
 def test_without_a_terminal_refuses_at_once_with_status_2(
     command: list[str], tmp_path: Path
 ) -> None:
     done = _run(command, tmp_path)
     assert done.returncode == 2
-    assert "there is no terminal to ask on" in done.stderr
+    assert "remediate fix is interactive and there is no terminal to ask on" in done.stderr
     assert "remediate plan" in done.stderr and "--answers FILE" in done.stderr
+
+
+def test_demo_without_a_terminal_names_the_demo(tmp_path: Path) -> None:
+    done = _run(["demo"], tmp_path)
+    assert done.returncode == 2
+    assert "remediate demo is interactive and there is no terminal to ask on" in done.stderr
+    assert "'remediate demo --answers FILE'" in done.stderr
+    assert "fix" not in done.stderr
     assert "Starting the lab" not in done.stdout
 
 
