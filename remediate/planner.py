@@ -148,7 +148,8 @@ _ARGUMENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         {
             "action": "store_true",
             "default": False,
-            "help": "send the credential again even when the connector holds one (it cannot be compared)",
+            "help": "send the credential again although the connector holds one "
+            "(it cannot be compared)",
         },
     ),
     "smart_hosts": (
