@@ -31,11 +31,13 @@ UTF8_BOM = b"\xef\xbb\xbf"
 NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)  # absent on Windows: see restrict_windows
 BINARY: int = getattr(os, "O_BINARY", 0)  # Windows only: no newline translation
 _run = subprocess.run  # the icacls runner (tests replace it: no Windows here)
+PLATFORM: str = sys.platform  # what windows() decides on (tests set "win32")
 
 
 def windows() -> bool:
-    """The one platform switch: Windows ACLs and locks instead of POSIX modes and flock."""
-    return sys.platform == "win32"
+    """The one platform switch: Windows paths, ACLs and locks instead of XDG, POSIX modes
+    and flock; every module asks it."""
+    return PLATFORM == "win32"
 
 
 def icacls_argv(path: Path, environ: dict[str, str] | None = None) -> list[str]:

@@ -24,9 +24,9 @@ APP = "remediate"
 def config_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Profiles: ``$XDG_CONFIG_HOME/remediate`` or ``%APPDATA%\\remediate``."""
     if windows():
-        import platformdirs
+        from platformdirs.windows import Windows  # platformdirs' own choice on Windows
 
-        return Path(platformdirs.user_config_dir(APP, appauthor=False, roaming=True))
+        return Path(Windows(APP, appauthor=False, roaming=True).user_config_dir)
     return _xdg(environ, "XDG_CONFIG_HOME", ".config")
 
 
@@ -34,9 +34,9 @@ def state_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Backups, audit log, locks, escalations, lab: ``$XDG_STATE_HOME/remediate`` or
     ``%LOCALAPPDATA%\\remediate``."""
     if windows():
-        import platformdirs
+        from platformdirs.windows import Windows
 
-        return Path(platformdirs.user_state_dir(APP, appauthor=False))
+        return Path(Windows(APP, appauthor=False).user_state_dir)
     return _xdg(environ, "XDG_STATE_HOME", ".local/state")
 
 
