@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from remediate.env import Environment
 from remediate.errors import UsageError
+from remediate.terminal import command_word
 from remediate.wizard.prompter import Choice, Prompter
 
 if TYPE_CHECKING:
@@ -492,7 +493,7 @@ def offer_undo(ctx: WizardContext) -> None:
     if applied is None or applied.backup is None or ctx.session is None:
         return
     if not ctx.prompter.confirm("undo", "Undo the change from the backup?", default=False):
-        ctx.say(f"Kept. To undo later: remediate undo '{applied.backup.path}'")
+        ctx.say(f"Kept. To undo later: remediate undo {command_word(str(applied.backup.path))}")
         return
     plan = applied.backup.undo_plan()
     for note in plan.notes:
