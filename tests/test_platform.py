@@ -74,11 +74,17 @@ def test_windows_paths_are_appdata_and_localappdata(
 ) -> None:
     # stand-in for SHGetKnownFolderPath, which platformdirs calls on Windows only
     monkeypatch.setattr(platformdirs.windows, "_RESOLVE_WIN_FOLDER", FOLDERS.__getitem__)
-    linux_env = {"XDG_CONFIG_HOME": "/cfg", "XDG_STATE_HOME": "/st"}  # ignored on Windows
-    config = PureWindowsPath(str(paths.config_dir(linux_env)))
-    state = PureWindowsPath(str(paths.state_dir(linux_env)))
-    assert config == PureWindowsPath(r"C:\Users\ann\AppData\Roaming\remediate")
-    assert state == PureWindowsPath(r"C:\Users\ann\AppData\Local\remediate")
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    for environ in ({"HOME": "/home/ann"}, None):
+        config = PureWindowsPath(str(paths.config_dir(environ)))
+        state = PureWindowsPath(str(paths.state_dir(environ)))
+        assert config == PureWindowsPath(r"C:\Users\ann\AppData\Roaming\remediate")
+        assert state == PureWindowsPath(r"C:\Users\ann\AppData\Local\remediate")
+    # an explicit XDG_* still wins (the demo's records go to a directory of their own)
+    given = {"XDG_CONFIG_HOME": r"D:\cfg", "XDG_STATE_HOME": r"D:\demo-records"}
+    assert paths.state_dir(given) == Path(r"D:\demo-records") / "remediate"
+    assert paths.config_dir(given) == Path(r"D:\cfg") / "remediate"
 
 
 def test_icacls_argv_is_owner_only_and_from_system_root(tmp_path: Path) -> None:
