@@ -28,7 +28,7 @@ from typing import Any
 from remediate.errors import UsageError
 
 UTF8_BOM = b"\xef\xbb\xbf"
-NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)  # absent on Windows: see restrict_windows
+NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)  # absent on Windows: see above
 BINARY: int = getattr(os, "O_BINARY", 0)  # Windows only: no newline translation
 _run = subprocess.run  # the icacls runner (tests replace it: no Windows here)
 PLATFORM: str = sys.platform  # what windows() decides on (tests set "win32")
