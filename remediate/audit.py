@@ -22,10 +22,10 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from remediate.backup import state_dir
 from remediate.exchange import PROPERTY_NAMES, SendConnector
 from remediate.executor import ExecutionResult, changed_something
-from remediate.files import open_private_append, private_directory
+from remediate.files import open_private_append, private_directory, windows
+from remediate.paths import state_dir
 from remediate.plan import CredentialRef, ParamValue, Step, Switch
 
 if TYPE_CHECKING:
@@ -213,4 +213,4 @@ def _operator() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):
-        return f"uid {os.getuid()}"
+        return "unknown user" if windows() else f"uid {os.getuid()}"

@@ -3,7 +3,7 @@
 A backup holds the connector's settings as Get-SendConnector reported them (the credential
 only as its user name: Exchange never returns a password) and the plan that was about to be
 applied, so ``remediate undo`` can derive the undo plan later. Files live in
-``$XDG_STATE_HOME/remediate/backups`` (default ``~/.local/state``), directory 0700, files 0600.
+``state_dir()/backups`` (remediate.paths), directory 0700, files 0600 (owner-only ACL on Windows).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from remediate.exchange import (
     SendConnector,
     TlsAuthLevel,
 )
-from remediate.files import private_directory, read_json, script_bytes
+from remediate.files import create_private, private_directory, read_json, script_bytes
+from remediate.paths import state_dir
 from remediate.plan import CredentialRef, Parameter, ParamValue, Plan, Step, StepKind, Switch
 
 if TYPE_CHECKING:
@@ -38,13 +39,6 @@ _ENUMS: dict[str, type[Enum]] = {
     cls.__name__: cls
     for cls in (AuthMechanism, TlsAuthLevel, ProtocolLoggingLevel, CredentialState)
 }
-
-
-def state_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """``$XDG_STATE_HOME/remediate`` (``~/.local/state/remediate`` when unset)."""
-    environ = os.environ if environ is None else environ
-    base = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME", "~")) / ".local/state")
-    return Path(base).expanduser() / "remediate"
 
 
 def backup_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -140,7 +134,7 @@ def _slug(name: str) -> str:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    fd = create_private(path)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -88,12 +89,23 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     if argv is None:
         interrupts.install()
     env = env or Environment()
+    if argv is None and "_ARGCOMPLETE" in os.environ:
+        _complete()
     parser = build_parser(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if not getattr(args, "_module", None):
         parser.print_help(env.stdout)
         return 2
     return interrupts.exit_status(_run(args, env))
+
+
+def _complete() -> None:
+    """Answer the shell's completion request (argcomplete's variables set by the script of
+    ``remediate completion``) from the full parser, then exit: argcomplete is imported here
+    only, never on an ordinary run."""
+    import argcomplete
+
+    argcomplete.autocomplete(build_parser(), always_complete_options=False)
 
 
 def _run(args: argparse.Namespace, env: Environment) -> int:

@@ -2,7 +2,7 @@
 
 A ``Connection`` is everything but the password: server, port, path, scheme, authentication,
 user, certificate validation, configuration name and timeouts. Connections are saved as named
-profiles in ``$XDG_CONFIG_HOME/remediate/profiles.json`` (mode 0600, never a password) or
+profiles in ``config_dir()/profiles.json`` (remediate.paths; private, never a password) or
 given ad hoc with ``--server URL``.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 from remediate.env import Environment
 from remediate.errors import UsageError
 from remediate.files import private_directory, write_file
+from remediate.paths import config_dir
 from remediate.pwsh import unsafe_character
 
 DEFAULT_PATH = "/PowerShell"
@@ -158,12 +158,6 @@ def connection_from_ready_file(path: Path) -> Connection:
 
 
 # --- profiles ------------------------------------------------------------------------------
-
-
-def config_dir(environ: dict[str, str] | None = None) -> Path:
-    environ = dict(os.environ) if environ is None else environ
-    base = environ.get("XDG_CONFIG_HOME") or str(Path(environ.get("HOME", "~")) / ".config")
-    return Path(base).expanduser() / "remediate"
 
 
 class ProfileStore:

@@ -113,7 +113,7 @@ def local_causes(
 
 def default_path(connector: str, environ: Mapping[str, str] | None = None) -> Path:
     """``$XDG_STATE_HOME/remediate/escalations/2002-<connector>-<UTC time>.json``."""
-    from remediate.backup import state_dir
+    from remediate.paths import state_dir
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     slug = re.sub(r"[^A-Za-z0-9]+", "-", connector).strip("-")[:60] or "connector"

@@ -1,8 +1,15 @@
 """Writing the files remediate produces (scripts, reports, profiles, escalation bundles):
-whole or not at all.
+whole or not at all, and private when they name servers, accounts or backups.
 
 A file is written to a temporary name in the same directory and renamed into place, so a
 failed or interrupted write leaves the previous file (or none), never half a script.
+
+Private means mode 0600 (directories 0700) on POSIX. On Windows, where the mode bits mean
+nothing, it means an owner-only ACL set with icacls (inheritance removed, full control for
+the current user alone). ``windows()`` is the one platform switch; on Windows there is no
+O_NOFOLLOW, so a symbolic link is refused by a check before the open (a narrower guard than
+POSIX's: creating symbolic links needs an elevated or developer-mode account there), and no
+uid, so the ownership check is left to the ACL.
 """
 
 from __future__ import annotations
@@ -11,14 +18,79 @@ import errno
 import json
 import os
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from remediate.errors import UsageError
 
 UTF8_BOM = b"\xef\xbb\xbf"
+NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)  # absent on Windows: see above
+BINARY: int = getattr(os, "O_BINARY", 0)  # Windows only: no newline translation
+_run = subprocess.run  # the icacls runner (tests replace it: no Windows here)
+PLATFORM: str = sys.platform  # what windows() decides on (tests set "win32")
+
+
+def windows() -> bool:
+    """The one platform switch: Windows paths, ACLs and locks instead of XDG, POSIX modes
+    and flock; every module asks it."""
+    return PLATFORM == "win32"
+
+
+def icacls_argv(path: Path, environ: dict[str, str] | None = None) -> list[str]:
+    """icacls arguments giving ``path`` an owner-only ACL: the inherited entries removed (a
+    file remediate creates has no others) and full control granted to the current user alone
+    (a directory's entry is inherited by the files made in it). icacls from %SystemRoot%,
+    never from PATH."""
+    environ = dict(os.environ) if environ is None else environ
+    user = environ.get("USERNAME", "")
+    if not user:
+        raise UsageError(f"cannot make {path} private: USERNAME is not set")
+    domain = environ.get("USERDOMAIN", "")
+    account = f"{domain}\\{user}" if domain else user
+    rights = "(OI)(CI)F" if Path(path).is_dir() else "F"
+    root = PureWindowsPath(environ.get("SystemRoot", "C:\\Windows"))
+    icacls = str(root / "System32" / "icacls.exe")
+    return [icacls, str(path), "/inheritance:r", "/grant:r", f"{account}:{rights}"]
+
+
+def restrict_windows(path: Path) -> None:
+    """Owner-only ACL on ``path`` (Windows); UsageError when icacls refuses."""
+    try:
+        done = _run(icacls_argv(path), capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise UsageError(f"cannot make {path} private: {exc.strerror or exc}") from None
+    if done.returncode != 0:
+        detail = (done.stdout or done.stderr or "").strip().splitlines()
+        raise UsageError(
+            f"cannot make {path} private (icacls: {detail[0] if detail else done.returncode})"
+        )
+
+
+def make_private(path: Path, mode: int = 0o600) -> None:
+    """``path`` readable by its owner only: ``mode`` on POSIX, an owner-only ACL on Windows."""
+    if windows():
+        restrict_windows(path)
+    else:
+        os.chmod(path, mode)
+
+
+def create_private(path: Path) -> int:
+    """A new file (never an existing one, never through a symbolic link) open for writing,
+    private before anything is written to it. FileExistsError when it exists."""
+    if windows() and Path(path).is_symlink():
+        raise _refused(path, "file", OSError(errno.ELOOP, "a symbolic link"))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | BINARY, 0o600)
+    if windows():
+        try:
+            restrict_windows(path)
+        except BaseException:
+            os.close(fd)
+            raise
+    return fd
 
 
 def script_bytes(text: str) -> bytes:
@@ -55,10 +127,13 @@ def write_file(path: Path, text: str | bytes, *, what: str, private: bool = Fals
     except OSError as exc:
         raise UsageError(f"{what}: cannot write {path}: {exc.strerror or exc}") from None
     try:
+        if private:
+            make_private(Path(tmp))  # before the data is in it (the rename keeps the ACL)
+        elif not windows():
+            os.chmod(tmp, 0o644)
         data = text if isinstance(text, bytes) else text.encode("utf-8")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        os.chmod(tmp, 0o600 if private else 0o644)
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -79,6 +154,12 @@ def private_directory(path: Path) -> Path:
             path.mkdir(exist_ok=True, mode=0o700)
     except OSError as exc:
         raise UsageError(f"cannot create the directory {path}: {exc.strerror or exc}") from None
+    if windows():
+        # no O_DIRECTORY, no uid: refuse a link or a file, then the owner-only ACL
+        if path.is_symlink() or not path.is_dir():
+            raise _refused(path, "directory", OSError(errno.ENOTDIR, "not a directory"))
+        restrict_windows(path)
+        return path
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError as exc:
@@ -92,9 +173,24 @@ def private_directory(path: Path) -> Path:
 
 def open_private_append(path: Path) -> int:
     """A descriptor appending to ``path`` (created 0600), never through a symbolic link; an
-    existing file is checked like ``private_directory`` and repaired to 0600."""
+    existing file is checked like ``private_directory`` and repaired to 0600 (on Windows:
+    a link refused, the owner-only ACL set)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW | BINARY
+    if windows():
+        if Path(path).is_symlink():
+            raise _refused(path, "file", OSError(errno.ELOOP, "a symbolic link"))
+        try:
+            fd = os.open(path, flags, 0o600)
+        except OSError as exc:
+            raise _refused(path, "file", exc) from None
+        try:
+            restrict_windows(path)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        fd = os.open(path, flags, 0o600)
     except OSError as exc:
         raise _refused(path, "file", exc) from None
     try:

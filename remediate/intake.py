@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from remediate.events import EventGroup, EventRecord
-from remediate.terminal import shell_quote
+from remediate.terminal import command_word
 
 # How the transport names the mechanism in event 2016 (%3) -> the connector settings.
 TRANSPORT_MECHANISMS = {
@@ -37,14 +37,14 @@ class Suggestion:
 
     @property
     def commands(self) -> tuple[str, ...]:
-        name = shell_quote(self.record.connector or "")
+        name = command_word(self.record.connector or "")
         event = self.record.event_id
         out = [f"remediate fix {event} --connector {name}"]
         if event == 2016:
             user = self.inputs.get("username")
             if user:
                 out.append(
-                    f"remediate apply 2016 --connector {name} --username {shell_quote(user)} "
+                    f"remediate apply 2016 --connector {name} --username {command_word(user)} "
                     "--reenter-credential"
                 )
         out.append(f"remediate diagnose --connector {name} --profile PROFILE")

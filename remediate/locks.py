@@ -2,16 +2,19 @@
 
 Apply, undo, the wizard and bulk hold the lock of a connector from the read that plans the
 change to the read-back after it, so a second run never plans from (and audits) a state the
-first is changing. Locks are ``flock`` locks on files in ``$XDG_STATE_HOME/remediate/locks``
+first is changing. Locks are ``flock`` locks on files in ``state_dir()/locks``
 (0700 directory, 0600 files, never through a symbolic link); the kernel drops them when the
-holder exits, however it exits. A second run waits ``REMEDIATE_LOCK_WAIT`` seconds (default
+holder exits, however it exits. On Windows (no flock) they are ``msvcrt.locking`` locks on
+one byte far past the holder line (a locked range cannot be read there), which Windows
+drops when the handle closes. A second run waits ``REMEDIATE_LOCK_WAIT`` seconds (default
 5), then refuses naming the holder.
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import hashlib
+import importlib
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -19,9 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from remediate.backup import state_dir
 from remediate.errors import UsageError
-from remediate.files import private_directory
+from remediate.files import BINARY, NOFOLLOW, private_directory, windows
+from remediate.paths import state_dir
 
 if TYPE_CHECKING:
     from remediate.connections import Connection
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 
 WAIT_ENV = "REMEDIATE_LOCK_WAIT"
 DEFAULT_WAIT = 5.0
+WINDOWS_LOCK_OFFSET = 1 << 20  # the byte msvcrt.locking locks: beyond any holder line
 
 
 class ConnectorBusy(UsageError):
@@ -86,6 +90,8 @@ class ConnectorLocks:
 
     def release(self) -> None:
         for fd in self._held.values():
+            if windows():
+                _unlock_windows(fd)
             os.close(fd)  # closing the descriptor drops the flock
         self._held.clear()
 
@@ -101,13 +107,15 @@ class ConnectorLocks:
         private_directory(path.parent.parent)
         private_directory(path.parent)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            if windows() and path.is_symlink():
+                raise OSError("a symbolic link")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | NOFOLLOW | BINARY, 0o600)
         except OSError as exc:
             raise UsageError(f"cannot open the lock file {path}: {exc.strerror or exc}") from None
         deadline = time.monotonic() + _wait(self.environ)
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _try_lock(fd)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
@@ -122,13 +130,36 @@ class ConnectorLocks:
                 time.sleep(0.1)
         os.ftruncate(fd, 0)
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        os.pwrite(fd, f"pid {os.getpid()} since {stamp}\n".encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)  # lseek and write: os.pwrite is POSIX-only
+        os.write(fd, f"pid {os.getpid()} since {stamp}\n".encode())
         return fd
+
+
+def _try_lock(fd: int) -> None:
+    """An exclusive lock without waiting; BlockingIOError when another run holds it."""
+    if windows():
+        msvcrt = importlib.import_module("msvcrt")
+        os.lseek(fd, WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError as exc:  # EACCES / EDEADLOCK: held by another process
+            raise BlockingIOError(str(exc)) from None
+        return
+    fcntl = importlib.import_module("fcntl")
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _unlock_windows(fd: int) -> None:
+    msvcrt = importlib.import_module("msvcrt")
+    with contextlib.suppress(OSError):  # closing the handle releases it too
+        os.lseek(fd, WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 
 def _holder(fd: int) -> str:
     try:
-        text = os.pread(fd, 200, 0).decode("utf-8", errors="replace").strip()
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, 200).decode("utf-8", errors="replace").strip()
     except OSError:
         text = ""
     return text or "pid unknown"

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from remediate.env import Environment
 from remediate.errors import PreflightError, SecretStoreError, UsageError
 from remediate.preflight import check_password
+from remediate.terminal import command_word
 
 if TYPE_CHECKING:
     from remediate.connections import Connection
@@ -191,7 +192,8 @@ def relay_password(ref: CredentialRef, env: Environment, *, password_stdin: bool
             raise SecretStoreError(
                 f"no password for relay account {ref.username} in the keyring "
                 f"(service {ref.service}, key {ref.key})",
-                hint=f"save it with 'remediate connect relay {ref.username}', or pipe it as "
+                hint=f"save it with: remediate connect relay {command_word(ref.username)}; "
+                "or pipe it as "
                 "line 2 with --password-stdin",
             )
     check_password(password)

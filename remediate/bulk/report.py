@@ -17,7 +17,7 @@ from typing import Any
 
 from remediate.bulk.runner import ConnectorOutcome, EndpointState, Status
 from remediate.errors import UsageError
-from remediate.files import read_json, write_file
+from remediate.files import create_private, read_json, write_file
 from remediate.report import table
 
 FORMAT = 1
@@ -149,7 +149,7 @@ def reserve_report(path: Path, *, force: bool) -> bool:
         return False
     path = Path(path)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        fd = create_private(path)
     except FileExistsError:
         raise UsageError(
             f"--report {path}: the file exists (the report of another run?); nothing was sent",

@@ -12,6 +12,7 @@ from remediate.errors import (
     RemoteCommandError,
     UsageError,
 )
+from remediate.terminal import command_word
 
 if TYPE_CHECKING:
     from remediate.connections import Connection
@@ -186,7 +187,8 @@ def execute_and_report(
     except RemediateError as exc:
         backup = getattr(exc, "backup", None)
         if backup is not None:
-            undo = f"Backup: {backup.path}\nUndo:   remediate undo '{backup.path}'"
+            word = command_word(str(backup.path))
+            undo = f"Backup: {backup.path}\nUndo:   remediate undo {word}"
             exc.hint = "\n".join(filter(None, [exc.hint, undo]))
         raise
     env.report()
@@ -198,7 +200,7 @@ def execute_and_report(
         env.report("What-if: nothing was changed, so no backup was taken and nothing was audited.")
     if applied.backup is not None:
         env.report(f"Backup: {applied.backup.path}")
-        env.report(f"Undo:   remediate undo '{applied.backup.path}'")
+        env.report(f"Undo:   remediate undo {command_word(str(applied.backup.path))}")
     if applied.audit_path is not None:
         env.report(f"Audit log: {applied.audit_path}")
     return applied

@@ -133,11 +133,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def lab_dir(env: Environment) -> Path:
-    """Per-user lab directory: $XDG_STATE_HOME/remediate/lab (~/.local/state/...)."""
-    base = env.environ.get("XDG_STATE_HOME") or str(
-        Path(env.environ.get("HOME", "~")).expanduser() / ".local" / "state"
-    )
-    return Path(base) / "remediate" / "lab"
+    """Per-user lab directory: state_dir()/lab (remediate.paths)."""
+    from remediate.paths import state_dir
+
+    return state_dir(env.environ) / "lab"
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:

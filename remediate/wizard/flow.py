@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from remediate.env import Environment
 from remediate.errors import UsageError
+from remediate.terminal import command_word
 from remediate.wizard.prompter import Choice, Prompter
 
 if TYPE_CHECKING:
@@ -663,7 +664,7 @@ def _kept(ctx: WizardContext) -> None:
     if ctx.options.demo or first is None:
         ctx.say("Kept: the connector stays as it is now.")
     else:
-        ctx.say(f"Kept. To undo later: remediate undo '{first.path}'")
+        ctx.say(f"Kept. To undo later: remediate undo {command_word(str(first.path))}")
 
 
 def undo(ctx: WizardContext) -> None:
