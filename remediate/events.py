@@ -21,6 +21,7 @@ from typing import TextIO
 
 from remediate.errors import UsageError
 from remediate.eventmatch import Match, Template
+from remediate.evtxfile import MAGIC, MAX_EVTX_BYTES, evtx_as_xml
 from remediate.files import decode_text, read_bounded
 
 HANDLED = (2016, 2002)
@@ -491,16 +492,31 @@ def parse_any(text: str, source: str) -> list[EventRecord]:
 
 
 def parse_file(path: Path) -> list[EventRecord]:
-    """A .xml (wevtutil), .csv (Event Viewer) or text file; the content decides."""
+    """A .evtx or .xml (Event Viewer, wevtutil), .csv (Event Viewer) or text file; the
+    content decides."""
     return parse_any(read_event_file(Path(path), str(path)), str(path))
 
 
 def read_event_file(path: Path, what: str) -> str:
     """An events file as text: at most MAX_INPUT_BYTES, decoded by ``files.decode_text``
-    (UTF-16 by its BOM or NUL pattern, else UTF-8, else Windows-1252). ``diagnose`` and
-    ``fix --event-file`` both read through here."""
+    (UTF-16 by its BOM or NUL pattern, else UTF-8, else Windows-1252); an .evtx (by its
+    signature, whatever its name) as the XML of its MSExchangeTransport events.
+    ``diagnose`` and ``fix --event-file`` both read through here."""
+    if _starts_with(path, MAGIC):
+        raw = read_bounded(path, MAX_EVTX_BYTES, what)
+        return evtx_as_xml(raw, what, MAX_INPUT_BYTES)
     raw = read_bounded(path, MAX_INPUT_BYTES, what)
     return decode_text(raw)
+
+
+def _starts_with(path: Path, signature: bytes) -> bool:
+    """Whether the file begins with ``signature`` (False when it cannot be opened: the read
+    that follows reports why)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(signature)) == signature
+    except OSError:
+        return False
 
 
 def read_event_stream(stream: TextIO, what: str = "stdin") -> str:
