@@ -74,7 +74,9 @@ class Event:
             ],
         )
         data = [Element("Data", text=Sub(6 + n, STRING_TYPE)) for n in range(len(self.data))]
-        return Element("Event", {"xmlns": NS}, children=[system, Element("EventData", children=data)])
+        return Element(
+            "Event", {"xmlns": NS}, children=[system, Element("EventData", children=data)]
+        )
 
     def values(self, record_id: int) -> list[tuple[int, bytes]]:
         strings = [(STRING_TYPE, _utf16(d)) for d in self.data]
