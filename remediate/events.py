@@ -62,13 +62,14 @@ MESSAGE_2002 = Template(
 # far below it; past it the reader stops with a clear message instead of eating memory.
 MAX_INPUT_BYTES = 32 * 1024 * 1024
 # Labels of Event Viewer's "Copy details as text", per Windows display language. Western
-# ones as before; zh-CN from the Chinese Event Viewer the seed page was read on (日志名称, 来源,
-# 日期, 事件 ID, 计算机); ja from sdk-ltd.com/ict/eventlog03.html and Microsoft's ja-jp Event
-# Viewer help (forsenergy.com/ja-jp/eventviewer: ソース, イベント ID, コンピューター); ko from
-# Microsoft's ko-kr Event Viewer help (forsenergy.com/ko-kr/eventviewer: 원본, 이벤트 ID, 수준)
-# and a pasted event on sysnet.pe.kr/2/0/11360; zh-TW from Microsoft's zh-TW terms
-# (learn.microsoft.com/zh-tw: 事件記錄檔, 事件識別碼, 電腦). Event Viewer writes an ASCII colon;
-# a full-width one (：) from a retyped paste is accepted too.
+# ones as before; zh-CN as issue 17 lists them from Chinese Windows (日志名称, 来源, 日期,
+# 事件 ID, 计算机); ja from sdk-ltd.com/ict/eventlog03.html (ソース, イベントID, コンピュータ,
+# 日付と時刻) and Microsoft's ja-jp Event Viewer help (forsenergy.com/ja-jp/eventviewer:
+# イベント ID); ko from Microsoft's ko-kr Event Viewer help (forsenergy.com/ko-kr/eventviewer:
+# 원본, 이벤트 ID, 수준); zh-TW from Microsoft's zh-TW terms (learn.microsoft.com/zh-tw:
+# 事件記錄檔, 事件識別碼, 電腦). No pasted ja, ko or zh-TW event was found, so their first
+# labels (ログの名前, 로그 이름, 記錄檔名稱) and 日付 / 날짜 / 電腦 are those terms, not a
+# capture. Event Viewer writes an ASCII colon; a full-width one (：) is accepted too.
 _COLON = r"[ \t]*[:\uff1a]"
 _FIRST_LABEL = re.compile(
     r"(?im)^[ \t]*(?:Log Name|Protokollname|Nom du journal|Nome registro|Nombre de registro|"
