@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from remediate.exchange import (
     SendConnector,
     TlsAuthLevel,
 )
+from remediate.filenames import file_name_part
 from remediate.files import create_private, private_directory, read_json, script_bytes
 from remediate.paths import state_dir
 from remediate.plan import CredentialRef, Parameter, ParamValue, Plan, Step, StepKind, Switch
@@ -76,7 +76,7 @@ def write_backup(
     directory = backup_dir(environ)
     private_directory(directory.parent)  # $XDG_STATE_HOME/remediate
     private_directory(directory)
-    stem = f"{now:%Y%m%dT%H%M%S%fZ}-{_slug(connector.name)}"
+    stem = f"{now:%Y%m%dT%H%M%S%fZ}-{file_name_part(connector.name)}"
     backup = Backup(
         path=directory / f"{stem}.json",
         script=directory / f"{stem}-undo.ps1",
@@ -127,10 +127,6 @@ def load_backup(path: Path | str) -> Backup:
         # the shape is checked as it is read: any surprise is this one error, not a traceback
         detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
         raise UsageError(f"{path}: not a remediate backup ({detail})") from None
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")[:60] or "connector"
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -22,7 +22,6 @@ operator, Microsoft support) and ``write_bundle`` writes ONE JSON file
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from typing import Any
 
 from remediate.events import EventGroup
 from remediate.exchange import QueueInfo, SendConnector
+from remediate.filenames import file_name_part
 from remediate.files import private_directory, write_file
 from remediate.queues import Cause, parse_last_error
 from remediate.reachability import FROM_HERE, HostCheck, Outcome
@@ -116,7 +116,7 @@ def default_path(connector: str, environ: Mapping[str, str] | None = None) -> Pa
     from remediate.paths import state_dir
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", connector).strip("-")[:60] or "connector"
+    slug = file_name_part(connector)
     return state_dir(environ) / "escalations" / f"2002-{slug}-{stamp}.json"
 
 

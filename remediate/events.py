@@ -21,6 +21,7 @@ from typing import TextIO
 
 from remediate.errors import UsageError
 from remediate.eventmatch import Match, Template
+from remediate.evtxfile import MAGIC, MAX_EVTX_BYTES, evtx_as_xml
 from remediate.files import decode_text, read_bounded
 
 HANDLED = (2016, 2002)
@@ -60,20 +61,52 @@ MESSAGE_2002 = Template(
 # How much of an events file (or stdin) is read: Application-log exports of a few days are
 # far below it; past it the reader stops with a clear message instead of eating memory.
 MAX_INPUT_BYTES = 32 * 1024 * 1024
+# Labels of Event Viewer's "Copy details as text", per Windows display language. Western
+# ones as before; zh-CN as issue 17 lists them from Chinese Windows (日志名称, 来源, 日期,
+# 事件 ID, 计算机); ja from sdk-ltd.com/ict/eventlog03.html (ソース, イベントID, コンピュータ,
+# 日付と時刻) and Microsoft's ja-jp Event Viewer help (forsenergy.com/ja-jp/eventviewer:
+# イベント ID); ko from Microsoft's ko-kr Event Viewer help (forsenergy.com/ko-kr/eventviewer:
+# 원본, 이벤트 ID, 수준); zh-TW from Microsoft's zh-TW terms (learn.microsoft.com/zh-tw:
+# 事件記錄檔, 事件識別碼, 電腦). No pasted ja, ko or zh-TW event was found, so their first
+# labels (ログの名前, 로그 이름, 記錄檔名稱) and 日付 / 날짜 / 電腦 are those terms, not a
+# capture. Event Viewer writes an ASCII colon; a full-width one (：) is accepted too.
+_COLON = r"[ \t]*[:\uff1a]"
 _FIRST_LABEL = re.compile(
     r"(?im)^[ \t]*(?:Log Name|Protokollname|Nom du journal|Nome registro|Nombre de registro|"
-    r"Nome do Log)[ \t]*:"
+    r"Nome do Log|日志名称|記錄檔名稱|ログの名前|로그 이름)" + _COLON
 )
 _EVENT_ID = re.compile(
     r"(?im)^[ \t]*(?:Event ID|EventID|Ereignis-ID|ID de l['’]événement|ID evento|"
-    r"Id\. del evento|Identificação do Evento)[ \t]*:[ \t]*(\d+)"
+    r"Id\. del evento|Identificação do Evento|事件 ?ID|事件識別碼|イベント ?ID|이벤트 ?ID)"
+    + _COLON
+    + r"[ \t]*(\d+)"
 )
 _DATE_LABEL = re.compile(
-    r"(?im)^[ \t]*(?:Date|Datum|Date et heure|Data|Fecha|Date and Time)[ \t]*:([^\n]*)"
+    r"(?im)^[ \t]*(?:Date|Datum|Date et heure|Data|Fecha|Date and Time|日期|日付|날짜)"
+    + _COLON
+    + r"([^\n]*)"
 )
 _COMPUTER = re.compile(
-    r"(?im)^[ \t]*(?:Computer|Computador|Ordinateur|Computer name)[ \t]*:\s*(\S+)"
+    r"(?im)^[ \t]*(?:Computer|Computador|Ordinateur|Computer name|计算机|電腦|"
+    r"コンピューター|コンピュータ|컴퓨터)" + _COLON + r"\s*(\S+)"
 )
+_SOURCE_LABEL = re.compile(
+    r"(?im)^[ \t]*(?:Source|Quelle|Origine|Origen|Fonte|来源|來源|ソース|원본)"
+    + _COLON
+    + r"[ \t]*([^\s]+)"
+)
+# Dates year first, as zh-CN/zh-TW/ja/ko Windows write them: "2026/12/1 9:30:12",
+# "2026-12-01 09:30:12", "2026/12/1 下午 9:30:12" (zh), "2026-12-01 오전 9:30:12" (ko, as in
+# the sysnet.pe.kr paste), "2026. 12. 1. 오후 9:30:12" (ko long form), with the morning /
+# afternoon word before or after the time. Anchored, no nested repetition: linear.
+_YMD = re.compile(
+    r"(\d{4})[/.\-年] ?(\d{1,2})[/.\-月] ?(\d{1,2})[.日]?[ \t]+"
+    r"(?:(上午|下午|午前|午後|오전|오후|AM|PM)[ \t]*)?"
+    r"(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?"
+    r"(?:[ \t]*(上午|下午|午前|午後|오전|오후|AM|PM))?",
+    re.I,
+)
+_AFTERNOON = {"下午", "午後", "오후", "PM"}
 _XML_NS = "{http://schemas.microsoft.com/win/2004/08/events/event}"
 _DATE_FORMATS = (
     "%m/%d/%Y %I:%M:%S %p",
@@ -96,6 +129,7 @@ class EventRecord:
     remote_endpoint: str | None = None  # 2002 %2 (IP:port)
     time: datetime | None = None
     computer: str | None = None
+    provider: str | None = None  # the event's Source (MSExchangeTransport)
     source: str = ""  # where it came from: file and line or record number
     raw: str = ""
     problems: list[str] = field(default_factory=list)
@@ -197,9 +231,29 @@ def _parse_time(text: str | None) -> datetime | None:
                 break
             except ValueError:
                 continue
+    if moment is None:
+        moment = _parse_ymd(cleaned)
     if moment is not None and moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment
+
+
+def _parse_ymd(text: str) -> datetime | None:
+    """A year-first date with a 12-hour marker (上午/下午, 午前/午後, 오전/오후) or 24 hours."""
+    found = _YMD.fullmatch(text)
+    if found is None:
+        return None
+    year, month, day, before, hour, minute, second, after = found.groups()
+    marker = (before or after or "").upper()
+    hours = int(hour)
+    if marker:
+        if not 1 <= hours <= 12:
+            return None
+        hours = hours % 12 + (12 if marker in _AFTERNOON else 0)
+    try:
+        return datetime(int(year), int(month), int(day), hours, int(minute), int(second or 0))
+    except ValueError:
+        return None
 
 
 # --- pasted text ------------------------------------------------------------------------------
@@ -258,6 +312,10 @@ def _block(block: str, source: str) -> EventRecord:
     record.time = _parse_time(date.group(1).strip(" \t\r")) if date else None
     computer = _COMPUTER.search(block)
     record.computer = computer.group(1) if computer else None
+    provider = _SOURCE_LABEL.search(block)
+    record.provider = provider.group(1) if provider else None
+    if record.provider and record.provider != "MSExchangeTransport" and not record.problems:
+        record.problems.append(f"source {record.provider}, not MSExchangeTransport")
     record.source = source
     return record
 
@@ -330,6 +388,7 @@ def _xml_event(chunk: str, source: str) -> EventRecord:
         else:
             record.problems.append(f"event {event_id} is not one remediate handles (2016, 2002)")
     name = provider.get("Name") if provider is not None else None
+    record.provider = name
     if name and name != "MSExchangeTransport" and not record.problems:
         record.problems.append(f"source {name}, not MSExchangeTransport")
     record.time = _parse_time(created.get("SystemTime") if created is not None else None)
@@ -434,16 +493,31 @@ def parse_any(text: str, source: str) -> list[EventRecord]:
 
 
 def parse_file(path: Path) -> list[EventRecord]:
-    """A .xml (wevtutil), .csv (Event Viewer) or text file; the content decides."""
+    """A .evtx or .xml (Event Viewer, wevtutil), .csv (Event Viewer) or text file; the
+    content decides."""
     return parse_any(read_event_file(Path(path), str(path)), str(path))
 
 
 def read_event_file(path: Path, what: str) -> str:
     """An events file as text: at most MAX_INPUT_BYTES, decoded by ``files.decode_text``
-    (UTF-16 by its BOM or NUL pattern, else UTF-8, else Windows-1252). ``diagnose`` and
-    ``fix --event-file`` both read through here."""
+    (UTF-16 by its BOM or NUL pattern, else UTF-8, else Windows-1252); an .evtx (by its
+    signature, whatever its name) as the XML of its MSExchangeTransport events.
+    ``diagnose`` and ``fix --event-file`` both read through here."""
+    if _starts_with(path, MAGIC):
+        raw = read_bounded(path, MAX_EVTX_BYTES, what)
+        return evtx_as_xml(raw, what, MAX_INPUT_BYTES)
     raw = read_bounded(path, MAX_INPUT_BYTES, what)
     return decode_text(raw)
+
+
+def _starts_with(path: Path, signature: bytes) -> bool:
+    """Whether the file begins with ``signature`` (False when it cannot be opened: the read
+    that follows reports why)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(signature)) == signature
+    except OSError:
+        return False
 
 
 def read_event_stream(stream: TextIO, what: str = "stdin") -> str:

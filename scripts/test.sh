@@ -32,7 +32,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 # gssapi and krb5 (the kerberos extra) compile once (about 2.5 min), then come from pip's cache
-.venv/bin/python -m pip install -q -e ".[test,kerberos]"
+.venv/bin/python -m pip install -q -e ".[test,kerberos,evtx]"
 
 echo "== ruff"
 .venv/bin/ruff check remediate tests benchmarks

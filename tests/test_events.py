@@ -137,3 +137,62 @@ def test_repeats_are_grouped_with_first_and_last_time() -> None:
 def test_unreadable_file() -> None:
     with pytest.raises(UsageError, match="cannot be read"):
         parse_file(FIXTURES / "missing.xml")
+
+
+# East Asian Event Viewer text: labels and dates as zh-CN, zh-TW, ja and ko Windows write them
+# (sources named beside the label patterns in remediate/events.py; the zh-CN seed page is
+# /work/shared/seeds' Chinese MSExchangeTransport 2016 page). The message body stays English:
+# Exchange writes it so whatever the display language.
+@pytest.mark.parametrize(
+    ("name", "connector"),
+    [
+        ("pasted-zh-cn.txt", "发往中继 Relay"),
+        ("pasted-zh-tw.txt", "發往中繼 Relay"),
+        ("pasted-ja.txt", "中継リレー Relay"),
+        ("pasted-ko.txt", "한국 릴레이 Relay"),
+    ],
+)
+def test_pasted_east_asian_event_viewer_text(name: str, connector: str) -> None:
+    records = parse_file(FIXTURES / name)
+    assert [r.event_id for r in records] == [2016, 2002]
+    assert not bad(records)
+    r2016, r2002 = records
+    assert (r2016.connector, r2016.status, r2016.mechanism) == (connector, "Unsupported", "Login")
+    assert (r2016.target_server, r2016.user) == ("relay.contoso.lab", "EX01$")
+    assert (r2002.connector, r2002.remote_endpoint) == (connector, "192.0.2.25:2525")
+    # 18:01:02 and 18:05:09 in each file, written 24-hour or with 下午 / 오후
+    assert [r.time for r in records] == [
+        datetime(2026, 11, 22, 18, 1, 2),
+        datetime(2026, 11, 22, 18, 5, 9),
+    ]
+    assert {r.computer for r in records} == {"EX01.contoso.lab"}
+    assert {r.provider for r in records} == {"MSExchangeTransport"}
+    assert [r.source for r in records] == [f"{FIXTURES / name}, record {n}" for n in (1, 2)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026/12/1 9:30:12", datetime(2026, 12, 1, 9, 30, 12)),  # zh-CN short date
+        ("2026-12-01 09:30:12", datetime(2026, 12, 1, 9, 30, 12)),
+        ("2026/12/1 下午 9:30:12", datetime(2026, 12, 1, 21, 30, 12)),  # zh 12-hour
+        ("2026/12/1 上午 12:05:00", datetime(2026, 12, 1, 0, 5, 0)),
+        ("2026/12/01 9:30:12", datetime(2026, 12, 1, 9, 30, 12)),  # ja
+        ("2026/12/01 午後 9:30:12", datetime(2026, 12, 1, 21, 30, 12)),
+        ("2026-12-01 오전 9:30:12", datetime(2026, 12, 1, 9, 30, 12)),  # ko
+        ("2026-12-01 오후 12:30:12", datetime(2026, 12, 1, 12, 30, 12)),
+        ("2026. 12. 1. 오후 9:30:12", datetime(2026, 12, 1, 21, 30, 12)),
+        ("2026-12-01 下午 13:30:12", None),  # a 12-hour marker with hour 13: not a date
+        ("2026/13/01 9:30:12", None),
+    ],
+)
+def test_year_first_dates(text: str, expected: datetime | None) -> None:
+    block = f"日志名称: Application\n日期: {text}\n事件 ID: 4\n"
+    assert parse_text(block)[0].time == expected
+
+
+def test_a_pasted_event_from_another_source_is_reported() -> None:
+    text = (FIXTURES / "pasted-zh-cn.txt").read_text(encoding="utf-8")
+    records = parse_text(text.replace("MSExchangeTransport", "MSExchangeFrontEndTransport", 1))
+    assert records[0].problems == ["source MSExchangeFrontEndTransport, not MSExchangeTransport"]
+    assert records[1].ok

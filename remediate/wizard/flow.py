@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from remediate.env import Environment
 from remediate.errors import UsageError
+from remediate.filenames import file_name_part
 from remediate.terminal import command_word
 from remediate.wizard.prompter import Choice, Prompter
 
@@ -436,15 +437,12 @@ def save_script(ctx: WizardContext, plan: Plan) -> None:
     from remediate.files import write_script
     from remediate.render import render_script
 
-    default = ctx.options.script_dir / f"remediate-{plan.event_id}-{_slug(plan.connector)}.ps1"
+    name = f"remediate-{plan.event_id}-{file_name_part(plan.connector)}.ps1"
+    default = ctx.options.script_dir / name
     answer = ctx.prompter.text("script_path", "Save the script as:", default=str(default))
     path = write_script(Path(answer), render_script(plan), what="the script")
     ctx.script = path
     ctx.say(f"Script saved to {path}; nothing was changed.")
-
-
-def _slug(name: str) -> str:
-    return "".join(ch if ch.isalnum() else "-" for ch in name).strip("-").lower() or "connector"
 
 
 def _apply(ctx: WizardContext, plan: Plan) -> Applied:
