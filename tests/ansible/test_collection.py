@@ -105,6 +105,7 @@ def inventory(tmp_path: Path, labs: dict[str, Lab], wrong: str | None = None) ->
     hosts = {
         host: {
             "exchange_url": lab.endpoint_url,
+            "exchange_auth": "basic",
             "exchange_admin": lab.admin_user,
             "exchange_admin_password": "Wrong-canary-" + lab.admin_password[:6]
             if host == wrong
@@ -219,6 +220,26 @@ def test_a_refused_login_fails_that_host_alone(tmp_path: Path, labs: dict[str, L
 def test_info_and_retry(tmp_path: Path, labs: dict[str, Lab]) -> None:
     output = playbook(tmp_path, inventory(tmp_path, labs), INFO_AND_RETRY)
     assert all(c["failed"] == 0 and c["ok"] == 4 for c in recap(output).values()), output
+    assert_no_secret(labs, output)
+
+
+def readme_playbook() -> str:
+    text = (REPO / "README.md").read_text()
+    found = re.search(r"```yaml\n(- name: Rotate the relay password.*?)```", text, re.DOTALL)
+    assert found, "README has the rotation playbook"
+    return found.group(1)
+
+
+def test_the_readme_rotation_playbook(tmp_path: Path, labs: dict[str, Lab]) -> None:
+    """Every connector holding a credential is re-entered (changed each run: it cannot be
+    compared); the relay still accepts mail through the rotated credential."""
+    hosts = inventory(tmp_path, labs)
+    playbook(tmp_path, hosts, FLEET)  # Outbound to Relay gets a credential too
+    output = playbook(tmp_path, hosts, readme_playbook(), "-vvv")
+    assert all(c["failed"] == 0 and c["changed"] == 1 for c in recap(output).values()), output
+    for name in ("Outbound to Relay", "Outbound to Partner", "Outbound to Archive"):
+        assert f"(item={name})" in output
+    assert "(item=Internet Mail)" not in output  # no credential: nothing to rotate
     assert_no_secret(labs, output)
 
 
