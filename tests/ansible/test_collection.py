@@ -138,6 +138,7 @@ def playbook(tmp_path: Path, inventory_file: Path, text: str, *args: str) -> str
         "ANSIBLE_CONFIG": str(config),
         "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+        "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible-remote-tmp"),
         "ANSIBLE_NOCOLOR": "1",
         "LC_ALL": "C.UTF-8",
     }
@@ -251,7 +252,12 @@ def test_the_collection_builds(tmp_path: Path) -> None:
         text=True,
         timeout=120,
         check=False,
-        env={**os.environ, "ANSIBLE_HOME": str(tmp_path / "ansible-home")},
+        env={
+            **os.environ,
+            "HOME": str(tmp_path / "home"),
+            "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
+            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+        },
     )
     assert done.returncode == 0, done.stderr
     built = tmp_path / "remediate-exchange-1.0.0.tar.gz"
