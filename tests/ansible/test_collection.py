@@ -101,21 +101,37 @@ def labs_fixture(tmp_path: Path) -> Iterator[dict[str, Lab]]:
             lab.stop()
 
 
+VAULT_PASSWORD = "vault-password-for-the-tests"
+SECRETS = ("exchange_admin_password", "relay_password")
+
+
+def vaulted(value: str) -> str:
+    """``value`` as ``ansible-vault encrypt_string`` writes it (ansible-core's own VaultLib)."""
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    vault = VaultLib([("default", VaultSecret(VAULT_PASSWORD.encode()))])
+    body = vault.encrypt(value).decode().strip()
+    return "!vault |\n" + "".join(f"  {line}\n" for line in body.splitlines())
+
+
 def inventory(tmp_path: Path, labs: dict[str, Lab], wrong: str | None = None) -> Path:
-    hosts = {
-        host: {
+    """One host per lab; the passwords in vaulted host_vars, as the README asks."""
+    host_vars = tmp_path / "host_vars"
+    host_vars.mkdir(exist_ok=True)
+    hosts = {}
+    for host, lab in labs.items():
+        hosts[host] = {
             "exchange_url": lab.endpoint_url,
             "exchange_auth": "basic",
             "exchange_admin": lab.admin_user,
-            "exchange_admin_password": "Wrong-canary-" + lab.admin_password[:6]
-            if host == wrong
-            else lab.admin_password,
             "relay_user": lab.relay_user,
-            "relay_password": lab.relay_password,
             "remediate_state_dir": str(tmp_path / "state"),
         }
-        for host, lab in labs.items()
-    }
+        admin = "Wrong-canary-" + lab.admin_password[:6] if host == wrong else lab.admin_password
+        values = dict(zip(SECRETS, (admin, lab.relay_password), strict=True))
+        (host_vars / f"{host}.yml").write_text(
+            "".join(f"{name}: {vaulted(value)}" for name, value in values.items())
+        )
     path = tmp_path / "inventory.json"
     path.write_text(json.dumps({"exchange": {"hosts": hosts}}))
     return path
@@ -125,6 +141,8 @@ def playbook(tmp_path: Path, inventory_file: Path, text: str, *args: str) -> str
     """Run ansible-playbook; its whole output (stdout and stderr)."""
     book = tmp_path / "play.yml"
     book.write_text(text)
+    secret_file = tmp_path / "vault-password"
+    secret_file.write_text(VAULT_PASSWORD + "\n")
     config = tmp_path / "ansible.cfg"
     config.write_text(
         "[defaults]\nforks = 3\n"
@@ -143,7 +161,11 @@ def playbook(tmp_path: Path, inventory_file: Path, text: str, *args: str) -> str
         "LC_ALL": "C.UTF-8",
     }
     done = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory_file), str(book), *args],
+        [
+            str(BIN / "ansible-playbook"),
+            *("-i", str(inventory_file), "--vault-password-file", str(secret_file)),
+            *(str(book), *args),
+        ],
         env=env,
         capture_output=True,
         text=True,
