@@ -105,13 +105,30 @@ VAULT_PASSWORD = "vault-password-for-the-tests"
 SECRETS = ("exchange_admin_password", "relay_password")
 
 
-def vaulted(value: str) -> str:
-    """``value`` as ``ansible-vault encrypt_string`` writes it (ansible-core's own VaultLib)."""
-    from ansible.parsing.vault import VaultLib, VaultSecret
+VAULT = """\
+import json, sys
+from ansible.parsing.vault import VaultLib, VaultSecret
+vault = VaultLib([("default", VaultSecret(sys.argv[1].encode()))])
+print(json.dumps([vault.encrypt(v).decode() for v in json.loads(sys.stdin.read())]))
+"""
 
-    vault = VaultLib([("default", VaultSecret(VAULT_PASSWORD.encode()))])
-    body = vault.encrypt(value).decode().strip()
-    return "!vault |\n" + "".join(f"  {line}\n" for line in body.splitlines())
+
+def vaulted(values: list[str], tmp_path: Path) -> list[str]:
+    """``values`` as ``ansible-vault encrypt_string`` writes them (ansible-core's VaultLib,
+    in a child with Ansible's directories under ``tmp_path``)."""
+    done = subprocess.run(
+        [sys.executable, "-c", VAULT, VAULT_PASSWORD],
+        input=json.dumps(values),
+        env=ansible_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return [
+        "!vault |\n" + "".join(f"  {line}\n" for line in body.strip().splitlines())
+        for body in json.loads(done.stdout)
+    ]
 
 
 def inventory(tmp_path: Path, labs: dict[str, Lab], wrong: str | None = None) -> Path:
@@ -128,13 +145,26 @@ def inventory(tmp_path: Path, labs: dict[str, Lab], wrong: str | None = None) ->
             "remediate_state_dir": str(tmp_path / "state"),
         }
         admin = "Wrong-canary-" + lab.admin_password[:6] if host == wrong else lab.admin_password
-        values = dict(zip(SECRETS, (admin, lab.relay_password), strict=True))
+        secrets = vaulted([admin, lab.relay_password], tmp_path)
         (host_vars / f"{host}.yml").write_text(
-            "".join(f"{name}: {vaulted(value)}" for name, value in values.items())
+            "".join(f"{name}: {value}" for name, value in zip(SECRETS, secrets, strict=True))
         )
     path = tmp_path / "inventory.json"
     path.write_text(json.dumps({"exchange": {"hosts": hosts}}))
     return path
+
+
+def ansible_env(tmp_path: Path) -> dict[str, str]:
+    """Ansible's home and temporary directories inside ``tmp_path``, nothing under ~."""
+    return {
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+        "HOME": str(tmp_path / "home"),
+        "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+        "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible-remote-tmp"),
+        "ANSIBLE_NOCOLOR": "1",
+        "LC_ALL": "C.UTF-8",
+    }
 
 
 def playbook(tmp_path: Path, inventory_file: Path, text: str, *args: str) -> str:
@@ -150,16 +180,7 @@ def playbook(tmp_path: Path, inventory_file: Path, text: str, *args: str) -> str
         "retry_files_enabled = false\n"
         "interpreter_python = auto_silent\n"
     )
-    env = {
-        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-        "HOME": str(tmp_path / "home"),
-        "ANSIBLE_CONFIG": str(config),
-        "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
-        "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible-remote-tmp"),
-        "ANSIBLE_NOCOLOR": "1",
-        "LC_ALL": "C.UTF-8",
-    }
+    env = {**ansible_env(tmp_path), "ANSIBLE_CONFIG": str(config)}
     done = subprocess.run(
         [
             str(BIN / "ansible-playbook"),
@@ -274,12 +295,7 @@ def test_the_collection_builds(tmp_path: Path) -> None:
         text=True,
         timeout=120,
         check=False,
-        env={
-            **os.environ,
-            "HOME": str(tmp_path / "home"),
-            "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
-            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
-        },
+        env=ansible_env(tmp_path),
     )
     assert done.returncode == 0, done.stderr
     built = tmp_path / "remediate-exchange-1.0.0.tar.gz"
