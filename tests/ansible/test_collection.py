@@ -205,6 +205,9 @@ def recap(output: str) -> dict[str, dict[str, int]]:
 
 
 def state(labs: dict[str, Lab]) -> dict[str, bytes]:
+    """The labs' persisted state, after any debounced save still pending is written."""
+    for lab in labs.values():
+        lab.organization.flush()
     files = {host: lab.state_file for host, lab in labs.items()}
     assert all(f is not None and f.is_file() for f in files.values())
     return {host: f.read_bytes() for host, f in files.items() if f is not None}
