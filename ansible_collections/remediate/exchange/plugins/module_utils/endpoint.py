@@ -67,3 +67,16 @@ def fail(module: Any, exc: Exception, **result: Any) -> None:
     msg = str(exc)
     hint = getattr(exc, "hint", None)
     module.fail_json(msg=msg, hint=hint, **result)
+
+
+def queue_json(queue: Any) -> dict[str, Any]:
+    """One queue as the modules return it (one shape for send_connector_info and
+    queue_retry)."""
+    return {
+        "Identity": queue.identity,
+        "Server": queue.server,
+        "Status": queue.status,
+        "MessageCount": queue.message_count,
+        "LastError": queue.last_error,
+        "NextHopDomain": queue.next_hop_domain,
+    }

@@ -70,17 +70,9 @@ from ansible_collections.remediate.exchange.plugins.module_utils.endpoint import
     api,
     connect,
     fail,
+    queue_json,
     require_remediate,
 )
-
-
-def queue_json(queue):
-    return {
-        "Identity": queue.identity,
-        "Status": queue.status,
-        "MessageCount": queue.message_count,
-        "LastError": queue.last_error,
-    }
 
 
 def main():
