@@ -85,12 +85,17 @@ def create_private(path: Path) -> int:
         raise _refused(path, "file", OSError(errno.ELOOP, "a symbolic link"))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | BINARY, 0o600)
     if windows():
-        try:
-            restrict_windows(path)
-        except BaseException:
-            os.close(fd)
-            raise
+        _closing_on_error(fd, restrict_windows, path)
     return fd
+
+
+def _closing_on_error(fd: int, check: Callable[..., object], *args: object) -> None:
+    """Run ``check``; if it fails, close ``fd`` before the error goes on."""
+    try:
+        check(*args)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def script_bytes(text: str) -> bytes:
@@ -176,28 +181,16 @@ def open_private_append(path: Path) -> int:
     existing file is checked like ``private_directory`` and repaired to 0600 (on Windows:
     a link refused, the owner-only ACL set)."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW | BINARY
-    if windows():
-        if Path(path).is_symlink():
-            raise _refused(path, "file", OSError(errno.ELOOP, "a symbolic link"))
-        try:
-            fd = os.open(path, flags, 0o600)
-        except OSError as exc:
-            raise _refused(path, "file", exc) from None
-        try:
-            restrict_windows(path)
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+    if windows() and Path(path).is_symlink():
+        raise _refused(path, "file", OSError(errno.ELOOP, "a symbolic link"))
     try:
         fd = os.open(path, flags, 0o600)
     except OSError as exc:
         raise _refused(path, "file", exc) from None
-    try:
-        _check_own(path, fd, stat.S_ISREG, "file", 0o600)
-    except BaseException:
-        os.close(fd)
-        raise
+    if windows():
+        _closing_on_error(fd, restrict_windows, path)
+    else:
+        _closing_on_error(fd, _check_own, path, fd, stat.S_ISREG, "file", 0o600)
     return fd
 
 
