@@ -35,7 +35,7 @@ fi
 .venv/bin/python -m pip install -q -e ".[test,kerberos,evtx]"
 
 echo "== ruff"
-.venv/bin/ruff check remediate tests benchmarks
+.venv/bin/ruff check remediate tests benchmarks ansible_collections
 echo "== mypy"
 .venv/bin/mypy  # [tool.mypy] in pyproject.toml: the package, --strict flags on the core
 echo "== import-linter"
