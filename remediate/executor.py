@@ -2,25 +2,21 @@
 
 A failed step stops the steps after it (for a change: the connector's remaining changes are
 not sent). Ctrl-C (or SIGTERM/SIGHUP) between or during steps stops the run and raises
-``ExecutionInterrupted`` whose message is the summary. ``apply_plan`` is the one UI-free
-entry point that apply, the wizard and bulk share: backup, execute, audit, re-read.
+``ExecutionInterrupted`` whose message is the summary. The steps around a run (lock,
+backup, audit, re-read) are the apply pipeline's (``remediate.pipeline``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from remediate import interrupts
-from remediate.errors import Interrupted, RemediateError, RemoteCommandError
-from remediate.exchange import SendConnector
+from remediate.errors import Interrupted, RemediateError, RunRecap
 from remediate.plan import CredentialRef, Plan, Step
 
 if TYPE_CHECKING:
-    from remediate.backup import Backup
-    from remediate.connections import Connection
     from remediate.remote import Session, StepResult
 
 CredentialSource = Callable[[CredentialRef], str]
@@ -117,17 +113,13 @@ def _state(result: StepResult) -> str:
 
 
 class ExecutionInterrupted(Interrupted):
-    """Ctrl-C stopped the run; ``result`` says what was applied."""
+    """Ctrl-C stopped the run; ``result`` says what was applied (the message is its
+    summary)."""
 
     def __init__(self, result: ExecutionResult) -> None:
-        super().__init__(result.summary())
+        summary = result.summary()
+        super().__init__(summary, recap=RunRecap(summary))
         self.result = result
-
-
-def attach_result(exc: RemediateError, result: ExecutionResult) -> None:
-    """Make ``exc`` carry the run so far: ``exc.result``, and the summary in its hint."""
-    exc.result = result  # type: ignore[attr-defined]
-    exc.hint = "\n".join(filter(None, [exc.hint, result.summary()]))
 
 
 def execute(
@@ -136,14 +128,23 @@ def execute(
     credential: CredentialSource,
     *,
     on_step: StepCallback | None = None,
+    into: ExecutionResult | None = None,
+    known: Callable[[Step], StepResult | None] | None = None,
 ) -> ExecutionResult:
-    """Send the steps in order; the first failed step stops the rest."""
-    result = ExecutionResult(plan)
+    """Send the steps in order; the first failed step stops the rest.
+
+    ``into`` is the result to fill, so a caller whose run is cut short by an error still
+    holds the steps that ran (the pipeline audits them); the error carries their recap.
+    ``known`` answers a read step the caller has just made itself, so it is not sent again
+    (a change step is always sent).
+    """
+    result = into if into is not None else ExecutionResult(plan)
     pending = list(plan.steps)
     while pending:
         step = pending.pop(0)
+        answered = known(step) if known is not None and not step.is_change else None
         try:
-            step_result = session.run(step, credential)
+            step_result = answered or session.run(step, credential)
         except KeyboardInterrupt:
             result.interrupted, result.not_run = step, pending
             result.stopped_by = interrupts.reason()
@@ -151,7 +152,7 @@ def execute(
         except RemediateError as exc:  # the connection was lost, or a secret was unavailable
             result.interrupted, result.not_run = step, pending
             result.stopped_by = f"an error ({exc.message})"
-            attach_result(exc, result)
+            exc.recap = RunRecap(result.summary())
             raise
         result.results.append(step_result)
         try:
@@ -164,71 +165,3 @@ def execute(
             result.not_run = pending
             break
     return result
-
-
-@dataclass
-class Applied:
-    result: ExecutionResult
-    backup: Backup | None
-    audit_path: Path | None
-    after: SendConnector
-
-
-def resolved_credentials(plan: Plan, credential: CredentialSource) -> CredentialSource:
-    """Every password the plan needs, asked for now (before anything changes), then served
-    from memory."""
-    secrets = {ref: credential(ref) for ref in plan.credentials}
-
-    def serve(ref: CredentialRef) -> str:
-        return secrets[ref] if ref in secrets else credential(ref)
-
-    return serve
-
-
-def apply_plan(
-    session: Session,
-    plan: Plan,
-    before: SendConnector,
-    connection: Connection,
-    credential: CredentialSource,
-    *,
-    on_step: StepCallback | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> Applied:
-    """Back up (only when the plan changes something for real), execute, audit, re-read.
-
-    Passwords are resolved before the backup, so a missing secret stops the run before
-    anything is written or changed. A run cut short (Ctrl-C, lost connection) is audited,
-    then its error re-raised carrying ``result`` and ``backup``.
-    """
-    from remediate import audit, backup
-
-    serve = resolved_credentials(plan, credential)
-    real_change = bool(plan.changes) and not plan.what_if
-    saved = None
-    if real_change:
-        audit.check_log(environ)  # a change the log could not record is not made
-        saved = backup.write_backup(connection, before, plan, environ=environ)
-    try:
-        result = execute(session, plan, serve, on_step=on_step)
-    except RemediateError as stopped:
-        partial = getattr(stopped, "result", None)
-        if real_change and isinstance(partial, ExecutionResult):
-            with interrupts.deferred():
-                audit.record(connection, plan, before, partial, environ=environ, backup=saved)
-        stopped.backup = saved  # type: ignore[attr-defined]
-        raise
-    audit_path = None
-    if real_change:
-        with interrupts.deferred():
-            audit_path = audit.record(
-                connection, plan, before, result, environ=environ, backup=saved
-            )
-    return Applied(result, saved, audit_path, reread(session, plan.connector))
-
-
-def reread(session: Session, name: str) -> SendConnector:
-    connectors = session.get_connectors(name)
-    if not connectors:
-        raise RemoteCommandError(f"Send connector '{name}' not found when read back")
-    return connectors[0]

@@ -718,6 +718,17 @@ def undo_plan(
     )
 
 
+def already_restored(undo: Plan, current: SendConnector) -> bool:
+    """Every setting the undo would send is already the connector's value."""
+    attributes = {prop: attr for attr, prop in PROPERTY_NAMES.items()}
+    for step in undo.changes:
+        for p in step.parameters:
+            attr = attributes.get(p.name)
+            if attr is not None and attr != "name" and getattr(current, attr) != p.value:
+                return False
+    return True
+
+
 def _restorable(
     connector: str,
     step: Step,

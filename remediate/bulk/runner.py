@@ -23,6 +23,8 @@ from remediate.bulk.diff import Target, Unmatched, plan_endpoint
 from remediate.bulk.spec import BulkSpec, Row
 from remediate.errors import RemediateError
 from remediate.locks import ConnectorLocks
+from remediate.pipeline import Change
+from remediate.status import ExitStatus
 
 if TYPE_CHECKING:
     from remediate.backup import Backup
@@ -81,6 +83,13 @@ class EndpointState:
             if status in statuses:
                 return status
         return Status.OK
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        """As for one connector's run (``pipeline.Outcome``): 6 when a connector failed or
+        was skipped, else 0. Bulk does not watch queues, so no verdict enters it."""
+        failed = any(o.status in (Status.FAILED, Status.SKIPPED) for o in self.outcomes)
+        return ExitStatus.FAILED if failed else ExitStatus.SUCCESS
 
 
 # Pipelines in flight at once per endpoint, one shell with this many runspaces: one shell per
@@ -249,7 +258,7 @@ class BulkRun:
 
         assert state.session is not None
         started: set[int] = set()
-        backups: dict[int, Backup] = {}
+        changes_of: dict[int, Change] = {}
 
         def source() -> Iterator[Flight | None]:
             for target in changes:
@@ -261,14 +270,14 @@ class BulkRun:
                     done(saved)
                     yield None
                     continue
-                backups[id(target)] = saved
+                changes_of[id(target)] = saved
                 assert target.plan is not None
                 yield Flight(target.plan, target)
 
         def finished(flight: Flight, result: ExecutionResult) -> None:
             target = flight.key
             assert isinstance(target, Target)
-            done(self._record(state, target, backups[id(target)], flight, result))
+            done(self._record(state, target, changes_of[id(target)], flight, result))
 
         driver = Driver(state.session, credential, self.in_flight, lambda: self.stopped)
         driver.run(source(), finished)
@@ -298,39 +307,32 @@ class BulkRun:
         state.targets, state.unmatched = targets, unmatched
         return None
 
-    def _backup(self, state: EndpointState, target: Target) -> Backup | ConnectorOutcome:
-        """The connector's backup, written before anything is sent; else why not."""
-        from remediate import audit, backup
-
+    def _backup(self, state: EndpointState, target: Target) -> Change | ConnectorOutcome:
+        """The connector's backup, written before anything is sent (the pipeline's first
+        half; its execution is the flights'); else why not."""
         assert target.plan is not None
+        change = Change(state.endpoint, target.plan, target.before, self.environ, script=False)
         try:
-            audit.check_log(self.environ)
-            return backup.write_backup(
-                state.endpoint, target.before, target.plan, environ=self.environ, script=False
-            )
+            change.back_up()
         except OSError as exc:
             reason = f"not sent: the backup could not be written ({exc.strerror or exc})"
             return _outcome(target, Status.FAILED, reason)
         except RemediateError as exc:  # a planted symbolic link, a directory not ours
             return _outcome(target, Status.FAILED, f"not sent: {exc.message}")
+        return change
 
     def _record(
         self,
         state: EndpointState,
         target: Target,
-        saved: Backup,
+        change: Change,
         flight: Flight,
         result: ExecutionResult,
     ) -> ConnectorOutcome:
-        """Audit one connector's run and say how it ended."""
-        from remediate import audit
-
-        assert target.plan is not None
-        with interrupts.deferred():
-            audit_path = audit.record(
-                state.endpoint, target.plan, target.before, result, environ=self.environ,
-                backup=saved,
-            )
+        """Audit one connector's run (the pipeline's second half) and say how it ended."""
+        audit_path = change.record(result)
+        saved = change.saved
+        assert saved is not None  # a bulk target always changes something for real
         self.backups.append((state, target, saved))
         outcome = _outcome(target, Status.CHANGED, "")
         outcome.backup, outcome.audit = saved.path, audit_path

@@ -17,6 +17,7 @@ from remediate.bulk.spec import BulkSpec, Row
 from remediate.connections import Connection
 from remediate.errors import UsageError
 from remediate.exchange import SendConnector
+from remediate.planner import already_restored
 from remediate.playbooks import find
 
 
@@ -45,8 +46,6 @@ class UndoSet:
     def plan(
         self, rows: list[Row], connectors: list[SendConnector]
     ) -> tuple[list[Target], list[Unmatched]]:
-        from remediate.commands.undo import already_restored
-
         by_name = {c.name.lower(): c for c in connectors}
         targets, unmatched = [], []
         for row in rows:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from remediate.env import Environment
-from remediate.errors import RemoteCommandError, UsageError
+from remediate.errors import UsageError
 
 if TYPE_CHECKING:
     from remediate.backup import Backup
@@ -38,7 +38,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from remediate.commands.apply import add_confirm_arguments
+    from remediate.commands.changing import add_confirm_arguments
     from remediate.connections import add_connection_arguments
     from remediate.jsonout import add_json_argument
 
@@ -56,17 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: Environment) -> int:
+    from remediate import api
     from remediate.backup import load_backup, plan_to_json
-    from remediate.commands.apply import (
-        confirm,
-        execute_and_report,
-        read_connector,
-        relay_credentials,
-    )
+    from remediate.commands.changing import Console, open_handle, report_run
     from remediate.files import write_script
     from remediate.jsonout import emit, for_people
-    from remediate.locks import ConnectorLocks, read_locked
-    from remediate.remote import open_session
+    from remediate.pipeline import Outcome
     from remediate.render import render_script
     from remediate.runjson import change_run_json
 
@@ -82,32 +77,34 @@ def run(args: argparse.Namespace, out: Environment) -> int:
     if not undo.changes:
         print_notes(env, undo)
         if args.json:
-            emit(out, change_run_json("undo", saved.endpoint, undo, saved.connector, None))
+            nothing = Outcome.nothing_to_change(undo, saved.connector)
+            emit(out, change_run_json("undo", saved.endpoint, nothing))
         return 0
     connection = backup_connection(args, env, saved)
-    with (
-        ConnectorLocks(connection, env.environ, [saved.connector.name]) as locks,
-        open_session(connection, env, password_stdin=args.password_stdin) as session,
-    ):
-        current = read_locked(
-            locks, lambda name: read_connector(session, name), saved.connector.name
-        )
-        if already_restored(undo, current):
-            env.out(f"Nothing to undo: '{current.name}' already has the settings of the backup.")
-            if args.json:
-                emit(out, change_run_json("undo", connection.label, undo, current, None))
-            return 0
-        env.write(render_script(undo))
-        credential = relay_credentials(undo, env, args.password_stdin)
-        confirm(env, undo, connection.label, yes=args.yes or args.what_if)
-        applied = execute_and_report(session, undo, current, connection, credential, env)
-    if applied.result.ok and not undo.what_if:
+    console = Console(env, connection.label, args.yes or args.what_if, args.password_stdin)
+    with open_handle(
+        connection, env, password_stdin=args.password_stdin, lock=[saved.connector.name]
+    ) as handle:
+        try:
+            outcome = api.undo(
+                handle, args.backup, what_if=args.what_if,
+                ready=console.ready, on_step=console.on_step,
+            )  # fmt: skip
+        except api.StepFailed as failed:  # reported below, as any run: exit status 6
+            outcome = failed.outcome
+        if not outcome.sent:
+            env.out(
+                f"Nothing to undo: '{outcome.before.name}' already has the settings of the backup."
+            )
+        else:
+            report_run(env, outcome)
+    if outcome.sent and outcome.ok and not args.what_if:
         env.out()
-        for line in restored_lines(saved.connector, applied.after, undo):
+        for line in restored_lines(saved.connector, outcome.after, outcome.plan):
             env.out(line)
     if args.json:
-        emit(out, change_run_json("undo", connection.label, undo, current, applied))
-    return 0 if applied.result.ok else RemoteCommandError.exit_code
+        emit(out, change_run_json("undo", connection.label, outcome))
+    return outcome.exit_status
 
 
 def backup_connection(args: argparse.Namespace, env: Environment, saved: Backup) -> Connection:
@@ -131,19 +128,6 @@ def backup_connection(args: argparse.Namespace, env: Environment, saved: Backup)
             f"this backup is of '{saved.connector.name}' at {saved.url}, not {connection.url}"
         )
     return connection
-
-
-def already_restored(undo: Plan, current: SendConnector) -> bool:
-    """Every setting the undo would send is already the connector's value."""
-    from remediate.exchange import PROPERTY_NAMES
-
-    attributes = {prop: attr for attr, prop in PROPERTY_NAMES.items()}
-    for step in undo.changes:
-        for p in step.parameters:
-            attr = attributes.get(p.name)
-            if attr is not None and attr != "name" and getattr(current, attr) != p.value:
-                return False
-    return True
 
 
 def restored_lines(saved: SendConnector, after: SendConnector, undo: Plan) -> list[str]:

@@ -28,8 +28,8 @@ import pytest
 
 from remediate.connections import parse_server
 from remediate.errors import RemediateError
-from remediate.executor import apply_plan
 from remediate.lab.server import Lab
+from remediate.pipeline import apply_plan
 from remediate.planner import FixOptions, build_plan
 from remediate.playbooks import find
 from remediate.preflight import MAX_CREDENTIAL_LENGTH
