@@ -75,7 +75,8 @@ class Outcome:
     @property
     def sent(self) -> bool:
         """Whether the plan was run (a plan with nothing to change is not)."""
-        return bool(self.plan.changes)
+        ran = self.result
+        return bool(ran.results or ran.not_run or ran.interrupted is not None)
 
     @property
     def ok(self) -> bool:

@@ -9,9 +9,8 @@ from remediate.env import Environment
 from remediate.errors import UsageError
 
 if TYPE_CHECKING:
-    from remediate.api import FixSettings, Handle
+    from remediate.api import Handle
     from remediate.pipeline import Outcome
-    from remediate.planner import FixOptions
 
 NAME = "apply"
 HELP = "fix a Send connector: show the plan, confirm, back up, run it, show before/after"
@@ -62,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: Environment) -> int:
     from remediate import api
-    from remediate.commands.changing import Console, open_handle, report_run
+    from remediate.commands.changing import Console, open_handle, report_run, settings
     from remediate.connections import connection_from_args
     from remediate.jsonout import emit, for_people
     from remediate.planner import fix_options_from_args
@@ -95,22 +94,6 @@ def run(args: argparse.Namespace, out: Environment) -> int:
     if args.json:
         emit(out, change_run_json("apply", connection.label, outcome))
     return outcome.exit_status
-
-
-def settings(options: FixOptions) -> FixSettings:
-    """FixOptions as the API's keyword settings (the connector is given apart)."""
-    return {
-        "mechanism": options.mechanism,
-        "username": options.username,
-        "reenter_credential": options.reenter_credential,
-        "smart_hosts": options.smart_hosts,
-        "port": options.port,
-        "require_tls": options.require_tls,
-        "tls_auth_level": options.tls_auth_level,
-        "tls_domain": options.tls_domain,
-        "enable": options.enable,
-        "protocol_logging": options.protocol_logging,
-    }
 
 
 def report_queues(handle: Handle, outcome: Outcome, env: Environment, wait: float) -> Outcome:

@@ -322,6 +322,6 @@ def _undo(args: argparse.Namespace, env: Environment) -> int:
     undo = UndoSet(args.report_file, read_report(args.report_file))
     if not undo.spec.rows:
         env.out("Nothing to undo: the report lists no backup.")
-        return 0
+        return ExitStatus.SUCCESS
     args.report, args.force = None, False  # undo writes no report of its own
     return _apply(args, env, undo.spec, source=args.report_file, planner=undo.plan)

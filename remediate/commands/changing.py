@@ -1,4 +1,4 @@
-"""What `remediate apply` and `undo` share around the API's pipeline: the session (admin
+"""What `remediate apply`, `undo`, `show` and `plan` share around the API: the session (admin
 password from the keyring, stdin or a prompt; the connector locked before it opens), the
 plan shown and confirmed under the lock, the step progress, and the recap."""
 
@@ -13,11 +13,12 @@ from remediate.env import Environment
 from remediate.errors import NotInteractiveError, UsageError
 
 if TYPE_CHECKING:
-    from remediate.api import Handle
+    from remediate.api import FixSettings, Handle
     from remediate.connections import Connection
     from remediate.executor import CredentialSource
     from remediate.pipeline import Outcome
     from remediate.plan import Plan, Step
+    from remediate.planner import FixOptions
     from remediate.remote import StepResult
 
 
@@ -103,6 +104,22 @@ def confirm(env: Environment, plan: Plan, endpoint: str, *, yes: bool) -> None:
         env.err("")
     if answer.strip().lower() not in ("y", "yes"):
         raise UsageError("not applied: not confirmed")
+
+
+def settings(options: FixOptions) -> FixSettings:
+    """FixOptions as the API's keyword settings (the connector is given apart)."""
+    return {
+        "mechanism": options.mechanism,
+        "username": options.username,
+        "reenter_credential": options.reenter_credential,
+        "smart_hosts": options.smart_hosts,
+        "port": options.port,
+        "require_tls": options.require_tls,
+        "tls_auth_level": options.tls_auth_level,
+        "tls_domain": options.tls_domain,
+        "enable": options.enable,
+        "protocol_logging": options.protocol_logging,
+    }
 
 
 def report_run(env: Environment, outcome: Outcome) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from remediate.env import Environment
 from remediate.errors import RemediateError, UsageError
+from remediate.status import ExitStatus
 
 NAME = "diagnose"
 HELP = "read event 2016/2002 records (text, wevtutil XML, CSV) and say which fix applies"
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
             hint="copy the event with Event Viewer's 'Copy details as text', or export with "
             "wevtutil ... /f:xml",
         )
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def _suggestion_json(s: Any) -> dict[str, Any]:

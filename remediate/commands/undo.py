@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from remediate.env import Environment
 from remediate.errors import UsageError
+from remediate.status import ExitStatus
 
 if TYPE_CHECKING:
     from remediate.backup import Backup
@@ -73,13 +74,13 @@ def run(args: argparse.Namespace, out: Environment) -> int:
         env.err(f"wrote {args.output} ({len(undo.changes)} change step(s)); nothing was sent")
         if args.json:
             emit(out, {**plan_to_json(undo), "output": str(args.output)})
-        return 0
+        return ExitStatus.SUCCESS
     if not undo.changes:
         print_notes(env, undo)
         if args.json:
             nothing = Outcome.nothing_to_change(undo, saved.connector)
             emit(out, change_run_json("undo", saved.endpoint, nothing))
-        return 0
+        return ExitStatus.SUCCESS
     connection = backup_connection(args, env, saved)
     console = Console(env, connection.label, args.yes or args.what_if, args.password_stdin)
     with open_handle(
