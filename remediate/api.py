@@ -120,6 +120,7 @@ def connect(
     environ: Mapping[str, str] | None = None,
     warn: Callable[[str], None] | None = None,
     lock: Sequence[str] = (),
+    runspaces: int = 1,
 ) -> Handle:
     """Open a session with the endpoint ``target`` (a URL such as
     ``https://ex01.contoso.com/PowerShell`` or a ``Connection``).
@@ -130,7 +131,8 @@ def connect(
 
     ``lock`` (1.1): connectors locked before the session opens and held until the handle
     closes (ConnectorBusy, with nothing sent, when another run holds one); without it,
-    ``apply`` and ``undo`` hold the lock from their read to their read-back.
+    ``apply`` and ``undo`` hold the lock from their read to their read-back. ``runspaces``
+    (1.1): pipelines the session's one shell runs at once (bulk's ``--in-flight``).
     """
     connection = target if isinstance(target, Connection) else parse_server(target)
     changes: dict[str, Any] = {}
@@ -152,10 +154,11 @@ def connect(
     locks = ConnectorLocks(connection, environ, lock) if lock else None
     if locks is not None:
         locks.acquire(lock)
-    session = Session(connection, password, collect)
+    session = Session(connection, password, collect, runspaces=runspaces)
     try:
         session.open()
     except BaseException:
+        session.close()
         if locks is not None:
             locks.release()
         raise

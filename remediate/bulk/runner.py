@@ -3,6 +3,8 @@ pool) per endpoint, that endpoint's connectors with up to ``in_flight`` pipeline
 (``flights.Driver``), each connector with its own backup (one JSON file), audit entry, result
 and error; one undo script for the whole run, rendered once at the end.
 
+Sessions are opened and read through ``remediate.api``; each connector's backup and audit
+entry are the apply pipeline's (``pipeline.Change``) around the flights' execution.
 Passwords are resolved by the caller in the main thread before workers start. Ctrl-C only
 reaches the main thread: ``stop()`` sets an event that workers check before every step, so
 each endpoint stops after the step in flight and reports the rest as skipped.
@@ -18,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from remediate import interrupts
+from remediate import api, interrupts
 from remediate.bulk.diff import Target, Unmatched, plan_endpoint
 from remediate.bulk.spec import BulkSpec, Row
 from remediate.errors import RemediateError
@@ -96,16 +98,9 @@ class EndpointState:
 # endpoint stays far under PowerShellMaxConcurrency (18 shells per user), and Exchange's
 # budget of commands per shell is recycled before it is reached (remote.COMMANDS_PER_SHELL).
 IN_FLIGHT = 8
-SessionFactory = Callable[["Connection", "str | None", int], "Session"]
 # rows of one endpoint + its connectors -> targets (with plans) and rows that matched nothing
 Planner = Callable[[list[Row], list["SendConnector"]], tuple[list[Target], list[Unmatched]]]
 Progress = Callable[[EndpointState, ConnectorOutcome], None]
-
-
-def default_session(connection: Connection, password: str | None, runspaces: int) -> Session:
-    from remediate.remote import Session
-
-    return Session(connection, password, runspaces=runspaces)
 
 
 class BulkRun:
@@ -117,7 +112,7 @@ class BulkRun:
         parallel: int = 4,
         in_flight: int = IN_FLIGHT,
         environ: Mapping[str, str] | None = None,
-        session_factory: SessionFactory = default_session,
+        warn: Callable[[str], None] | None = None,
         planner: Planner = plan_endpoint,
         lock: bool = False,
     ) -> None:
@@ -127,7 +122,7 @@ class BulkRun:
         self.in_flight = max(1, in_flight)
         self.backups: list[tuple[EndpointState, Target, Backup]] = []
         self.environ = environ
-        self.session_factory = session_factory
+        self.warn = warn  # the sessions' warnings (Basic over http, an unreadable connector)
         self.planner = planner
         self.lock = lock  # apply: hold each connector's lock, and plan again under it
         self.states = [EndpointState(e, spec.rows_for(e)) for e in spec.endpoints()]
@@ -184,12 +179,12 @@ class BulkRun:
             state.error = f"not read: interrupted ({interrupts.reason()})"
             return
         try:
-            session = self.session_factory(
-                state.endpoint, self.passwords.get(state.endpoint), self.in_flight
-            )
-            state.session = session
-            session.open()
-            connectors = session.get_connectors()
+            handle = api.connect(
+                state.endpoint, password=self.passwords.get(state.endpoint),
+                environ=self.environ, warn=self.warn, runspaces=self.in_flight,
+            )  # fmt: skip
+            state.session = handle.session
+            connectors = api.read_connectors(handle)
         except RemediateError as exc:
             state.error = exc.message
             self._close(state)

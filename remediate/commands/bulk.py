@@ -131,6 +131,7 @@ def _open_run(
         environ=env.environ,
         planner=planner or plan_endpoint,
         lock=lock,
+        warn=env.err,
     )
 
 
