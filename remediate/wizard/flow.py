@@ -97,7 +97,7 @@ def run_wizard(env: Environment, prompter: Prompter, options: WizardOptions) -> 
         return _stages(ctx)
     except ExecutionInterrupted as stopped:
         env.err("Interrupted during the apply. " + stopped.message)
-        _where_backup(ctx)
+        _where_backup(ctx, stopped.recap.backup if stopped.recap else None)
         env.err("Nothing else was sent to Exchange.")
         return ExitStatus.INTERRUPTED
     except (KeyboardInterrupt, EOFError):  # Ctrl-C, or the terminal's input ended
@@ -750,7 +750,11 @@ def _interrupted_text(ctx: WizardContext) -> str:
     )
 
 
-def _where_backup(ctx: WizardContext) -> None:
+def _where_backup(ctx: WizardContext, path: Path | None) -> None:
     from remediate.backup import backup_dir
 
-    ctx.env.err(f"The backup taken before the apply is in {backup_dir(ctx.env.environ)}.")
+    if path is not None:
+        ctx.env.err(f"The backup taken before the apply: {path}")
+        ctx.env.err(f"To undo: remediate undo {command_word(str(path))}")
+    else:
+        ctx.env.err(f"The backup taken before the apply is in {backup_dir(ctx.env.environ)}.")
