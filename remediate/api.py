@@ -6,7 +6,7 @@ surface, versioned by ``API_VERSION`` (semantic: a minor release only adds); eve
 module of the package is private.
 
 Passwords are always passed in by the caller: this module never reads the keyring, stdin or a
-prompt. Errors are ``remediate.errors.RemediateError`` subclasses with a one-line message
+prompt. Errors are ``remediate.core.errors.RemediateError`` subclasses with a one-line message
 for admins (``PreflightError`` when a plan is refused, ``LoginRefused`` for a refused
 login, ``StepFailed`` (a ``RemoteCommandError``) when Exchange refuses a step of a plan,
 ``RemoteCommandError`` for a refused read, ``ConnectorBusy`` when another run holds the
@@ -28,9 +28,8 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
-from remediate.connections import AuthMethod, Connection, parse_server
-from remediate.errors import RemoteCommandError, UsageError
-from remediate.exchange import (
+from remediate.core.errors import RemoteCommandError, UsageError
+from remediate.core.exchange import (
     PROPERTY_NAMES,
     AuthMechanism,
     ProtocolLoggingLevel,
@@ -38,14 +37,15 @@ from remediate.exchange import (
     SendConnector,
     TlsAuthLevel,
 )
-from remediate.executor import StepCallback
-from remediate.locks import ConnectorLocks
-from remediate.pipeline import Outcome, Ready, StepFailed
-from remediate.plan import CredentialRef, Plan
-from remediate.playbooks import Playbook
-from remediate.queue_watch import MailFlow, QueueVerdict
-from remediate.remote import Session
-from remediate.status import ExitStatus
+from remediate.core.plan import CredentialRef, Plan
+from remediate.core.playbooks import Playbook
+from remediate.core.status import ExitStatus
+from remediate.remote.connections import AuthMethod, Connection, parse_server
+from remediate.remote.session import Session
+from remediate.run.execute import StepCallback
+from remediate.run.locks import ConnectorLocks
+from remediate.run.pipeline import Outcome, Ready, StepFailed
+from remediate.run.queue_watch import MailFlow, QueueVerdict
 
 __all__ = [
     "API_VERSION",
@@ -72,7 +72,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from remediate.planner import FixOptions
+    from remediate.core.planner import FixOptions
 
 API_VERSION = "1.1"
 
@@ -205,7 +205,7 @@ def plan(
     user name): with one already set it is left as it is unless ``reenter_credential``.
     PreflightError when Exchange would refuse the change, UsageError for a bad option.
     """
-    from remediate.planner import build_plan
+    from remediate.core.planner import build_plan
 
     options = _fix_options(connector, settings)
     current = read_connectors(handle, connector)[0] if handle is not None else None
@@ -226,7 +226,7 @@ def fix(
     """(1.1) ``plan`` and ``apply`` in one pass of the pipeline: the plan is made from the
     connector as read under its lock, so it is read once (``remediate apply``). An
     outcome with nothing to change when the connector already has the settings."""
-    from remediate.planner import build_plan
+    from remediate.core.planner import build_plan
 
     options = _fix_options(connector, settings)
     chosen = _playbook(playbook)
@@ -241,8 +241,8 @@ def diff(plan: Plan, current: SendConnector) -> list[tuple[str, Any, Any]]:
     """(Exchange property, before, after) for every setting ``plan`` changes on
     ``current``. A credential that is only re-entered shows as ``set`` -> ``re-entered``:
     it cannot be compared."""
-    from remediate import preflight
-    from remediate.report import differences
+    from remediate.core import preflight
+    from remediate.run.report import differences
 
     after = preflight.check(plan.changes, current).after or current
     rows = differences(current, after)
@@ -293,8 +293,8 @@ def undo(
     (no backup holds a password); ``relay_user``/``relay_password`` go with an old
     mechanism Exchange accepts only with a credential. ``ready`` and ``on_step`` as for
     ``apply``."""
-    from remediate.backup import load_backup
-    from remediate.planner import relay_credential, undo_plan
+    from remediate.core.planner import relay_credential, undo_plan
+    from remediate.run.backup import load_backup
 
     saved = load_backup(backup_path)
     if handle.connection.url.rstrip("/").lower() != saved.url.rstrip("/").lower():
@@ -318,7 +318,7 @@ def verify(
     """(1.1) After an ``apply`` whose plan retried the queues: watch the connector's queues
     on every source server for up to ``wait`` seconds (retrying while they still fail);
     the outcome with its ``verdict``, and the ``exit_status`` the verdict gives."""
-    from remediate.pipeline import watch_queues
+    from remediate.run.pipeline import watch_queues
 
     if wait < 0:
         raise UsageError("wait must be 0 or more seconds")
@@ -335,7 +335,7 @@ def retry(handle: Handle, connector: str | SendConnector, wait: float) -> QueueV
     """Retry-Queue every queue of the connector holding messages, then watch them for up
     to ``wait`` seconds (retrying while they still fail): the verdict says whether mail
     flows, still fails, or is not known."""
-    from remediate.queue_watch import watch
+    from remediate.run.queue_watch import watch
 
     if wait < 0:
         raise UsageError("wait must be 0 or more seconds")
@@ -358,7 +358,7 @@ def _run(
     ready: Ready | None,
     on_step: StepCallback | None,
 ) -> Outcome:
-    from remediate.pipeline import change
+    from remediate.run.pipeline import change
 
     def relay(_plan: Plan, _current: SendConnector) -> Callable[[CredentialRef], str]:
         return _relay_source(relay_password)
@@ -375,7 +375,7 @@ def _run(
 def _check_still_current(plan: Plan, current: SendConnector) -> None:
     """Refuse a plan whose replaced values are no longer the connector's, then pre-flight
     it again on the state read under the lock."""
-    from remediate import preflight
+    from remediate.core import preflight
 
     for step in plan.changes:
         for old in step.replaces or ():
@@ -390,7 +390,7 @@ def _check_still_current(plan: Plan, current: SendConnector) -> None:
 
 
 def _relay_source(password: str | None) -> Callable[[CredentialRef], str]:
-    from remediate import preflight
+    from remediate.core import preflight
 
     if password is not None:
         preflight.check_password(password)
@@ -407,7 +407,7 @@ def _relay_source(password: str | None) -> Callable[[CredentialRef], str]:
 
 
 def _fix_options(connector: str, settings: FixSettings) -> FixOptions:
-    from remediate.planner import FixOptions
+    from remediate.core.planner import FixOptions
 
     hosts = settings.get("smart_hosts", ())
     return FixOptions(
@@ -434,7 +434,7 @@ def _connector(handle: Handle, connector: str | SendConnector) -> SendConnector:
 
 
 def _playbook(playbook: str | Playbook) -> Playbook:
-    from remediate.playbooks import find
+    from remediate.core.playbooks import find
 
     return playbook if isinstance(playbook, Playbook) else find(str(playbook))
 

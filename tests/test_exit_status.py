@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 
 import remediate
-from remediate.errors import RemediateError
-from remediate.executor import execute
-from remediate.pipeline import Outcome
-from remediate.queue_watch import MailFlow, QueueVerdict
-from remediate.status import ExitStatus
+from remediate.core.errors import RemediateError
+from remediate.core.status import ExitStatus
+from remediate.run.execute import execute
+from remediate.run.pipeline import Outcome
+from remediate.run.queue_watch import MailFlow, QueueVerdict
 from tests.executor_fakes import BROKEN, FakeSession, relay_plan
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -20,21 +20,22 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from remediate import api, interrupts
+from remediate import api
 from remediate.bulk.diff import Target, Unmatched, plan_endpoint
 from remediate.bulk.spec import BulkSpec, Row
-from remediate.errors import RemediateError
-from remediate.locks import ConnectorLocks
-from remediate.pipeline import Change
-from remediate.status import ExitStatus
+from remediate.core import interrupts
+from remediate.core.errors import RemediateError
+from remediate.core.status import ExitStatus
+from remediate.run.locks import ConnectorLocks
+from remediate.run.pipeline import Change
 
 if TYPE_CHECKING:
-    from remediate.backup import Backup
     from remediate.bulk.flights import Flight
-    from remediate.connections import Connection
-    from remediate.exchange import SendConnector
-    from remediate.executor import CredentialSource, ExecutionResult
-    from remediate.remote import Session
+    from remediate.core.exchange import SendConnector
+    from remediate.remote.connections import Connection
+    from remediate.remote.session import Session
+    from remediate.run.backup import Backup
+    from remediate.run.execute import CredentialSource, ExecutionResult
 
 T = TypeVar("T")
 
@@ -354,9 +355,9 @@ class BulkRun:
         end, instead of once per connector); each outcome with a backup points to it."""
         from datetime import UTC, datetime
 
-        from remediate.backup import backup_dir
-        from remediate.files import write_file
-        from remediate.render import render_script
+        from remediate.core.files import write_file
+        from remediate.render.script import render_script
+        from remediate.run.backup import backup_dir
 
         if not self.backups:
             return None

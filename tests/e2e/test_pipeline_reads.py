@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from remediate.cli import main
-from remediate.env import Environment
+from remediate.core.env import Environment
 from remediate.lab.server import Lab
-from remediate.remote import Session
+from remediate.remote.session import Session
+from remediate.ui.cli import main
 from tests.lab.lab_helpers import start_lab
 
 pytestmark = pytest.mark.e2e

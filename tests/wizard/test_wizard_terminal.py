@@ -20,7 +20,7 @@ from typing import Any
 import pexpect
 import pytest
 
-from remediate.exchange import AuthMechanism, CredentialState
+from remediate.core.exchange import AuthMechanism, CredentialState
 from remediate.lab.org import LabCredential
 from remediate.lab.seed import PARTNER, RELAY
 from remediate.lab.server import Lab

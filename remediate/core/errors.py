@@ -1,0 +1,102 @@
+"""The one error hierarchy users see.
+
+Every error a user can meet is a ``RemediateError``: its ``str()`` is the one line printed on
+stderr, ``hint`` an optional second line, and ``exit_code`` the process status. Messages are
+written for Exchange administrators and must never contain a secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from remediate.core.status import ExitStatus
+
+
+@dataclass(frozen=True)
+class RunRecap:
+    """What a run cut short had done: the step-by-step summary, and the backup taken
+    before its first change (None when none was)."""
+
+    summary: str
+    backup: Path | None = None
+
+
+class RemediateError(Exception):
+    """Base class: a problem the user can act on."""
+
+    exit_code: int = ExitStatus.ERROR
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, recap: RunRecap | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.recap = recap  # set by the apply pipeline when a run was cut short
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(RemediateError):
+    """Bad input on the command line or in an input file; nothing was sent anywhere."""
+
+    exit_code = ExitStatus.USAGE
+
+
+class PreflightError(UsageError):
+    """A change Exchange would refuse or silently mangle; refused before anything is sent."""
+
+    def __init__(self, rule: str, parameter: str, message: str, *, hint: str | None = None):
+        super().__init__(f"{parameter}: {message}", hint=hint)
+        self.rule = rule
+        self.parameter = parameter
+
+
+class PlaybookError(RemediateError):
+    """A playbook file is broken (named by file and field)."""
+
+    exit_code = ExitStatus.BROKEN_PLAYBOOK
+
+
+class TemplateError(RemediateError):
+    """A PowerShell template is missing or does not render."""
+
+    exit_code = ExitStatus.BROKEN_PLAYBOOK
+
+
+class UnsafeValueError(UsageError):
+    """A value cannot be written as a PowerShell literal (control characters)."""
+
+
+class NotInteractiveError(UsageError):
+    """An interactive-only command was started without a terminal."""
+
+
+class SecretStoreError(RemediateError):
+    """The OS keyring is missing, locked, or refuses the operation."""
+
+    exit_code = ExitStatus.NO_PASSWORD
+
+
+class ConnectionFailed(RemediateError):
+    """The Exchange endpoint could not be reached or refused the session."""
+
+    exit_code = ExitStatus.CONNECTION_FAILED
+
+
+class LoginRefused(ConnectionFailed):
+    """The endpoint (or the KDC) refused the user name or password: the wizard asks again."""
+
+
+class RemoteCommandError(RemediateError):
+    """Exchange answered a step with an error record."""
+
+    exit_code = ExitStatus.FAILED
+
+
+class Interrupted(RemediateError):
+    """The operator pressed Ctrl-C; the message says what was and was not applied."""
+
+    exit_code = ExitStatus.INTERRUPTED
