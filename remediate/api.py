@@ -8,8 +8,9 @@ module of the package is private.
 Passwords are always passed in by the caller: this module never reads the keyring, stdin or a
 prompt. Errors are ``remediate.core.errors.RemediateError`` subclasses with a one-line message
 for admins (``PreflightError`` when a plan is refused, ``LoginRefused`` for a refused
-login, ``RemoteCommandError`` when Exchange refuses a step, ``ConnectorBusy`` when another
-run holds the connector).
+login, ``StepFailed`` (a ``RemoteCommandError``) when Exchange refuses a step of a plan,
+``RemoteCommandError`` for a refused read, ``ConnectorBusy`` when another run holds the
+connector). Since 1.1 the CLI's apply, undo, show and plan run through these functions.
 
     with api.connect("http://ex01/PowerShell", user="admin", password=pw, auth="basic") as h:
         plan = api.plan(h, "2016", "Outbound to Relay",
@@ -25,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 from remediate.core.errors import RemoteCommandError, UsageError
 from remediate.core.exchange import (
@@ -38,12 +39,18 @@ from remediate.core.exchange import (
 )
 from remediate.core.plan import CredentialRef, Plan
 from remediate.core.playbooks import Playbook
+from remediate.core.status import ExitStatus
 from remediate.remote.connections import AuthMethod, Connection, parse_server
 from remediate.remote.session import Session
+from remediate.run.execute import StepCallback
+from remediate.run.locks import ConnectorLocks
+from remediate.run.pipeline import Outcome, Ready, StepFailed
 from remediate.run.queue_watch import MailFlow, QueueVerdict
 
 __all__ = [
     "API_VERSION",
+    "ExitStatus",
+    "FixSettings",
     "Handle",
     "MailFlow",
     "Outcome",
@@ -51,17 +58,23 @@ __all__ = [
     "QueueInfo",
     "QueueVerdict",
     "SendConnector",
+    "StepFailed",
     "apply",
     "connect",
     "diff",
+    "fix",
     "plan",
     "queues",
     "read_connectors",
     "retry",
     "undo",
+    "verify",
 ]
 
-API_VERSION = "1.0"
+if TYPE_CHECKING:
+    from remediate.core.planner import FixOptions
+
+API_VERSION = "1.1"
 
 _ATTRIBUTE = {prop: attr for attr, prop in PROPERTY_NAMES.items()}
 E = TypeVar("E", bound=Enum)
@@ -80,6 +93,7 @@ class Handle:
     session: Session = field(repr=False)
     environ: Mapping[str, str] | None = field(default=None, repr=False)
     warnings: list[str] = field(default_factory=list, repr=False)
+    locks: ConnectorLocks | None = field(default=None, repr=False)  # connect(lock=...)
 
     def __enter__(self) -> Handle:
         return self
@@ -88,22 +102,11 @@ class Handle:
         self.close()
 
     def close(self) -> None:
-        self.session.close()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What ``apply`` or ``undo`` did: ``changed`` is true only when Exchange changed
-    something (not with -WhatIf); ``backup`` is the file ``undo`` takes (None when nothing
-    was changed); ``summary`` says step by step what ran."""
-
-    changed: bool
-    before: SendConnector
-    after: SendConnector
-    backup: Path | None
-    audit: Path | None
-    summary: str
-    notes: tuple[str, ...] = ()
+        try:
+            self.session.close()
+        finally:
+            if self.locks is not None:
+                self.locks.release()
 
 
 def connect(
@@ -116,6 +119,8 @@ def connect(
     ca_file: Path | str | None = None,
     environ: Mapping[str, str] | None = None,
     warn: Callable[[str], None] | None = None,
+    lock: Sequence[str] = (),
+    runspaces: int = 1,
 ) -> Handle:
     """Open a session with the endpoint ``target`` (a URL such as
     ``https://ex01.contoso.com/PowerShell`` or a ``Connection``).
@@ -123,6 +128,11 @@ def connect(
     ``user`` and ``auth`` override the Connection's; ``password`` is the admin password
     (None: a Kerberos ticket). ``warn`` is also called with each warning. ConnectionFailed
     (LoginRefused for a refused login) when the session cannot be opened.
+
+    ``lock`` (1.1): connectors locked before the session opens and held until the handle
+    closes (ConnectorBusy, with nothing sent, when another run holds one); without it,
+    ``apply`` and ``undo`` hold the lock from their read to their read-back. ``runspaces``
+    (1.1): pipelines the session's one shell runs at once (bulk's ``--in-flight``).
     """
     connection = target if isinstance(target, Connection) else parse_server(target)
     changes: dict[str, Any] = {}
@@ -141,9 +151,18 @@ def connect(
         if warn is not None:
             warn(text)
 
-    session = Session(connection, password, collect)
-    session.open()
-    return Handle(connection, session, environ, warnings)
+    locks = ConnectorLocks(connection, environ, lock) if lock else None
+    if locks is not None:
+        locks.acquire(lock)
+    session = Session(connection, password, collect, runspaces=runspaces)
+    try:
+        session.open()
+    except BaseException:
+        session.close()
+        if locks is not None:
+            locks.release()
+        raise
+    return Handle(connection, session, environ, warnings, locks)
 
 
 def read_connectors(handle: Handle, name: str | None = None) -> list[SendConnector]:
@@ -154,47 +173,68 @@ def read_connectors(handle: Handle, name: str | None = None) -> list[SendConnect
     return connectors
 
 
+class FixSettings(TypedDict, total=False):
+    """The settings ``plan`` and ``fix`` take (None or absent: leave as it is)."""
+
+    mechanism: str | AuthMechanism | None
+    username: str | None
+    reenter_credential: bool
+    smart_hosts: Sequence[str] | str
+    port: int | None
+    require_tls: bool | None
+    tls_auth_level: str | TlsAuthLevel | None
+    tls_domain: str | None
+    enable: bool | None
+    protocol_logging: str | ProtocolLoggingLevel | None
+
+
 def plan(
-    handle: Handle,
+    handle: Handle | None,
     playbook: str | Playbook,
     connector: str,
     *,
     what_if: bool = False,
-    mechanism: str | AuthMechanism | None = None,
-    username: str | None = None,
-    reenter_credential: bool = False,
-    smart_hosts: Sequence[str] | str = (),
-    port: int | None = None,
-    require_tls: bool | None = None,
-    tls_auth_level: str | TlsAuthLevel | None = None,
-    tls_domain: str | None = None,
-    enable: bool | None = None,
-    protocol_logging: str | ProtocolLoggingLevel | None = None,
+    **settings: Unpack[FixSettings],
 ) -> Plan:
     """The plan for ``connector`` from its current state, pre-flight included: only the
     settings that differ are sent (an empty ``plan.changes`` means nothing to do).
+    ``handle`` None (1.1): planned offline, the connector not read, so every setting given
+    is in the plan (``remediate plan``).
 
     A credential cannot be compared (Exchange returns only whether one is set, never its
     user name): with one already set it is left as it is unless ``reenter_credential``.
     PreflightError when Exchange would refuse the change, UsageError for a bad option.
     """
-    from remediate.core.planner import FixOptions, build_plan
+    from remediate.core.planner import build_plan
 
-    options = FixOptions(
-        connector=connector,
-        mechanism=_enum(AuthMechanism, mechanism, "mechanism"),
-        username=username,
-        reenter_credential=reenter_credential,
-        smart_hosts=(smart_hosts,) if isinstance(smart_hosts, str) else tuple(smart_hosts),
-        port=port,
-        require_tls=require_tls,
-        tls_auth_level=_enum(TlsAuthLevel, tls_auth_level, "tls_auth_level"),
-        tls_domain=tls_domain,
-        enable=enable,
-        protocol_logging=_enum(ProtocolLoggingLevel, protocol_logging, "protocol_logging"),
-    )
-    current = read_connectors(handle, connector)[0]
+    options = _fix_options(connector, settings)
+    current = read_connectors(handle, connector)[0] if handle is not None else None
     return build_plan(_playbook(playbook), options, current=current, what_if=what_if)
+
+
+def fix(
+    handle: Handle,
+    playbook: str | Playbook,
+    connector: str,
+    *,
+    what_if: bool = False,
+    relay_password: str | None = None,
+    ready: Ready | None = None,
+    on_step: StepCallback | None = None,
+    **settings: Unpack[FixSettings],
+) -> Outcome:
+    """(1.1) ``plan`` and ``apply`` in one pass of the pipeline: the plan is made from the
+    connector as read under its lock, so it is read once (``remediate apply``). An
+    outcome with nothing to change when the connector already has the settings."""
+    from remediate.core.planner import build_plan
+
+    options = _fix_options(connector, settings)
+    chosen = _playbook(playbook)
+
+    def planned(current: SendConnector) -> Plan:
+        return build_plan(chosen, options, current=current, what_if=what_if)
+
+    return _run(handle, connector, planned, relay_password, ready, on_step)
 
 
 def diff(plan: Plan, current: SendConnector) -> list[tuple[str, Any, Any]]:
@@ -216,20 +256,26 @@ def apply(
     plan: Plan,
     *,
     relay_password: str | None = None,
+    ready: Ready | None = None,
+    on_step: StepCallback | None = None,
 ) -> Outcome:
     """Apply ``plan`` through the one apply pipeline: the connector's lock, a re-read (a
     plan made from a state that has changed since is refused), backup, the steps, the
     audit log, the read-back. ``relay_password`` is needed when the plan sends a credential.
 
-    RemoteCommandError when a step fails (its ``outcome`` attribute, when set, says what
-    was applied and where the backup is).
-    """
-    from remediate.run.locks import ConnectorLocks, read_locked
+    1.1: ``ready(plan, connector)`` is called under the lock before anything is sent (show
+    the plan, confirm; raise to stop) and returns the password source for the plan's
+    credentials, instead of ``relay_password``; ``on_step(step, result)`` after each step.
 
-    with ConnectorLocks(handle.connection, handle.environ, [plan.connector]) as locks:
-        current = read_locked(locks, lambda name: read_connectors(handle, name)[0], plan.connector)
+    StepFailed when a step fails (its ``outcome`` says what was applied and where the
+    backup is).
+    """
+
+    def still_current(current: SendConnector) -> Plan:
         _check_still_current(plan, current)
-        return _run(handle, plan, current, _relay_source(relay_password))
+        return plan
+
+    return _run(handle, plan.connector, still_current, relay_password, ready, on_step)
 
 
 def undo(
@@ -239,14 +285,16 @@ def undo(
     what_if: bool = False,
     relay_user: str | None = None,
     relay_password: str | None = None,
+    ready: Ready | None = None,
+    on_step: StepCallback | None = None,
 ) -> Outcome:
     """Restore what the apply that wrote ``backup_path`` changed, from the connector's
     current state (a setting already back is not sent). The credential is never restored
     (no backup holds a password); ``relay_user``/``relay_password`` go with an old
-    mechanism Exchange accepts only with a credential."""
+    mechanism Exchange accepts only with a credential. ``ready`` and ``on_step`` as for
+    ``apply``."""
     from remediate.core.planner import relay_credential, undo_plan
     from remediate.run.backup import load_backup
-    from remediate.run.locks import ConnectorLocks, read_locked
 
     saved = load_backup(backup_path)
     if handle.connection.url.rstrip("/").lower() != saved.url.rstrip("/").lower():
@@ -254,14 +302,27 @@ def undo(
             f"this backup is of '{saved.connector.name}' at {saved.url}, "
             f"not {handle.connection.url}"
         )
-    name = saved.connector.name
-    with ConnectorLocks(handle.connection, handle.environ, [name]) as locks:
-        current = read_locked(locks, lambda n: read_connectors(handle, n)[0], name)
-        credential = relay_credential(relay_user) if relay_user and relay_password else None
-        restore = undo_plan(
+    credential = relay_credential(relay_user) if relay_user and relay_password else None
+
+    def restore(current: SendConnector) -> Plan:
+        return undo_plan(
             saved.connector, saved.applied, what_if=what_if, current=current, credential=credential
         )
-        return _run(handle, restore, current, _relay_source(relay_password))
+
+    return _run(handle, saved.connector.name, restore, relay_password, ready, on_step)
+
+
+def verify(
+    handle: Handle, outcome: Outcome, wait: float, *, say: Callable[[str], None] | None = None
+) -> Outcome:
+    """(1.1) After an ``apply`` whose plan retried the queues: watch the connector's queues
+    on every source server for up to ``wait`` seconds (retrying while they still fail);
+    the outcome with its ``verdict``, and the ``exit_status`` the verdict gives."""
+    from remediate.run.pipeline import watch_queues
+
+    if wait < 0:
+        raise UsageError("wait must be 0 or more seconds")
+    return watch_queues(handle.session, outcome, wait, say or (lambda _line: None))
 
 
 def queues(handle: Handle, connector: str | SendConnector) -> list[QueueInfo]:
@@ -291,35 +352,23 @@ def retry(handle: Handle, connector: str | SendConnector, wait: float) -> QueueV
 
 def _run(
     handle: Handle,
-    plan: Plan,
-    current: SendConnector,
-    credential: Callable[[CredentialRef], str],
+    connector: str,
+    make_plan: Callable[[SendConnector], Plan],
+    relay_password: str | None,
+    ready: Ready | None,
+    on_step: StepCallback | None,
 ) -> Outcome:
-    from remediate.run.pipeline import apply_plan, describe
+    from remediate.run.pipeline import change
 
-    if not plan.changes:
-        return Outcome(False, current, current, None, None, "Nothing to change.", plan.notes)
-    applied = apply_plan(
-        handle.session, plan, current, handle.connection, credential, environ=handle.environ
-    )
-    outcome = Outcome(
-        changed=bool(applied.result.changed_steps) and not plan.what_if,
-        before=current,
-        after=applied.after,
-        backup=applied.backup.path if applied.backup is not None else None,
-        audit=applied.audit_path,
-        summary=applied.result.summary(),
-        notes=plan.notes,
-    )
-    failed = applied.result.failed_step
-    if failed is not None:
-        message = failed.errors[0].message if failed.errors else "failed without an error record"
-        error = RemoteCommandError(
-            f"{describe(failed.step)} failed on '{plan.connector}': {message}",
-            hint=f"backup: {outcome.backup}" if outcome.backup else None,
-        )
-        error.outcome = outcome  # type: ignore[attr-defined]
-        raise error
+    def relay(_plan: Plan, _current: SendConnector) -> Callable[[CredentialRef], str]:
+        return _relay_source(relay_password)
+
+    outcome = change(
+        handle.session, handle.connection, connector, make_plan, ready or relay,
+        locks=handle.locks, on_step=on_step, environ=handle.environ,
+    )  # fmt: skip
+    if not outcome.ok:
+        raise StepFailed(outcome)
     return outcome
 
 
@@ -355,6 +404,27 @@ def _relay_source(password: str | None) -> Callable[[CredentialRef], str]:
         return password
 
     return serve
+
+
+def _fix_options(connector: str, settings: FixSettings) -> FixOptions:
+    from remediate.core.planner import FixOptions
+
+    hosts = settings.get("smart_hosts", ())
+    return FixOptions(
+        connector=connector,
+        mechanism=_enum(AuthMechanism, settings.get("mechanism"), "mechanism"),
+        username=settings.get("username"),
+        reenter_credential=bool(settings.get("reenter_credential", False)),
+        smart_hosts=(hosts,) if isinstance(hosts, str) else tuple(hosts),
+        port=settings.get("port"),
+        require_tls=settings.get("require_tls"),
+        tls_auth_level=_enum(TlsAuthLevel, settings.get("tls_auth_level"), "tls_auth_level"),
+        tls_domain=settings.get("tls_domain"),
+        enable=settings.get("enable"),
+        protocol_logging=_enum(
+            ProtocolLoggingLevel, settings.get("protocol_logging"), "protocol_logging"
+        ),
+    )
 
 
 def _connector(handle: Handle, connector: str | SendConnector) -> SendConnector:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from remediate.core import interrupts
 from remediate.core.errors import ConnectionFailed, RemediateError
-from remediate.run.pipeline import CredentialSource, ExecutionResult
+from remediate.run.execute import CredentialSource, ExecutionResult
 
 if TYPE_CHECKING:
     from remediate.core.plan import Plan, Step

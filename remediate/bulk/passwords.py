@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from remediate.core.env import Environment
     from remediate.core.plan import CredentialRef
     from remediate.remote.connections import Connection
-    from remediate.run.pipeline import CredentialSource
+    from remediate.run.execute import CredentialSource
 
 
 def admin_passwords(

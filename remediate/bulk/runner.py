@@ -3,6 +3,8 @@ pool) per endpoint, that endpoint's connectors with up to ``in_flight`` pipeline
 (``flights.Driver``), each connector with its own backup (one JSON file), audit entry, result
 and error; one undo script for the whole run, rendered once at the end.
 
+Sessions are opened and read through ``remediate.api``; each connector's backup and audit
+entry are the apply pipeline's (``pipeline.Change``) around the flights' execution.
 Passwords are resolved by the caller in the main thread before workers start. Ctrl-C only
 reaches the main thread: ``stop()`` sets an event that workers check before every step, so
 each endpoint stops after the step in flight and reports the rest as skipped.
@@ -18,11 +20,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from remediate import api
 from remediate.bulk.diff import Target, Unmatched, plan_endpoint
 from remediate.bulk.spec import BulkSpec, Row
 from remediate.core import interrupts
 from remediate.core.errors import RemediateError
+from remediate.core.status import ExitStatus
 from remediate.run.locks import ConnectorLocks
+from remediate.run.pipeline import Change
 
 if TYPE_CHECKING:
     from remediate.bulk.flights import Flight
@@ -30,7 +35,7 @@ if TYPE_CHECKING:
     from remediate.remote.connections import Connection
     from remediate.remote.session import Session
     from remediate.run.backup import Backup
-    from remediate.run.pipeline import CredentialSource, ExecutionResult
+    from remediate.run.execute import CredentialSource, ExecutionResult
 
 T = TypeVar("T")
 
@@ -82,21 +87,21 @@ class EndpointState:
                 return status
         return Status.OK
 
+    @property
+    def exit_status(self) -> ExitStatus:
+        """As for one connector's run (``pipeline.Outcome``): 6 when a connector failed or
+        was skipped, else 0. Bulk does not watch queues, so no verdict enters it."""
+        failed = any(o.status in (Status.FAILED, Status.SKIPPED) for o in self.outcomes)
+        return ExitStatus.FAILED if failed else ExitStatus.SUCCESS
+
 
 # Pipelines in flight at once per endpoint, one shell with this many runspaces: one shell per
 # endpoint stays far under PowerShellMaxConcurrency (18 shells per user), and Exchange's
 # budget of commands per shell is recycled before it is reached (remote.COMMANDS_PER_SHELL).
 IN_FLIGHT = 8
-SessionFactory = Callable[["Connection", "str | None", int], "Session"]
 # rows of one endpoint + its connectors -> targets (with plans) and rows that matched nothing
 Planner = Callable[[list[Row], list["SendConnector"]], tuple[list[Target], list[Unmatched]]]
 Progress = Callable[[EndpointState, ConnectorOutcome], None]
-
-
-def default_session(connection: Connection, password: str | None, runspaces: int) -> Session:
-    from remediate.remote.session import Session
-
-    return Session(connection, password, runspaces=runspaces)
 
 
 class BulkRun:
@@ -108,7 +113,7 @@ class BulkRun:
         parallel: int = 4,
         in_flight: int = IN_FLIGHT,
         environ: Mapping[str, str] | None = None,
-        session_factory: SessionFactory = default_session,
+        warn: Callable[[str], None] | None = None,
         planner: Planner = plan_endpoint,
         lock: bool = False,
     ) -> None:
@@ -118,7 +123,7 @@ class BulkRun:
         self.in_flight = max(1, in_flight)
         self.backups: list[tuple[EndpointState, Target, Backup]] = []
         self.environ = environ
-        self.session_factory = session_factory
+        self.warn = warn  # the sessions' warnings (Basic over http, an unreadable connector)
         self.planner = planner
         self.lock = lock  # apply: hold each connector's lock, and plan again under it
         self.states = [EndpointState(e, spec.rows_for(e)) for e in spec.endpoints()]
@@ -175,12 +180,12 @@ class BulkRun:
             state.error = f"not read: interrupted ({interrupts.reason()})"
             return
         try:
-            session = self.session_factory(
-                state.endpoint, self.passwords.get(state.endpoint), self.in_flight
-            )
-            state.session = session
-            session.open()
-            connectors = session.get_connectors()
+            handle = api.connect(
+                state.endpoint, password=self.passwords.get(state.endpoint),
+                environ=self.environ, warn=self.warn, runspaces=self.in_flight,
+            )  # fmt: skip
+            state.session = handle.session
+            connectors = api.read_connectors(handle)
         except RemediateError as exc:
             state.error = exc.message
             self._close(state)
@@ -249,7 +254,7 @@ class BulkRun:
 
         assert state.session is not None
         started: set[int] = set()
-        backups: dict[int, Backup] = {}
+        changes_of: dict[int, Change] = {}
 
         def source() -> Iterator[Flight | None]:
             for target in changes:
@@ -261,14 +266,14 @@ class BulkRun:
                     done(saved)
                     yield None
                     continue
-                backups[id(target)] = saved
+                changes_of[id(target)] = saved
                 assert target.plan is not None
                 yield Flight(target.plan, target)
 
         def finished(flight: Flight, result: ExecutionResult) -> None:
             target = flight.key
             assert isinstance(target, Target)
-            done(self._record(state, target, backups[id(target)], flight, result))
+            done(self._record(state, target, changes_of[id(target)], flight, result))
 
         driver = Driver(state.session, credential, self.in_flight, lambda: self.stopped)
         driver.run(source(), finished)
@@ -298,39 +303,32 @@ class BulkRun:
         state.targets, state.unmatched = targets, unmatched
         return None
 
-    def _backup(self, state: EndpointState, target: Target) -> Backup | ConnectorOutcome:
-        """The connector's backup, written before anything is sent; else why not."""
-        from remediate.run import audit, backup
-
+    def _backup(self, state: EndpointState, target: Target) -> Change | ConnectorOutcome:
+        """The connector's backup, written before anything is sent (the pipeline's first
+        half; its execution is the flights'); else why not."""
         assert target.plan is not None
+        change = Change(state.endpoint, target.plan, target.before, self.environ, script=False)
         try:
-            audit.check_log(self.environ)
-            return backup.write_backup(
-                state.endpoint, target.before, target.plan, environ=self.environ, script=False
-            )
+            change.back_up()
         except OSError as exc:
             reason = f"not sent: the backup could not be written ({exc.strerror or exc})"
             return _outcome(target, Status.FAILED, reason)
         except RemediateError as exc:  # a planted symbolic link, a directory not ours
             return _outcome(target, Status.FAILED, f"not sent: {exc.message}")
+        return change
 
     def _record(
         self,
         state: EndpointState,
         target: Target,
-        saved: Backup,
+        change: Change,
         flight: Flight,
         result: ExecutionResult,
     ) -> ConnectorOutcome:
-        """Audit one connector's run and say how it ended."""
-        from remediate.run import audit
-
-        assert target.plan is not None
-        with interrupts.deferred():
-            audit_path = audit.record(
-                state.endpoint, target.plan, target.before, result, environ=self.environ,
-                backup=saved,
-            )
+        """Audit one connector's run (the pipeline's second half) and say how it ended."""
+        audit_path = change.record(result)
+        saved = change.saved
+        assert saved is not None  # a bulk target always changes something for real
         self.backups.append((state, target, saved))
         outcome = _outcome(target, Status.CHANGED, "")
         outcome.backup, outcome.audit = saved.path, audit_path

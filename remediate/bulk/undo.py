@@ -46,7 +46,6 @@ class UndoSet:
     def plan(
         self, rows: list[Row], connectors: list[SendConnector]
     ) -> tuple[list[Target], list[Unmatched]]:
-
         by_name = {c.name.lower(): c for c in connectors}
         targets, unmatched = [], []
         for row in rows:

@@ -7,16 +7,33 @@ written for Exchange administrators and must never contain a secret.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
+from remediate.core.status import ExitStatus
+
+
+@dataclass(frozen=True)
+class RunRecap:
+    """What a run cut short had done: the step-by-step summary, and the backup taken
+    before its first change (None when none was)."""
+
+    summary: str
+    backup: Path | None = None
+
 
 class RemediateError(Exception):
     """Base class: a problem the user can act on."""
 
-    exit_code = 1
+    exit_code: int = ExitStatus.ERROR
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, recap: RunRecap | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.recap = recap  # set by the apply pipeline when a run was cut short
 
     def __str__(self) -> str:
         return self.message
@@ -25,7 +42,7 @@ class RemediateError(Exception):
 class UsageError(RemediateError):
     """Bad input on the command line or in an input file; nothing was sent anywhere."""
 
-    exit_code = 2
+    exit_code = ExitStatus.USAGE
 
 
 class PreflightError(UsageError):
@@ -40,13 +57,13 @@ class PreflightError(UsageError):
 class PlaybookError(RemediateError):
     """A playbook file is broken (named by file and field)."""
 
-    exit_code = 3
+    exit_code = ExitStatus.BROKEN_PLAYBOOK
 
 
 class TemplateError(RemediateError):
     """A PowerShell template is missing or does not render."""
 
-    exit_code = 3
+    exit_code = ExitStatus.BROKEN_PLAYBOOK
 
 
 class UnsafeValueError(UsageError):
@@ -60,13 +77,13 @@ class NotInteractiveError(UsageError):
 class SecretStoreError(RemediateError):
     """The OS keyring is missing, locked, or refuses the operation."""
 
-    exit_code = 4
+    exit_code = ExitStatus.NO_PASSWORD
 
 
 class ConnectionFailed(RemediateError):
     """The Exchange endpoint could not be reached or refused the session."""
 
-    exit_code = 5
+    exit_code = ExitStatus.CONNECTION_FAILED
 
 
 class LoginRefused(ConnectionFailed):
@@ -76,10 +93,10 @@ class LoginRefused(ConnectionFailed):
 class RemoteCommandError(RemediateError):
     """Exchange answered a step with an error record."""
 
-    exit_code = 6
+    exit_code = ExitStatus.FAILED
 
 
 class Interrupted(RemediateError):
     """The operator pressed Ctrl-C; the message says what was and was not applied."""
 
-    exit_code = 130
+    exit_code = ExitStatus.INTERRUPTED

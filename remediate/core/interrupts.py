@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from remediate.core.status import ExitStatus
+
 HANDLED = (signal.SIGTERM, signal.SIGHUP)
-CTRL_C_EXIT = 130
 
 
 class Terminated(KeyboardInterrupt):
@@ -50,7 +51,7 @@ def reason() -> str:
 
 def exit_status(status: int) -> int:
     """The interrupted status 130 becomes 128 + the signal number after SIGTERM/SIGHUP."""
-    if status == CTRL_C_EXIT and _received is not None:
+    if status == ExitStatus.INTERRUPTED and _received is not None:
         return 128 + _received
     return status
 

@@ -26,7 +26,7 @@ from remediate.core.exchange import PROPERTY_NAMES, SendConnector
 from remediate.core.files import open_private_append, private_directory, windows
 from remediate.core.paths import state_dir
 from remediate.core.plan import CredentialRef, ParamValue, Step, Switch
-from remediate.run.pipeline import ExecutionResult, changed_something
+from remediate.run.execute import ExecutionResult, changed_something
 
 if TYPE_CHECKING:
     from remediate.core.plan import Plan

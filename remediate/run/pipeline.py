@@ -1,177 +1,270 @@
-"""Run a plan's steps in order over a Session and say exactly what happened.
+"""The one apply pipeline: lock, read, plan, back up, execute, audit, re-read, report.
 
-A failed step stops the steps after it (for a change: the connector's remaining changes are
-not sent). Ctrl-C (or SIGTERM/SIGHUP) between or during steps stops the run and raises
-``ExecutionInterrupted`` whose message is the summary. ``apply_plan`` is the one UI-free
-entry point that apply, the wizard and bulk share: backup, execute, audit, re-read.
+Every change to a connector goes through here, whoever asks for it: ``remediate apply`` and
+``undo``, the wizard (its fix, its remedies, protocol logging turned back, its undo), the
+public API and bulk. So every change is backed up before and in the audit log after.
+
+- ``change``: the whole pipeline for one connector (apply, undo, the wizard, the API);
+- ``apply_plan``: its second half, for a plan made from a connector read under the lock;
+- ``Change``: the backup and the audit entry of one plan, which bulk wraps around its own
+  execution (many pipelines in flight on one shell, ``bulk.flights``);
+- ``Outcome``: what a run did, its recap and its exit status.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from remediate.core import interrupts
-from remediate.core.errors import Interrupted, RemediateError, RemoteCommandError
-from remediate.core.exchange import SendConnector
+from remediate.core.errors import RemediateError, RemoteCommandError, RunRecap
+from remediate.core.exchange import QueueInfo, SendConnector
 from remediate.core.plan import CredentialRef, Plan, Step
+from remediate.core.status import ExitStatus
+from remediate.core.terminal import command_word
+from remediate.remote.session import StepResult
+from remediate.remote.wire import read_connectors, read_queues
+from remediate.run import audit, backup
+from remediate.run.execute import CredentialSource, ExecutionResult, StepCallback, describe, execute
+from remediate.run.locks import ConnectorLocks, read_locked
+from remediate.run.queue_watch import MailFlow, QueueVerdict, queues_in, watch
 
 if TYPE_CHECKING:
     from remediate.remote.connections import Connection
-    from remediate.remote.session import Session, StepResult
+    from remediate.remote.session import Session
     from remediate.run.backup import Backup
 
-CredentialSource = Callable[[CredentialRef], str]
-StepCallback = Callable[[Step, "StepResult"], None]
-
-# Exchange's warning when Set-* was given values the object already has.
-NOTHING_MODIFIED = "no settings of"
-
-
-def describe(step: Step) -> str:
-    """A step as "Cmdlet -Param -Param" (names only: values may be long, never secrets)."""
-    names = [p.name for p in step.parameters if p.name not in ("Confirm", "WhatIf", "Identity")]
-    return " ".join([step.cmdlet, *(f"-{name}" for name in names)])
+# "Mail flows" is success; "still fails" the status of a failed step; "not known" its own.
+VERDICT_STATUS = {
+    MailFlow.FLOWS: ExitStatus.SUCCESS,
+    MailFlow.FAILS: ExitStatus.FAILED,
+    MailFlow.UNKNOWN: ExitStatus.NOT_KNOWN,
+}
+# plan, connector as read under the lock -> the passwords to send (shows, asks, confirms;
+# raises to stop with nothing sent)
+Ready = Callable[[Plan, SendConnector], CredentialSource]
 
 
-def changed_something(result: StepResult) -> bool:
-    """A change step that ran, without -WhatIf, and Exchange did not report "no settings
-    modified"."""
-    return result.changed and not any(NOTHING_MODIFIED in w.lower() for w in result.warnings)
+def verdict_status(verdict: QueueVerdict) -> ExitStatus:
+    return VERDICT_STATUS[verdict.flow]
 
 
-@dataclass
-class ExecutionResult:
-    """The steps that ran (with their results), the step in flight when the run was cut
-    short (Ctrl-C or a lost connection: ``stopped_by`` says which) and the steps never sent."""
+@dataclass(frozen=True)
+class Outcome:
+    """What one run of the pipeline did (in the way of black's ``Report``: it owns the
+    recap and the exit status).
+
+    ``changed`` is true only when Exchange changed something (not with -WhatIf);
+    ``backup`` is the file ``undo`` takes (None when nothing was changed); ``summary`` says
+    step by step what ran; ``verdict`` is the queue watch's, when the queues were watched.
+    """
 
     plan: Plan
-    results: list[StepResult] = field(default_factory=list)
-    not_run: list[Step] = field(default_factory=list)
-    interrupted: Step | None = None
-    stopped_by: str = ""
+    before: SendConnector
+    after: SendConnector
+    result: ExecutionResult
+    saved: Backup | None = None
+    audit: Path | None = None
+    verdict: QueueVerdict | None = None
+
+    @classmethod
+    def nothing_to_change(cls, plan: Plan, current: SendConnector) -> Outcome:
+        return cls(plan, current, current, ExecutionResult(plan))
+
+    @property
+    def sent(self) -> bool:
+        """Whether the plan was run (a plan with nothing to change is not)."""
+        ran = self.result
+        return bool(ran.results or ran.not_run or ran.interrupted is not None)
 
     @property
     def ok(self) -> bool:
-        return self.interrupted is None and not self.not_run and all(r.ok for r in self.results)
+        return self.result.ok
 
     @property
-    def changed_steps(self) -> list[Step]:
-        return [r.step for r in self.results if changed_something(r)]
+    def changed(self) -> bool:
+        return bool(self.result.changed_steps) and not self.plan.what_if
 
     @property
-    def failed_step(self) -> StepResult | None:
-        return next((r for r in self.results if not r.ok), None)
+    def backup(self) -> Path | None:
+        return self.saved.path if self.saved is not None else None
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self.plan.notes
+
+    @property
     def summary(self) -> str:
-        """Exactly what was and was not applied, one line per step."""
-        steps = list(self.plan.steps)
-        lines = []
-        for result in self.results:
-            lines.append(
-                f"  {_number(steps, result.step)}. {describe(result.step)}: {_state(result)}"
-            )
-        if self.interrupted is not None:
-            lines.append(
-                f"  {_number(steps, self.interrupted)}. {describe(self.interrupted)}: "
-                f"cut short by {self.stopped_by} while sent (it may or may not have been "
-                "applied: check the connector)"
-            )
-        for step in self.not_run:
-            lines.append(f"  {_number(steps, step)}. {describe(step)}: not run")
-        return "\n".join([self.headline(), *lines])
+        return self.result.summary() if self.sent else "Nothing to change."
 
-    def headline(self) -> str:
-        changed = len(self.changed_steps)
-        if self.interrupted is not None or self.stopped_by:
-            return (
-                f"Stopped by {self.stopped_by}: {changed} change(s) applied before it; "
-                f"{len(self.not_run)} step(s) not run."
-            )
-        failed = self.failed_step
-        if failed is not None:
-            return (
-                f"Stopped at a failed step ({describe(failed.step)}): {changed} change(s) "
-                f"applied before it, {len(self.not_run)} step(s) not run."
-            )
+    @property
+    def exit_status(self) -> ExitStatus:
+        """6 when a step failed; else the verdict's (0 mail flows, 6 still fails, 7 not
+        known); 0 when the queues were not watched."""
+        if not self.result.ok:
+            return ExitStatus.FAILED
+        return ExitStatus.SUCCESS if self.verdict is None else verdict_status(self.verdict)
+
+    def recap(self) -> list[str]:
+        """The step summary, then where the backup, the undo command and the audit went."""
+        lines = [self.summary]
         if self.plan.what_if:
-            return "What-if run: nothing was changed."
-        return f"All {len(self.results)} step(s) ran; {changed} changed the connector or queue."
+            lines.append(
+                "What-if: nothing was changed, so no backup was taken and nothing was audited."
+            )
+        lines += backup_lines(self.backup)
+        if self.audit is not None:
+            lines.append(f"Audit log: {self.audit}")
+        return lines
 
 
-def _number(steps: list[Step], step: Step) -> int:
-    return next(i for i, s in enumerate(steps, start=1) if s is step)
+def backup_lines(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    return [f"Backup: {path}", f"Undo:   remediate undo {command_word(str(path))}"]
 
 
-def _state(result: StepResult) -> str:
-    if not result.ok:
-        message = result.errors[0].message if result.errors else "failed without an error record"
-        return f"FAILED ({message})"
-    if not result.step.is_change:
-        return "ran (read)"
-    if result.step.has_param("WhatIf"):
-        return "ran with -WhatIf, changed nothing"
-    return "ran, changed" if changed_something(result) else "ran, unchanged (no settings modified)"
+class StepFailed(RemoteCommandError):
+    """Exchange refused a step of the plan: ``outcome`` says what was applied before it and
+    where the backup is."""
 
-
-class ExecutionInterrupted(Interrupted):
-    """Ctrl-C stopped the run; ``result`` says what was applied."""
-
-    def __init__(self, result: ExecutionResult) -> None:
-        super().__init__(result.summary())
-        self.result = result
-
-
-def attach_result(exc: RemediateError, result: ExecutionResult) -> None:
-    """Make ``exc`` carry the run so far: ``exc.result``, and the summary in its hint."""
-    exc.result = result  # type: ignore[attr-defined]
-    exc.hint = "\n".join(filter(None, [exc.hint, result.summary()]))
-
-
-def execute(
-    session: Session,
-    plan: Plan,
-    credential: CredentialSource,
-    *,
-    on_step: StepCallback | None = None,
-) -> ExecutionResult:
-    """Send the steps in order; the first failed step stops the rest."""
-    result = ExecutionResult(plan)
-    pending = list(plan.steps)
-    while pending:
-        step = pending.pop(0)
-        try:
-            step_result = session.run(step, credential)
-        except KeyboardInterrupt:
-            result.interrupted, result.not_run = step, pending
-            result.stopped_by = interrupts.reason()
-            raise ExecutionInterrupted(result) from None
-        except RemediateError as exc:  # the connection was lost, or a secret was unavailable
-            result.interrupted, result.not_run = step, pending
-            result.stopped_by = f"an error ({exc.message})"
-            attach_result(exc, result)
-            raise
-        result.results.append(step_result)
-        try:
-            if on_step is not None:
-                on_step(step, step_result)
-        except KeyboardInterrupt:
-            result.not_run, result.stopped_by = pending, interrupts.reason()
-            raise ExecutionInterrupted(result) from None
-        if not step_result.ok:
-            result.not_run = pending
-            break
-    return result
+    def __init__(self, outcome: Outcome) -> None:
+        failed = outcome.result.failed_step
+        what = describe(failed.step) if failed is not None else "a step"
+        message = (
+            failed.errors[0].message
+            if failed is not None and failed.errors
+            else "failed without an error record"
+        )
+        super().__init__(
+            f"{what} failed on '{outcome.plan.connector}': {message}",
+            hint=f"backup: {outcome.backup}" if outcome.backup else None,
+            recap=RunRecap(outcome.summary, outcome.backup),
+        )
+        self.outcome = outcome
 
 
 @dataclass
-class Applied:
-    result: ExecutionResult
-    backup: Backup | None
-    audit_path: Path | None
-    after: SendConnector
+class Change:
+    """One plan's backup (before anything is sent) and audit entry (after), around an
+    execution the caller runs: ``apply_plan`` runs it step by step, bulk with many
+    pipelines in flight. A what-if plan, or one with nothing to change, is neither."""
+
+    connection: Connection
+    plan: Plan
+    before: SendConnector
+    environ: Mapping[str, str] | None = None
+    script: bool = True  # bulk renders one undo script per run instead
+    saved: Backup | None = field(default=None, init=False)
+
+    @property
+    def real(self) -> bool:
+        return bool(self.plan.changes) and not self.plan.what_if
+
+    def back_up(self) -> Backup | None:
+        """Check the audit log can be written (a change it could not record is not made),
+        then write the backup."""
+        if self.real:
+            audit.check_log(self.environ)
+            self.saved = backup.write_backup(
+                self.connection, self.before, self.plan, environ=self.environ, script=self.script
+            )
+        return self.saved
+
+    def record(self, result: ExecutionResult) -> Path | None:
+        """The audit entry of the run (signals held while it is written)."""
+        if not self.real:
+            return None
+        with interrupts.deferred():
+            return audit.record(
+                self.connection, self.plan, self.before, result,
+                environ=self.environ, backup=self.saved,
+            )  # fmt: skip
+
+
+def change(
+    session: Session,
+    connection: Connection,
+    connector: str,
+    make_plan: Callable[[SendConnector], Plan],
+    ready: Ready,
+    *,
+    locks: ConnectorLocks | None = None,
+    on_step: StepCallback | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Outcome:
+    """The whole pipeline for one connector: take its lock, read it, plan from what was
+    read, let ``ready`` show the plan, confirm and give the passwords, then back up,
+    execute, audit and re-read. ``locks``: the caller's, kept held afterwards (the wizard
+    holds its connector to the end); else taken here and released at the end."""
+    held = locks if locks is not None else ConnectorLocks(connection, environ)
+    try:
+        before = read_locked(held, lambda name: read_connector(session, name), connector)
+        plan = make_plan(before)
+        if not plan.changes:
+            return Outcome.nothing_to_change(plan, before)
+        credential = ready(plan, before)
+        return apply_plan(
+            session, plan, before, connection, credential,
+            on_step=on_step, environ=environ, fresh=True,
+        )  # fmt: skip
+    finally:
+        if locks is None:
+            held.release()
+
+
+def apply_plan(
+    session: Session,
+    plan: Plan,
+    before: SendConnector,
+    connection: Connection,
+    credential: CredentialSource,
+    *,
+    on_step: StepCallback | None = None,
+    environ: Mapping[str, str] | None = None,
+    fresh: bool = False,
+) -> Outcome:
+    """Back up (only when the plan changes something for real), execute, audit, re-read.
+
+    Passwords are resolved before the backup, so a missing secret stops the run before
+    anything is written or changed. A run cut short (Ctrl-C, lost connection) is audited,
+    then its error re-raised with its ``recap`` (the steps so far, the backup). ``fresh``:
+    ``before`` was read just now under the lock, so the plan's own first read of it is
+    answered from that read instead of being sent again.
+    """
+    serve = resolved_credentials(plan, credential)
+    pending = Change(connection, plan, before, environ)
+    pending.back_up()
+    result = ExecutionResult(plan)
+    known = _answered_by(before, plan) if fresh else None
+    try:
+        execute(session, plan, serve, on_step=on_step, into=result, known=known)
+    except RemediateError as stopped:
+        pending.record(result)
+        stopped.recap = RunRecap(result.summary(), pending.saved.path if pending.saved else None)
+        raise
+    audit_path = pending.record(result)
+    after = _read_back(session, plan.connector, result)
+    return Outcome(plan, before, after, result, pending.saved, audit_path)
+
+
+def watch_queues(
+    session: Session, outcome: Outcome, wait: float, say: Callable[[str], None]
+) -> Outcome:
+    """The outcome with the queue verdict: the connector's queues on every source server
+    watched after Retry-Queue (retrying while Exchange has not yet picked up the change),
+    the plan's own read after the retry as the first look."""
+    verdict = watch(
+        session,
+        outcome.after,
+        queues_read(outcome.result, after_change=False),
+        wait,
+        say=say,
+        seen=queues_read(outcome.result, after_change=True) or None,
+    )
+    return replace(outcome, verdict=verdict)
 
 
 def resolved_credentials(plan: Plan, credential: CredentialSource) -> CredentialSource:
@@ -185,50 +278,66 @@ def resolved_credentials(plan: Plan, credential: CredentialSource) -> Credential
     return serve
 
 
-def apply_plan(
-    session: Session,
-    plan: Plan,
-    before: SendConnector,
-    connection: Connection,
-    credential: CredentialSource,
-    *,
-    on_step: StepCallback | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> Applied:
-    """Back up (only when the plan changes something for real), execute, audit, re-read.
-
-    Passwords are resolved before the backup, so a missing secret stops the run before
-    anything is written or changed. A run cut short (Ctrl-C, lost connection) is audited,
-    then its error re-raised carrying ``result`` and ``backup``.
-    """
-    from remediate.run import audit, backup
-
-    serve = resolved_credentials(plan, credential)
-    real_change = bool(plan.changes) and not plan.what_if
-    saved = None
-    if real_change:
-        audit.check_log(environ)  # a change the log could not record is not made
-        saved = backup.write_backup(connection, before, plan, environ=environ)
-    try:
-        result = execute(session, plan, serve, on_step=on_step)
-    except RemediateError as stopped:
-        partial = getattr(stopped, "result", None)
-        if real_change and isinstance(partial, ExecutionResult):
-            with interrupts.deferred():
-                audit.record(connection, plan, before, partial, environ=environ, backup=saved)
-        stopped.backup = saved  # type: ignore[attr-defined]
-        raise
-    audit_path = None
-    if real_change:
-        with interrupts.deferred():
-            audit_path = audit.record(
-                connection, plan, before, result, environ=environ, backup=saved
-            )
-    return Applied(result, saved, audit_path, reread(session, plan.connector))
-
-
-def reread(session: Session, name: str) -> SendConnector:
+def read_connector(session: Session, name: str, *, when: str = "") -> SendConnector:
+    """The one connector named; RemoteCommandError when Exchange has none."""
     connectors = session.get_connectors(name)
     if not connectors:
-        raise RemoteCommandError(f"Send connector '{name}' not found when read back")
+        raise RemoteCommandError(f"Send connector '{name}' not found{when}")
     return connectors[0]
+
+
+def queues_read(result: ExecutionResult, *, after_change: bool) -> list[QueueInfo]:
+    """The queues the plan's Get-Queue steps read before its first change (or after its
+    last one), one per identity."""
+    found: list[QueueInfo] = []
+    changes = [i for i, r in enumerate(result.results) if r.step.is_change]
+    if after_change:
+        steps = result.results[changes[-1] + 1 :] if changes else []
+    else:
+        steps = result.results[: changes[0]] if changes else result.results
+    for ran in steps:
+        if ran.step.cmdlet == "Get-Queue" and ran.ok:
+            found += read_queues(ran.output)
+    return queues_in(found)
+
+
+def _answered_by(before: SendConnector, plan: Plan) -> Callable[[Step], StepResult | None]:
+    """The plan's ``Get-SendConnector -Identity NAME`` before its first change, answered
+    with the connector just read under the lock (the read is not sent twice)."""
+    names = {before.name.lower(), before.guid.lower()} - {""}
+    first = next((i for i, s in enumerate(plan.steps) if s.is_change), len(plan.steps))
+    early = {id(s) for s in plan.steps[:first]}
+
+    def known(step: Step) -> StepResult | None:
+        params = {p.name.lower(): p.value for p in step.parameters}
+        identity = params.get("identity")
+        if (
+            id(step) in early
+            and step.cmdlet.lower() == "get-sendconnector"
+            and set(params) == {"identity"}
+            and isinstance(identity, str)
+            and identity.lower() in names
+        ):
+            return StepResult(step, True, [before.to_json()], [], [], [])
+        return None
+
+    return known
+
+
+def _read_back(session: Session, name: str, result: ExecutionResult) -> SendConnector:
+    """The connector after the run: the plan's own read-back when it ran after the last
+    change of the connector, else read again."""
+    ran = result.results
+    last = max((i for i, r in enumerate(ran) if _changes_connector(r.step)), default=-1)
+    for read in reversed(ran[last + 1 :]):
+        if read.ok and read.step.cmdlet.lower() == "get-sendconnector":
+            connectors, unreadable = read_connectors(read.output)
+            named = [c for c in connectors if c.name.lower() == name.lower()]
+            if len(connectors) == 1 and named and not unreadable:
+                return named[0]
+    return read_connector(session, name, when=" when read back")
+
+
+def _changes_connector(step: Step) -> bool:
+    return step.is_change and step.cmdlet.lower().endswith("sendconnector")
+

@@ -94,14 +94,17 @@ def watch(
     wait: float,
     *,
     say: Callable[[str], None] = lambda _line: None,
+    seen: Sequence[QueueInfo] | None = None,
 ) -> QueueVerdict:
     """Poll (and re-retry while failing) until a verdict other than "still being delivered"
-    holds with nothing left to wait for, or ``wait`` seconds pass."""
+    holds with nothing left to wait for, or ``wait`` seconds pass. ``seen``: the queues as
+    just read (the plan's own Get-Queue after its retry), the first look without a read."""
     deadline = time.monotonic() + wait
     retried = time.monotonic()
     told = False
     while True:
-        verdict = judge(connector, before, session.get_queues(connector))
+        queues, seen = (session.get_queues(connector) if seen is None else seen), None
+        verdict = judge(connector, before, queues)
         now = time.monotonic()
         settled = verdict.flow is MailFlow.FLOWS or (
             verdict.flow is MailFlow.UNKNOWN and not verdict.reason.startswith("still")

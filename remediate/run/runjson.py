@@ -8,50 +8,46 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from remediate.core.exchange import QueueInfo, SendConnector
-    from remediate.core.plan import Plan
-    from remediate.run.pipeline import Applied
+    from remediate.core.exchange import QueueInfo
+    from remediate.run.pipeline import Outcome
     from remediate.run.queue_watch import QueueVerdict
 
 
-def change_run_json(
-    command: str,
-    endpoint: str,
-    plan: Plan,
-    before: SendConnector,
-    applied: Applied | None,
-    verdict: QueueVerdict | None = None,
-) -> dict[str, Any]:
-    """``applied`` None: nothing to change (the connector already has the settings)."""
+def change_run_json(command: str, endpoint: str, outcome: Outcome) -> dict[str, Any]:
+    """One run's document; an outcome not sent: nothing to change (the connector already
+    has the settings)."""
     from remediate.run.backup import plan_to_json
 
-    if applied is None:
+    plan = outcome.plan
+    if not outcome.sent:
         result = "no change"
-    elif not applied.result.ok:
+    elif not outcome.ok:
         result = "failed"
     else:
         result = "what-if" if plan.what_if else "applied"
-    backup = applied.backup if applied is not None else None
+    saved = outcome.saved
     return {
         "command": command,
         "endpoint": endpoint,
         "connector": plan.connector,
         "result": result,
-        "ok": applied is None or applied.result.ok,
+        "ok": outcome.ok,
         "plan": plan_to_json(plan),
-        "steps": _steps(plan, applied),
-        "before": before.to_json(),
-        "after": applied.after.to_json() if applied is not None else before.to_json(),
-        "backup": str(backup.path) if backup is not None else None,
-        "undo_script": str(backup.script) if backup is not None else None,
-        "audit_log": str(applied.audit_path) if applied and applied.audit_path else None,
-        "queues": None if verdict is None else _verdict(verdict),
+        "steps": _steps(outcome),
+        "before": outcome.before.to_json(),
+        "after": outcome.after.to_json(),
+        "backup": str(saved.path) if saved is not None else None,
+        "undo_script": str(saved.script) if saved is not None else None,
+        "audit_log": str(outcome.audit) if outcome.audit else None,
+        "queues": None if outcome.verdict is None else _verdict(outcome.verdict),
+        "exit_status": int(outcome.exit_status),
     }
 
 
-def _steps(plan: Plan, applied: Applied | None) -> list[dict[str, Any]]:
-    results = {} if applied is None else {id(r.step): r for r in applied.result.results}
-    interrupted = None if applied is None else applied.result.interrupted
+def _steps(outcome: Outcome) -> list[dict[str, Any]]:
+    plan = outcome.plan
+    results = {id(r.step): r for r in outcome.result.results}
+    interrupted = outcome.result.interrupted
     out = []
     for number, step in enumerate(plan.steps, start=1):
         result = results.get(id(step))

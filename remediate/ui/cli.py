@@ -13,6 +13,7 @@ from remediate import __version__
 from remediate.core import interrupts
 from remediate.core.env import Environment
 from remediate.core.errors import RemediateError
+from remediate.core.status import ExitStatus
 from remediate.ui.commands import COMMAND_MODULES
 
 EXAMPLES = """\
@@ -31,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"remediate: error: {message}\nhint: see '{self.prog} --help'\n")
-        sys.exit(2)
+        sys.exit(ExitStatus.USAGE)
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -96,7 +97,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     args = parser.parse_args(argv)
     if not getattr(args, "_module", None):
         parser.print_help(env.stdout)
-        return 2
+        return ExitStatus.USAGE
     return interrupts.exit_status(_run(args, env))
 
 
@@ -122,19 +123,31 @@ def _run(args: argparse.Namespace, env: Environment) -> int:
         _check_piped_secrets(args, env)
         return int(args._module.run(args, env) or 0)
     except RemediateError as exc:
+        hint = "\n".join(filter(None, [exc.hint, *_recap_lines(exc)]))
         env.err(f"remediate: error: {exc.message}")
-        if exc.hint:
-            env.err(f"hint: {exc.hint}")
+        if hint:
+            env.err(f"hint: {hint}")
         if getattr(args, "json", False) and not env.json_sent:  # one document, never two
             from remediate.ui import jsonout
 
-            jsonout.emit(env, jsonout.error_json(exc.message, exc.hint, exc.exit_code))
+            jsonout.emit(env, jsonout.error_json(exc.message, hint or None, exc.exit_code))
         return exc.exit_code
     except KeyboardInterrupt:
         env.err(f"remediate: interrupted ({interrupts.reason()}); nothing further was sent.")
-        return interrupts.CTRL_C_EXIT
+        return ExitStatus.INTERRUPTED
     finally:
         env.write("")  # the last flush: a reader that went away ends output quietly
+
+
+def _recap_lines(exc: RemediateError) -> list[str]:
+    """For a run cut short: what it had applied (unless the message already says it) and
+    where its backup is, with the undo command."""
+    if exc.recap is None:
+        return []
+    from remediate.run.pipeline import backup_lines  # only after a run: --help stays light
+
+    summary = [exc.recap.summary] if exc.recap.summary != exc.message else []
+    return [*summary, *backup_lines(exc.recap.backup)]
 
 
 def _check_piped_secrets(args: argparse.Namespace, env: Environment) -> None:

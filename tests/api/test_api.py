@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from remediate import api
-from remediate.core.errors import LoginRefused, PreflightError, RemediateError, UsageError
+from remediate.core.errors import (
+    LoginRefused,
+    PreflightError,
+    RemediateError,
+    RemoteCommandError,
+    UsageError,
+)
 from remediate.core.exchange import AuthMechanism, CredentialState
 from remediate.lab.server import Lab
 from tests.lab.lab_helpers import start_lab
@@ -57,10 +63,11 @@ def fix_relay(handle: api.Handle, lab: Lab, **extra: object) -> api.Plan:
 
 def test_the_surface_is_versioned_and_listed() -> None:
     major, minor = (int(part) for part in api.API_VERSION.split("."))
-    assert (major, minor) == (1, 0)
+    assert (major, minor) == (1, 1)  # 1.1 added fix, verify, ExitStatus, StepFailed
     assert all(hasattr(api, name) for name in api.__all__)
     verbs = {"connect", "read_connectors", "plan", "diff", "apply", "undo", "queues", "retry"}
-    assert verbs <= set(api.__all__)
+    assert verbs | {"fix", "verify"} <= set(api.__all__)
+    assert issubclass(api.StepFailed, RemoteCommandError)  # what 1.0 promised still holds
 
 
 def test_plan_apply_is_idempotent_and_undo_restores(

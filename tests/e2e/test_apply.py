@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import signal
 import stat
 import subprocess
@@ -251,3 +252,26 @@ def test_a_terminal_is_asked_before_anything_changes(
     else:
         assert "remediate: error: not applied: not confirmed" in env.stderr.getvalue()
         assert credential == "not set" and profiled.backups() == []
+
+
+def test_apply_exits_6_when_mail_still_fails(cli: Cli, relay_lab: Lab) -> None:
+    """The change is made, but the relay password piped is not the one the smart host takes:
+    it answers 535, the queues stay in Retry, the verdict is "Mail still fails" and the exit
+    status is 6, as the wizard's (README: Exit status), not 0."""
+    cli.forget_relay(relay_lab.relay_user)
+    done = cli(
+        "apply", "2016", "--server", relay_lab.endpoint_url, "--auth", "ntlm",
+        "--user", relay_lab.admin_user, "--password-stdin", "--connector", RELAY,
+        "--mechanism", "BasicAuthRequireTLS", "--username", relay_lab.relay_user, "--yes",
+        "--queue-wait", "4", "--json",
+        stdin=f"{relay_lab.admin_password}\nNot-The-Relay-Password-7\n",
+    )  # fmt: skip
+    assert done.returncode == 6, done.stderr
+    document = json.loads(done.stdout)
+    assert (document["result"], document["ok"], document["exit_status"]) == ("applied", True, 6)
+    assert document["queues"]["flow"] == "fails"
+    assert "Mail still fails: " in done.stderr  # with --json the people's lines go to stderr
+    assert "remediate: error" not in done.stderr  # the change itself went through
+    assert delivered(relay_lab) == 0
+    sets = [line for line in cli.audit_lines() if line["cmdlet"] == "Set-SendConnector"]
+    assert [line["result"] for line in sets] == ["changed"]

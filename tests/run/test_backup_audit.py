@@ -15,7 +15,7 @@ from remediate.core.planner import FixOptions, build_plan, undo_plan
 from remediate.core.playbooks import find
 from remediate.remote.connections import parse_server
 from remediate.run import audit, backup, report
-from remediate.run.pipeline import execute
+from remediate.run.execute import execute
 from tests.executor_fakes import BROKEN, NAME, USER, FakeSession, relay_plan
 
 CONNECTION = parse_server("http://127.0.0.1:5985/PowerShell")

@@ -14,7 +14,8 @@ import pytest
 from remediate.core.errors import ConnectionFailed, Interrupted, SecretStoreError
 from remediate.core.exchange import CredentialState
 from remediate.core.plan import CredentialRef, Step
-from remediate.run.pipeline import ExecutionInterrupted, apply_plan, describe, execute
+from remediate.run.execute import ExecutionInterrupted, describe, execute
+from remediate.run.pipeline import apply_plan
 from tests.executor_fakes import BROKEN, USER, FakeSession, relay_plan
 
 PASSWORD = "Canary-unit-8f3b"
@@ -90,10 +91,12 @@ def test_a_lost_connection_keeps_its_error_and_carries_the_summary() -> None:
     with pytest.raises(ConnectionFailed) as caught:
         execute(FakeSession(raise_at=(3, lost)), plan, credential)
     assert caught.value is lost and lost.exit_code == 5
-    result = lost.result  # type: ignore[attr-defined]
-    assert result.interrupted is plan.steps[3] and result.not_run == list(plan.steps[4:])
-    assert lost.hint == result.summary()
-    assert "4. Set-SendConnector -RequireTLS: cut short by an error (http://ex01" in lost.hint
+    assert lost.recap is not None and lost.recap.backup is None
+    assert lost.recap.summary.startswith("Stopped by an error (http://ex01")
+    assert "4. Set-SendConnector -RequireTLS: cut short by an error (http://ex01" in (
+        lost.recap.summary
+    )
+    assert lost.hint is None  # the CLI adds the recap to the hint it prints
 
 
 def test_ctrl_c_in_the_progress_callback_stops_before_the_next_step() -> None:
@@ -150,9 +153,9 @@ def test_apply_plan_backs_up_executes_audits_and_rereads(state: dict[str, str]) 
     session = FakeSession(after=after)
     applied = apply_plan(session, relay_plan(), BROKEN, _connection(), credential, environ=state)
     assert applied.result.ok and applied.after == after
-    assert applied.backup is not None and applied.backup.path.exists()
-    assert applied.audit_path == Path(state["XDG_STATE_HOME"]) / "remediate" / "audit.log"
-    lines = [json.loads(line) for line in applied.audit_path.read_text().splitlines()]
+    assert applied.backup is not None and applied.backup.exists()
+    assert applied.audit == Path(state["XDG_STATE_HOME"]) / "remediate" / "audit.log"
+    lines = [json.loads(line) for line in applied.audit.read_text().splitlines()]
     assert [line["result"] for line in lines] == ["changed", "changed", "changed"]
     files = [*Path(state["XDG_STATE_HOME"]).rglob("*")]
     assert all(PASSWORD not in f.read_text() for f in files if f.is_file())
@@ -173,7 +176,7 @@ def test_apply_plan_what_if_writes_no_backup_and_no_audit(state: dict[str, str])
     applied = apply_plan(
         FakeSession(), relay_plan(what_if=True), BROKEN, _connection(), credential, environ=state
     )
-    assert applied.backup is None and applied.audit_path is None
+    assert applied.backup is None and applied.audit is None
     assert not Path(state["XDG_STATE_HOME"]).exists()
 
 
@@ -181,9 +184,9 @@ def test_apply_plan_audits_a_failed_run(state: dict[str, str]) -> None:
     applied = apply_plan(
         FakeSession(fail_at=3), relay_plan(), BROKEN, _connection(), credential, environ=state
     )
-    assert not applied.result.ok
-    assert applied.audit_path is not None
-    lines = [json.loads(line) for line in applied.audit_path.read_text().splitlines()]
+    assert not applied.result.ok and applied.exit_status == 6
+    assert applied.audit is not None
+    lines = [json.loads(line) for line in applied.audit.read_text().splitlines()]
     assert [(line["step"], line["result"]) for line in lines] == [
         (3, "changed"),
         (4, "failed"),
@@ -202,7 +205,7 @@ def test_apply_plan_audits_a_failed_run(state: dict[str, str]) -> None:
 def test_apply_plan_audits_a_run_cut_short_then_reraises(
     state: dict[str, str], session: FakeSession, error: type[Exception]
 ) -> None:
-    with pytest.raises(error):
+    with pytest.raises(error) as caught:
         apply_plan(
             session,
             relay_plan(),
@@ -214,3 +217,8 @@ def test_apply_plan_audits_a_run_cut_short_then_reraises(
     log = Path(state["XDG_STATE_HOME"]) / "remediate" / "audit.log"
     results = [json.loads(line)["result"] for line in log.read_text().splitlines()]
     assert results == ["changed", "interrupted", "not run"]
+    # the error declares what the run did and where its backup is (no attribute bolted on)
+    recap = caught.value.recap
+    assert recap is not None and "cut short by" in recap.summary
+    [backup] = (Path(state["XDG_STATE_HOME"]) / "remediate" / "backups").glob("*.json")
+    assert recap.backup == backup

@@ -4,7 +4,9 @@ the apply stops between steps and says what was applied."""
 from __future__ import annotations
 
 import _thread
+import re
 import threading
+from pathlib import Path
 
 from remediate.core.exchange import CredentialState
 from remediate.lab.seed import RELAY
@@ -58,3 +60,6 @@ def test_ctrl_c_during_the_apply_reports_what_was_applied(lab: Lab, drive) -> No
     assert "Interrupted during the apply." in run.err
     assert "Retry-Queue -Server -Filter: not run" in run.err  # stopped between steps
     assert relay_connector(lab).credential is CredentialState.SET
+    # the interruption declares the backup it cut short (ExecutionInterrupted.recap)
+    [backup] = re.findall(r"The backup taken before the apply: (\S+)", run.err)
+    assert Path(backup).is_file() and f"To undo: remediate undo {backup}" in run.err

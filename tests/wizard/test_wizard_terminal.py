@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pexpect
 import pytest
@@ -272,6 +273,21 @@ def test_undo_in_the_wizard_asks_for_the_credential_the_old_values_need(
     after = relay_connector(lab)
     assert after.smart_host_auth_mechanism is AuthMechanism.BASIC_AUTH
     assert after.credential is CredentialState.SET
+    # the wizard's undo went through the apply pipeline: backed up first, then audited
+    audit = tmp_path / "state" / "remediate" / "audit.log"
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for line in audit.read_text().splitlines():
+        entry = json.loads(line)
+        runs.setdefault(entry["backup"], []).append(entry)
+    backups = list(runs)
+    assert len(backups) >= 2 and all(Path(b).is_file() for b in backups), runs
+    undo_sets = [e for e in runs[backups[-1]] if e["cmdlet"] == "Set-SendConnector"]
+    assert undo_sets and all(e["result"] == "changed" for e in undo_sets)
+    changes = [e["changes"] for e in undo_sets]
+    assert {"old": "None", "new": "BasicAuth"} in [c.get("SmartHostAuthMechanism") for c in changes]
+    credential = "AuthenticationCredential"
+    sent = [c[credential]["new"] for c in changes if credential in c]
+    assert sent == [{"credential_user": lab.relay_user}]
 
 
 # --- 4. undo that is honest ----------------------------------------------------------------

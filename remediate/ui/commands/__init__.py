@@ -1,5 +1,6 @@
-"""Sub-commands. Each module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
-``run(args, env) -> int``.
+"""Sub-commands. Each module of COMMAND_MODULES defines ``NAME``, ``HELP``,
+``add_arguments(parser)`` and ``run(args, env) -> int`` (an ``ExitStatus``); ``changing``
+is what apply, undo, show and plan share around ``remediate.api``.
 
 Command modules must stay cheap to import (``remediate --help`` imports them all): import
 pypsrp, questionary, the lab and other heavy modules inside ``run``.

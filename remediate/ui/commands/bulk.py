@@ -10,13 +10,8 @@ from typing import TYPE_CHECKING
 
 from remediate.core import interrupts
 from remediate.core.env import Environment
-from remediate.core.errors import (
-    ConnectionFailed,
-    Interrupted,
-    NotInteractiveError,
-    RemoteCommandError,
-    UsageError,
-)
+from remediate.core.errors import Interrupted, NotInteractiveError, UsageError
+from remediate.core.status import ExitStatus
 
 if TYPE_CHECKING:
     from remediate.bulk.runner import BulkRun, ConnectorOutcome, EndpointState, Planner
@@ -47,7 +42,6 @@ examples:
       remediate bulk apply rotate.csv --password-stdin --yes
   remediate bulk undo run.json --yes
 """
-PENDING_EXIT = 10
 MAX_IN_FLIGHT = 16  # runspaces in one shell; Exchange's own throttling is per shell and user
 
 
@@ -137,6 +131,7 @@ def _open_run(
         environ=env.environ,
         planner=planner or plan_endpoint,
         lock=lock,
+        warn=env.err,
     )
 
 
@@ -186,10 +181,10 @@ def _plan(args: argparse.Namespace, env: Environment, spec: BulkSpec) -> int:
 
         emit(args.json_env, plan_json(states, args.file, args.output))
     if unread:
-        return ConnectionFailed.exit_code
+        return ExitStatus.CONNECTION_FAILED
     if refused:
-        return RemoteCommandError.exit_code
-    return PENDING_EXIT if connectors else 0
+        return ExitStatus.FAILED
+    return ExitStatus.PENDING if connectors else ExitStatus.SUCCESS
 
 
 def _write_script(path: Path, states: list[EndpointState]) -> None:
@@ -262,8 +257,7 @@ def _apply(
             f"{changed} connector(s) changed before that (listed above as changed), the ones "
             "skipped were not run"
         )
-    failed = any(o.status.value in ("failed", "skipped") for s in states for o in s.outcomes)
-    return RemoteCommandError.exit_code if failed else 0
+    return max((s.exit_status for s in states), default=ExitStatus.SUCCESS)
 
 
 def _outcome_count(state: EndpointState) -> int:
@@ -329,6 +323,6 @@ def _undo(args: argparse.Namespace, env: Environment) -> int:
     undo = UndoSet(args.report_file, read_report(args.report_file))
     if not undo.spec.rows:
         env.out("Nothing to undo: the report lists no backup.")
-        return 0
+        return ExitStatus.SUCCESS
     args.report, args.force = None, False  # undo writes no report of its own
     return _apply(args, env, undo.spec, source=args.report_file, planner=undo.plan)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from remediate.core.env import Environment
+from remediate.core.status import ExitStatus
 
 NAME = "completion"
 HELP = "print the tab-completion script for bash, zsh or PowerShell"
@@ -31,4 +32,4 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     import argcomplete
 
     env.write(argcomplete.shellcode(["remediate"], shell=args.shell))
-    return 0
+    return ExitStatus.SUCCESS

@@ -9,6 +9,7 @@ from dataclasses import replace
 from remediate.core.env import Environment
 from remediate.core.errors import UsageError
 from remediate.core.plan import CredentialRef
+from remediate.core.status import ExitStatus
 from remediate.remote.connections import (
     AuthMethod,
     Connection,
@@ -115,7 +116,7 @@ def _add(args: argparse.Namespace, env: Environment, store: ProfileStore) -> int
             _forget_endpoint_password(previous, env)
     if args.save_password:
         _store_endpoint_password(connection, env, password_stdin=args.password_stdin)
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def _login(connection: Connection) -> str:
@@ -140,10 +141,10 @@ def _list(env: Environment, store: ProfileStore, *, as_json: bool = False) -> in
     profiles = store.list()
     if as_json:  # a profile holds no password
         emit(env, [{"profile": c.profile, **c.to_json()} for c in profiles])
-        return 0
+        return ExitStatus.SUCCESS
     if not profiles:
         env.out("no saved profiles (add one with 'remediate connect add')")
-        return 0
+        return ExitStatus.SUCCESS
     rows = [("PROFILE", "ENDPOINT", "AUTH", "USER", "SPN", "CERTIFICATE")]
     for c in profiles:
         cert = "not checked" if not c.verify else (str(c.ca_file) if c.ca_file else "system CAs")
@@ -154,7 +155,7 @@ def _list(env: Environment, store: ProfileStore, *, as_json: bool = False) -> in
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         env.out("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def _remove(args: argparse.Namespace, env: Environment, store: ProfileStore) -> int:
@@ -166,7 +167,7 @@ def _remove(args: argparse.Namespace, env: Environment, store: ProfileStore) -> 
         ENDPOINT_SERVICE, connection.secret_key, env.environ
     )
     env.out(f"removed profile {args.name}" + (" and its stored password" if removed else ""))
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def _test(args: argparse.Namespace, env: Environment, store: ProfileStore) -> int:
@@ -189,7 +190,7 @@ def _test(args: argparse.Namespace, env: Environment, store: ProfileStore) -> in
         f"Get-SendConnector returned {len(connectors)} connector(s) in "
         f"{(done - opened) * 1000:.0f} ms"
     )
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def _password(args: argparse.Namespace, env: Environment, store: ProfileStore) -> int:
@@ -199,9 +200,9 @@ def _password(args: argparse.Namespace, env: Environment, store: ProfileStore) -
     if args.delete:
         found = delete_secret(ENDPOINT_SERVICE, connection.secret_key, env.environ)
         env.out("deleted" if found else "no stored password for this profile")
-        return 0
+        return ExitStatus.SUCCESS
     _store_endpoint_password(connection, env, password_stdin=args.password_stdin)
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def _store_endpoint_password(
@@ -240,7 +241,7 @@ def _relay(args: argparse.Namespace, env: Environment) -> int:
     if args.delete:
         found = delete_secret(ref.service, ref.key, env.environ)
         env.out("deleted" if found else f"no stored password for {ref.username}")
-        return 0
+        return ExitStatus.SUCCESS
     if args.password_stdin:
         password = stdin_secret(env, 1, f"the password of relay account {ref.username}")
     elif env.interactive:
@@ -250,4 +251,4 @@ def _relay(args: argparse.Namespace, env: Environment) -> int:
     check_password(password)
     set_secret(ref.service, ref.key, password, env.environ)
     env.out(f"relay password stored in the keyring ({ref.service}, {ref.key})")
-    return 0
+    return ExitStatus.SUCCESS

@@ -9,6 +9,7 @@ from typing import Any
 
 from remediate.core.env import Environment
 from remediate.core.errors import RemediateError, UsageError
+from remediate.core.status import ExitStatus
 
 NAME = "diagnose"
 HELP = "read event 2016/2002 records (text, wevtutil XML, CSV) and say which fix applies"
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
             )
         env.err("Paste the event text, then Ctrl-D on an empty line:")
     report: dict[str, Any] = {"events": [], "problems": [], "queues": None}
-    exit_code = 0
+    nothing_read = False
     if args.source is not None or not args.connector:
         if args.source in (None, "-"):
             records = parse_any(read_event_stream(env.stdin), "stdin")
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
             if not g.record.ok
         ]
         if not readable:
-            exit_code = 1
+            nothing_read = True
     if args.connector:
         report["queues"] = _live(args, env)
     if args.json:
@@ -80,13 +81,13 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         emit(env, report)
     else:
         _print(env, report)
-    if exit_code and not report["queues"]:
+    if nothing_read and not report["queues"]:
         raise RemediateError(
             "no readable event 2016 or 2002 in the input",
             hint="copy the event with Event Viewer's 'Copy details as text', or export with "
             "wevtutil ... /f:xml",
         )
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def _suggestion_json(s: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from remediate.core.env import Environment
 from remediate.core.errors import UsageError
+from remediate.core.status import ExitStatus
 
 if TYPE_CHECKING:
     from remediate.lab.server import Lab
@@ -198,7 +199,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         signal.signal(signal.SIGINT, previous_int)
         signal.signal(signal.SIGTERM, previous_term)
     env.out("remediate lab: stopped")
-    return 0
+    return ExitStatus.SUCCESS
 
 
 _AUTH_NAMES = {

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from remediate.core.env import Environment
+from remediate.core.status import ExitStatus
 
 NAME = "plan"
 HELP = "print the PowerShell a fix would run (dry run; nothing is sent)"
@@ -49,13 +50,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
+    from remediate import api
     from remediate.core.files import write_script
-    from remediate.core.planner import build_plan, fix_options_from_args
+    from remediate.core.planner import fix_options_from_args
     from remediate.core.playbooks import find
     from remediate.render.script import render_script
+    from remediate.ui.commands.changing import settings
 
     playbook = find(args.playbook)
-    plan = build_plan(playbook, fix_options_from_args(args), what_if=args.what_if)
+    options = fix_options_from_args(args)
+    plan = api.plan(None, playbook, options.connector, what_if=args.what_if, **settings(options))
     script = render_script(plan)
     if args.output is not None:
         write_script(args.output, script, what="--output")
@@ -68,4 +72,4 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         emit(env, {**plan_to_json(plan), "output": output})
     elif args.output is None:
         env.write(script)
-    return 0
+    return ExitStatus.SUCCESS

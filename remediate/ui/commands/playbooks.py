@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from remediate.core.env import Environment
+from remediate.core.status import ExitStatus
 
 if TYPE_CHECKING:
     from remediate.core.playbooks import Playbook
@@ -32,12 +33,12 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     books = load_all()
     if args.json:
         emit(env, [playbook_json(b) for b in books])
-        return 0
+        return ExitStatus.SUCCESS
     width = max(len(b.id) for b in books)
     env.out(f"{'EVENT':<6} {'PLAYBOOK':<{width}}  PURPOSE")
     for book in books:
         env.out(f"{book.event.id:<6} {book.id:<{width}}  {book.purpose}")
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def playbook_json(book: Playbook) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from remediate.core.env import Environment
 from remediate.core.exchange import QueueInfo, SendConnector
+from remediate.core.status import ExitStatus
 from remediate.run.report import connector_table, table
 
 NAME = "show"
@@ -40,24 +41,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
+    from remediate import api
     from remediate.remote.connections import connection_from_args
-    from remediate.remote.session import open_session
+    from remediate.ui.commands.changing import open_handle
 
     connection = connection_from_args(args, env)
     password_stdin = bool(getattr(args, "password_stdin", False))
-    with open_session(connection, env, password_stdin=password_stdin) as session:
-        connectors = session.get_connectors(args.connector)
-        queues = {c.name: session.get_queues(c) for c in connectors} if args.queues else None
+    with open_handle(connection, env, password_stdin=password_stdin, lock=()) as handle:
+        connectors = api.read_connectors(handle, args.connector)
+        queues = {c.name: api.queues(handle, c) for c in connectors} if args.queues else None
     if args.json:
         env.out(json.dumps(connectors_json(connectors, queues), indent=2))
-        return 0
+        return ExitStatus.SUCCESS
     for line in connector_table(connectors):
         env.out(line)
     if queues is not None:
         env.out()
         for line in queue_table(queues):
             env.out(line)
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def connectors_json(

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from remediate.core.env import Environment
-from remediate.core.errors import RemoteCommandError, UsageError
-from remediate.core.undo import already_restored
+from remediate.core.errors import UsageError
+from remediate.core.status import ExitStatus
 
 if TYPE_CHECKING:
     from remediate.core.exchange import SendConnector
@@ -40,7 +40,7 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from remediate.remote.connections import add_connection_arguments
-    from remediate.ui.commands.apply import add_confirm_arguments
+    from remediate.ui.commands.changing import add_confirm_arguments
     from remediate.ui.jsonout import add_json_argument
 
     parser.add_argument("backup", metavar="BACKUP", type=Path, help="a backup .json from apply")
@@ -57,18 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: Environment) -> int:
+    from remediate import api
     from remediate.core.files import write_script
-    from remediate.remote.session import open_session
     from remediate.render.script import render_script
     from remediate.run.backup import load_backup, plan_to_json
-    from remediate.run.locks import ConnectorLocks, read_locked
+    from remediate.run.pipeline import Outcome
     from remediate.run.runjson import change_run_json
-    from remediate.ui.commands.apply import (
-        confirm,
-        execute_and_report,
-        read_connector,
-        relay_credentials,
-    )
+    from remediate.ui.commands.changing import Console, open_handle, report_run
     from remediate.ui.jsonout import emit, for_people
 
     env = for_people(out, args)  # with --json, stdout carries the JSON document only
@@ -79,36 +74,38 @@ def run(args: argparse.Namespace, out: Environment) -> int:
         env.err(f"wrote {args.output} ({len(undo.changes)} change step(s)); nothing was sent")
         if args.json:
             emit(out, {**plan_to_json(undo), "output": str(args.output)})
-        return 0
+        return ExitStatus.SUCCESS
     if not undo.changes:
         print_notes(env, undo)
         if args.json:
-            emit(out, change_run_json("undo", saved.endpoint, undo, saved.connector, None))
-        return 0
+            nothing = Outcome.nothing_to_change(undo, saved.connector)
+            emit(out, change_run_json("undo", saved.endpoint, nothing))
+        return ExitStatus.SUCCESS
     connection = backup_connection(args, env, saved)
-    with (
-        ConnectorLocks(connection, env.environ, [saved.connector.name]) as locks,
-        open_session(connection, env, password_stdin=args.password_stdin) as session,
-    ):
-        current = read_locked(
-            locks, lambda name: read_connector(session, name), saved.connector.name
-        )
-        if already_restored(undo, current):
-            env.out(f"Nothing to undo: '{current.name}' already has the settings of the backup.")
-            if args.json:
-                emit(out, change_run_json("undo", connection.label, undo, current, None))
-            return 0
-        env.write(render_script(undo))
-        credential = relay_credentials(undo, env, args.password_stdin)
-        confirm(env, undo, connection.label, yes=args.yes or args.what_if)
-        applied = execute_and_report(session, undo, current, connection, credential, env)
-    if applied.result.ok and not undo.what_if:
+    console = Console(env, connection.label, args.yes or args.what_if, args.password_stdin)
+    with open_handle(
+        connection, env, password_stdin=args.password_stdin, lock=[saved.connector.name]
+    ) as handle:
+        try:
+            outcome = api.undo(
+                handle, args.backup, what_if=args.what_if,
+                ready=console.ready, on_step=console.on_step,
+            )  # fmt: skip
+        except api.StepFailed as failed:  # reported below, as any run: exit status 6
+            outcome = failed.outcome
+        if not outcome.sent:
+            env.out(
+                f"Nothing to undo: '{outcome.before.name}' already has the settings of the backup."
+            )
+        else:
+            report_run(env, outcome)
+    if outcome.sent and outcome.ok and not args.what_if:
         env.out()
-        for line in restored_lines(saved.connector, applied.after, undo):
+        for line in restored_lines(saved.connector, outcome.after, outcome.plan):
             env.out(line)
     if args.json:
-        emit(out, change_run_json("undo", connection.label, undo, current, applied))
-    return 0 if applied.result.ok else RemoteCommandError.exit_code
+        emit(out, change_run_json("undo", connection.label, outcome))
+    return outcome.exit_status
 
 
 def backup_connection(args: argparse.Namespace, env: Environment, saved: Backup) -> Connection:

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 from remediate.core.env import Environment
 from remediate.core.errors import UsageError
 from remediate.core.filenames import file_name_part
+from remediate.core.status import ExitStatus
 from remediate.core.terminal import command_word
+from remediate.run.pipeline import verdict_status
 from remediate.ui.wizard.prompter import Choice, Prompter
 
 if TYPE_CHECKING:
@@ -26,13 +28,9 @@ if TYPE_CHECKING:
     from remediate.remote.connections import Connection
     from remediate.remote.session import Session
     from remediate.run.locks import ConnectorLocks
-    from remediate.run.pipeline import Applied
+    from remediate.run.pipeline import Outcome
     from remediate.run.queue_watch import QueueVerdict
 
-CANCELLED = 1
-FAILED = 6
-NOT_KNOWN = 7
-INTERRUPTED = 130
 NEW_CONNECTION = "(new connection)"
 TRIES = 3  # a question answered wrongly is asked again, up to this many times in all
 INTAKE_QUESTION = (
@@ -73,8 +71,8 @@ class WizardContext:
     credentials: dict[CredentialRef, str] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
     # what happened, for the summary and for Ctrl-C
-    applied: Applied | None = None
-    applies: list[Applied] = field(default_factory=list)  # every apply, the first first
+    applied: Outcome | None = None
+    applies: list[Outcome] = field(default_factory=list)  # every apply, the first first
     original: SendConnector | None = None  # the connector before the wizard changed it
     event_text: str | None = None
     script: Path | None = None
@@ -92,19 +90,19 @@ class WizardContext:
 
 def run_wizard(env: Environment, prompter: Prompter, options: WizardOptions) -> int:
     """The whole guided fix; returns the exit status."""
-    from remediate.run.pipeline import ExecutionInterrupted
+    from remediate.run.execute import ExecutionInterrupted
 
     ctx = WizardContext(env, prompter, options)
     try:
         return _stages(ctx)
     except ExecutionInterrupted as stopped:
         env.err("Interrupted during the apply. " + stopped.message)
-        _where_backup(ctx)
+        _where_backup(ctx, stopped.recap.backup if stopped.recap else None)
         env.err("Nothing else was sent to Exchange.")
-        return INTERRUPTED
+        return ExitStatus.INTERRUPTED
     except (KeyboardInterrupt, EOFError):  # Ctrl-C, or the terminal's input ended
         env.err(_interrupted_text(ctx))
-        return INTERRUPTED
+        return ExitStatus.INTERRUPTED
     finally:
         if ctx.locks is not None:
             ctx.locks.release()
@@ -133,7 +131,7 @@ def _stages(ctx: WizardContext) -> int:
     plan = _plan(ctx, options, what_if=False)
     if not plan.changes:
         ctx.say(f"No change needed: '{plan.connector}' already has these settings.")
-        return 0
+        return ExitStatus.SUCCESS
     status = preview_and_apply(ctx, options, plan)
     if status is not None:
         return status
@@ -141,14 +139,7 @@ def _stages(ctx: WizardContext) -> int:
     logging_back_off(ctx, options)
     verdict = recover(ctx, flow, verdict)
     summary(ctx, verdict)
-    return exit_status(verdict)
-
-
-def exit_status(verdict: QueueVerdict) -> int:
-    """The status the verdict line says: 0 mail flows, 6 still fails, 7 not known."""
-    from remediate.run.queue_watch import MailFlow
-
-    return {MailFlow.FLOWS: 0, MailFlow.FAILS: FAILED, MailFlow.UNKNOWN: NOT_KNOWN}[verdict.flow]
+    return verdict_status(verdict)  # the verdict line's: 0 mail flows, 6 still fails, 7 not known
 
 
 # --- intake --------------------------------------------------------------------------------
@@ -402,26 +393,26 @@ def preview_and_apply(ctx: WizardContext, options: Any, plan: Plan) -> int | Non
     action = ctx.prompter.select("action", "What now?", _ACTIONS, default="apply")
     if action == "cancel":
         ctx.say("Cancelled: nothing was changed.")
-        return CANCELLED
+        return ExitStatus.ERROR
     if action == "save":
         save_script(ctx, plan)
-        return 0
+        return ExitStatus.SUCCESS
     if action == "what-if":
         _apply(ctx, _plan(ctx, options, what_if=True))
         if not ctx.prompter.confirm("apply_after_what_if", "Apply for real now?", default=True):
             ctx.say("Stopped after -WhatIf: nothing was changed.")
-            return CANCELLED
+            return ExitStatus.ERROR
     applied = _apply(ctx, plan)
     if not applied.result.ok:
         ctx.say("A step failed; the steps after it were not sent.")
         offer_undo(ctx)
         summary(ctx, _step_failed(applied))
-        return FAILED
+        return ExitStatus.FAILED
     return None
 
 
-def _step_failed(applied: Applied) -> QueueVerdict:
-    from remediate.run.pipeline import describe
+def _step_failed(applied: Outcome) -> QueueVerdict:
+    from remediate.run.execute import describe
     from remediate.run.queue_watch import MailFlow, QueueVerdict
 
     failed = applied.result.failed_step
@@ -445,12 +436,16 @@ def save_script(ctx: WizardContext, plan: Plan) -> None:
     ctx.say(f"Script saved to {path}; nothing was changed.")
 
 
-def _apply(ctx: WizardContext, plan: Plan) -> Applied:
-    from remediate.run.pipeline import apply_plan
+def _apply(ctx: WizardContext, plan: Plan) -> Outcome:
+    """Through the one apply pipeline, under the connector's lock (held from the first apply
+    to the end of the wizard): the connector read again, backed up, changed, audited."""
+    from remediate.run.locks import ConnectorLocks
+    from remediate.run.pipeline import change
     from remediate.run.report import before_after
 
     assert ctx.session and ctx.connection and ctx.connector
     total = len(plan.steps)
+    planned_from = ctx.connector
 
     def progress(step: Any, result: Any) -> None:
         number = plan.steps.index(step) + 1
@@ -460,20 +455,33 @@ def _apply(ctx: WizardContext, plan: Plan) -> Applied:
         for error in result.errors:
             ctx.say(f"    ERROR: {error.message}")
 
-    _lock_unchanged(ctx)
-    ctx.say()
-    applied = apply_plan(
-        ctx.session,
-        plan,
-        ctx.connector,
-        ctx.connection,
-        ctx.credential,
-        on_step=progress,
-        environ=ctx.env.environ,
-    )
+    def unchanged(current: SendConnector) -> Plan:
+        """The plan was made from the read before the questions, so a connector changed
+        meanwhile (another run, another admin) is refused rather than changed and audited
+        with stale "old" values."""
+        from remediate.run.report import differences
+
+        if differences(planned_from, current):
+            raise UsageError(
+                f"'{planned_from.name}' changed since it was read (another run or admin?); "
+                "nothing was sent",
+                hint="run the wizard again to plan from its current settings",
+            )
+        return plan
+
+    def ready(_plan: Plan, _current: SendConnector) -> Any:
+        ctx.say()
+        return ctx.credential
+
+    if ctx.locks is None:
+        ctx.locks = ConnectorLocks(ctx.connection, ctx.env.environ)
+    applied = change(
+        ctx.session, ctx.connection, planned_from.name, unchanged, ready,
+        locks=ctx.locks, on_step=progress, environ=ctx.env.environ,
+    )  # fmt: skip
     ctx.say()
     if not plan.what_if:
-        for line in before_after(ctx.connector, applied.after):
+        for line in before_after(planned_from, applied.after):
             ctx.say(line)
         ctx.applied = applied
         ctx.applies.append(applied)
@@ -482,33 +490,13 @@ def _apply(ctx: WizardContext, plan: Plan) -> Applied:
 
 
 def _outcome(result: Any) -> str:
-    from remediate.run.pipeline import changed_something
+    from remediate.run.execute import changed_something
 
     if not result.ok:
         return "FAILED"
     if result.changed and not changed_something(result):
         return "ok, unchanged (Exchange: no settings modified)"
     return "ok"
-
-
-def _lock_unchanged(ctx: WizardContext) -> None:
-    """Take the connector's lock and read it again: the plan was made from the read before
-    the questions, so a connector changed meanwhile (another run, another admin) is refused
-    rather than changed and audited with stale "old" values."""
-    from remediate.run.locks import ConnectorLocks
-    from remediate.run.report import differences
-
-    assert ctx.session and ctx.connection and ctx.connector
-    if ctx.locks is None:
-        ctx.locks = ConnectorLocks(ctx.connection, ctx.env.environ)
-    ctx.locks.acquire([ctx.connector.name])
-    now = ctx.session.get_connectors(ctx.connector.name)
-    if not now or differences(ctx.connector, now[0]):
-        raise UsageError(
-            f"'{ctx.connector.name}' changed since it was read (another run or admin?); "
-            "nothing was sent",
-            hint="run the wizard again to plan from its current settings",
-        )
 
 
 # --- verify, recover, undo, summary --------------------------------------------------------
@@ -662,7 +650,7 @@ def _kept(ctx: WizardContext) -> None:
     if ctx.options.demo or first is None:
         ctx.say("Kept: the connector stays as it is now.")
     else:
-        ctx.say(f"Kept. To undo later: remediate undo {command_word(str(first.path))}")
+        ctx.say(f"Kept. To undo later: remediate undo {command_word(str(first))}")
 
 
 def undo(ctx: WizardContext) -> None:
@@ -735,11 +723,11 @@ def summary(ctx: WizardContext, verdict: QueueVerdict) -> None:
         if not changed:
             ctx.say("  The connector has the settings it had before this run.")
     first = ctx.applies[0] if ctx.applies else None
-    if first is not None and first.backup is not None:
-        ctx.say(f"  Backup: {first.backup.path}")
-        ctx.say(f"  Undo script: {first.backup.script}")
-    if first is not None and first.audit_path is not None:
-        ctx.say(f"  Audit log: {first.audit_path}")
+    if first is not None and first.saved is not None:
+        ctx.say(f"  Backup: {first.saved.path}")
+        ctx.say(f"  Undo script: {first.saved.script}")
+    if first is not None and first.audit is not None:
+        ctx.say(f"  Audit log: {first.audit}")
     if ctx.undone:
         ctx.say("  The change was undone from the backup.")
     if ctx.script is not None:
@@ -762,7 +750,11 @@ def _interrupted_text(ctx: WizardContext) -> str:
     )
 
 
-def _where_backup(ctx: WizardContext) -> None:
+def _where_backup(ctx: WizardContext, path: Path | None) -> None:
     from remediate.run.backup import backup_dir
 
-    ctx.env.err(f"The backup taken before the apply is in {backup_dir(ctx.env.environ)}.")
+    if path is not None:
+        ctx.env.err(f"The backup taken before the apply: {path}")
+        ctx.env.err(f"To undo: remediate undo {command_word(str(path))}")
+    else:
+        ctx.env.err(f"The backup taken before the apply is in {backup_dir(ctx.env.environ)}.")

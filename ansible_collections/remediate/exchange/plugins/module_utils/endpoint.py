@@ -30,7 +30,7 @@ ENDPOINT_OPTIONS: dict[str, dict[str, Any]] = {
     "state_dir": {"type": "path"},
 }
 
-SUPPORTED_API = "1."
+SUPPORTED_API = (1, 1)  # 1.1: StepFailed carries the outcome of a failed apply
 
 
 def require_remediate(module: Any) -> None:
@@ -39,8 +39,9 @@ def require_remediate(module: Any) -> None:
             msg="the remediate Python package is not installed for the controller's Python "
             "(pip install remediate; run the task with delegate_to: localhost)"
         )
-    if not api.API_VERSION.startswith(SUPPORTED_API):
-        module.fail_json(msg=f"remediate.api {api.API_VERSION} is not a 1.x API")
+    major, minor = (int(part) for part in api.API_VERSION.split(".")[:2])
+    if major != SUPPORTED_API[0] or minor < SUPPORTED_API[1]:
+        module.fail_json(msg=f"remediate.api {api.API_VERSION} is not a 1.x API of 1.1 or later")
 
 
 def connect(module: Any) -> Any:
@@ -62,11 +63,10 @@ def connect(module: Any) -> Any:
     )
 
 
-def fail(module: Any, exc: Exception, **result: Any) -> None:
-    """fail_json with the engine's one-line message (Exchange's, for a refused step)."""
-    msg = str(exc)
-    hint = getattr(exc, "hint", None)
-    module.fail_json(msg=msg, hint=hint, **result)
+def fail(module: Any, exc: Any, **result: Any) -> None:
+    """fail_json with the engine's one-line message (Exchange's, for a refused step) and
+    its hint (a RemediateError declares both)."""
+    module.fail_json(msg=exc.message, hint=exc.hint, **result)
 
 
 def queue_json(queue: Any) -> dict[str, Any]:

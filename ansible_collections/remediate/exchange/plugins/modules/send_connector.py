@@ -218,11 +218,10 @@ def main():
                 module.exit_json(connector=current.to_json(), **result)
             try:
                 outcome = api.apply(handle, plan, relay_password=p["relay_password"])
-            except RemediateError as exc:
-                partial = getattr(exc, "outcome", None)
-                if partial is not None:
-                    result["backup"] = str(partial.backup) if partial.backup else None
-                    result["summary"] = partial.summary
+            except api.StepFailed as exc:  # what was applied before the refused step
+                partial = exc.outcome
+                result["backup"] = str(partial.backup) if partial.backup else None
+                result["summary"] = partial.summary
                 fail(module, exc, **result)
             result["changed"] = outcome.changed
             result["backup"] = str(outcome.backup) if outcome.backup else None
