@@ -1,5 +1,5 @@
-"""Event 2016 and 2002 records from what an admin has: pasted Event Viewer text, a wevtutil
-XML export, or Event Viewer's "Save as CSV".
+"""Records of the events the playbooks handle (2016, 2002, an admin's own) from what an admin
+has: pasted Event Viewer text, a wevtutil XML export, or Event Viewer's "Save as CSV".
 
 Exchange writes the message body in English whatever the Windows language; the text around it
 (field labels, dates) may be localized, so records are found by their message and their labels
@@ -20,44 +20,17 @@ from pathlib import Path
 from typing import TextIO
 
 from remediate.errors import UsageError
-from remediate.eventmatch import Match, Template
+from remediate.eventmatch import Match
 from remediate.evtxfile import MAGIC, MAX_EVTX_BYTES, evtx_as_xml
 from remediate.files import decode_text, read_bounded
+from remediate.playbooks import EventInfo, load_all
 
-HANDLED = (2016, 2002)
-
-# The message bodies Exchange writes (%1..%5 of 2016, %1..%2 of 2002), matched by the
-# hand-written linear scanner in ``remediate.eventmatch`` (a backtracking regex with lazy
-# groups took time quadratic in the text).
-MAX_CONNECTOR_NAME = 256
-MESSAGE_2016 = Template(
-    (
-        "An authentication credential initialization error ",
-        "status",
-        " occurred with Send connector ",
-        "connector",
-        ". The authentication mechanism used was ",
-        "mechanism",
-        ". The name of the server that we were trying to authenticate to was ",
-        "target",
-        ". This server was using the name ",
-        "user",
-    ),
-    last_ends_at_sentence=True,
-    limits={"connector": MAX_CONNECTOR_NAME},
-    forbid={"connector": "Send connector "},
-)
-MESSAGE_2002 = Template(
-    (
-        "Send connector ",
-        "connector",
-        ": an error occurred while connecting to ",
-        "endpoint",
-    ),
-    last_ends_at_sentence=False,
-    limits={"connector": MAX_CONNECTOR_NAME},
-    forbid={"connector": "Send connector "},
-)
+# Which events are read, and how, comes from the playbooks: each one's message is compiled
+# into a ``remediate.eventmatch`` template (a linear scanner; a backtracking regex with lazy
+# groups took time quadratic in the text), its fields named in the playbook.
+# Fields the records keep as attributes of their own (the 2016 and 2002 playbooks name them);
+# every field is in ``EventRecord.fields`` too.
+_ATTRIBUTES = ("connector", "status", "mechanism", "target_server", "user", "remote_endpoint")
 # How much of an events file (or stdin) is read: Application-log exports of a few days are
 # far below it; past it the reader stops with a clear message instead of eating memory.
 MAX_INPUT_BYTES = 32 * 1024 * 1024
@@ -133,10 +106,11 @@ class EventRecord:
     source: str = ""  # where it came from: file and line or record number
     raw: str = ""
     problems: list[str] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)  # every named field of the message
 
     @property
     def ok(self) -> bool:
-        return not self.problems and self.event_id in HANDLED
+        return not self.problems and self.event_id in handled()
 
     def key(self) -> tuple[object, ...]:
         """What makes two records repeats of one another."""
@@ -148,6 +122,7 @@ class EventRecord:
             self.target_server,
             self.user,
             self.remote_endpoint,
+            tuple(sorted(self.fields.items())),
         )
 
 
@@ -181,39 +156,60 @@ def group(records: list[EventRecord]) -> list[EventGroup]:
 # --- message bodies ---------------------------------------------------------------------------
 
 
+def _events() -> list[EventInfo]:
+    """The events some playbook reads, with their compiled message parsers."""
+    return [b.event for b in load_all() if b.event.parser is not None]
+
+
+def handled() -> tuple[int, ...]:
+    """The event numbers the playbooks handle, the largest first."""
+    return tuple(sorted((b.event.id for b in load_all()), reverse=True))
+
+
+def handled_text(joiner: str = " or ") -> str:
+    numbers = [str(n) for n in handled()]
+    return joiner.join([", ".join(numbers[:-1]), numbers[-1]] if len(numbers) > 1 else numbers)
+
+
 def _from_message(text: str, event_id: int | None) -> EventRecord | None:
+    """The first message in ``text`` of event ``event_id`` (any handled event when None)."""
     flat = " ".join(text.split())
-    if event_id in (None, 2016):
-        found = MESSAGE_2016.search(flat)
-        if found is not None:
-            return _record_2016(found)
-    if event_id in (None, 2002):
-        found = MESSAGE_2002.search(flat)
-        if found is not None:
-            return _record_2002(found)
-    return None
+    best: tuple[int, EventRecord] | None = None
+    for event in _events():
+        if event_id not in (None, event.id):
+            continue
+        assert event.parser is not None
+        found = event.parser.search(flat)
+        if found is not None and (best is None or found.start < best[0]):
+            best = (found.start, _record(event, found))
+    return best[1] if best else None
 
 
-def _record_2016(found: Match) -> EventRecord:
-    target = found["target"].strip()
-    return EventRecord(
-        event_id=2016,
-        connector=found["connector"].strip(),
-        status=found["status"].strip(),
-        mechanism=found["mechanism"].strip(),
-        target_server=target.removeprefix("SMTPSVC/").removeprefix("smtpsvc/"),
-        user=found["user"].strip(),
-        raw=found.text,
-    )
+def _clean(event: EventInfo, name: str, value: str) -> str:
+    """A field's value as the playbook says: stripped, its prefix dropped (any case); the
+    last field of a word-ended message without its final full stop."""
+    value = value.strip()
+    spec = event.field(name)
+    if spec is not None and spec.remove_prefix:
+        if value[: len(spec.remove_prefix)].lower() == spec.remove_prefix.lower():
+            value = value[len(spec.remove_prefix) :]
+    parser = event.parser
+    if parser is not None and not parser.last_ends_at_sentence and name == parser.parts[-1]:
+        value = value.rstrip(".")
+    return value
 
 
-def _record_2002(found: Match) -> EventRecord:
-    return EventRecord(
-        event_id=2002,
-        connector=found["connector"].strip(),
-        remote_endpoint=found["endpoint"].strip().rstrip("."),
-        raw=found.text,
-    )
+def _record(event: EventInfo, found: Match) -> EventRecord:
+    values = {name: _clean(event, name, text) for name, text in found.fields.items()}
+    return _with_fields(EventRecord(event_id=event.id, raw=found.text), values)
+
+
+def _with_fields(record: EventRecord, values: dict[str, str]) -> EventRecord:
+    record.fields = values
+    for name in _ATTRIBUTES:
+        if name in values:
+            setattr(record, name, values[name])
+    return record
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -275,8 +271,10 @@ def parse_text(text: str, source: str = "pasted text") -> list[EventRecord]:
 
 def _bare_messages(text: str, source: str) -> list[EventRecord]:
     flat = " ".join(text.split())
-    found = [(m.start, _record_2016(m)) for m in MESSAGE_2016.finditer(flat)]
-    found += [(m.start, _record_2002(m)) for m in MESSAGE_2002.finditer(flat)]
+    found = []
+    for event in _events():
+        assert event.parser is not None
+        found += [(m.start, _record(event, m)) for m in event.parser.finditer(flat)]
     records = []
     for number, (_, record) in enumerate(sorted(found, key=lambda f: f[0]), start=1):
         record.source = f"{source}, message {number}"
@@ -287,7 +285,7 @@ def _bare_messages(text: str, source: str) -> list[EventRecord]:
                 None,
                 source=source,
                 raw=text.strip()[:300],
-                problems=["no event 2016 or 2002 message found in this text"],
+                problems=[f"no event {handled_text()} message found in this text"],
             )
         )
     return records
@@ -299,15 +297,15 @@ def _block(block: str, source: str) -> EventRecord:
     record = _from_message(block, event_id)
     if record is None:
         record = EventRecord(event_id, source=source, raw=block.strip()[:300])
-        if event_id in HANDLED:
+        if event_id in handled():
             record.problems.append(
                 f"event {event_id}: the message text is not the one Exchange writes "
                 "(truncated or edited?)"
             )
         elif event_id is None:
-            record.problems.append("no event ID and no event 2016 or 2002 message")
+            record.problems.append(f"no event ID and no event {handled_text()} message")
         else:
-            record.problems.append(f"event {event_id} is not one remediate handles (2016, 2002)")
+            record.problems.append(_not_handled(event_id))
     date = _DATE_LABEL.search(block)
     record.time = _parse_time(date.group(1).strip(" \t\r")) if date else None
     computer = _COMPUTER.search(block)
@@ -380,13 +378,14 @@ def _xml_event(chunk: str, source: str) -> EventRecord:
         record = _from_data(event_id, data)
     if record is None:
         record = EventRecord(event_id, raw=chunk[:300])
-        if event_id in HANDLED:
+        info = _event(event_id)
+        if info is not None:
             record.problems.append(
                 f"event {event_id} with {len(data)} insertion string(s), "
-                f"expected {5 if event_id == 2016 else 2}"
+                f"expected {_insertions(info)}"
             )
         else:
-            record.problems.append(f"event {event_id} is not one remediate handles (2016, 2002)")
+            record.problems.append(_not_handled(event_id))
     name = provider.get("Name") if provider is not None else None
     record.provider = name
     if name and name != "MSExchangeTransport" and not record.problems:
@@ -412,29 +411,29 @@ def _parse_element(chunk: str) -> ET.Element:
     return root
 
 
+def _not_handled(event_id: int | None) -> str:
+    return f"event {event_id} is not one remediate handles ({handled_text(', ')})"
+
+
+def _event(event_id: int | None) -> EventInfo | None:
+    return next((e for e in _events() if e.id == event_id), None)
+
+
+def _insertions(event: EventInfo) -> int:
+    """How many insertion strings the message has (its highest %N)."""
+    return max(int(f.key[1:]) for f in event.named)
+
+
 def _from_data(event_id: int | None, data: list[str]) -> EventRecord | None:
-    if event_id == 2016 and len(data) >= 5:
-        status, connector, mechanism, target, user = (d.strip() for d in data[:5])
-        raw = (
-            f"An authentication credential initialization error {status} occurred with Send "
-            f"connector {connector}. The authentication mechanism used was {mechanism}. The "
-            f"name of the server that we were trying to authenticate to was {target}. This "
-            f"server was using the name {user}."
-        )
-        return EventRecord(
-            2016,
-            connector=connector,
-            status=status,
-            mechanism=mechanism,
-            target_server=target.removeprefix("SMTPSVC/"),
-            user=user,
-            raw=raw,
-        )
-    if event_id == 2002 and len(data) >= 2:
-        connector, endpoint = data[0].strip(), data[1].strip()
-        raw = f"Send connector {connector}: an error occurred while connecting to {endpoint}."
-        return EventRecord(2002, connector=connector, remote_endpoint=endpoint, raw=raw)
-    return None
+    """A record from the event's insertion strings (%1 is the first), its message rebuilt."""
+    event = _event(event_id)
+    if event is None or len(data) < _insertions(event):
+        return None
+    by_key = {f.key: data[int(f.key[1:]) - 1].strip() for f in event.named}
+    raw = re.sub(r"%\d{1,2}", lambda m: by_key.get(m.group(0), m.group(0)), event.message)
+    raw = " ".join(raw.split())
+    values = {f.name: _clean(event, f.name, by_key[f.key]) for f in event.named if f.name}
+    return _with_fields(EventRecord(event.id, raw=raw), values)
 
 
 # --- Event Viewer CSV -------------------------------------------------------------------------
@@ -470,8 +469,8 @@ def parse_csv(text: str, source: str = "CSV") -> list[EventRecord]:
             record = EventRecord(event_id, raw=",".join(row[5:])[:300])
             record.problems.append(
                 f"event {event_id}: the message text is not the one Exchange writes"
-                if event_id in HANDLED
-                else f"event {event_id} is not one remediate handles (2016, 2002)"
+                if event_id in handled()
+                else _not_handled(event_id)
             )
         record.time = _parse_time(row[1])
         record.source = where

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,7 @@ def _broken(tmp_path: Path, mutate) -> PlaybookError:
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(PlaybookError) as info:
         load_file(path)
-    assert str(info.value).startswith("broken.yaml: ")
+    assert re.match(r"\S*broken\.yaml:\d+: ", str(info.value))  # FILE:LINE: field: problem
     return info.value
 
 
@@ -82,12 +83,13 @@ def _broken(tmp_path: Path, mutate) -> PlaybookError:
 def test_broken_playbook_names_file_and_field(tmp_path: Path, mutate, field: str) -> None:
     err = _broken(tmp_path, mutate)
     assert str(err).split(": ")[1] == field
+    assert "\n" not in str(err)
 
 
 def test_invalid_yaml_names_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("id: x\nactions: [\n")
-    with pytest.raises(PlaybookError, match=r"bad.yaml: is not valid YAML \(line \d+\)"):
+    with pytest.raises(PlaybookError, match=r"bad.yaml:3: is not valid YAML \(line 3\)"):
         load_file(path)
 
 
@@ -95,7 +97,7 @@ def test_duplicate_event_is_refused(tmp_path: Path) -> None:
     source = playbooks_dir() / "2002-connection-error.yaml"
     for name in ("a.yaml", "b.yaml"):
         (tmp_path / name).write_text(source.read_text())
-    with pytest.raises(PlaybookError, match=r"b\.yaml: id: .* also used by a\.yaml"):
+    with pytest.raises(PlaybookError, match=r"b\.yaml:1: id: .* also used by \S*a\.yaml"):
         load_all(tmp_path)
 
 
@@ -104,4 +106,4 @@ def test_input_types_cover_every_fix_option() -> None:
 
     from remediate.planner import FixOptions
 
-    assert set(INPUT_TYPES) == {f.name for f in fields(FixOptions)} - {"connector"}
+    assert set(INPUT_TYPES) == {f.name for f in fields(FixOptions)} - {"connector", "extra"}
