@@ -329,7 +329,8 @@ def load_file(path: Path) -> Playbook:
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = where.line + 1 if where else 1
-        raise PlaybookError(f"{label}:{line}: is not valid YAML (line {line})") from exc
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
+        raise PlaybookError(f"{label}:{line}: is not valid YAML ({problem})") from exc
     return _Reader(path, label, lines).playbook(data)
 
 
