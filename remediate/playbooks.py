@@ -412,6 +412,15 @@ class _Reader:
             raise self.fail(f"{field}.{key}" if field else key, "must be a non-empty string")
         return value.strip()
 
+    def literal(self, data: dict[str, Any], key: str, field: str) -> str | None:
+        """Text matched as it is: its spaces count (``"Send connector "``)."""
+        value = data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(f"{field}.{key}", "must be a non-empty string")
+        return value
+
     def number(self, data: dict[str, Any], key: str, field: str) -> int | None:
         value = data.get(key)
         if value is None:
@@ -503,8 +512,8 @@ class _Reader:
             name=name,
             text=self.text(value, "text", field),
             max_length=self.number(value, "max_length", field),
-            forbid=self.text(value, "forbid", field, optional=True),
-            remove_prefix=self.text(value, "remove_prefix", field, optional=True),
+            forbid=self.literal(value, "forbid", field),
+            remove_prefix=self.literal(value, "remove_prefix", field),
         )
 
     def parser(self, message: str, named: tuple[EventField, ...], sentence: bool) -> Template:
@@ -517,6 +526,12 @@ class _Reader:
         used: list[str] = []
         for index, piece in enumerate(pieces[:-1]):
             if index % 2 == 0:
+                if not piece:
+                    raise self.fail(
+                        "event.message",
+                        "must start with text, and fields need text between them (the parser "
+                        "finds where each field ends by the text that follows it)",
+                    )
                 parts.append(piece)
                 continue
             found = by_key.get(f"%{piece}")
@@ -526,12 +541,8 @@ class _Reader:
                 raise self.fail("event.message", f"{found.key} occurs twice")
             used.append(found.key)
             parts.append(found.name)
-        if not parts or any(not parts[i] for i in range(0, len(parts), 2)):
-            raise self.fail(
-                "event.message",
-                "must start with text, and fields need text between them (the parser finds "
-                "where each field ends by the text that follows it)",
-            )
+        if not parts:
+            raise self.fail("event.message", "names none of event.fields (%1, %2, ...)")
         tail = pieces[-1]
         if sentence and tail and not tail.startswith("."):
             raise self.fail(
