@@ -107,10 +107,11 @@ class EventRecord:
     raw: str = ""
     problems: list[str] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)  # every named field of the message
+    playbook: str | None = None  # the id of the playbook whose message this is
 
     @property
     def ok(self) -> bool:
-        return not self.problems and self.event_id in handled()
+        return not self.problems and self.playbook is not None
 
     def key(self) -> tuple[object, ...]:
         """What makes two records repeats of one another."""
@@ -156,32 +157,53 @@ def group(records: list[EventRecord]) -> list[EventGroup]:
 # --- message bodies ---------------------------------------------------------------------------
 
 
-def _events() -> list[EventInfo]:
-    """The events some playbook reads, with their compiled message parsers."""
-    return [b.event for b in load_all() if b.event.parser is not None]
+@dataclass(frozen=True)
+class _Catalogue:
+    """The events the playbooks read (with their compiled message parsers), taken once per
+    parse: the playbooks are looked up for the whole text, not per record."""
+
+    events: tuple[EventInfo, ...]
+    playbooks: dict[int, str]
+
+    @classmethod
+    def now(cls) -> _Catalogue:
+        books = load_all()
+        return cls(
+            tuple(b.event for b in books if b.event.parser is not None),
+            {b.event.id: b.id for b in books},
+        )
+
+    def event(self, event_id: int | None) -> EventInfo | None:
+        return next((e for e in self.events if e.id == event_id), None)
+
+    def handles(self, event_id: int | None) -> bool:
+        return event_id in self.playbooks
+
+    def text(self, joiner: str = " or ") -> str:
+        """The event numbers, the largest first: ``2016 or 2002``."""
+        numbers = [str(n) for n in sorted(self.playbooks, reverse=True)]
+        return joiner.join([", ".join(numbers[:-1]), numbers[-1]] if len(numbers) > 1 else numbers)
+
+    def not_handled(self, event_id: int | None) -> str:
+        return f"event {event_id} is not one remediate handles ({self.text(', ')})"
 
 
-def handled() -> tuple[int, ...]:
-    """The event numbers the playbooks handle, the largest first."""
-    return tuple(sorted((b.event.id for b in load_all()), reverse=True))
+def handled_text() -> str:
+    """The events the playbooks handle, for messages: ``2016 or 2002``."""
+    return _Catalogue.now().text()
 
 
-def handled_text(joiner: str = " or ") -> str:
-    numbers = [str(n) for n in handled()]
-    return joiner.join([", ".join(numbers[:-1]), numbers[-1]] if len(numbers) > 1 else numbers)
-
-
-def _from_message(text: str, event_id: int | None) -> EventRecord | None:
+def _from_message(text: str, event_id: int | None, known: _Catalogue) -> EventRecord | None:
     """The first message in ``text`` of event ``event_id`` (any handled event when None)."""
     flat = " ".join(text.split())
     best: tuple[int, EventRecord] | None = None
-    for event in _events():
+    for event in known.events:
         if event_id not in (None, event.id):
             continue
         assert event.parser is not None
         found = event.parser.search(flat)
         if found is not None and (best is None or found.start < best[0]):
-            best = (found.start, _record(event, found))
+            best = (found.start, _record(event, found, known))
     return best[1] if best else None
 
 
@@ -199,13 +221,14 @@ def _clean(event: EventInfo, name: str, value: str) -> str:
     return value
 
 
-def _record(event: EventInfo, found: Match) -> EventRecord:
+def _record(event: EventInfo, found: Match, known: _Catalogue) -> EventRecord:
     values = {name: _clean(event, name, text) for name, text in found.fields.items()}
-    return _with_fields(EventRecord(event_id=event.id, raw=found.text), values)
+    return _with_fields(EventRecord(event_id=event.id, raw=found.text), values, known)
 
 
-def _with_fields(record: EventRecord, values: dict[str, str]) -> EventRecord:
+def _with_fields(record: EventRecord, values: dict[str, str], known: _Catalogue) -> EventRecord:
     record.fields = values
+    record.playbook = known.playbooks.get(record.event_id or 0)
     for name in _ATTRIBUTES:
         if name in values:
             setattr(record, name, values[name])
@@ -257,24 +280,25 @@ def _parse_ymd(text: str) -> datetime | None:
 
 def parse_text(text: str, source: str = "pasted text") -> list[EventRecord]:
     """Records in Event Viewer text ("Copy details as text"), or bare message bodies."""
+    known = _Catalogue.now()
     starts = [m.start() for m in _FIRST_LABEL.finditer(text)]
     if not starts:
-        return _bare_messages(text, source)
+        return _bare_messages(text, source, known)
     records: list[EventRecord] = []
     bounds = [*starts, len(text)]
     if text[: starts[0]].strip():
-        records += _bare_messages(text[: starts[0]], source)
+        records += _bare_messages(text[: starts[0]], source, known)
     for number, (start, end) in enumerate(itertools.pairwise(bounds), start=1):
-        records.append(_block(text[start:end], f"{source}, record {number}"))
+        records.append(_block(text[start:end], f"{source}, record {number}", known))
     return records
 
 
-def _bare_messages(text: str, source: str) -> list[EventRecord]:
+def _bare_messages(text: str, source: str, known: _Catalogue) -> list[EventRecord]:
     flat = " ".join(text.split())
     found = []
-    for event in _events():
+    for event in known.events:
         assert event.parser is not None
-        found += [(m.start, _record(event, m)) for m in event.parser.finditer(flat)]
+        found += [(m.start, _record(event, m, known)) for m in event.parser.finditer(flat)]
     records = []
     for number, (_, record) in enumerate(sorted(found, key=lambda f: f[0]), start=1):
         record.source = f"{source}, message {number}"
@@ -285,27 +309,27 @@ def _bare_messages(text: str, source: str) -> list[EventRecord]:
                 None,
                 source=source,
                 raw=text.strip()[:300],
-                problems=[f"no event {handled_text()} message found in this text"],
+                problems=[f"no event {known.text()} message found in this text"],
             )
         )
     return records
 
 
-def _block(block: str, source: str) -> EventRecord:
+def _block(block: str, source: str, known: _Catalogue) -> EventRecord:
     id_match = _EVENT_ID.search(block)
     event_id = int(id_match.group(1)) if id_match else None
-    record = _from_message(block, event_id)
+    record = _from_message(block, event_id, known)
     if record is None:
         record = EventRecord(event_id, source=source, raw=block.strip()[:300])
-        if event_id in handled():
+        if known.handles(event_id):
             record.problems.append(
                 f"event {event_id}: the message text is not the one Exchange writes "
                 "(truncated or edited?)"
             )
         elif event_id is None:
-            record.problems.append(f"no event ID and no event {handled_text()} message")
+            record.problems.append(f"no event ID and no event {known.text()} message")
         else:
-            record.problems.append(_not_handled(event_id))
+            record.problems.append(known.not_handled(event_id))
     date = _DATE_LABEL.search(block)
     record.time = _parse_time(date.group(1).strip(" \t\r")) if date else None
     computer = _COMPUTER.search(block)
@@ -351,10 +375,13 @@ def parse_xml(text: str, source: str = "XML") -> list[EventRecord]:
         chunks.append(text[start.start() : position])
     if not chunks:
         raise UsageError(f"{source}: no <Event> elements (expected wevtutil qe ... /f:xml output)")
-    return [_xml_event(chunk, f"{source}, event {n}") for n, chunk in enumerate(chunks, start=1)]
+    known = _Catalogue.now()
+    return [
+        _xml_event(chunk, f"{source}, event {n}", known) for n, chunk in enumerate(chunks, start=1)
+    ]
 
 
-def _xml_event(chunk: str, source: str) -> EventRecord:
+def _xml_event(chunk: str, source: str, known: _Catalogue) -> EventRecord:
     try:
         event = _parse_element(chunk)
     except ET.ParseError as exc:
@@ -373,19 +400,19 @@ def _xml_event(chunk: str, source: str) -> EventRecord:
     message = find("{ns}RenderingInfo/{ns}Message")
     record = None
     if message is not None and message.text:
-        record = _from_message(message.text, event_id)
+        record = _from_message(message.text, event_id, known)
     if record is None:
-        record = _from_data(event_id, data)
+        record = _from_data(known.event(event_id), data, known)
     if record is None:
         record = EventRecord(event_id, raw=chunk[:300])
-        info = _event(event_id)
+        info = known.event(event_id)
         if info is not None:
             record.problems.append(
                 f"event {event_id} with {len(data)} insertion string(s), "
                 f"expected {_insertions(info)}"
             )
         else:
-            record.problems.append(_not_handled(event_id))
+            record.problems.append(known.not_handled(event_id))
     name = provider.get("Name") if provider is not None else None
     record.provider = name
     if name and name != "MSExchangeTransport" and not record.problems:
@@ -411,29 +438,20 @@ def _parse_element(chunk: str) -> ET.Element:
     return root
 
 
-def _not_handled(event_id: int | None) -> str:
-    return f"event {event_id} is not one remediate handles ({handled_text(', ')})"
-
-
-def _event(event_id: int | None) -> EventInfo | None:
-    return next((e for e in _events() if e.id == event_id), None)
-
-
 def _insertions(event: EventInfo) -> int:
     """How many insertion strings the message has (its highest %N)."""
     return max(int(f.key[1:]) for f in event.named)
 
 
-def _from_data(event_id: int | None, data: list[str]) -> EventRecord | None:
+def _from_data(event: EventInfo | None, data: list[str], known: _Catalogue) -> EventRecord | None:
     """A record from the event's insertion strings (%1 is the first), its message rebuilt."""
-    event = _event(event_id)
     if event is None or len(data) < _insertions(event):
         return None
     by_key = {f.key: data[int(f.key[1:]) - 1].strip() for f in event.named}
     raw = re.sub(r"%\d{1,2}", lambda m: by_key.get(m.group(0), m.group(0)), event.message)
     raw = " ".join(raw.split())
     values = {f.name: _clean(event, f.name, by_key[f.key]) for f in event.named if f.name}
-    return _with_fields(EventRecord(event.id, raw=raw), values)
+    return _with_fields(EventRecord(event.id, raw=raw), values, known)
 
 
 # --- Event Viewer CSV -------------------------------------------------------------------------
@@ -442,6 +460,7 @@ def _from_data(event_id: int | None, data: list[str]) -> EventRecord | None:
 def parse_csv(text: str, source: str = "CSV") -> list[EventRecord]:
     """Event Viewer's "Save as CSV": Level, Date and Time, Source, Event ID, Task Category,
     then the message (column titles localized, so columns are taken by position)."""
+    known = _Catalogue.now()
     rows = list(csv.reader(io.StringIO(text)))
     records = []
     for line, row in enumerate(rows, start=1):
@@ -464,13 +483,13 @@ def parse_csv(text: str, source: str = "CSV") -> list[EventRecord]:
             )
             continue
         event_id = int(row[3])
-        record = _from_message(",".join(row[5:]), event_id)
+        record = _from_message(",".join(row[5:]), event_id, known)
         if record is None:
             record = EventRecord(event_id, raw=",".join(row[5:])[:300])
             record.problems.append(
                 f"event {event_id}: the message text is not the one Exchange writes"
-                if event_id in handled()
-                else _not_handled(event_id)
+                if known.handles(event_id)
+                else known.not_handled(event_id)
             )
         record.time = _parse_time(row[1])
         record.source = where

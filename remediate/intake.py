@@ -40,8 +40,6 @@ class Suggestion:
         name = command_word(self.record.connector or "")
         event = self.record.event_id
         out = [f"remediate fix {event} --connector {name}"]
-        if event not in (2016, 2002):
-            out = [f"remediate plan {event} --connector {name} ..."]
         if event == 2016:
             user = self.inputs.get("username")
             if user:

@@ -15,11 +15,14 @@ The shipped playbooks live in playbooks/; an admin's own load from
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 import yaml
@@ -223,14 +226,51 @@ def user_dir(environ: Mapping[str, str] | None = None) -> Path:
 def load_all(directory: Path | None = None) -> tuple[Playbook, ...]:
     """Every playbook, sorted by event: those in ``directory``, or (by default) the shipped
     ones and the admin's own. An id or event number used twice is an error."""
-    if directory is not None:
-        paths = sorted(directory.glob("*.yaml"))
-    else:
-        paths = sorted(playbooks_dir().glob("*.yaml"))
-        mine = user_dir()
-        if mine.is_dir():
-            paths += sorted(p for p in mine.glob("*.yaml") if p.is_file())
-    books = [_load_cached(path) for path in paths]
+    dirs = (directory,) if directory is not None else _default_dirs(*_dir_keys())
+    files = tuple(f for d in dirs for f in _yaml_files(d))
+    found = _SETS.get(files)
+    if found is None:
+        found = _checked_set(
+            [_load_cached(Path(path), (mtime, size)) for path, mtime, size in files]
+        )
+        _SETS.clear()  # one set is current; a changed file makes another
+        _SETS[files] = found
+    return found
+
+
+def _dir_keys() -> tuple[str | None, ...]:
+    """What the default directories depend on (the environment ``paths`` reads)."""
+    return tuple(os.environ.get(v) for v in ("XDG_CONFIG_HOME", "HOME", "APPDATA"))
+
+
+@functools.lru_cache(maxsize=8)
+def _default_dirs(*keys: str | None) -> tuple[Path, Path]:
+    """The shipped and the admin's directories, worked out once per environment (event
+    parsing asks for the playbooks once per record)."""
+    return playbooks_dir(), user_dir()
+
+
+def _yaml_files(directory: Path) -> list[tuple[str, int, int]]:
+    """(path, mtime, size) of each ``*.yaml`` file in ``directory``, by name; none when the
+    directory is not there (an admin without playbooks of their own)."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    out = []
+    for entry in sorted(entries, key=lambda e: e.name):
+        if not entry.name.endswith(".yaml"):
+            continue
+        try:
+            stat = entry.stat()
+        except OSError:
+            continue
+        if S_ISREG(stat.st_mode):
+            out.append((entry.path, stat.st_mtime_ns, stat.st_size))
+    return out
+
+
+def _checked_set(books: list[Playbook]) -> tuple[Playbook, ...]:
     seen: dict[str, Playbook] = {}
     for book in books:
         for key in (book.id, str(book.event.id)):
@@ -270,22 +310,15 @@ def extra_inputs(books: tuple[Playbook, ...]) -> dict[str, Input]:
     return out
 
 
-def handled_events(books: tuple[Playbook, ...] | None = None) -> tuple[int, ...]:
-    """The event numbers some playbook handles."""
-    return tuple(b.event.id for b in (load_all() if books is None else books))
+# (path, mtime, size) -> parsed playbook, and the files of the last set -> that set: event
+# parsing asks for the playbooks once per record, plans and bulk runs once per connector; a
+# changed, added or removed file is seen by its directory listing and parsed again.
+_LOADED: dict[tuple[str, int, int], Playbook] = {}
+_SETS: dict[tuple[tuple[str, int, int], ...], tuple[Playbook, ...]] = {}
 
 
-# (path, mtime, size) -> parsed playbook: plans, scripts and backups look playbooks up often
-# (a bulk run once per connector); a changed file is parsed again.
-_LOADED: dict[tuple[Path, int, int], Playbook] = {}
-
-
-def _load_cached(path: Path) -> Playbook:
-    try:
-        stat = path.stat()
-    except OSError:
-        return load_file(path)  # which says why it cannot be read
-    key = (path.resolve(), stat.st_mtime_ns, stat.st_size)
+def _load_cached(path: Path, stamp: tuple[int, int]) -> Playbook:
+    key = (str(path), *stamp)
     if key not in _LOADED:
         _LOADED[key] = load_file(path)
     return _LOADED[key]

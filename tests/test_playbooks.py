@@ -221,22 +221,27 @@ def test_a_compiled_parser_scans_hostile_text_in_linear_time(tmp_path: Path, pre
     assert large <= literals * (2000 + 1)  # at most one scan per literal and occurrence
 
 
-def test_an_own_playbook_parses_its_event(tmp_path: Path) -> None:
-    from remediate.events import _record
+def test_an_own_playbook_parses_its_event(tmp_path: Path, monkeypatch) -> None:
+    from remediate.events import parse_text
 
-    book = load_file(OWN)
-    assert book.event.parser is not None
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    user_dir().mkdir(parents=True)
+    (user_dir() / OWN.name).write_text(OWN.read_text())
     text = (
         "Microsoft Exchange could not find a certificate that contains the domain name "
         "relay.contoso.lab in the personal store on the local computer. Therefore, it is unable "
         "to support the STARTTLS SMTP verb for the connector Outbound to Relay with a FQDN "
         "parameter of relay.contoso.lab. If the connector's FQDN is not specified, ..."
     )
-    found = book.event.parser.search(text)
-    assert found is not None
-    record = _record(book.event, found)
+    [record] = parse_text(text)
+    assert record.ok and record.event_id == 12014
+    assert record.playbook == "starttls-certificate-fqdn"
     assert record.connector == "Outbound to Relay"
     assert record.fields["announced_fqdn"] == "relay.contoso.lab"
+    [other] = parse_text("Send connector X: an error occurred while connecting to 10.0.0.1:25.")
+    assert other.ok and other.playbook == "send-connection-error"
+    [none] = parse_text("nothing here")
+    assert none.problems == ["no event 12014, 2016 or 2002 message found in this text"]
 
 
 def _own_broken(tmp_path: Path, old: str, new: str, at: str) -> tuple[str, int]:
