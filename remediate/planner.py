@@ -488,9 +488,12 @@ class _Builder:
                     "current queue cannot be named (apply reads the connector first)"
                 )
             else:
+                how = "give --smart-host, or use apply"
+                if "smart_hosts" not in self.playbook.input_names:
+                    how = "apply reads the connector first"
                 notes.append(
                     "queue read-back left out: the smart hosts are not known, so the "
-                    "connector's queue cannot be named (give --smart-host, or use apply)"
+                    f"connector's queue cannot be named ({how})"
                 )
             return []
         filter_param = Parameter("Filter", queue_filter)

@@ -359,3 +359,13 @@ def test_when_asks_only_when_the_condition_holds() -> None:
     assert given.holds({"enable": True}) and not given.holds({"enable": False})
     assert equals.holds({"mechanism": "basicauth"}) and not equals.holds({"mechanism": "None"})
     assert Condition("mechanism", "!=", "None").holds({"mechanism": "BasicAuth"})
+
+
+def test_the_readme_example_is_a_valid_playbook(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Writing your own playbook", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "12014.yaml"
+    path.write_text(example)
+    book = load_file(path)
+    assert book.event.id == 12014 and [f.sets for f in book.fixes] == [(("Fqdn", "fqdn"),)]
