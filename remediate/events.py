@@ -450,7 +450,7 @@ def _from_data(event: EventInfo | None, data: list[str], known: _Catalogue) -> E
     by_key = {f.key: data[int(f.key[1:]) - 1].strip() for f in event.named}
     raw = re.sub(r"%\d{1,2}", lambda m: by_key.get(m.group(0), m.group(0)), event.message)
     raw = " ".join(raw.split())
-    values = {f.name: _clean(event, f.name, by_key[f.key]) for f in event.named if f.name}
+    values = {f.name: _clean(event, f.name, by_key[f.key]) for f in event.named}
     return _with_fields(EventRecord(event.id, raw=raw), values, known)
 
 

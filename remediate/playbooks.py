@@ -111,9 +111,8 @@ class EventInfo:
     symbolic_name: str | None
     severity: str
     message: str
-    fields: tuple[tuple[str, str], ...]
     category: str | None = None
-    named: tuple[EventField, ...] = ()
+    named: tuple[EventField, ...] = ()  # %1, %2, ... with their names
     parser: Template | None = None  # compiled from ``message``; None only for hand-made ones
 
     def field(self, name: str) -> EventField | None:
@@ -201,9 +200,6 @@ class Playbook:
     @property
     def input_names(self) -> frozenset[str]:
         return frozenset(i.name for i in self.inputs)
-
-    def input(self, name: str) -> Input | None:
-        return next((i for i in self.inputs if i.name == name), None)
 
     def action(self, action_id: str) -> Action:
         for a in self.actions:
@@ -524,7 +520,6 @@ class _Reader:
             symbolic_name=self.text(data, "symbolic_name", "event", optional=True),
             severity=self.text(data, "severity", "event"),
             message=message,
-            fields=tuple((f.key, f.text) for f in named),
             category=self.text(data, "category", "event", optional=True),
             named=named,
             parser=self.parser(message, named, ends == "sentence") if named else None,
@@ -534,8 +529,6 @@ class _Reader:
         field = f"event.fields.{key}"
         if not _FIELD_KEY.fullmatch(key):
             raise self.fail(field, "fields are the message's %1, %2, ...")
-        if isinstance(value, str):  # described only: not parsed out of the message
-            return EventField(key=key, name="", text=value)
         value = self.mapping(value, field)
         name = self.text(value, "name", field)
         if not _NAME.fullmatch(name):
@@ -568,7 +561,7 @@ class _Reader:
                 parts.append(piece)
                 continue
             found = by_key.get(f"%{piece}")
-            if found is None or not found.name:
+            if found is None:
                 raise self.fail("event.message", f"%{piece} has no named entry in event.fields")
             if found.key in used:
                 raise self.fail("event.message", f"{found.key} occurs twice")
@@ -583,7 +576,7 @@ class _Reader:
                 "the last field ends at a full stop: put '.' after it, or set "
                 "event.last_field: word",
             )
-        unused = [f.key for f in named if f.name and f.key not in used]
+        unused = [f.key for f in named if f.key not in used]
         if unused:
             raise self.fail("event.fields", f"{', '.join(unused)} is not in event.message")
         if "connector" not in (by_key[k].name for k in used):
