@@ -52,6 +52,16 @@ GENERIC_TYPES = frozenset(
     {"text", "domain", "host", "hosts", "port", "int", "bool", "flag", "choice"}
 )
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+# Names an input may not take: the commands' own options and the wizard's own answers-file
+# keys (remediate.answers.KEYS), which mean something else there.
+RESERVED = frozenset(
+    {
+        "connector", "playbook", "profile", "server", "auth", "user", "json", "output", "yes",
+        "what_if", "event", "event_text", "connection", "action", "undo", "script_path",
+        "save_profile", "profile_name", "password_source", "save_password", "smart_host",
+        "require_tls_off", "apply_after_what_if",
+    }
+)  # fmt: skip
 _FIELD_KEY = re.compile(r"%(\d{1,2})")  # a bounded digit run: linear
 
 READ_TEMPLATES = frozenset({"get_send_connector", "get_queue", "retry_queue"})
@@ -611,11 +621,12 @@ class _Reader:
                 f"unknown input {name!r}: a secret is never an input (it would be on the "
                 "command line); a relay password is asked for by the credential step",
             )
-        elif not _NAME.fullmatch(name) or name == "connector":
+        elif not _NAME.fullmatch(name) or name in RESERVED:
             raise self.fail(
                 f"{field}.name",
                 f"unknown input {name!r}: a new input's name is lower-case letters, digits and "
-                "_ (not connector); built in: " + ", ".join(sorted(INPUT_TYPES)),
+                "_, and not one the commands or the wizard use themselves; built in: "
+                + ", ".join(sorted(INPUT_TYPES)),
             )
         elif kind not in GENERIC_TYPES:
             raise self.fail(

@@ -13,6 +13,7 @@ from remediate.eventmatch import Template
 from remediate.playbooks import (
     CHECK_NAMES,
     INPUT_TYPES,
+    RESERVED,
     Condition,
     Input,
     find,
@@ -274,6 +275,7 @@ BROKEN_OWN = [
     ("type: domain", "type: choice", "inputs[0].choices: a choice input needs", "- name: fqdn"),
     ("type: domain", "type: domain\n    when: port", "inputs[0].when: 'port' is not", "when:"),
     ("- name: fqdn", "- name: relay_password", "inputs[0].name: unknown input", "relay_password"),
+    ("- name: fqdn", "- name: action", "inputs[0].name: unknown input 'action'", "- name: action"),
 ]
 
 
@@ -369,3 +371,9 @@ def test_the_readme_example_is_a_valid_playbook(tmp_path: Path) -> None:
     path.write_text(example)
     book = load_file(path)
     assert book.event.id == 12014 and [f.sets for f in book.fixes] == [(("Fqdn", "fqdn"),)]
+
+
+def test_reserved_input_names_cover_the_wizards_own_answers() -> None:
+    from remediate.answers import KEYS
+
+    assert set(KEYS) - set(INPUT_TYPES) - {"username", "port", "mechanism"} <= RESERVED
