@@ -10,6 +10,7 @@ other events, are returned with ``problems`` instead of being dropped.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import itertools
 import re
@@ -20,10 +21,10 @@ from pathlib import Path
 from typing import TextIO
 
 from remediate.errors import UsageError
-from remediate.eventmatch import Match
+from remediate.eventmatch import Match, Template
 from remediate.evtxfile import MAGIC, MAX_EVTX_BYTES, evtx_as_xml
 from remediate.files import decode_text, read_bounded
-from remediate.playbooks import EventInfo, load_all
+from remediate.playbooks import EventInfo, MessagePattern, load_all
 
 # Which events are read, and how, comes from the playbooks: each one's message is compiled
 # into a ``remediate.eventmatch`` template (a linear scanner; a backtracking regex with lazy
@@ -157,6 +158,17 @@ def group(records: list[EventRecord]) -> list[EventGroup]:
 # --- message bodies ---------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
+def parser(pattern: MessagePattern) -> Template:
+    """The linear-time scanner for a playbook's message pattern (built once per pattern)."""
+    return Template(
+        pattern.parts,
+        last_ends_at_sentence=pattern.last_ends_at_sentence,
+        limits=dict(pattern.limits),
+        forbid=dict(pattern.forbid),
+    )
+
+
 @dataclass(frozen=True)
 class _Catalogue:
     """The events the playbooks read (with their compiled message parsers), taken once per
@@ -169,7 +181,7 @@ class _Catalogue:
     def now(cls) -> _Catalogue:
         books = load_all()
         return cls(
-            tuple(b.event for b in books if b.event.parser is not None),
+            tuple(b.event for b in books if b.event.pattern is not None),
             {b.event.id: b.id for b in books},
         )
 
@@ -200,8 +212,8 @@ def _from_message(text: str, event_id: int | None, known: _Catalogue) -> EventRe
     for event in known.events:
         if event_id not in (None, event.id):
             continue
-        assert event.parser is not None
-        found = event.parser.search(flat)
+        assert event.pattern is not None
+        found = parser(event.pattern).search(flat)
         if found is not None and (best is None or found.start < best[0]):
             best = (found.start, _record(event, found, known))
     return best[1] if best else None
@@ -215,8 +227,8 @@ def _clean(event: EventInfo, name: str, value: str) -> str:
     if spec is not None and spec.remove_prefix:
         if value[: len(spec.remove_prefix)].lower() == spec.remove_prefix.lower():
             value = value[len(spec.remove_prefix) :]
-    parser = event.parser
-    if parser is not None and not parser.last_ends_at_sentence and name == parser.parts[-1]:
+    pattern = event.pattern
+    if pattern is not None and not pattern.last_ends_at_sentence and name == pattern.parts[-1]:
         value = value.rstrip(".")
     return value
 
@@ -297,8 +309,8 @@ def _bare_messages(text: str, source: str, known: _Catalogue) -> list[EventRecor
     flat = " ".join(text.split())
     found = []
     for event in known.events:
-        assert event.parser is not None
-        found += [(m.start, _record(event, m, known)) for m in event.parser.finditer(flat)]
+        assert event.pattern is not None
+        found += [(m.start, _record(event, m, known)) for m in parser(event.pattern).finditer(flat)]
     records = []
     for number, (_, record) in enumerate(sorted(found, key=lambda f: f[0]), start=1):
         record.source = f"{source}, message {number}"

@@ -28,7 +28,6 @@ from typing import Any
 import yaml
 
 from remediate.errors import PlaybookError, UsageError
-from remediate.eventmatch import Template
 from remediate.exchange import PROPERTY_NAMES
 from remediate.paths import config_dir
 from remediate.resources import playbooks_dir, templates_dir
@@ -78,8 +77,8 @@ TEMPLATE_SUFFIX = ".ps1.j2"
 # Set-SendConnector parameters a fix may set (the connector properties the tool models).
 SETTABLE = frozenset(PROPERTY_NAMES.values()) - {"Name", "Guid"}
 USER_DIR_NAME = "playbooks"
-# The diagnosis checks a playbook may name; ``remediate.checks.CHECKS`` implements exactly
-# these (a test holds them equal). Named here so loading a playbook needs no probe code.
+# The diagnosis checks a playbook may name; ``remediate.playbook_checks.CHECKS`` implements
+# exactly these (a test holds them equal). Named here so loading a playbook needs no probes.
 CHECK_NAMES = frozenset(
     {
         "event-hints",
@@ -115,6 +114,18 @@ class EventField:
 
 
 @dataclass(frozen=True)
+class MessagePattern:
+    """The message as the parser reads it: literal text and field names alternating
+    (starting with text), how the last field ends, and the fields' bounds. Data only:
+    ``remediate.eventmatch`` scans with it (str.find, never a regex made from the text)."""
+
+    parts: tuple[str, ...]
+    last_ends_at_sentence: bool = True
+    limits: tuple[tuple[str, int], ...] = ()
+    forbid: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class EventInfo:
     id: int
     source: str
@@ -123,7 +134,7 @@ class EventInfo:
     message: str
     category: str | None = None
     named: tuple[EventField, ...] = ()  # %1, %2, ... with their names
-    parser: Template | None = None  # compiled from ``message``; None only for hand-made ones
+    pattern: MessagePattern | None = None  # compiled from ``message``; None without fields
 
     def field(self, name: str) -> EventField | None:
         return next((f for f in self.named if f.name == name), None)
@@ -532,7 +543,7 @@ class _Reader:
             message=message,
             category=self.text(data, "category", "event", optional=True),
             named=named,
-            parser=self.parser(message, named, ends == "sentence") if named else None,
+            pattern=self.pattern(message, named, ends == "sentence") if named else None,
         )
 
     def event_field(self, key: str, value: Any) -> EventField:
@@ -552,7 +563,9 @@ class _Reader:
             remove_prefix=self.literal(value, "remove_prefix", field),
         )
 
-    def parser(self, message: str, named: tuple[EventField, ...], sentence: bool) -> Template:
+    def pattern(
+        self, message: str, named: tuple[EventField, ...], sentence: bool
+    ) -> MessagePattern:
         """The message's literal text and named fields, for ``eventmatch``'s scanner (which
         finds each literal with str.find, never a regex built from the message)."""
         by_key = {f.key: f for f in named}
@@ -591,11 +604,11 @@ class _Reader:
             raise self.fail("event.fields", f"{', '.join(unused)} is not in event.message")
         if "connector" not in (by_key[k].name for k in used):
             raise self.fail("event.fields", "one field must be named connector")
-        return Template(
+        return MessagePattern(
             tuple(parts),
             last_ends_at_sentence=sentence,
-            limits={f.name: f.max_length for f in named if f.max_length is not None},
-            forbid={f.name: f.forbid for f in named if f.forbid is not None},
+            limits=tuple((f.name, f.max_length) for f in named if f.max_length is not None),
+            forbid=tuple((f.name, f.forbid) for f in named if f.forbid is not None),
         )
 
     # --- actions, inputs, steps, checks

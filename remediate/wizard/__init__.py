@@ -1,5 +1,5 @@
 """The guided wizard: shared stages in ``flow``, the diagnosis from the playbook's checks
-(``remediate.checks``), and the fix questions.
+(``remediate.playbook_checks``), and the fix questions.
 
 Which questions: a playbook's YAML may name a flow module of its own (``flow: flow_2016``,
 the module ``remediate/wizard/flow_2016.py``), for events whose questions depend on what was
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from remediate.playbooks import Playbook
 
-PACKAGE = "remediate.wizard"
+PACKAGE = __name__  # this package, wherever it lives
 QUESTIONS = "questions"  # the flow of a playbook that names none
 
 

@@ -113,9 +113,9 @@ def run_wizard(env: Environment, prompter: Prompter, options: WizardOptions) -> 
 
 
 def _stages(ctx: WizardContext) -> int:
-    from remediate.checks import run
     from remediate.diagnosis import checklist
     from remediate.output import status_line
+    from remediate.playbook_checks import run
     from remediate.wizard import flow_for
 
     intake(ctx)

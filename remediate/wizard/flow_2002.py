@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from remediate.checks import REACHABILITY_TIMEOUT
 from remediate.errors import UsageError
 from remediate.exchange import ProtocolLoggingLevel
+from remediate.playbook_checks import REACHABILITY_TIMEOUT
 
 if TYPE_CHECKING:
     from remediate.planner import FixOptions
