@@ -32,7 +32,15 @@ from remediate.exchange import (
     smart_host_key,
 )
 from remediate.plan import SWITCH, CredentialRef, Parameter, ParamValue, Plan, Step, StepKind
-from remediate.playbooks import TEMPLATE_SUFFIX, Input, Playbook, StepSpec
+from remediate.playbooks import (
+    TEMPLATE_SUFFIX,
+    Input,
+    Playbook,
+    StepSpec,
+    extra_inputs,
+    find,
+    load_all,
+)
 from remediate.pwsh import unsafe_character
 
 RELAY_SERVICE = "remediate:relay"
@@ -200,8 +208,6 @@ _ARGUMENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
 def add_fix_arguments(parser: argparse.ArgumentParser, playbook_id: str | None = None) -> None:
     """Add the fix options (all of them, or only those ``playbook_id`` takes), with one more
     for each input a playbook declares beyond the built-in ones (``--fqdn``)."""
-    from remediate.playbooks import extra_inputs, find, load_all
-
     books = (find(playbook_id),) if playbook_id is not None else load_all()
     names: Any = _ARGUMENTS if playbook_id is None else books[0].input_names
     group = parser.add_argument_group("fix options")
@@ -244,8 +250,6 @@ def _extra_kwargs(item: Input) -> dict[str, Any]:
 
 def fix_options_from_args(args: argparse.Namespace, connector: str | None = None) -> FixOptions:
     """Typed, validated FixOptions from parsed arguments (UsageError on bad values)."""
-    from remediate.playbooks import extra_inputs, load_all
-
     get = vars(args).get
     name = connector if connector is not None else get("connector")
     if name is None:
@@ -548,7 +552,7 @@ class _Builder:
 
     def _wanted(self, spec: StepSpec, dns_off_sent: bool) -> list[tuple[str, ParamValue]]:
         """The parameters the fix ``spec`` sends: each input its ``sets`` names, with what
-        Exchange ties to that parameter (``_rules``)."""
+        Exchange ties to that parameter (``_RULES``)."""
         out: list[tuple[str, ParamValue]] = []
         for parameter, name in spec.sets:
             rule = _RULES.get(parameter)

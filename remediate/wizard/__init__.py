@@ -45,6 +45,7 @@ def flow_for(playbook: Playbook) -> ModuleType:
 def answer_keys() -> dict[str, type]:
     """Extra answers-file keys the flows declare (optional ``ANSWER_KEYS``), and one per
     input of the playbooks without a flow of their own."""
+    # lazy: ``fix --answers`` asks for the keys before the wizard (and the planner) loads
     from remediate.playbooks import load_all
     from remediate.wizard.questions import answer_key
 

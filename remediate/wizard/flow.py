@@ -115,7 +115,7 @@ def run_wizard(env: Environment, prompter: Prompter, options: WizardOptions) -> 
 def _stages(ctx: WizardContext) -> int:
     from remediate.diagnosis import checklist
     from remediate.output import status_line
-    from remediate.playbook_checks import run
+    from remediate.playbook_checks import run  # lazy, as the others: the probes load late
     from remediate.wizard import flow_for
 
     intake(ctx)
