@@ -31,6 +31,7 @@ from remediate.errors import PlaybookError, UsageError
 from remediate.exchange import PROPERTY_NAMES
 from remediate.paths import config_dir
 from remediate.resources import playbooks_dir, templates_dir
+from remediate.yamlfile import Loader, YamlProblem, compose, duplicate_keys
 
 # Built-in input name (a FixOptions field) -> its type. A playbook declaring one of these
 # names must give it this type; the planner knows what each one does.
@@ -363,43 +364,51 @@ def _label(path: Path) -> str:
     return path.name
 
 
-# libyaml's CSafeLoader when built in (about 20x faster than the pure-Python one); both are
-# safe loaders: plain data only, no Python objects.
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# A playbook is a page or two; past this the file is not read (a mistaken or crafted file
+# would otherwise be parsed whole into memory).
+MAX_PLAYBOOK_BYTES = 256 * 1024
 
 
 def load_file(path: Path) -> Playbook:
     label = _label(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_PLAYBOOK_BYTES + 1)
+        if len(raw) > MAX_PLAYBOOK_BYTES:
+            raise PlaybookError(
+                f"{label}:1: larger than {MAX_PLAYBOOK_BYTES // 1024} KiB; not read"
+            )
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PlaybookError(f"{label}:1: cannot be read ({exc})") from exc
     try:
         data, lines = _compose(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = where.line + 1 if where else 1
-        problem = getattr(exc, "problem", None) or "cannot be parsed"
-        raise PlaybookError(f"{label}:{line}: is not valid YAML ({problem})") from exc
+    except YamlProblem as refused:
+        what = f"is not valid YAML ({refused.message})" if refused.syntax else refused.message
+        raise PlaybookError(f"{label}:{refused.line}: {what}") from None
     return _Reader(path, label, lines).playbook(data)
 
 
 def _compose(text: str) -> tuple[Any, dict[str, int]]:
-    """The document as plain data, and the line of every field path (``inputs[0].type``)."""
-    loader = _LOADER(text)
+    """The document as plain data (safe loading: no Python objects; no aliases, no deep
+    nesting: ``remediate.yamlfile``), and the line of every field path (``inputs[0].type``)."""
+    node = compose(text)
+    if node is None:
+        return None, {"": 1}
+    lines: dict[str, int] = {"": 1}
+    _mark(node, "", lines)
+    loader = Loader("")
     try:
-        node = loader.get_single_node()
-        data = None if node is None else loader.construct_document(node)
+        return loader.construct_document(node), lines
     finally:
         loader.dispose()
-    lines: dict[str, int] = {"": 1}
-    if node is not None:
-        _mark(node, "", lines)
-    return data, lines
 
 
 def _mark(node: yaml.Node, path: str, lines: dict[str, int]) -> None:
     if isinstance(node, yaml.MappingNode):
+        for twice in duplicate_keys(node):
+            field = f"{path}: " if path else ""
+            raise YamlProblem(twice.line, f"{field}{twice.message}")
         for key, value in node.value:
             child = f"{path}.{key.value}" if path else str(key.value)
             lines[child] = key.start_mark.line + 1

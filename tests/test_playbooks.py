@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def _broken(tmp_path: Path, mutate) -> PlaybookError:
         (lambda d: d["reads"][0].update(template="set_send_connector_auth"), "reads[0].template"),
         (lambda d: d["verify"][2].update(action="pray"), "verify[2].action"),
         (lambda d: d.update(fixes=[]), "fixes"),
-        (lambda d: d["fixes"].append(dict(d["fixes"][0])), "fixes"),
+        (lambda d: d["fixes"].append(copy.deepcopy(d["fixes"][0])), "fixes"),
     ],
 )
 def test_broken_playbook_names_file_and_field(tmp_path: Path, mutate, field: str) -> None:
@@ -379,3 +380,29 @@ def test_reserved_input_names_cover_the_wizards_own_answers() -> None:
     from remediate.answers import KEYS
 
     assert set(KEYS) - set(INPUT_TYPES) - {"username", "port", "mechanism"} <= RESERVED
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("a: &x [1, 2]\nb: *x\n", "mine.yaml:2: the alias *x is not accepted"),
+        ("id: one\ntitle: t\nid: two\n", "mine.yaml:3: id: given twice (first on line 1)"),
+        ("event:\n  id: 1\n  id: 2\n", "mine.yaml:3: event: id: given twice"),
+        ("id: [x\n", "mine.yaml:2: is not valid YAML ("),
+    ],
+)
+def test_yaml_that_explodes_or_hides_a_value_is_refused(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    with pytest.raises(PlaybookError) as info:
+        load_file(path)
+    assert str(info.value).startswith(f"{tmp_path}/{problem}")
+
+
+def test_a_huge_playbook_is_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text("# " + "x" * (256 * 1024) + "\n")
+    with pytest.raises(PlaybookError, match=r"huge\.yaml:1: larger than 256 KiB; not read"):
+        load_file(path)
