@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from remediate.errors import UsageError
+from remediate.core.errors import UsageError
 from remediate.lab.server import Lab
 from tests.wizard.helpers import DOWN, ENTER, Run, lab_options, relay_connector
 
