@@ -37,7 +37,7 @@ from remediate.core.exchange import (
     SendConnector,
     TlsAuthLevel,
 )
-from remediate.core.plan import CredentialRef, Plan
+from remediate.core.plan import CredentialRef, ParamValue, Plan
 from remediate.core.playbooks import Playbook
 from remediate.core.status import ExitStatus
 from remediate.remote.connections import AuthMethod, Connection, parse_server
@@ -186,6 +186,8 @@ class FixSettings(TypedDict, total=False):
     tls_domain: str | None
     enable: bool | None
     protocol_logging: str | ProtocolLoggingLevel | None
+    # (1.1) a playbook's own inputs (its YAML ``inputs:``), by name: {"fqdn": "mail.contoso.com"}
+    inputs: Mapping[str, ParamValue]
 
 
 def plan(
@@ -207,9 +209,10 @@ def plan(
     """
     from remediate.core.planner import build_plan
 
-    options = _fix_options(connector, settings)
+    chosen = _playbook(playbook)
+    options = _fix_options(connector, settings, chosen)
     current = read_connectors(handle, connector)[0] if handle is not None else None
-    return build_plan(_playbook(playbook), options, current=current, what_if=what_if)
+    return build_plan(chosen, options, current=current, what_if=what_if)
 
 
 def fix(
@@ -228,8 +231,8 @@ def fix(
     outcome with nothing to change when the connector already has the settings."""
     from remediate.core.planner import build_plan
 
-    options = _fix_options(connector, settings)
     chosen = _playbook(playbook)
+    options = _fix_options(connector, settings, chosen)
 
     def planned(current: SendConnector) -> Plan:
         return build_plan(chosen, options, current=current, what_if=what_if)
@@ -406,8 +409,15 @@ def _relay_source(password: str | None) -> Callable[[CredentialRef], str]:
     return serve
 
 
-def _fix_options(connector: str, settings: FixSettings) -> FixOptions:
-    from remediate.core.planner import FixOptions
+def _fix_options(connector: str, settings: FixSettings, playbook: Playbook) -> FixOptions:
+    from remediate.core.planner import FixOptions, parse_input
+
+    own = {item.name: item for item in playbook.inputs}
+    inputs = []
+    for name, raw in settings.get("inputs", {}).items():
+        if name not in own:
+            raise UsageError(f"playbook {playbook.id} takes no input {name!r}")
+        inputs.append((name, parse_input(own[name], raw)))
 
     hosts = settings.get("smart_hosts", ())
     return FixOptions(
@@ -424,6 +434,7 @@ def _fix_options(connector: str, settings: FixSettings) -> FixOptions:
         protocol_logging=_enum(
             ProtocolLoggingLevel, settings.get("protocol_logging"), "protocol_logging"
         ),
+        extra=tuple(inputs),
     )
 
 

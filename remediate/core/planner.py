@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from remediate.core import preflight
-from remediate.core.errors import PreflightError, UsageError
+from remediate.core.errors import PlaybookError, PreflightError, UsageError
 from remediate.core.exchange import (
     PROPERTY_NAMES,
     AuthMechanism,
@@ -32,7 +32,15 @@ from remediate.core.exchange import (
     smart_host_key,
 )
 from remediate.core.plan import SWITCH, CredentialRef, Parameter, ParamValue, Plan, Step, StepKind
-from remediate.core.playbooks import TEMPLATE_SUFFIX, Playbook, StepSpec
+from remediate.core.playbooks import (
+    TEMPLATE_SUFFIX,
+    Input,
+    Playbook,
+    StepSpec,
+    extra_inputs,
+    find,
+    load_all,
+)
 from remediate.core.pwsh import unsafe_character
 
 RELAY_SERVICE = "remediate:relay"
@@ -59,6 +67,9 @@ class FixOptions:
     tls_domain: str | None = None
     enable: bool | None = None
     protocol_logging: ProtocolLoggingLevel | None = None
+    # inputs a playbook declares beyond the ones above: (name, value), typed and validated
+    # by ``parse_input``
+    extra: tuple[tuple[str, ParamValue], ...] = ()
 
     def __post_init__(self) -> None:
         _check_text(self.connector, "--connector", "the Send connector's name")
@@ -81,11 +92,19 @@ class FixOptions:
     def given(self) -> frozenset[str]:
         """Names of the options that ask for something (the connector name aside)."""
         defaults = {f.name: f.default for f in fields(self)}
-        return frozenset(
+        builtin = {
             f.name
             for f in fields(self)
-            if f.name != "connector" and getattr(self, f.name) != defaults[f.name]
-        )
+            if f.name not in ("connector", "extra") and getattr(self, f.name) != defaults[f.name]
+        }
+        return frozenset(builtin | {name for name, value in self.extra if value is not None})
+
+    def value(self, name: str) -> ParamValue:
+        """The value of input ``name`` (None when not given)."""
+        if name in _ARGUMENTS:
+            value: ParamValue = getattr(self, name)
+            return None if value == () else value
+        return dict(self.extra).get(name)
 
 
 def _check_text(value: str, option: str, what: str) -> None:
@@ -187,16 +206,46 @@ _ARGUMENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
 
 
 def add_fix_arguments(parser: argparse.ArgumentParser, playbook_id: str | None = None) -> None:
-    """Add the fix options (all of them, or only those ``playbook_id`` takes)."""
-    names: Any = _ARGUMENTS
-    if playbook_id is not None:
-        from remediate.core.playbooks import find
-
-        names = find(playbook_id).input_names
+    """Add the fix options (all of them, or only those ``playbook_id`` takes), with one more
+    for each input a playbook declares beyond the built-in ones (``--fqdn``)."""
+    books = (find(playbook_id),) if playbook_id is not None else load_all()
+    names: Any = _ARGUMENTS if playbook_id is None else books[0].input_names
     group = parser.add_argument_group("fix options")
     for name, (flags, kwargs) in _ARGUMENTS.items():
         if name in names:
             group.add_argument(*flags, **{"dest": name, **kwargs})
+    for item in extra_inputs(books).values():
+        try:
+            group.add_argument(
+                input_flag(item.name), dest=input_dest(item.name), **_extra_kwargs(item)
+            )
+        except argparse.ArgumentError as exc:
+            raise PlaybookError(
+                f"{item.where}: inputs: {item.name!r}: its option {input_flag(item.name)} is "
+                "already an option of the command; rename the input"
+            ) from exc
+
+
+def input_flag(name: str) -> str:
+    """The command-line option of input ``name``."""
+    known = _ARGUMENTS.get(name)
+    return known[0][0] if known else "--" + name.replace("_", "-")
+
+
+def input_dest(name: str) -> str:
+    """The argparse destination of a playbook's own input."""
+    return "input_" + name
+
+
+def _extra_kwargs(item: Input) -> dict[str, Any]:
+    help_text = item.help + (f" ({', '.join(item.choices)})" if item.choices else "")
+    if item.type == "flag":
+        return {"action": "store_const", "const": True, "default": None, "help": help_text}
+    if item.type == "bool":
+        return {"action": argparse.BooleanOptionalAction, "default": None, "help": help_text}
+    if item.type == "hosts":
+        return {"action": "append", "default": None, "metavar": "HOST", "help": help_text}
+    return {"metavar": item.type.upper(), "help": help_text}
 
 
 def fix_options_from_args(args: argparse.Namespace, connector: str | None = None) -> FixOptions:
@@ -205,6 +254,11 @@ def fix_options_from_args(args: argparse.Namespace, connector: str | None = None
     name = connector if connector is not None else get("connector")
     if name is None:
         raise UsageError("--connector: give the Send connector's name")
+    extra = []
+    for item in extra_inputs(load_all()).values():
+        raw = get(input_dest(item.name))
+        if raw is not None:
+            extra.append((item.name, parse_input(item, raw)))
     return FixOptions(
         connector=name,
         mechanism=_parse(AuthMechanism, get("mechanism"), "--mechanism"),
@@ -219,7 +273,50 @@ def fix_options_from_args(args: argparse.Namespace, connector: str | None = None
         protocol_logging=_parse(
             ProtocolLoggingLevel, get("protocol_logging"), "--protocol-logging"
         ),
+        extra=tuple(extra),
     )
+
+
+def parse_input(item: Input, raw: Any) -> ParamValue:
+    """The typed value of a playbook's own input (``GENERIC_TYPES``), or UsageError naming
+    its option."""
+    option = input_flag(item.name)
+    if item.type in ("flag", "bool"):
+        if isinstance(raw, str):
+            lowered = raw.strip().lower()
+            if lowered not in ("true", "false", "yes", "no", "y", "n"):
+                raise UsageError(f"{option}: {raw!r} is not yes or no")
+            return lowered in ("true", "yes", "y")
+        return bool(raw)
+    if item.type == "hosts":
+        hosts = raw.split(",") if isinstance(raw, str) else list(raw)
+        values = tuple(h.strip() for h in hosts if h.strip())
+        if not values:
+            raise UsageError(f"{option}: give at least one host name or IP address")
+        return tuple(check_host(h, option) for h in values)
+    text = str(raw).strip()
+    if item.type in ("port", "int"):
+        low = item.minimum if item.minimum is not None else 0
+        high = (
+            item.maximum if item.maximum is not None else (65535 if item.type == "port" else None)
+        )
+        span = f"{low}-{high}" if high is not None else f"{low} or more"
+        if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
+            raise UsageError(f"{option}: {text!r} is not a number {span}")
+        return int(text)
+    _check_text(text, option, item.help)
+    if item.max_length is not None and len(text) > item.max_length:
+        raise UsageError(f"{option}: longer than {item.max_length} characters")
+    if item.choices:
+        match = next((c for c in item.choices if c.lower() == text.lower()), None)
+        if match is None:
+            raise UsageError(f"{option}: {text!r} is not one of: {', '.join(item.choices)}")
+        return match
+    if item.type == "domain":
+        return check_host(text, option, allow_ip=False)
+    if item.type == "host":
+        return check_host(text, option)
+    return text
 
 
 def _parse(enum: Any, text: str | None, option: str) -> Any:
@@ -343,16 +440,16 @@ def _merge(changes: list[Step]) -> Step:
 def _check_inputs(playbook: Playbook, options: FixOptions) -> None:
     given = options.given()
     extra = sorted(given - playbook.input_names)
+    takes = "options it takes: " + " ".join(input_flag(i.name) for i in playbook.inputs)
     if extra:
-        flags = ", ".join(_ARGUMENTS[name][0][0] for name in extra)
+        flags = ", ".join(input_flag(name) for name in extra)
         raise UsageError(
-            f"{flags}: not an option of playbook {playbook.event.id} ({playbook.id})",
-            hint="options it takes: " + " ".join(_ARGUMENTS[i.name][0][0] for i in playbook.inputs),
+            f"{flags}: not an option of playbook {playbook.event.id} ({playbook.id})", hint=takes
         )
     if not given:
         raise UsageError(
             f"nothing to change: give at least one fix option for playbook {playbook.event.id}",
-            hint="options it takes: " + " ".join(_ARGUMENTS[i.name][0][0] for i in playbook.inputs),
+            hint=takes,
         )
 
 
@@ -395,9 +492,12 @@ class _Builder:
                     "current queue cannot be named (apply reads the connector first)"
                 )
             else:
+                how = "give --smart-host, or use apply"
+                if "smart_hosts" not in self.playbook.input_names:
+                    how = "apply reads the connector first"
                 notes.append(
                     "queue read-back left out: the smart hosts are not known, so the "
-                    "connector's queue cannot be named (give --smart-host, or use apply)"
+                    f"connector's queue cannot be named ({how})"
                 )
             return []
         filter_param = Parameter("Filter", queue_filter)
@@ -429,7 +529,7 @@ class _Builder:
         steps: list[Step] = []
         dns_off_sent = False
         for spec in self.playbook.fixes:
-            wanted = self._wanted(spec.template, dns_off_sent)
+            wanted = self._wanted(spec, dns_off_sent)
             if not wanted:
                 continue
             dns_off_sent = dns_off_sent or any(name == "DNSRoutingEnabled" for name, _ in wanted)
@@ -450,35 +550,49 @@ class _Builder:
             )
         return steps
 
-    def _wanted(self, template: str, dns_off_sent: bool) -> list[tuple[str, ParamValue]]:
-        o = self.options
+    def _wanted(self, spec: StepSpec, dns_off_sent: bool) -> list[tuple[str, ParamValue]]:
+        """The parameters the fix ``spec`` sends: each input its ``sets`` names, with what
+        Exchange ties to that parameter (``_RULES``)."""
         out: list[tuple[str, ParamValue]] = []
-        if template == "set_send_connector_routing":
-            if o.smart_hosts:
-                self._add(out, "SmartHosts", o.smart_hosts)
-                self._add(out, "DNSRoutingEnabled", False)
-            if o.port is not None:
-                self._add(out, "Port", o.port)
-        elif template == "set_send_connector_auth":
-            if o.mechanism is not None and self._differs("SmartHostAuthMechanism", o.mechanism):
-                if o.mechanism is not AuthMechanism.NONE and not dns_off_sent:
-                    self._add(out, "DNSRoutingEnabled", False)
-                out.append(("SmartHostAuthMechanism", o.mechanism))
-            credential = self._credential()
-            if credential is not None:
-                out.append(("AuthenticationCredential", credential))
-        elif template == "set_send_connector_tls":
-            self._add(out, "RequireTLS", o.require_tls)
-            self._add(out, "TlsAuthLevel", o.tls_auth_level)
-            self._add(out, "TlsDomain", o.tls_domain)
-            if self._leaves_domain_validation():
-                out.append(("TlsDomain", None))  # Exchange keeps TlsDomain only with it
-        elif template == "set_send_connector_state":
-            self._add(out, "Enabled", o.enable)
-            self._add(out, "ProtocolLoggingLevel", o.protocol_logging)
-        else:
-            raise ValueError(f"no plan builder for template {template!r}")
+        for parameter, name in spec.sets:
+            rule = _RULES.get(parameter)
+            value = self.options.value(name)
+            if rule is None:
+                self._add(out, parameter, value)
+            else:
+                rule(self, out, value, dns_off_sent)
         return out
+
+    def _smart_hosts(
+        self, out: list[tuple[str, ParamValue]], value: ParamValue, dns_off_sent: bool
+    ) -> None:
+        """Smart hosts mean DNS routing off (Exchange refuses them on a DNS-routed one)."""
+        if value:
+            self._add(out, "SmartHosts", value)
+            self._add(out, "DNSRoutingEnabled", False)
+
+    def _mechanism(
+        self, out: list[tuple[str, ParamValue]], value: ParamValue, dns_off_sent: bool
+    ) -> None:
+        """A mechanism other than None needs DNS routing off."""
+        if value is not None and self._differs("SmartHostAuthMechanism", value):
+            if value is not AuthMechanism.NONE and not dns_off_sent:
+                self._add(out, "DNSRoutingEnabled", False)
+            out.append(("SmartHostAuthMechanism", value))
+
+    def _credential_rule(
+        self, out: list[tuple[str, ParamValue]], value: ParamValue, dns_off_sent: bool
+    ) -> None:
+        credential = self._credential()
+        if credential is not None:
+            out.append(("AuthenticationCredential", credential))
+
+    def _tls_auth_level(
+        self, out: list[tuple[str, ParamValue]], value: ParamValue, dns_off_sent: bool
+    ) -> None:
+        self._add(out, "TlsAuthLevel", value)
+        if self._leaves_domain_validation():
+            out.append(("TlsDomain", None))  # Exchange keeps TlsDomain only with it
 
     def logging_note(self, changes: list[Step]) -> list[str]:
         """Verbose protocol logging is for the investigation, but it stays on after this
@@ -596,6 +710,17 @@ class _Builder:
                 "will still fail until ForceHELO is turned off"
             )
         return notes
+
+
+_Rule = Callable[[_Builder, list[tuple[str, ParamValue]], ParamValue, bool], None]
+# Set-SendConnector parameters that bring others with them (Exchange's rules, not a
+# playbook's choice); any other parameter a playbook ``sets`` is sent when it differs.
+_RULES: dict[str, _Rule] = {
+    "SmartHosts": _Builder._smart_hosts,
+    "SmartHostAuthMechanism": _Builder._mechanism,
+    "AuthenticationCredential": _Builder._credential_rule,
+    "TlsAuthLevel": _Builder._tls_auth_level,
+}
 
 
 EDGE_SYNC_PREFIX = "EdgeSync -"

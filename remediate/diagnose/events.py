@@ -1,5 +1,5 @@
-"""Event 2016 and 2002 records from what an admin has: pasted Event Viewer text, a wevtutil
-XML export, or Event Viewer's "Save as CSV".
+"""Records of the events the playbooks handle (2016, 2002, an admin's own) from what an admin
+has: pasted Event Viewer text, a wevtutil XML export, or Event Viewer's "Save as CSV".
 
 Exchange writes the message body in English whatever the Windows language; the text around it
 (field labels, dates) may be localized, so records are found by their message and their labels
@@ -10,6 +10,7 @@ other events, are returned with ``problems`` instead of being dropped.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import itertools
 import re
@@ -21,43 +22,16 @@ from typing import TextIO
 
 from remediate.core.errors import UsageError
 from remediate.core.files import decode_text, read_bounded
+from remediate.core.playbooks import EventInfo, MessagePattern, load_all
 from remediate.diagnose.eventmatch import Match, Template
 from remediate.diagnose.evtxfile import MAGIC, MAX_EVTX_BYTES, evtx_as_xml
 
-HANDLED = (2016, 2002)
-
-# The message bodies Exchange writes (%1..%5 of 2016, %1..%2 of 2002), matched by the
-# hand-written linear scanner in ``remediate.diagnose.eventmatch`` (a backtracking regex with lazy
-# groups took time quadratic in the text).
-MAX_CONNECTOR_NAME = 256
-MESSAGE_2016 = Template(
-    (
-        "An authentication credential initialization error ",
-        "status",
-        " occurred with Send connector ",
-        "connector",
-        ". The authentication mechanism used was ",
-        "mechanism",
-        ". The name of the server that we were trying to authenticate to was ",
-        "target",
-        ". This server was using the name ",
-        "user",
-    ),
-    last_ends_at_sentence=True,
-    limits={"connector": MAX_CONNECTOR_NAME},
-    forbid={"connector": "Send connector "},
-)
-MESSAGE_2002 = Template(
-    (
-        "Send connector ",
-        "connector",
-        ": an error occurred while connecting to ",
-        "endpoint",
-    ),
-    last_ends_at_sentence=False,
-    limits={"connector": MAX_CONNECTOR_NAME},
-    forbid={"connector": "Send connector "},
-)
+# Which events are read, and how, comes from the playbooks: each one's message is compiled
+# into a ``remediate.diagnose.eventmatch`` template (a linear scanner; a backtracking regex
+# with lazy groups took time quadratic in the text), its fields named in the playbook.
+# Fields the records keep as attributes of their own (the 2016 and 2002 playbooks name them);
+# every field is in ``EventRecord.fields`` too.
+_ATTRIBUTES = ("connector", "status", "mechanism", "target_server", "user", "remote_endpoint")
 # How much of an events file (or stdin) is read: Application-log exports of a few days are
 # far below it; past it the reader stops with a clear message instead of eating memory.
 MAX_INPUT_BYTES = 32 * 1024 * 1024
@@ -133,10 +107,12 @@ class EventRecord:
     source: str = ""  # where it came from: file and line or record number
     raw: str = ""
     problems: list[str] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)  # every named field of the message
+    playbook: str | None = None  # the id of the playbook whose message this is
 
     @property
     def ok(self) -> bool:
-        return not self.problems and self.event_id in HANDLED
+        return not self.problems and self.playbook is not None
 
     def key(self) -> tuple[object, ...]:
         """What makes two records repeats of one another."""
@@ -148,6 +124,7 @@ class EventRecord:
             self.target_server,
             self.user,
             self.remote_endpoint,
+            tuple(sorted(self.fields.items())),
         )
 
 
@@ -181,39 +158,93 @@ def group(records: list[EventRecord]) -> list[EventGroup]:
 # --- message bodies ---------------------------------------------------------------------------
 
 
-def _from_message(text: str, event_id: int | None) -> EventRecord | None:
+@functools.lru_cache(maxsize=64)
+def parser(pattern: MessagePattern) -> Template:
+    """The linear-time scanner for a playbook's message pattern (built once per pattern)."""
+    return Template(
+        pattern.parts,
+        last_ends_at_sentence=pattern.last_ends_at_sentence,
+        limits=dict(pattern.limits),
+        forbid=dict(pattern.forbid),
+    )
+
+
+@dataclass(frozen=True)
+class _Catalogue:
+    """The events the playbooks read (with their compiled message parsers), taken once per
+    parse: the playbooks are looked up for the whole text, not per record."""
+
+    events: tuple[EventInfo, ...]
+    playbooks: dict[int, str]
+
+    @classmethod
+    def now(cls) -> _Catalogue:
+        books = load_all()
+        return cls(
+            tuple(b.event for b in books if b.event.pattern is not None),
+            {b.event.id: b.id for b in books},
+        )
+
+    def event(self, event_id: int | None) -> EventInfo | None:
+        return next((e for e in self.events if e.id == event_id), None)
+
+    def handles(self, event_id: int | None) -> bool:
+        return event_id in self.playbooks
+
+    def text(self, joiner: str = " or ") -> str:
+        """The event numbers, the largest first: ``2016 or 2002``."""
+        numbers = [str(n) for n in sorted(self.playbooks, reverse=True)]
+        return joiner.join([", ".join(numbers[:-1]), numbers[-1]] if len(numbers) > 1 else numbers)
+
+    def not_handled(self, event_id: int | None) -> str:
+        return f"event {event_id} is not one remediate handles ({self.text(', ')})"
+
+
+def handled_text() -> str:
+    """The events the playbooks handle, for messages: ``2016 or 2002``."""
+    return _Catalogue.now().text()
+
+
+def _from_message(text: str, event_id: int | None, known: _Catalogue) -> EventRecord | None:
+    """The first message in ``text`` of event ``event_id`` (any handled event when None)."""
     flat = " ".join(text.split())
-    if event_id in (None, 2016):
-        found = MESSAGE_2016.search(flat)
-        if found is not None:
-            return _record_2016(found)
-    if event_id in (None, 2002):
-        found = MESSAGE_2002.search(flat)
-        if found is not None:
-            return _record_2002(found)
-    return None
+    best: tuple[int, EventRecord] | None = None
+    for event in known.events:
+        if event_id not in (None, event.id):
+            continue
+        assert event.pattern is not None
+        found = parser(event.pattern).search(flat)
+        if found is not None and (best is None or found.start < best[0]):
+            best = (found.start, _record(event, found, known))
+    return best[1] if best else None
 
 
-def _record_2016(found: Match) -> EventRecord:
-    target = found["target"].strip()
-    return EventRecord(
-        event_id=2016,
-        connector=found["connector"].strip(),
-        status=found["status"].strip(),
-        mechanism=found["mechanism"].strip(),
-        target_server=target.removeprefix("SMTPSVC/").removeprefix("smtpsvc/"),
-        user=found["user"].strip(),
-        raw=found.text,
-    )
+def _clean(event: EventInfo, name: str, value: str) -> str:
+    """A field's value as the playbook says: stripped, its prefix dropped (any case); the
+    last field of a word-ended message without its final full stop."""
+    value = value.strip()
+    spec = event.field(name)
+    if spec is not None and spec.remove_prefix:
+        if value[: len(spec.remove_prefix)].lower() == spec.remove_prefix.lower():
+            value = value[len(spec.remove_prefix) :]
+    pattern = event.pattern
+    if pattern is not None and not pattern.last_ends_at_sentence and name == pattern.parts[-1]:
+        value = value.rstrip(".")
+    return value
 
 
-def _record_2002(found: Match) -> EventRecord:
-    return EventRecord(
-        event_id=2002,
-        connector=found["connector"].strip(),
-        remote_endpoint=found["endpoint"].strip().rstrip("."),
-        raw=found.text,
-    )
+def _record(event: EventInfo, found: Match, known: _Catalogue) -> EventRecord:
+    values = {name: _clean(event, name, text) for name, text in found.fields.items()}
+    return _with_fields(EventRecord(event_id=event.id, raw=found.text), values, known)
+
+
+def _with_fields(record: EventRecord, values: dict[str, str], known: _Catalogue) -> EventRecord:
+    record.fields = values
+    record.playbook = known.playbooks.get(record.event_id or 0)
+    for name in _ATTRIBUTES:
+        if name in values:
+            setattr(record, name, values[name])
+    return record
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -261,22 +292,25 @@ def _parse_ymd(text: str) -> datetime | None:
 
 def parse_text(text: str, source: str = "pasted text") -> list[EventRecord]:
     """Records in Event Viewer text ("Copy details as text"), or bare message bodies."""
+    known = _Catalogue.now()
     starts = [m.start() for m in _FIRST_LABEL.finditer(text)]
     if not starts:
-        return _bare_messages(text, source)
+        return _bare_messages(text, source, known)
     records: list[EventRecord] = []
     bounds = [*starts, len(text)]
     if text[: starts[0]].strip():
-        records += _bare_messages(text[: starts[0]], source)
+        records += _bare_messages(text[: starts[0]], source, known)
     for number, (start, end) in enumerate(itertools.pairwise(bounds), start=1):
-        records.append(_block(text[start:end], f"{source}, record {number}"))
+        records.append(_block(text[start:end], f"{source}, record {number}", known))
     return records
 
 
-def _bare_messages(text: str, source: str) -> list[EventRecord]:
+def _bare_messages(text: str, source: str, known: _Catalogue) -> list[EventRecord]:
     flat = " ".join(text.split())
-    found = [(m.start, _record_2016(m)) for m in MESSAGE_2016.finditer(flat)]
-    found += [(m.start, _record_2002(m)) for m in MESSAGE_2002.finditer(flat)]
+    found = []
+    for event in known.events:
+        assert event.pattern is not None
+        found += [(m.start, _record(event, m, known)) for m in parser(event.pattern).finditer(flat)]
     records = []
     for number, (_, record) in enumerate(sorted(found, key=lambda f: f[0]), start=1):
         record.source = f"{source}, message {number}"
@@ -287,27 +321,27 @@ def _bare_messages(text: str, source: str) -> list[EventRecord]:
                 None,
                 source=source,
                 raw=text.strip()[:300],
-                problems=["no event 2016 or 2002 message found in this text"],
+                problems=[f"no event {known.text()} message found in this text"],
             )
         )
     return records
 
 
-def _block(block: str, source: str) -> EventRecord:
+def _block(block: str, source: str, known: _Catalogue) -> EventRecord:
     id_match = _EVENT_ID.search(block)
     event_id = int(id_match.group(1)) if id_match else None
-    record = _from_message(block, event_id)
+    record = _from_message(block, event_id, known)
     if record is None:
         record = EventRecord(event_id, source=source, raw=block.strip()[:300])
-        if event_id in HANDLED:
+        if known.handles(event_id):
             record.problems.append(
                 f"event {event_id}: the message text is not the one Exchange writes "
                 "(truncated or edited?)"
             )
         elif event_id is None:
-            record.problems.append("no event ID and no event 2016 or 2002 message")
+            record.problems.append(f"no event ID and no event {known.text()} message")
         else:
-            record.problems.append(f"event {event_id} is not one remediate handles (2016, 2002)")
+            record.problems.append(known.not_handled(event_id))
     date = _DATE_LABEL.search(block)
     record.time = _parse_time(date.group(1).strip(" \t\r")) if date else None
     computer = _COMPUTER.search(block)
@@ -353,10 +387,13 @@ def parse_xml(text: str, source: str = "XML") -> list[EventRecord]:
         chunks.append(text[start.start() : position])
     if not chunks:
         raise UsageError(f"{source}: no <Event> elements (expected wevtutil qe ... /f:xml output)")
-    return [_xml_event(chunk, f"{source}, event {n}") for n, chunk in enumerate(chunks, start=1)]
+    known = _Catalogue.now()
+    return [
+        _xml_event(chunk, f"{source}, event {n}", known) for n, chunk in enumerate(chunks, start=1)
+    ]
 
 
-def _xml_event(chunk: str, source: str) -> EventRecord:
+def _xml_event(chunk: str, source: str, known: _Catalogue) -> EventRecord:
     try:
         event = _parse_element(chunk)
     except ET.ParseError as exc:
@@ -375,18 +412,19 @@ def _xml_event(chunk: str, source: str) -> EventRecord:
     message = find("{ns}RenderingInfo/{ns}Message")
     record = None
     if message is not None and message.text:
-        record = _from_message(message.text, event_id)
+        record = _from_message(message.text, event_id, known)
     if record is None:
-        record = _from_data(event_id, data)
+        record = _from_data(known.event(event_id), data, known)
     if record is None:
         record = EventRecord(event_id, raw=chunk[:300])
-        if event_id in HANDLED:
+        info = known.event(event_id)
+        if info is not None:
             record.problems.append(
                 f"event {event_id} with {len(data)} insertion string(s), "
-                f"expected {5 if event_id == 2016 else 2}"
+                f"expected {_insertions(info)}"
             )
         else:
-            record.problems.append(f"event {event_id} is not one remediate handles (2016, 2002)")
+            record.problems.append(known.not_handled(event_id))
     name = provider.get("Name") if provider is not None else None
     record.provider = name
     if name and name != "MSExchangeTransport" and not record.problems:
@@ -412,29 +450,20 @@ def _parse_element(chunk: str) -> ET.Element:
     return root
 
 
-def _from_data(event_id: int | None, data: list[str]) -> EventRecord | None:
-    if event_id == 2016 and len(data) >= 5:
-        status, connector, mechanism, target, user = (d.strip() for d in data[:5])
-        raw = (
-            f"An authentication credential initialization error {status} occurred with Send "
-            f"connector {connector}. The authentication mechanism used was {mechanism}. The "
-            f"name of the server that we were trying to authenticate to was {target}. This "
-            f"server was using the name {user}."
-        )
-        return EventRecord(
-            2016,
-            connector=connector,
-            status=status,
-            mechanism=mechanism,
-            target_server=target.removeprefix("SMTPSVC/"),
-            user=user,
-            raw=raw,
-        )
-    if event_id == 2002 and len(data) >= 2:
-        connector, endpoint = data[0].strip(), data[1].strip()
-        raw = f"Send connector {connector}: an error occurred while connecting to {endpoint}."
-        return EventRecord(2002, connector=connector, remote_endpoint=endpoint, raw=raw)
-    return None
+def _insertions(event: EventInfo) -> int:
+    """How many insertion strings the message has (its highest %N)."""
+    return max(int(f.key[1:]) for f in event.named)
+
+
+def _from_data(event: EventInfo | None, data: list[str], known: _Catalogue) -> EventRecord | None:
+    """A record from the event's insertion strings (%1 is the first), its message rebuilt."""
+    if event is None or len(data) < _insertions(event):
+        return None
+    by_key = {f.key: data[int(f.key[1:]) - 1].strip() for f in event.named}
+    raw = re.sub(r"%\d{1,2}", lambda m: by_key.get(m.group(0), m.group(0)), event.message)
+    raw = " ".join(raw.split())
+    values = {f.name: _clean(event, f.name, by_key[f.key]) for f in event.named}
+    return _with_fields(EventRecord(event.id, raw=raw), values, known)
 
 
 # --- Event Viewer CSV -------------------------------------------------------------------------
@@ -443,6 +472,7 @@ def _from_data(event_id: int | None, data: list[str]) -> EventRecord | None:
 def parse_csv(text: str, source: str = "CSV") -> list[EventRecord]:
     """Event Viewer's "Save as CSV": Level, Date and Time, Source, Event ID, Task Category,
     then the message (column titles localized, so columns are taken by position)."""
+    known = _Catalogue.now()
     rows = list(csv.reader(io.StringIO(text)))
     records = []
     for line, row in enumerate(rows, start=1):
@@ -465,13 +495,13 @@ def parse_csv(text: str, source: str = "CSV") -> list[EventRecord]:
             )
             continue
         event_id = int(row[3])
-        record = _from_message(",".join(row[5:]), event_id)
+        record = _from_message(",".join(row[5:]), event_id, known)
         if record is None:
             record = EventRecord(event_id, raw=",".join(row[5:])[:300])
             record.problems.append(
                 f"event {event_id}: the message text is not the one Exchange writes"
-                if event_id in HANDLED
-                else f"event {event_id} is not one remediate handles (2016, 2002)"
+                if known.handles(event_id)
+                else known.not_handled(event_id)
             )
         record.time = _parse_time(row[1])
         record.source = where

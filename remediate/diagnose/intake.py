@@ -83,7 +83,7 @@ def suggest(group: EventGroup) -> Suggestion:
                 f"the credential for {record.user} could not be initialised "
                 f"({record.status}): re-enter its password, and check the mechanism and TLS"
             )
-    else:
+    elif record.event_id == 2002:
         host, port = split_endpoint(record.remote_endpoint or "")
         # The endpoint that failed, not the fix: the wizard compares it with the connector.
         inputs.update(protocol_logging="Verbose", failed_host=host, failed_port=port)
@@ -91,6 +91,10 @@ def suggest(group: EventGroup) -> Suggestion:
             f"the connection to {record.remote_endpoint} failed at once: check that the smart "
             "host listens on that port and that the connector's SmartHosts and Port are right"
         )
+    else:
+        # A playbook's own event: a field named like one of its inputs prefills it.
+        inputs.update({k: v for k, v in record.fields.items() if k in playbook.input_names})
+        findings.append(f"{playbook.title}: {playbook.purpose}")
     return Suggestion(group, playbook.id, playbook.title, inputs, tuple(findings))
 
 

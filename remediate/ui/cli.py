@@ -93,7 +93,14 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     env = env or Environment()
     if argv is None and "_ARGCOMPLETE" in os.environ:
         _complete()
-    parser = build_parser(sys.argv[1:] if argv is None else argv)
+    try:
+        # the plan/apply options come from the playbooks, an admin's own among them
+        parser = build_parser(sys.argv[1:] if argv is None else argv)
+    except RemediateError as exc:
+        env.err(f"remediate: error: {exc.message}")
+        if exc.hint:
+            env.err(f"hint: {exc.hint}")
+        return exc.exit_code
     args = parser.parse_args(argv)
     if not getattr(args, "_module", None):
         parser.print_help(env.stdout)

@@ -119,6 +119,7 @@ def settings(options: FixOptions) -> FixSettings:
         "tls_domain": options.tls_domain,
         "enable": options.enable,
         "protocol_logging": options.protocol_logging,
+        "inputs": dict(options.extra),
     }
 
 

@@ -43,7 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
-    from remediate.diagnose.events import group, parse_any, parse_file, read_event_stream
+    from remediate.diagnose.events import (
+        group,
+        handled_text,
+        parse_any,
+        parse_file,
+        read_event_stream,
+    )
     from remediate.diagnose.intake import suggest
 
     if args.source is None and not args.connector:
@@ -83,7 +89,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         _print(env, report)
     if nothing_read and not report["queues"]:
         raise RemediateError(
-            "no readable event 2016 or 2002 in the input",
+            f"no readable event {handled_text()} in the input",
             hint="copy the event with Event Viewer's 'Copy details as text', or export with "
             "wevtutil ... /f:xml",
         )
@@ -103,6 +109,7 @@ def _suggestion_json(s: Any) -> dict[str, Any]:
         "target_server": r.target_server,
         "user": r.user,
         "remote_endpoint": r.remote_endpoint,
+        "fields": r.fields,
         "computer": r.computer,
         "playbook": s.playbook_id,
         "inputs": s.inputs,
@@ -163,8 +170,11 @@ def _print(env: Environment, report: dict[str, Any]) -> None:
                 f"  status {item['status']}, mechanism {item['mechanism']}, smart host "
                 f"{item['target_server']}, user {item['user']}"
             )
-        else:
+        elif item["event_id"] == 2002:
             env.out(f"  remote endpoint {item['remote_endpoint']}")
+        else:
+            fields = [f"{k} {v}" for k, v in item["fields"].items() if k != "connector"]
+            env.out(f"  {', '.join(fields)}")
         inputs = ", ".join(f"{k}={v}" for k, v in item["inputs"].items() if v is not None)
         env.out(f"  inputs: {inputs}")
         for finding in item["findings"]:

@@ -12,11 +12,14 @@ if TYPE_CHECKING:
     from remediate.core.playbooks import Playbook
 
 NAME = "playbooks"
-HELP = "list the playbooks (event, id, purpose)"
+HELP = "list the playbooks (event, id, purpose): the shipped ones and your own"
 EPILOG = """\
 examples:
   remediate playbooks
   remediate playbooks --json
+
+Your own playbooks are read from $XDG_CONFIG_HOME/remediate/playbooks/*.yaml (see the
+README, "Writing your own playbook").
 """
 
 
@@ -27,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
-    from remediate.core.playbooks import load_all
+    from remediate.core.playbooks import load_all, user_dir
     from remediate.ui.jsonout import emit
 
     books = load_all()
@@ -38,6 +41,9 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     env.out(f"{'EVENT':<6} {'PLAYBOOK':<{width}}  PURPOSE")
     for book in books:
         env.out(f"{book.event.id:<6} {book.id:<{width}}  {book.purpose}")
+    mine = [b for b in books if b.source.parent == user_dir()]
+    if mine:
+        env.out(f"your own ({user_dir()}): " + ", ".join(str(b.event.id) for b in mine))
     return ExitStatus.SUCCESS
 
 
@@ -49,5 +55,6 @@ def playbook_json(book: Playbook) -> dict[str, Any]:
         "title": book.title,
         "purpose": book.purpose,
         "inputs": [i.name for i in book.inputs],
+        "file": str(book.source),
         "actions": [{"id": a.id, "text": a.text} for a in book.actions],
     }

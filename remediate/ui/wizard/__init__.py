@@ -1,58 +1,57 @@
-"""The guided wizard: shared stages in ``flow``, event-specific stages in ``flow_<event>``.
+"""The guided wizard: shared stages in ``flow``, the diagnosis from the playbook's checks
+(``remediate.diagnose.playbook_checks``), and the fix questions.
 
-Registry API (for the engineer adding an event): ``FLOWS`` maps a playbook id to the module
-implementing that event's stages. To add event 2002, write ``remediate/ui/wizard/flow_2002.py``
-and add ONE line here: ``"send-connection-error": "remediate.ui.wizard.flow_2002",``.
+Which questions: a playbook's YAML may name a flow module of its own (``flow: flow_2016``,
+the module ``remediate/ui/wizard/flow_2016.py``), for events whose questions depend on what was
+found (2016 asks for a mechanism by what the smart host offers). Without one the wizard asks
+the playbook's declared inputs (``remediate.ui.wizard.questions``: question text, ``when``,
+choices, default), so a playbook written in YAML alone is guided too.
 
 A flow module defines (see ``flow_2016`` for the reference implementation):
 
-    PLAYBOOK_ID: str
-        the playbook id it serves (the key in FLOWS)
-    def diagnose(ctx: flow.WizardContext) -> list[diagnosis.Finding]
-        look at ``ctx.connector`` (read from Exchange), ``ctx.queues`` and ``ctx.event``
-        (a parsed EventRecord or None, with ``ctx.prefill`` from remediate.diagnose.intake), probe
-        what it needs; ``flow`` shows the returned findings as a checklist (the flow may
-        print progress lines with ``ctx.say``). Keep results for choose_fix in ``ctx.notes``.
     def choose_fix(ctx: flow.WizardContext) -> planner.FixOptions
         ask through ``ctx.prompter`` only (every question has a stable key, which is also
-        its answers-file key); put any relay password in ``ctx.credentials`` (in memory,
-        keyed by the CredentialRef the plan will use) and never print it.
+        its answers-file key), using what the checks kept in ``ctx.notes``; put any relay
+        password in ``ctx.credentials`` (in memory, keyed by the CredentialRef the plan will
+        use) and never print it.
     ANSWER_KEYS: dict[str, type]   (optional)
         answers-file keys this flow asks beyond ``remediate.core.answers.KEYS`` (str or bool).
+    def remedies(ctx, verdict) / remedy(ctx, answer)   (optional)
+        what to offer when the queue still fails after the apply.
 
 ``flow.run_wizard`` does the rest for every event: intake, connection, connector choice,
-preview (the rendered plan), apply with backup, before/after, verify (Retry-Queue and
-watching the queue), undo offer and summary.
+the checks, preview (the rendered plan), apply with backup, before/after, verify
+(Retry-Queue and watching the queue), undo offer and summary.
 """
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-from remediate.core.errors import UsageError
+if TYPE_CHECKING:
+    from remediate.core.playbooks import Playbook
 
-FLOWS: dict[str, str] = {
-    "smarthost-auth-credential": "remediate.ui.wizard.flow_2016",
-    "send-connection-error": "remediate.ui.wizard.flow_2002",
-}
+PACKAGE = __name__  # this package, wherever it lives
+QUESTIONS = "questions"  # the flow of a playbook that names none
 
 
-def flow_for(playbook_id: str) -> ModuleType:
-    """The flow module for a playbook id; UsageError when the wizard does not cover it."""
-    module_name = FLOWS.get(playbook_id)
-    if module_name is None:
-        covered = ", ".join(sorted(FLOWS))
-        raise UsageError(
-            f"the guided fix does not cover playbook '{playbook_id}' yet (covered: {covered})",
-            hint="use 'remediate plan' and 'remediate apply' for it",
-        )
-    return importlib.import_module(module_name)
+def flow_for(playbook: Playbook) -> ModuleType:
+    """The module that asks ``playbook``'s fix questions."""
+    return importlib.import_module(f"{PACKAGE}.{playbook.flow or QUESTIONS}")
 
 
 def answer_keys() -> dict[str, type]:
-    """Extra answers-file keys the registered flows declare (optional ``ANSWER_KEYS``)."""
+    """Extra answers-file keys the flows declare (optional ``ANSWER_KEYS``), and one per
+    input of the playbooks without a flow of their own."""
+    # lazy: ``fix --answers`` asks for the keys before the wizard (and the planner) loads
+    from remediate.core.playbooks import load_all
+    from remediate.ui.wizard.questions import answer_key
+
     keys: dict[str, type] = {}
-    for playbook_id in FLOWS:
-        keys.update(getattr(flow_for(playbook_id), "ANSWER_KEYS", {}))
+    for playbook in load_all():
+        keys.update(getattr(flow_for(playbook), "ANSWER_KEYS", {}))
+        if playbook.flow is None:
+            keys.update(answer_key(item) for item in playbook.inputs)
     return keys

@@ -113,15 +113,16 @@ def run_wizard(env: Environment, prompter: Prompter, options: WizardOptions) -> 
 def _stages(ctx: WizardContext) -> int:
     from remediate.core.output import status_line
     from remediate.diagnose.checks import checklist
+    from remediate.diagnose.playbook_checks import run  # lazy, as the others: the probes load late
     from remediate.ui.wizard import flow_for
 
     intake(ctx)
     assert ctx.playbook is not None
-    flow = flow_for(ctx.playbook.id)
+    flow = flow_for(ctx.playbook)
     connect(ctx)
     find_connector(ctx)
     ctx.say()
-    findings = flow.diagnose(ctx)
+    findings = run(ctx, ctx.playbook.checks)
     ctx.say()
     ctx.say("Diagnosis (nothing has been changed):")
     for line in checklist(findings):
@@ -196,14 +197,11 @@ def _is_file(text: str) -> bool:
 def _take_intake(ctx: WizardContext, answer: str) -> None:
     from remediate.core.playbooks import find
     from remediate.diagnose.events import read_event_file
-    from remediate.ui.wizard import flow_for
 
     if not answer:
         ctx.playbook = find(_choose_playbook(ctx))
     elif answer.isdigit():
-        playbook = find(answer)
-        flow_for(playbook.id)  # a number the wizard does not cover is a bad answer
-        ctx.playbook = playbook
+        ctx.playbook = find(answer)
     else:
         if _is_file(answer):
             answer = read_event_file(Path(answer).expanduser(), answer)
@@ -234,11 +232,8 @@ def _read_event(ctx: WizardContext, text: str) -> None:
 
 def _choose_playbook(ctx: WizardContext) -> str:
     from remediate.core.playbooks import load_all
-    from remediate.ui.wizard import FLOWS
 
-    choices = [
-        Choice(str(p.event.id), f"{p.event.id}: {p.title}") for p in load_all() if p.id in FLOWS
-    ]
+    choices = [Choice(str(p.event.id), f"{p.event.id}: {p.title}") for p in load_all()]
     return ctx.prompter.select("event", "Which event are you fixing?", choices)
 
 

@@ -1,8 +1,8 @@
-"""Event 2002's stages: diagnose (the connector, DNS/TCP/banner reachability of each smart
-host, the queue's LastError, related events) and fix (port and smart hosts when they do not
-answer, enable a disabled connector, verbose protocol logging for the retry, turned back off
-by the plan). When nothing local explains the failure, the escalation bundle is written.
-See ``remediate.ui.wizard`` for the registry contract.
+"""Event 2002's fix questions: port and smart hosts when they do not answer, enable a
+disabled connector, verbose protocol logging for the retry, turned back off by the plan.
+The diagnosis is the playbook's checks (the connector, DNS/TCP/banner reachability of each
+smart host, the queue's LastError, related events). When nothing local explains the failure,
+the escalation bundle is written. See ``remediate.ui.wizard`` for the contract.
 """
 
 from __future__ import annotations
@@ -11,15 +11,13 @@ from typing import TYPE_CHECKING
 
 from remediate.core.errors import UsageError
 from remediate.core.exchange import ProtocolLoggingLevel
-from remediate.diagnose.checks import Finding, Status
+from remediate.diagnose.playbook_checks import REACHABILITY_TIMEOUT
 
 if TYPE_CHECKING:
     from remediate.core.planner import FixOptions
-    from remediate.diagnose.events import EventGroup
     from remediate.diagnose.reachability import HostCheck
     from remediate.ui.wizard.flow import WizardContext
 
-PLAYBOOK_ID = "send-connection-error"
 ANSWER_KEYS: dict[str, type] = {
     "enable": bool,
     "verbose_logging": bool,
@@ -27,58 +25,6 @@ ANSWER_KEYS: dict[str, type] = {
     "escalate": bool,
     "escalation_file": str,
 }
-REACHABILITY_TIMEOUT = 5.0
-
-
-def diagnose(ctx: WizardContext) -> list[Finding]:
-    from remediate.diagnose.escalation import local_causes
-    from remediate.diagnose.reachability import FROM_HERE, check_connector
-
-    connector = ctx.connector
-    assert connector is not None
-    _show_connector(ctx)
-    found = [Finding(Status.WARN, "event", hint) for hint in ctx.hints]
-    found.append(
-        Finding(Status.OK, "enabled", "the connector is enabled")
-        if connector.enabled
-        else Finding(
-            Status.FAIL, "enabled", "the connector is disabled: nothing is sent through it"
-        )
-    )
-    if connector.dns_routing_enabled:
-        found.append(
-            Finding(
-                Status.WARN,
-                "routing",
-                "DNS routing (MX records): the 2002 names a host DNS chose; this fix corrects "
-                "smart hosts, so check DNS and the firewall for that host instead",
-            )
-        )
-    checks = check_connector(connector, timeout=REACHABILITY_TIMEOUT)
-    if checks:
-        ctx.say(f"Reachability ({FROM_HERE}):")
-        for check in checks:
-            for line in check.lines():
-                ctx.say(f"  {line}")
-    found += [_reachability(check) for check in checks]
-    found += _event_endpoint(ctx)
-    found += _queues(ctx)
-    related = _related_events(ctx)
-    if related:
-        found.append(_events_finding(related))
-    causes = local_causes(connector, ctx.queues, checks)
-    ctx.notes.update(reachability=checks, related=related, local_causes=causes)
-    failing = any(q.last_error for q in ctx.queues)
-    if failing and not causes:
-        found.append(
-            Finding(
-                Status.WARN,
-                "escalation",
-                "nothing checked here explains the failure: the smart host answers from this "
-                "machine and the connector is enabled; an escalation file will be offered",
-            )
-        )
-    return found
 
 
 def choose_fix(ctx: WizardContext) -> FixOptions:
@@ -109,100 +55,6 @@ def choose_fix(ctx: WizardContext) -> FixOptions:
         enable=enable,
         protocol_logging=ProtocolLoggingLevel.VERBOSE if verbose else None,
     )
-
-
-# --- diagnose helpers ------------------------------------------------------------------------
-
-
-def _show_connector(ctx: WizardContext) -> None:
-    c = ctx.connector
-    assert c is not None
-    ctx.say(f"Send connector '{c.name}':")
-    ctx.say(f"  smart hosts:              {', '.join(c.smart_hosts) or '(none: DNS routing)'}")
-    ctx.say(f"  port:                     {c.port}")
-    ctx.say(f"  source transport servers: {', '.join(c.source_transport_servers) or '(none)'}")
-    ctx.say(f"  enabled:                  {'yes' if c.enabled else 'NO'}")
-    ctx.say(f"  protocol logging:         {c.protocol_logging_level}")
-
-
-def _reachability(check: HostCheck) -> Finding:
-    where = f"{check.host}:{check.port}"
-    if check.reachable:
-        attempt = next(a for a in check.attempts if a.banner is not None)
-        return Finding(
-            Status.OK,
-            "reachability",
-            f"{where} answers from this machine ({attempt.banner}; TCP {attempt.connect_ms:.0f} "
-            f"ms, banner {attempt.banner_ms:.0f} ms)",
-        )
-    return Finding(Status.FAIL, "reachability", f"{where}: {check.outcome}: {check.meaning}")
-
-
-def _event_endpoint(ctx: WizardContext) -> list[Finding]:
-    """The endpoint the event could not reach, next to what the connector says now."""
-    connector = ctx.connector
-    assert connector is not None
-    port = ctx.prefill.get("failed_port")
-    host = ctx.prefill.get("failed_host")
-    if port is None or ctx.event is None or ctx.event.connector != connector.name:
-        return []
-    if port != connector.port:
-        return [
-            Finding(
-                Status.WARN,
-                "event",
-                f"the event failed on port {port}, the connector now uses {connector.port}: "
-                "it was changed since, or another connector logged it",
-            )
-        ]
-    return [Finding(Status.WARN, "event", f"the event could not connect to {host} port {port}")]
-
-
-def _queues(ctx: WizardContext) -> list[Finding]:
-    from remediate.core.last_error import parse_last_error
-
-    found = []
-    for queue in ctx.queues:
-        diagnosis = parse_last_error(queue.last_error)
-        if diagnosis is None:
-            found.append(
-                Finding(Status.OK, f"queue {queue.identity}", f"{queue.message_count} waiting")
-            )
-            continue
-        found.append(
-            Finding(
-                Status.FAIL,
-                f"queue {queue.identity}",
-                f"{queue.status}, {queue.message_count} waiting; {diagnosis.summary} "
-                f"(cause: {diagnosis.cause}); {diagnosis.action}",
-            )
-        )
-    if not ctx.queues:
-        found.append(Finding(Status.OK, "queue", "no queue for this connector"))
-    return found
-
-
-def _related_events(ctx: WizardContext) -> list[EventGroup]:
-    """Every readable event in the given event text that names this connector, grouped."""
-    from remediate.diagnose.events import group, parse_any
-
-    text = ctx.event_text or ctx.options.event_text
-    connector = ctx.connector
-    if not text or connector is None:
-        return []
-    records = [r for r in parse_any(text, "event text") if r.ok]
-    return [g for g in group(records) if g.record.connector == connector.name]
-
-
-def _events_finding(groups: list[EventGroup]) -> Finding:
-    parts = []
-    for g in groups:
-        when = f" {g.first:%Y-%m-%d %H:%M}" if g.first else ""
-        if g.last and g.last != g.first:
-            when += f" .. {g.last:%H:%M}"
-        target = g.record.remote_endpoint or g.record.target_server or ""
-        parts.append(f"{g.record.event_id} x{g.count}{when} {target}".strip())
-    return Finding(Status.WARN, "events", "related Application-log events: " + "; ".join(parts))
 
 
 # --- fix helpers -----------------------------------------------------------------------------

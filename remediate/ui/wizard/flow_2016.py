@@ -1,6 +1,6 @@
-"""Event 2016's stages: diagnose (configuration, SMTP probe of the smart host, reachability)
-and fix (mechanism with the reason, relay credential, port/smart host when the diagnosis
-calls for it). See ``remediate.ui.wizard`` for the registry contract.
+"""Event 2016's fix questions: mechanism with the reason, relay credential, port/smart host
+when the diagnosis (the playbook's checks: configuration, SMTP probe of the smart host,
+reachability) calls for it. See ``remediate.ui.wizard`` for the contract.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from remediate.core.errors import UsageError
 from remediate.core.exchange import AuthMechanism
-from remediate.diagnose.checks import Finding, Status
 from remediate.ui.wizard.prompter import Choice
 
 if TYPE_CHECKING:
@@ -19,11 +18,6 @@ if TYPE_CHECKING:
     from remediate.run.queue_watch import QueueVerdict
     from remediate.ui.wizard.flow import WizardContext
 
-PLAYBOOK_ID = "smarthost-auth-credential"
-PROBE_NOTE = (
-    "The SMTP probe runs from THIS machine, not from the transport server: a firewall "
-    "between the two can make the results differ."
-)
 PASSWORD_TRIES = 3
 TRIES = 3
 ANSWER_KEYS: dict[str, type] = {"mechanism_anyway": bool, "after_failure": str}
@@ -31,42 +25,6 @@ REMEDIES = (
     Choice("retype", "Retype the relay password and apply only the credential again"),
     Choice("mechanism", "Choose another mechanism (the smart host's offers shown again)"),
 )
-
-
-def diagnose(ctx: WizardContext) -> list[Finding]:
-    from remediate.diagnose import checks as diagnosis
-    from remediate.diagnose.probe import probe
-
-    connector = ctx.connector
-    assert connector is not None
-    found = [Finding(Status.WARN, "event", hint) for hint in ctx.hints]
-    found += diagnosis.configuration(connector)
-    if ctx.session is not None:
-        found += diagnosis.certificate(connector, ctx.session.connector_certificates(connector))
-    if connector.smart_hosts and not connector.dns_routing_enabled:
-        results = []
-        for host in connector.smart_hosts:  # Exchange fails over between them in order
-            ctx.say(f"Probing smart host {host}:{connector.port} ...")
-            results.append(
-                probe(host, connector.port, ca_file=ctx.options.probe_ca_file, timeout=5)
-            )
-        ctx.say(PROBE_NOTE)
-        # The fix is judged on the first smart host that answers, as the transport uses it.
-        ctx.notes["probe"] = next((r for r in results if r.connected), results[0])
-        for result in results:
-            found += diagnosis.smart_host(result, connector)
-            found.append(diagnosis.reachability(result))
-    for queue in ctx.queues:
-        explained = diagnosis.explain_last_error(queue.last_error)
-        if explained is not None:
-            found.append(
-                Finding(
-                    Status.FAIL,
-                    f"queue {queue.identity}",
-                    f"{queue.message_count} waiting; {explained.summary}",
-                )
-            )
-    return found
 
 
 def choose_fix(ctx: WizardContext) -> FixOptions:
