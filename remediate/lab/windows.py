@@ -17,6 +17,7 @@ Shapes, each from Microsoft Learn's page of the cmdlet:
   their type name at remoting depth 1, so a client reads the Message. Nothing matching is
   the non-terminating error "No events were found that match the specified selection
   criteria." (NoMatchingEventsFound).
+- Get-Item Env:COMPUTERNAME: the server's name (a DictionaryEntry, Name and Value).
 - Get-ChildItem, Get-Content (-Tail, -TotalCount) and Select-String (-SimpleMatch): only on
   the Send protocol log directory (``protocol_log.SEND_LOG_PATH``); every other path does not
   exist here ("Cannot find path '...' because it does not exist.", ItemNotFoundException).
@@ -80,6 +81,7 @@ GET_CONTENT = Signature(
         Param("Encoding", Kind.STRING),
     ),
 )
+GET_ITEM = Signature("Get-Item", (Param("Path", Kind.STRINGS, position=0),))
 SELECT_STRING = Signature(
     "Select-String",
     (
@@ -95,6 +97,7 @@ _CLASSES = {
     "Get-ChildItem": "Microsoft.PowerShell.Commands.GetChildItemCommand",
     "Get-Content": "Microsoft.PowerShell.Commands.GetContentCommand",
     "Select-String": "Microsoft.PowerShell.Commands.SelectStringCommand",
+    "Get-Item": "Microsoft.PowerShell.Commands.GetItemCommand",
 }
 
 
@@ -114,6 +117,7 @@ class WindowsShell:
                 (GET_CHILD_ITEM, self._get_child_item),
                 (GET_CONTENT, self._get_content),
                 (SELECT_STRING, self._select_string),
+                (GET_ITEM, self._get_item),
             )
         }
 
@@ -263,6 +267,20 @@ class WindowsShell:
                 hit = next((p for p in tests if p.search(line)), None)
                 if hit is not None:
                     out.append(_match_info(line, number, text, path.name, hit.pattern))
+        return out
+
+    def _get_item(self, bound: dict[str, Any], _host: HostSink) -> list[Any]:
+        """Only ``Env:COMPUTERNAME`` (the Environment provider's DictionaryEntry) and the
+        protocol-log files exist here."""
+        out: list[Any] = []
+        for text in bound.get("Path") or []:
+            if text.strip().lower() == "env:computername":
+                props = {"Name": "COMPUTERNAME", "Key": "COMPUTERNAME", "Value": self.server}
+                out.append(LabObject(["System.Collections.DictionaryEntry"], props, self.server))
+                continue
+            found = self._existing(text, "Get-Item")
+            folder = str(PureWindowsPath(text).parent)
+            out.append(_file_info(found, folder) if found.is_file() else text)
         return out
 
     def _existing(self, text: str, cmdlet: str) -> Path:
