@@ -196,9 +196,9 @@ class Lab:
         self.deny_winrm = deny_winrm
         # The server's own network path: a connection EX01 makes to a key goes to its value.
         self.server_routes = dict(server_routes or {})
+        self._routes: dict[tuple[str, int], tuple[str, int]] = {}
         for source, target in self.server_routes.items():
-            if not (source.is_loopback and target.is_loopback):
-                raise UsageError("--server-route: both sides must be loopback HOST:PORT")
+            self._check_route(source, target)
         self._workdir = workdir
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self.ca_file: Path | None = None
@@ -252,10 +252,12 @@ class Lab:
             )
             self.smart_host.start()
             org = self.organization
-            network = ServerNetwork(
-                {(a.host, a.port): (b.host, b.port) for a, b in self.server_routes.items()}
-            )
+            for source, target in self.server_routes.items():
+                self._routes[(source.host, source.port)] = (target.host, target.port)
+            network = ServerNetwork(self._routes)
             self.protocol_log = ProtocolLog(workdir / "protocol-log")
+            for server in org.servers:  # Exchange setup creates them
+                self.protocol_log.directory(server.name).mkdir(parents=True, exist_ok=True)
             org.network, org.protocol_log = network, self.protocol_log
             protocol_log = self.protocol_log
             tls_context = self._tls_context(ca, workdir) if self.tls else None
@@ -351,6 +353,16 @@ class Lab:
     @property
     def endpoint_url(self) -> str:
         return f"{self._scheme}://{self.listen.url_host()}:{self.port}{PATH}"
+
+    def set_server_route(self, source: Address, target: Address) -> None:
+        """From now on, connections the server makes to ``source`` go to ``target``."""
+        self._check_route(source, target)
+        self._routes[(source.host, source.port)] = (target.host, target.port)
+
+    @staticmethod
+    def _check_route(source: Address, target: Address) -> None:
+        if not (source.is_loopback and target.is_loopback):
+            raise UsageError("--server-route: both sides must be loopback HOST:PORT")
 
     @property
     def winrm_url(self) -> str:

@@ -1,8 +1,10 @@
-"""Event 2002's stages: diagnose (the connector, DNS/TCP/banner reachability of each smart
-host, the queue's LastError, related events) and fix (port and smart hosts when they do not
-answer, enable a disabled connector, verbose protocol logging for the retry, turned back off
-by the plan). When nothing local explains the failure, the escalation bundle is written.
-See ``remediate.wizard`` for the registry contract.
+"""Event 2002's stages: diagnose (the connector; reachability of each smart host from the
+transport server itself, Test-NetConnection over its WinRM endpoint, then DNS/TCP/banner from
+this machine; the queue's LastError; related events) and fix (port and smart hosts only when
+the server's own evidence says they do not answer, enable a disabled connector, verbose
+protocol logging for the retry). After the retry the server's Send protocol log is read and
+explained, then logging goes back off. When nothing local explains the failure, the
+escalation bundle is written. See ``remediate.wizard`` for the registry contract.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from remediate.exchange import ProtocolLoggingLevel
 
 if TYPE_CHECKING:
     from remediate.events import EventGroup
+    from remediate.exchange import SendConnector
     from remediate.planner import FixOptions
     from remediate.reachability import HostCheck
+    from remediate.vantage import Evidence
     from remediate.wizard.flow import WizardContext
 
 PLAYBOOK_ID = "send-connection-error"
@@ -32,7 +36,7 @@ REACHABILITY_TIMEOUT = 5.0
 
 def diagnose(ctx: WizardContext) -> list[Finding]:
     from remediate.escalation import local_causes
-    from remediate.reachability import FROM_HERE, check_connector
+    from remediate.vantage import Evidence, gather
 
     connector = ctx.connector
     assert connector is not None
@@ -54,20 +58,42 @@ def diagnose(ctx: WizardContext) -> list[Finding]:
                 "smart hosts, so check DNS and the firewall for that host instead",
             )
         )
-    checks = check_connector(connector, timeout=REACHABILITY_TIMEOUT)
-    if checks:
-        ctx.say(f"Reachability ({FROM_HERE}):")
-        for check in checks:
-            for line in check.lines():
-                ctx.say(f"  {line}")
+    evidence = (
+        gather(
+            ctx.session,
+            ctx.password,
+            connector,
+            warn=ctx.env.err,
+            winrm_url=ctx.options.winrm_url,
+            timeout=REACHABILITY_TIMEOUT,
+        )
+        if ctx.session is not None
+        else Evidence()
+    )
+    _show_reachability(ctx, evidence)
+    checks = evidence.here
+    found += evidence.findings()
     found += [_reachability(check) for check in checks]
+    found.append(Finding(Status.WARN, "verdict", evidence.verdict()))
     found += _event_endpoint(ctx)
     found += _queues(ctx)
     related = _related_events(ctx)
     if related:
         found.append(_events_finding(related))
-    causes = local_causes(connector, ctx.queues, checks)
-    ctx.notes.update(reachability=checks, related=related, local_causes=causes)
+    # Unreachable from this machine counts only while the server's own view is missing.
+    stale = evidence.stale_queues(ctx.queues)
+    causes = [
+        f"smart host {c.host} port {c.port} does not answer from {c.server}"
+        for c in evidence.server_checks
+        if not c.succeeded
+    ]
+    causes += local_causes(
+        connector,
+        [q for q in ctx.queues if q not in stale],
+        checks if evidence.server_reaches is None else [],
+    )
+    causes += [f"queue {q.identity}: retry it, {evidence.server} connects now" for q in stale]
+    ctx.notes.update(reachability=checks, related=related, local_causes=causes, evidence=evidence)
     failing = any(q.last_error for q in ctx.queues)
     if failing and not causes:
         found.append(
@@ -86,11 +112,11 @@ def choose_fix(ctx: WizardContext) -> FixOptions:
 
     connector = ctx.connector
     assert connector is not None
-    checks: list[HostCheck] = ctx.notes.get("reachability", [])
+    evidence: Evidence | None = ctx.notes.get("evidence")
     smart_hosts: tuple[str, ...] = ()
     port: int | None = None
-    if _routing_suspect(ctx, checks):
-        smart_hosts, port = _routing(ctx)
+    if _routing_suspect(ctx, evidence):
+        smart_hosts, port = _routing(ctx, evidence)
     enable = None
     if not connector.enabled:
         if ctx.prompter.confirm("enable", "Enable the connector?", default=True):
@@ -125,6 +151,48 @@ def _show_connector(ctx: WizardContext) -> None:
     ctx.say(f"  protocol logging:         {c.protocol_logging_level}")
 
 
+def _show_reachability(ctx: WizardContext, evidence: Evidence) -> None:
+    from remediate.reachability import FROM_HERE
+
+    if evidence.server_checks:
+        ctx.say(f"Reachability from {evidence.server} (the server that sends, Test-NetConnection):")
+        for server_check in evidence.server_checks:
+            ctx.say(f"  {server_check.line()}")
+    elif evidence.note:
+        ctx.say(f"Note: {evidence.note}.")
+    if evidence.here:
+        ctx.say(f"Reachability ({FROM_HERE}):")
+        for check in evidence.here:
+            for line in check.lines():
+                ctx.say(f"  {line}")
+
+
+def after_retry(ctx: WizardContext, options: FixOptions) -> None:
+    """With verbose logging on for the retry: the connector's sessions in the server's Send
+    protocol log, explained (the retry's own session among them)."""
+    from remediate.server_view import ServerView, open_view
+    from remediate.vantage import Evidence, read_protocol_log
+
+    if options.protocol_logging is not ProtocolLoggingLevel.VERBOSE or ctx.session is None:
+        return
+    connector = ctx.connector
+    assert connector is not None
+    opened = open_view(ctx.session.connection, ctx.password, ctx.env.err, url=ctx.options.winrm_url)
+    ctx.say()
+    if not isinstance(opened, ServerView):
+        ctx.say(f"The Send protocol log was not read: {opened.note}.")
+        return
+    evidence = Evidence(server=opened.server)
+    with opened as view:
+        read_protocol_log(ctx.session, view, connector, evidence)
+    ctx.say(f"Send protocol log on {evidence.server} for '{connector.name}':")
+    for session in evidence.log_sessions:
+        ctx.say(f"  session {session.session_id} {session.started}: {session.outcome}")
+        ctx.say(f"    {session.explanation()}")
+    if evidence.log_note:
+        ctx.say(f"  {evidence.log_note}")
+
+
 def _reachability(check: HostCheck) -> Finding:
     where = f"{check.host}:{check.port}"
     if check.reachable:
@@ -135,7 +203,9 @@ def _reachability(check: HostCheck) -> Finding:
             f"{where} answers from this machine ({attempt.banner}; TCP {attempt.connect_ms:.0f} "
             f"ms, banner {attempt.banner_ms:.0f} ms)",
         )
-    return Finding(Status.FAIL, "reachability", f"{where}: {check.outcome}: {check.meaning}")
+    return Finding(
+        Status.FAIL, "reachability", f"{where} from this machine: {check.outcome}: {check.meaning}"
+    )
 
 
 def _event_endpoint(ctx: WizardContext) -> list[Finding]:
@@ -208,20 +278,24 @@ def _events_finding(groups: list[EventGroup]) -> Finding:
 # --- fix helpers -----------------------------------------------------------------------------
 
 
-def _routing_suspect(ctx: WizardContext, checks: list[HostCheck]) -> bool:
+def _routing_suspect(ctx: WizardContext, evidence: Evidence | None) -> bool:
+    """Only the server's evidence counts: its own Test-NetConnection, or, without its view,
+    the queues' LastError (written by the transport itself); never this machine's checks."""
     from remediate.queues import Cause, parse_last_error
 
     if ctx.connector is None or ctx.connector.dns_routing_enabled:
         return False
-    if any(not c.reachable for c in checks):
-        return True
+    if evidence is not None and evidence.server_reaches is not None:
+        return evidence.routing_suspect
     causes = {getattr(parse_last_error(q.last_error), "cause", None) for q in ctx.queues}
     return bool(causes & {Cause.DNS, Cause.CONNECTION_REFUSED})
 
 
-def _routing(ctx: WizardContext) -> tuple[tuple[str, ...], int | None]:
-    """Ask for the port and smart hosts; return only what differs from the connector."""
+def _routing(ctx: WizardContext, evidence: Evidence | None) -> tuple[tuple[str, ...], int | None]:
+    """Ask for the port and smart hosts; return only what differs from the connector. The
+    answer is tested from the server when its view is available, else from this machine."""
     from remediate.reachability import check_host
+    from remediate.server_view import ServerView, open_view
 
     connector = ctx.connector
     assert connector is not None
@@ -233,9 +307,25 @@ def _routing(ctx: WizardContext) -> tuple[tuple[str, ...], int | None]:
     hosts = tuple(h.strip() for h in typed.split(",") if h.strip())
     if not hosts:
         raise UsageError("smart hosts: give at least one host name or IP address")
+    opened = None
+    if evidence is not None and evidence.server and ctx.session is not None:
+        opened = open_view(
+            ctx.session.connection, ctx.password, ctx.env.err, url=ctx.options.winrm_url
+        )
+    if isinstance(opened, ServerView):
+        with opened as view:
+            for host in hosts:
+                ctx.say(f"  {view.test_tcp(host, port).line()}")
+        return _changed(connector, hosts, port)
     for host in hosts:
         check = check_host(host, port, timeout=REACHABILITY_TIMEOUT)
         ctx.say(f"  {host}:{port} from this machine: {check.outcome}: {check.meaning}")
+    return _changed(connector, hosts, port)
+
+
+def _changed(
+    connector: SendConnector, hosts: tuple[str, ...], port: int
+) -> tuple[tuple[str, ...], int | None]:
     changed_hosts = hosts if hosts != connector.smart_hosts else ()
     return changed_hosts, (port if port != connector.port else None)
 
