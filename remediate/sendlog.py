@@ -205,7 +205,7 @@ def _explain(events: list[LogEvent]) -> Session:
     session = Session(first.session, first.connector, remote=first.remote, started=first.time)
     command = ""
     extensions: list[str] = []
-    in_ehlo = False
+    in_ehlo = in_auth = False
     for event in events:
         if event.kind == "+":
             session.connected = True
@@ -213,7 +213,10 @@ def _explain(events: list[LogEvent]) -> Session:
             if event.context:
                 session.information.append(event.context)
         elif event.kind == ">":
+            if command == "AUTH" and in_auth:
+                continue  # the login's own lines (masked in the log) belong to AUTH
             command = event.data.split(" ", 1)[0].upper()
+            in_auth = command == "AUTH"
             if command in ("EHLO", "HELO"):
                 in_ehlo, extensions = True, []
             session.auth_sent = session.auth_sent or command == "AUTH"
@@ -222,6 +225,7 @@ def _explain(events: list[LogEvent]) -> Session:
             code, last, text = _reply(event.data)
             if code is None:
                 continue
+            in_auth = in_auth and code == 334
             if not command and not session.banner:
                 session.banner = event.data
             if in_ehlo and code == 250:

@@ -76,7 +76,7 @@ def diagnose(ctx: WizardContext) -> list[Finding]:
     found += [_reachability(check) for check in checks]
     found.append(Finding(Status.WARN, "verdict", evidence.verdict()))
     found += _event_endpoint(ctx)
-    found += _queues(ctx)
+    found += _queues(ctx, evidence)
     related = _related_events(ctx)
     if related:
         found.append(_events_finding(related))
@@ -228,9 +228,10 @@ def _event_endpoint(ctx: WizardContext) -> list[Finding]:
     return [Finding(Status.WARN, "event", f"the event could not connect to {host} port {port}")]
 
 
-def _queues(ctx: WizardContext) -> list[Finding]:
+def _queues(ctx: WizardContext, evidence: Evidence) -> list[Finding]:
     from remediate.queues import parse_last_error
 
+    stale = evidence.stale_queues(ctx.queues)
     found = []
     for queue in ctx.queues:
         diagnosis = parse_last_error(queue.last_error)
@@ -244,7 +245,13 @@ def _queues(ctx: WizardContext) -> list[Finding]:
                 Status.FAIL,
                 f"queue {queue.identity}",
                 f"{queue.status}, {queue.message_count} waiting; {diagnosis.summary} "
-                f"(cause: {diagnosis.cause}); {diagnosis.action}",
+                f"(cause: {diagnosis.cause}); "
+                + (
+                    f"but {evidence.server} connects now: the error is older, a retry is what "
+                    "it needs"
+                    if queue in stale
+                    else diagnosis.action
+                ),
             )
         )
     if not ctx.queues:
