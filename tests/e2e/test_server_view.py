@@ -277,6 +277,6 @@ def test_denied_winrm_endpoint_falls_back_with_a_note(cli: Cli, denied_lab: Lab)
     assert view["verdict"].startswith("only this machine was checked")
 
     done = cli("diagnose", "--profile", PROFILE, "--since", "1h", "--winrm-url", lab.winrm_url)
-    assert done.returncode != 0
+    assert done.returncode == 5  # ConnectionFailed
     assert "denied access" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) <= 2
