@@ -43,6 +43,7 @@ class Outcome(StrEnum):
     STARTTLS_FAILED = "starttls-failed"
     AUTH_NOT_OFFERED = "auth-login-not-offered"
     AUTH_REJECTED = "auth-rejected"
+    EXCHANGE_AUTH_NOT_OFFERED = "exchange-auth-not-offered"
     REJECTED = "rejected"
     DELIVERED = "delivered"
     INCOMPLETE = "incomplete"
@@ -106,6 +107,12 @@ class Session:
             return (
                 f"{where} offered no AUTH LOGIN{tls} (EHLO offered: {offered}); Exchange needs "
                 "AUTH LOGIN for BasicAuth and stopped before logging in"
+            )
+        if self.outcome is Outcome.EXCHANGE_AUTH_NOT_OFFERED:
+            return (
+                f"{where} offered none of Exchange's own extensions (X-ANONYMOUSTLS, X-EXPS; "
+                f"EHLO offered: {offered}): ExchangeServer authentication works only with "
+                "Exchange servers, so no login was tried"
             )
         if self.outcome is Outcome.STARTTLS_MISSING:
             return (
@@ -183,8 +190,11 @@ def _event(text: str, columns: dict[str, int]) -> LogEvent | None:
     )
 
 
-def sessions(parsed: ParsedLog, connector: str | None = None) -> list[Session]:
-    """The connector's sessions (all when None), in the order they started, explained."""
+def sessions(
+    parsed: ParsedLog, connector: str | None = None, mechanism: str | None = None
+) -> list[Session]:
+    """The connector's sessions (all when None), in the order they started, explained;
+    ``mechanism`` (its SmartHostAuthMechanism) tells what the session needed."""
     grouped: dict[str, list[LogEvent]] = {}
     for event in parsed.events:
         if connector is not None and event.connector.lower() != connector.lower():
@@ -196,10 +206,10 @@ def sessions(parsed: ParsedLog, connector: str | None = None) -> list[Session]:
             found = grouped[event.session] = []
         if len(found) < MAX_EVENTS:
             found.append(event)
-    return [_explain(events) for events in grouped.values()]
+    return [_explain(events, mechanism) for events in grouped.values()]
 
 
-def _explain(events: list[LogEvent]) -> Session:
+def _explain(events: list[LogEvent], mechanism: str | None) -> Session:
     events = sorted(events, key=lambda e: e.sequence)
     first = events[0]
     session = Session(first.session, first.connector, remote=first.remote, started=first.time)
@@ -241,7 +251,7 @@ def _explain(events: list[LogEvent]) -> Session:
             elif code >= 400 and not session.failed_reply:
                 session.failed_command = command or "the greeting"
                 session.failed_reply = event.data
-    session.outcome = _outcome(session)
+    session.outcome = _outcome(session, mechanism)
     return session
 
 
@@ -253,7 +263,10 @@ def _reply(data: str) -> tuple[int | None, bool, str]:
     return int(head), data[3:4] != "-", data[4:]
 
 
-def _outcome(s: Session) -> Outcome:
+_EXCHANGE_EXTENSIONS = ("X-ANONYMOUSTLS", "X-EXPS")
+
+
+def _outcome(s: Session, mechanism: str | None) -> Outcome:
     if not s.connected:
         return Outcome.CONNECT_FAILED
     if s.failed_reply:
@@ -267,6 +280,9 @@ def _outcome(s: Session) -> Outcome:
     if not s.ehlo_answered:
         return Outcome.INCOMPLETE
     if not s.auth_sent:
+        named = {e.split(" ", 1)[0].upper() for e in s.offered}
+        if mechanism == "ExchangeServer" and not named & set(_EXCHANGE_EXTENSIONS):
+            return Outcome.EXCHANGE_AUTH_NOT_OFFERED
         if not s.starttls_offered and not s.tls:
             return Outcome.STARTTLS_MISSING
         if "LOGIN" not in s.auth_offered:

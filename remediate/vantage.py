@@ -145,8 +145,6 @@ def gather(
     opened = open_view(exchange.connection, password, warn, url=winrm_url)
     if isinstance(opened, Unavailable):
         evidence.note = opened.note
-        if not evidence.here:
-            evidence.here = check_connector(connector, timeout=timeout)
         return evidence
     assert isinstance(opened, ServerView)
     with opened as view:
@@ -169,7 +167,8 @@ def read_protocol_log(
     except RemediateError as exc:
         evidence.log_note = f"the Send protocol log could not be read ({exc.message})"
         return
-    found = sendlog.sessions(sendlog.parse(lines), connector.name)
+    mechanism = str(connector.smart_host_auth_mechanism)
+    found = sendlog.sessions(sendlog.parse(lines), connector.name, mechanism)
     evidence.log_sessions = found[-LOG_SESSIONS:]
     if not found:
         level = str(connector.protocol_logging_level)

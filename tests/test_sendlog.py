@@ -195,3 +195,15 @@ def test_sessions_and_events_per_session_are_bounded() -> None:
 def test_a_hostile_fields_header_cannot_break_the_reader() -> None:
     text = ["#Fields: " + ",".join(["x"] * 2_000), f"2026,{CONNECTOR},S,0,,,+,,"]
     assert sendlog.parse(text).events == []  # the named columns are missing: not read
+
+
+def test_exchange_server_authentication_against_a_relay() -> None:
+    """ExchangeServer needs Exchange's own extensions (exchange-notes.md: X-ANONYMOUSTLS /
+    X-EXPS); a relay that offers only AUTH LOGIN gets no login at all."""
+    events = [*START, *ehlo("STARTTLS"), *TLS, *ehlo("AUTH LOGIN"), ("-", "", "Local")]
+    text = HEADER + lines("S6", events)
+    (session,) = sendlog.sessions(sendlog.parse(text), CONNECTOR, "ExchangeServer")
+    assert session.outcome is Outcome.EXCHANGE_AUTH_NOT_OFFERED
+    assert "works only with Exchange servers" in session.explanation()
+    (plain,) = sendlog.sessions(sendlog.parse(text), CONNECTOR, "BasicAuth")
+    assert plain.outcome is Outcome.INCOMPLETE

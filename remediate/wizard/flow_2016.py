@@ -1,6 +1,8 @@
-"""Event 2016's stages: diagnose (configuration, SMTP probe of the smart host, reachability)
-and fix (mechanism with the reason, relay credential, port/smart host when the diagnosis
-calls for it). See ``remediate.wizard`` for the registry contract.
+"""Event 2016's stages: diagnose (configuration; reachability from the transport server
+itself, Test-NetConnection over its WinRM endpoint, and its Send protocol log; the SMTP probe
+of the smart host from this machine) and fix (mechanism with the reason, relay credential,
+port/smart host only when the server's evidence calls for it). See ``remediate.wizard`` for
+the registry contract.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     from remediate.planner import FixOptions
     from remediate.probe import ProbeResult
     from remediate.queue_watch import QueueVerdict
+    from remediate.vantage import Evidence
     from remediate.wizard.flow import WizardContext
 
 PLAYBOOK_ID = "smarthost-auth-credential"
@@ -56,6 +59,7 @@ def diagnose(ctx: WizardContext) -> list[Finding]:
         for result in results:
             found += diagnosis.smart_host(result, connector)
             found.append(diagnosis.reachability(result))
+    found += _server_view(ctx)
     for queue in ctx.queues:
         explained = diagnosis.explain_last_error(queue.last_error)
         if explained is not None:
@@ -67,6 +71,30 @@ def diagnose(ctx: WizardContext) -> list[Finding]:
                 )
             )
     return found
+
+
+def _server_view(ctx: WizardContext) -> list[Finding]:
+    """Test-NetConnection and the protocol log on the server (none without its view)."""
+    from remediate.vantage import gather
+
+    connector = ctx.connector
+    assert connector is not None
+    if ctx.session is None or connector.dns_routing_enabled or not connector.smart_hosts:
+        return []
+    evidence = gather(
+        ctx.session,
+        ctx.password,
+        connector,
+        warn=ctx.env.err,
+        winrm_url=ctx.options.winrm_url,
+        here=False,
+    )
+    ctx.notes["evidence"] = evidence
+    if evidence.note:
+        ctx.say(f"Note: {evidence.note}.")
+    for check in evidence.server_checks:
+        ctx.say(f"From {check.server}: {check.line()}")
+    return [*evidence.findings(), Finding(Status.WARN, "verdict", evidence.verdict())]
 
 
 def choose_fix(ctx: WizardContext) -> FixOptions:
@@ -173,14 +201,16 @@ def _require_tls(
 
 
 def _routing(ctx: WizardContext, result: ProbeResult | None) -> tuple[tuple[str, ...], int | None]:
-    """Ask for another port or smart host only when the probe could not reach it, or when
-    the certificate names another host."""
+    """Ask for another port or smart host only when the server's evidence says the smart
+    host does not answer (``_routing_suspect``), or when the certificate names another host."""
     connector = ctx.connector
     assert connector is not None
     hosts: tuple[str, ...] = ()
     port: int | None = None
-    if result is not None and not result.connected:
-        ctx.say(f"The smart host did not answer on port {connector.port}.")
+    evidence: Evidence | None = ctx.notes.get("evidence")
+    if _routing_suspect(ctx, evidence):
+        where = evidence.server if evidence is not None and evidence.server else "the server"
+        ctx.say(f"The smart host did not answer from {where} on port {connector.port}.")
         answer = ctx.prompter.text("port", "Smart host port:", default=str(connector.port))
         port = _port(answer)
         host = ctx.prompter.text("smart_host", "Smart host name:", default=connector.smart_hosts[0])
@@ -200,6 +230,17 @@ def _routing(ctx: WizardContext, result: ProbeResult | None) -> tuple[tuple[str,
         if answer != keep:
             hosts = (answer,)
     return hosts, (port if port != connector.port else None)
+
+
+def _routing_suspect(ctx: WizardContext, evidence: Evidence | None) -> bool:
+    """Only the server's evidence: its Test-NetConnection, or without its view the queues'
+    LastError (the transport's own words); the probe from this machine never decides."""
+    from remediate.queues import Cause, parse_last_error
+
+    if evidence is not None and evidence.server_reaches is not None:
+        return evidence.routing_suspect
+    causes = {getattr(parse_last_error(q.last_error), "cause", None) for q in ctx.queues}
+    return bool(causes & {Cause.DNS, Cause.CONNECTION_REFUSED})
 
 
 def _port(text: str) -> int:
