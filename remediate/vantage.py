@@ -36,6 +36,7 @@ class Evidence:
     note: str | None = None  # why the server's view is missing
     log_sessions: list[LogSession] = field(default_factory=list)
     log_note: str | None = None
+    unchecked: list[str] = field(default_factory=list)  # source servers not checked
 
     @property
     def server_reaches(self) -> bool | None:
@@ -72,6 +73,15 @@ class Evidence:
             found.append(Finding(status, f"protocol log on {self.server}", session.explanation()))
         if self.log_note:
             found.append(Finding(Status.WARN, f"protocol log on {self.server}", self.log_note))
+        if self.unchecked:
+            found.append(
+                Finding(
+                    Status.WARN,
+                    "server view",
+                    f"not checked from {', '.join(self.unchecked)} (also source transport "
+                    "servers of this connector): run remediate there with --winrm-url",
+                )
+            )
         return found
 
     def verdict(self) -> str:
@@ -119,6 +129,7 @@ class Evidence:
                 for s in self.log_sessions
             ],
             "protocol_log_note": self.log_note,
+            "unchecked_servers": list(self.unchecked),
         }
 
 
@@ -149,6 +160,11 @@ def gather(
     assert isinstance(opened, ServerView)
     with opened as view:
         evidence.server = view.server
+        evidence.unchecked = [
+            s
+            for s in connector.source_transport_servers
+            if s.split(".")[0].lower() != view.server.split(".")[0].lower()
+        ]
         evidence.server_checks = [view.test_tcp(h, connector.port) for h in connector.smart_hosts]
         read_protocol_log(exchange, view, connector, evidence)
     return evidence

@@ -320,6 +320,11 @@ def _print_reachability(env: Environment, live: dict[str, Any]) -> None:
         env.out(f"  {session['outcome']}: {session['explanation']}")
     if view["protocol_log_note"]:
         env.out(f"protocol log on {view['server']}: {view['protocol_log_note']}")
+    if view["unchecked_servers"]:
+        env.out(
+            f"not checked from {', '.join(view['unchecked_servers'])} (also source transport "
+            "servers): run remediate diagnose there with --winrm-url"
+        )
     env.out(f"verdict: {view['verdict']}")
     causes = live["local_causes"]
     if causes:

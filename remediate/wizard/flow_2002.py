@@ -361,6 +361,7 @@ def _offer_escalation(ctx: WizardContext) -> None:
         list(ctx.queues),
         ctx.notes.get("related", []),
         ctx.notes.get("reachability", []),
+        server_view=ctx.notes["evidence"].to_json() if "evidence" in ctx.notes else None,
     )
     written = write_bundle(bundle, None if answer == default else path, environ=ctx.env.environ)
     ctx.notes["escalation_file"] = written

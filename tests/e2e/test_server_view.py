@@ -178,6 +178,7 @@ def test_protocol_log_explains_a_535(cli: Cli, view_lab: Lab) -> None:
 
     sessions = report["reachability"]["server_view"]["protocol_log"]
     assert sessions, report
+    assert report["reachability"]["server_view"]["unchecked_servers"] == ["EX02"]
     last = sessions[-1]
     assert last["outcome"] == "auth-rejected"
     assert last["failed_reply"].startswith("535")
