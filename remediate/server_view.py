@@ -9,7 +9,8 @@ authentication); like the Exchange endpoint it gets cmdlets only (``add_cmdlet``
 
 - ``Get-Item Env:COMPUTERNAME``: the server's name, for "from EX01" in findings;
 - ``Test-NetConnection -ComputerName HOST -Port N``: TcpTestSucceeded, RemoteAddress,
-  the round trip timed here;
+  the round trip timed here; ``Resolve-DnsName HOST`` (the server's DNS) and
+  ``Test-Connection HOST -Count 1`` (ping) beside it;
 - ``Get-WinEvent -FilterHashtable @{LogName; ProviderName; Id}`` (MaxEvents bounded; the
   time window is applied here, pypsrp cannot send a DateTime inside a hashtable): the
   records' Message read with the event model of the file intake (``remediate.events``);
@@ -88,16 +89,21 @@ class TcpCheck:
     remote_address: str | None
     elapsed_ms: float
     warnings: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()  # Resolve-DnsName's addresses
+    ping: bool | None = None  # Test-Connection answered (None: not resolved)
 
     def line(self) -> str:
         where = f"{self.host}:{self.port} from {self.server}"
         if not self.resolved:
             return f"{where}: the name does not resolve on {self.server}"
+        extra = f", DNS {', '.join(self.dns)}" if self.dns else ""
+        extra += {True: ", ping answered", False: ", ping not answered", None: ""}[self.ping]
         if self.succeeded:
             return (
-                f"{where}: TCP connect succeeded ({self.remote_address}, {self.elapsed_ms:.0f} ms)"
+                f"{where}: TCP connect succeeded ({self.remote_address}, "
+                f"{self.elapsed_ms:.0f} ms{extra})"
             )
-        return f"{where}: TCP connect failed ({self.remote_address}; nothing answers there)"
+        return f"{where}: TCP connect failed ({self.remote_address}{extra}; nothing answers there)"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,6 +115,8 @@ class TcpCheck:
             "remote_address": self.remote_address,
             "elapsed_ms": round(self.elapsed_ms, 1),
             "warnings": list(self.warnings),
+            "dns": list(self.dns),
+            "ping": self.ping,
         }
 
 
@@ -141,6 +149,12 @@ class ServerView:
         found = next((o for o in result.output if isinstance(o, dict)), {})
         address = found.get("RemoteAddress")
         resolved = bool(address) and not any("Name resolution" in w for w in result.warnings)
+        dns = self.session.run(_step("Resolve-DnsName", [("Name", name)]))
+        addresses = tuple(
+            str(o["IPAddress"]) for o in dns.output if isinstance(o, dict) and o.get("IPAddress")
+        )
+        ping = self.session.run(_step("Test-Connection", [("ComputerName", name), ("Count", 1)]))
+        answered = any(isinstance(o, dict) and o.get("StatusCode") == 0 for o in ping.output)
         return TcpCheck(
             server=self.server,
             host=host,
@@ -150,6 +164,8 @@ class ServerView:
             remote_address=str(address) if address else None,
             elapsed_ms=elapsed,
             warnings=tuple(result.warnings),
+            dns=addresses,
+            ping=answered if resolved else None,
         )
 
     # --- the Application log -------------------------------------------------------------------
@@ -208,11 +224,7 @@ class ServerView:
     ) -> StepResult:
         from remediate.remote_errors import error_from_records
 
-        parameters = tuple(Parameter(name, cast(Any, value)) for name, value in params)
-        step = Step(
-            cmdlet, parameters, StepKind.READ, reason=f"{cmdlet} on {self.server}", template=""
-        )
-        result = self.session.run(step)
+        result = self.session.run(_step(cmdlet, params))
         if result.ok:
             return result
         benign = [e for e in result.errors if NO_EVENTS not in (e.error_id or "")]
@@ -252,6 +264,12 @@ def open_view(
         session.close()
         return Unavailable(f"the server's own view is not available ({exc.message}); {FALLBACK}")
     return ServerView(session, name)
+
+
+def _step(cmdlet: str, params: list[tuple[str, Any]]) -> Step:
+    """A read step (cmdlet and parameters only; a hashtable value goes as one)."""
+    parameters = tuple(Parameter(name, cast(Any, value)) for name, value in params)
+    return Step(cmdlet, parameters, StepKind.READ, reason=f"{cmdlet} for remediate", template="")
 
 
 def _moment(value: Any) -> datetime | None:

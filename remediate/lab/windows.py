@@ -17,6 +17,9 @@ Shapes, each from Microsoft Learn's page of the cmdlet:
   their type name at remoting depth 1, so a client reads the Message. Nothing matching is
   the non-terminating error "No events were found that match the specified selection
   criteria." (NoMatchingEventsFound).
+- Resolve-DnsName: a DnsRecord_A (Name, Type, TTL, Section, IPAddress) or "DNS name does
+  not exist"; Test-Connection (Windows PowerShell 5.1): Win32_PingStatus objects (Address,
+  IPV4Address, ResponseTime, StatusCode) or "Testing connection to computer 'X' failed".
 - Get-Item Env:COMPUTERNAME: the server's name (a DictionaryEntry, Name and Value).
 - Get-ChildItem, Get-Content (-Tail, -TotalCount) and Select-String (-SimpleMatch): only on
   the Send protocol log directory (``protocol_log.SEND_LOG_PATH``); every other path does not
@@ -81,6 +84,17 @@ GET_CONTENT = Signature(
         Param("Encoding", Kind.STRING),
     ),
 )
+RESOLVE_DNS_NAME = Signature(
+    "Resolve-DnsName",
+    (Param("Name", Kind.STRING, position=0), Param("Type", Kind.STRING, position=1)),
+)
+TEST_CONNECTION = Signature(
+    "Test-Connection",
+    (
+        Param("ComputerName", Kind.STRINGS, position=0, aliases=("cn", "Destination")),
+        Param("Count", Kind.INT, minimum=1, maximum=100),
+    ),
+)
 GET_ITEM = Signature("Get-Item", (Param("Path", Kind.STRINGS, position=0),))
 SELECT_STRING = Signature(
     "Select-String",
@@ -98,6 +112,8 @@ _CLASSES = {
     "Get-Content": "Microsoft.PowerShell.Commands.GetContentCommand",
     "Select-String": "Microsoft.PowerShell.Commands.SelectStringCommand",
     "Get-Item": "Microsoft.PowerShell.Commands.GetItemCommand",
+    "Resolve-DnsName": "Microsoft.DnsClient.Commands.ResolveDnsName",
+    "Test-Connection": "Microsoft.PowerShell.Commands.TestConnectionCommand",
 }
 
 
@@ -118,6 +134,8 @@ class WindowsShell:
                 (GET_CONTENT, self._get_content),
                 (SELECT_STRING, self._select_string),
                 (GET_ITEM, self._get_item),
+                (RESOLVE_DNS_NAME, self._resolve_dns_name),
+                (TEST_CONNECTION, self._test_connection),
             )
         }
 
@@ -182,6 +200,57 @@ class WindowsShell:
             except OSError:
                 return False
         return True
+
+    def _resolve_dns_name(self, bound: dict[str, Any], _host: HostSink) -> list[Any]:
+        """A DnsRecord_A for a name the server resolves; "DNS name does not exist"
+        (DNS_ERROR_RCODE_NAME_ERROR, non-terminating) for one it does not."""
+        name = str(bound.get("Name") or "")
+        address = self.network.resolve(name)
+        if not address:
+            raise _error(
+                "Resolve-DnsName",
+                f"{name} : DNS name does not exist",
+                "DNS_ERROR_RCODE_NAME_ERROR",
+                "System.ComponentModel.Win32Exception",
+                "ResourceUnavailable",
+                target=name,
+                terminating=False,
+            )
+        props = {"Name": name, "Type": "A", "TTL": 1200, "Section": "Answer", "IPAddress": address}
+        types = [
+            "Microsoft.DnsClient.Commands.DnsRecord_A",
+            "Microsoft.DnsClient.Commands.DnsRecord",
+        ]
+        return [LabObject(types, props, name)]
+
+    def _test_connection(self, bound: dict[str, Any], _host: HostSink) -> list[Any]:
+        """Windows PowerShell 5.1's Test-Connection: one Win32_PingStatus per echo; a loopback
+        address always answers, anything else does not (the lab sends no packet off this
+        machine): "Testing connection to computer 'X' failed: ..." (PingException)."""
+        out: list[Any] = []
+        for name in bound.get("ComputerName") or []:
+            address = self.network.resolve(name)
+            if not address:
+                reason = "No such host is known" if address is None else "Request timed out"
+                raise _error(
+                    "Test-Connection",
+                    f"Testing connection to computer '{name}' failed: {reason}",
+                    "TestConnectionException",
+                    "System.Net.NetworkInformation.PingException",
+                    "ResourceUnavailable",
+                    target=name,
+                    terminating=False,
+                )
+            props = {
+                "Address": name,
+                "IPV4Address": address,
+                "ResponseTime": 0,
+                "StatusCode": 0,
+                "ReplySize": 32,
+            }
+            types = [r"System.Management.ManagementObject#root\cimv2\Win32_PingStatus"]
+            out += [LabObject(types, dict(props), name) for _ in range(bound.get("Count") or 4)]
+        return out
 
     # --- Get-WinEvent ---------------------------------------------------------------------------
 

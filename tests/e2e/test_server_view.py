@@ -104,6 +104,7 @@ def test_workstation_blocked_server_fine_proposes_no_routing_change(
     assert view["server"] == "EX01"
     [server_check] = view["server_checks"]
     assert (server_check["port"], server_check["tcp_succeeded"]) == (closed, True)
+    assert (server_check["dns"], server_check["ping"]) == (["127.0.0.1"], True)
     assert [h["outcome"] for h in report["reachability"]["hosts"]] == ["refused"]
     assert view["routing_suspect"] is False
     assert "answers from EX01" in view["verdict"] and "no routing change" in view["verdict"]
@@ -138,6 +139,9 @@ def test_workstation_blocked_server_fine_proposes_no_routing_change(
     after = cli.connector(PARTNER)
     assert (after["Port"], after["ProtocolLoggingLevel"]) == (closed, "None")
     assert lab.smart_host is not None and len(lab.smart_host.messages) == 2
+    for run in cli.runs:  # the admin and relay passwords are printed nowhere
+        assert lab.admin_password not in run.stdout + run.stderr
+        assert lab.relay_password not in run.stdout + run.stderr
 
 
 def test_server_blocked_workstation_fine_blames_the_servers_path(cli: Cli, view_lab: Lab) -> None:
@@ -281,3 +285,4 @@ def test_denied_winrm_endpoint_falls_back_with_a_note(cli: Cli, denied_lab: Lab)
     assert done.returncode == 5  # ConnectionFailed
     assert "denied access" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) <= 2
+    assert all(lab.admin_password not in r.stdout + r.stderr for r in cli.runs)

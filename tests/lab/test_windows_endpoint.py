@@ -199,3 +199,20 @@ def test_a_denied_account_gets_access_is_denied(tmp_path: Path) -> None:
             assert run(pool, "Get-TransportService", Identity="EX01").output
     finally:
         lab.stop()
+
+
+def test_resolve_dns_name_and_test_connection(lab: Lab) -> None:
+    with winrm(lab) as pool:
+        found = run(pool, "Resolve-DnsName", Name="localhost")
+        missing = run(pool, "Resolve-DnsName", Name="relay.branch.invalid")
+        pinged = run(pool, "Test-Connection", ComputerName=["localhost"], Count=2)
+        unknown = run(pool, "Test-Connection", ComputerName=["relay.branch.invalid"], Count=1)
+    (record,) = found.output
+    assert record.adapted_properties["IPAddress"] == "127.0.0.1"
+    assert record.adapted_properties["Type"] == "A"
+    assert str(missing.streams.error[0]) == "relay.branch.invalid : DNS name does not exist"
+    assert not missing.had_errors  # non-terminating
+    assert [p.adapted_properties["StatusCode"] for p in pinged.output] == [0, 0]
+    assert "Testing connection to computer 'relay.branch.invalid' failed" in str(
+        unknown.streams.error[0]
+    )
