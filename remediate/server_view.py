@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 CONFIGURATION = "Microsoft.PowerShell"
 WINRM_PORTS = {"http": 5985, "https": 5986}
 MAX_EVENTS = 500
+CONNECT_TIMEOUT = 10.0
 MAX_LOG_LINES = 5000
 LOG_FILTER = "SEND*.LOG"
 NO_EVENTS = "NoMatchingEventsFound"
@@ -244,6 +245,8 @@ def open_view(
     from remediate.remote import Session
 
     target = winrm_connection(connection, url)
+    # a closed or filtered WinRM port must not hold the run for the Exchange endpoint's timeout
+    target = replace(target, connect_timeout=min(target.connect_timeout, CONNECT_TIMEOUT))
     session = Session(target, password, warn)
     try:
         session.open()

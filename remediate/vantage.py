@@ -179,7 +179,13 @@ def read_protocol_log(
 
     try:
         path = send_log_path(exchange, view.server)
-        lines = view.protocol_log(path, connector.name) if path else []
+        if path is None:
+            evidence.log_note = (
+                f"Get-TransportService -Identity {view.server} named no SendProtocolLogPath: "
+                "the Send protocol log was not read"
+            )
+            return
+        lines = view.protocol_log(path, connector.name)
     except RemediateError as exc:
         evidence.log_note = f"the Send protocol log could not be read ({exc.message})"
         return

@@ -10,7 +10,6 @@ firewall or NAT between them would.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from remediate.lab.server import Address, Lab
 from remediate.lab.smarthost import SmartHost
 from tests.e2e.conftest import PARTNER, PROFILE, RELAY, Cli
 from tests.lab.lab_helpers import lab_wsman, start_lab
+from tests.schema_check import checked
 
 pytestmark = [pytest.mark.e2e, pytest.mark.keyring]
 
@@ -62,7 +62,7 @@ def diagnose(cli: Cli, lab: Lab, connector: str) -> dict[str, Any]:
         "--winrm-url", lab.winrm_url, "--json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr + done.stdout
-    report: dict[str, Any] = json.loads(done.stdout)["queues"]
+    report: dict[str, Any] = checked("diagnose", done.stdout)["queues"]
     return report
 
 
@@ -241,7 +241,7 @@ def test_diagnose_since_scans_the_servers_application_log(cli: Cli, view_lab: La
     )
 
     assert done.returncode == 0, done.stderr + done.stdout
-    report = json.loads(done.stdout)
+    report = checked("diagnose", done.stdout)
     assert report["scanned"]["server"] == "EX01"
     found = {(e["event_id"], e["connector"], e["playbook"]) for e in report["events"]}
     assert found == {
