@@ -189,7 +189,12 @@ def after_retry(ctx: WizardContext, options: FixOptions) -> None:
     for session in evidence.log_sessions:
         ctx.say(f"  session {session.session_id} {session.started}: {session.outcome}")
         ctx.say(f"    {session.explanation()}")
-    if evidence.log_note:
+    if not evidence.log_sessions:
+        ctx.say(
+            "  Nothing logged yet: Exchange applies a change after AD replication and a "
+            "configuration reload, and a retry made before that is not logged."
+        )
+    elif evidence.log_note:
         ctx.say(f"  {evidence.log_note}")
 
 

@@ -163,6 +163,41 @@ def test_server_blocked_workstation_fine_blames_the_servers_path(cli: Cli, view_
     assert f"smart host localhost port {smtp} does not answer from EX01" in report["local_causes"]
 
 
+def test_the_2002_wizard_logs_the_retry_after_exchanges_delay_and_explains_it(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Exchange applies a change after a delay (the lab's default 2 s): the first retry still
+    uses the old port and logs nothing; the watch retries until the new settings (the right
+    port, verbose logging) are in effect; then the log is read, explained, logging goes off."""
+    lab = start_lab(tmp_path / "lab", auth="ntlm")
+    try:
+        assert lab.config_delay > 0
+        profile(cli, lab)
+        smtp = lab.smtp_address.port
+        answers = tmp_path / "answers.yaml"
+        answers.write_text(
+            f"event: 2002\nconnection: {PROFILE}\nconnector: {PARTNER}\nport: {smtp}\n"
+            "verbose_logging: true\naction: apply\nlogging_off: true\n",
+            encoding="utf-8",
+        )
+        done = cli(
+            "fix", "--answers", str(answers), "--winrm-url", lab.winrm_url, "--queue-wait", "20"
+        )
+        out = done.stdout
+        assert done.returncode == 0, done.stderr + out
+        assert "[FAIL] from EX01:" in out  # the closed port, seen from the server
+        assert "The smart host does not answer as configured" in out
+        assert f"-Port {smtp}" in out
+        assert "Still failing: waiting for Exchange to pick up the change" in out
+        log = out.split(f"Send protocol log on EX01 for '{PARTNER}':")[1]
+        assert ": delivered" in log.split("Protocol logging:")[0]
+        assert f"127.0.0.1:{smtp} went through" in log
+        assert "Mail flows" in out
+        assert cli.connector(PARTNER)["ProtocolLoggingLevel"] == "None"
+    finally:
+        lab.stop()
+
+
 # --- the Send protocol log ---------------------------------------------------------------------
 
 
