@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import PureWindowsPath
 from typing import TYPE_CHECKING, Any, cast
@@ -73,9 +73,14 @@ def winrm_connection(connection: Connection, url: str | None = None) -> Connecti
 
 @dataclass(frozen=True)
 class Unavailable:
-    """The server's view could not be had; ``note`` is the one line to print."""
+    """The server's view could not be had, and why (one line from the error)."""
 
-    note: str
+    reason: str
+
+    @property
+    def note(self) -> str:
+        """The one line to print where the run goes on with this machine's view."""
+        return f"the server's own view is not available ({self.reason}); {FALLBACK}"
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,6 @@ class ServerView:
 
     session: Session
     server: str
-    notes: list[str] = field(default_factory=list)
 
     def close(self) -> None:
         self.session.close()
@@ -265,7 +269,7 @@ def open_view(
                 name = str(item["Value"])
     except RemediateError as exc:
         session.close()
-        return Unavailable(f"the server's own view is not available ({exc.message}); {FALLBACK}")
+        return Unavailable(exc.message)
     return ServerView(session, name)
 
 

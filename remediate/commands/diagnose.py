@@ -177,7 +177,7 @@ def _server_events(
         opened = open_view(session.connection, password, env.err, url=args.winrm_url)
     if not isinstance(opened, ServerView):
         raise ConnectionFailed(
-            opened.note.replace("; falling back to this machine's view", ""),
+            f"the server's Application log cannot be read: {opened.reason}",
             hint="export the events instead (wevtutil qe Application ... /f:xml) and give "
             "the file to remediate diagnose",
         )

@@ -248,6 +248,8 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def _announce(env: Environment, lab: Lab, ready_file: Path) -> None:
     env.out(f"remediate lab: Exchange Management Shell endpoint {lab.endpoint_url}")
     env.out(f"  configuration: Microsoft.Exchange ({_auth_label(lab)})")
+    denied = " (the admin is denied: --deny-winrm)" if lab.deny_winrm else ""
+    env.out(f"  server WinRM:  {lab.winrm_url} (Microsoft.PowerShell){denied}")
     env.out(f"  admin user:    {lab.admin_user}")
     env.out(f"  credentials:   {ready_file} (mode 0600; password never printed)")
     if lab.tls and lab.ca_file:
