@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from remediate.diagnosis import Finding, Status
 
 if TYPE_CHECKING:
+    from remediate.events import EventRecord
     from remediate.exchange import QueueInfo, SendConnector
     from remediate.reachability import HostCheck
     from remediate.remote import Session
@@ -37,6 +38,7 @@ class Evidence:
     log_sessions: list[LogSession] = field(default_factory=list)
     log_note: str | None = None
     unchecked: list[str] = field(default_factory=list)  # source servers not checked
+    events: list[EventRecord] = field(default_factory=list)  # the connector's, server's log
 
     @property
     def server_reaches(self) -> bool | None:
@@ -142,9 +144,11 @@ def gather(
     winrm_url: str | None = None,
     here: bool = True,
     timeout: float = 5.0,
+    events: bool = False,
 ) -> Evidence:
     """The server's view of ``connector`` (when its WinRM endpoint can be used) and this
-    machine's checks."""
+    machine's checks; with ``events`` also the connector's 2016/2002 events in the server's
+    Application log."""
     from remediate.reachability import check_connector
     from remediate.server_view import ServerView, Unavailable, open_view
 
@@ -167,6 +171,8 @@ def gather(
         ]
         evidence.server_checks = [view.test_tcp(h, connector.port) for h in connector.smart_hosts]
         read_protocol_log(exchange, view, connector, evidence)
+        if events:
+            evidence.events = [r for r in view.events() if r.ok and r.connector == connector.name]
     return evidence
 
 

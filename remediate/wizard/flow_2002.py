@@ -66,6 +66,7 @@ def diagnose(ctx: WizardContext) -> list[Finding]:
             warn=ctx.env.err,
             winrm_url=ctx.options.winrm_url,
             timeout=REACHABILITY_TIMEOUT,
+            events=True,
         )
         if ctx.session is not None
         else Evidence()
@@ -77,7 +78,7 @@ def diagnose(ctx: WizardContext) -> list[Finding]:
     found.append(Finding(Status.WARN, "verdict", evidence.verdict()))
     found += _event_endpoint(ctx)
     found += _queues(ctx, evidence)
-    related = _related_events(ctx)
+    related = _related_events(ctx, evidence)
     if related:
         found.append(_events_finding(related))
     # Unreachable from this machine counts only while the server's own view is missing.
@@ -264,15 +265,17 @@ def _queues(ctx: WizardContext, evidence: Evidence) -> list[Finding]:
     return found
 
 
-def _related_events(ctx: WizardContext) -> list[EventGroup]:
-    """Every readable event in the given event text that names this connector, grouped."""
+def _related_events(ctx: WizardContext, evidence: Evidence) -> list[EventGroup]:
+    """Every readable event that names this connector, grouped: from the given event text,
+    and from the server's own Application log when its view was had."""
     from remediate.events import group, parse_any
 
     text = ctx.event_text or ctx.options.event_text
     connector = ctx.connector
-    if not text or connector is None:
+    if connector is None:
         return []
-    records = [r for r in parse_any(text, "event text") if r.ok]
+    records = [r for r in parse_any(text, "event text") if r.ok] if text else []
+    records += evidence.events
     return [g for g in group(records) if g.record.connector == connector.name]
 
 

@@ -186,6 +186,10 @@ def test_the_2002_wizard_logs_the_retry_after_exchanges_delay_and_explains_it(
         out = done.stdout
         assert done.returncode == 0, done.stderr + out
         assert "[FAIL] from EX01:" in out  # the closed port, seen from the server
+        closed = lab.organization.closed_port
+        # the seeded 2002, read from EX01's Application log (no --event-file given)
+        assert "related Application-log events: 2002 x1 " in out
+        assert f"127.0.0.1:{closed}" in out.split("related Application-log events:")[1]
         assert "The smart host does not answer as configured" in out
         assert f"-Port {smtp}" in out
         assert "Still failing: waiting for Exchange to pick up the change" in out
