@@ -1,12 +1,12 @@
-"""The Send protocol log parser (``remediate.sendlog``): sessions explained, and hostile
+"""The Send protocol log parser (``remediate.diagnose.sendlog``): sessions explained, and hostile
 input read within its bounds. The lines follow the format of Microsoft Learn's "Protocol
 logging" page for Exchange Server (the ``#Fields:`` header, events ``+ - > < *``); they are
 written here by hand, not produced by the lab."""
 
 from __future__ import annotations
 
-from remediate import sendlog
-from remediate.sendlog import Outcome
+from remediate.diagnose import sendlog
+from remediate.diagnose.sendlog import Outcome
 
 HEADER = [
     "#Software: Microsoft Exchange Server",

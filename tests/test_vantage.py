@@ -1,13 +1,13 @@
-"""Where reachability was checked and what it allows (``remediate.vantage``), and the WinRM
-endpoint derived from a connection (``remediate.server_view.winrm_connection``)."""
+"""Where reachability was checked and what it allows (``remediate.diagnose.vantage``), and the WinRM
+endpoint derived from a connection (``remediate.diagnose.server_view.winrm_connection``)."""
 
 from __future__ import annotations
 
-from remediate.connections import AuthMethod, Connection
-from remediate.exchange import QueueInfo
-from remediate.reachability import AddressCheck, HostCheck, Outcome
-from remediate.server_view import TcpCheck, winrm_connection
-from remediate.vantage import Evidence
+from remediate.core.exchange import QueueInfo
+from remediate.diagnose.reachability import AddressCheck, HostCheck, Outcome
+from remediate.diagnose.server_view import TcpCheck, winrm_connection
+from remediate.diagnose.vantage import Evidence
+from remediate.remote.connections import AuthMethod, Connection
 
 REFUSED = (
     '441 4.4.1 Error encountered while communicating with primary target IP address: "Failed '
