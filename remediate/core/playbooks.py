@@ -90,6 +90,7 @@ CHECK_NAMES = frozenset(
         "certificate",
         "smart-host-probe",
         "reachability",
+        "server-view",
         "event-endpoint",
         "queues",
         "queue-last-error",

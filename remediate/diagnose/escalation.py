@@ -66,6 +66,7 @@ class Escalation:
     events: Sequence[EventGroup] = ()
     reachability: Sequence[HostCheck] = ()
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    server_view: Mapping[str, Any] | None = None  # vantage.Evidence.to_json(): from the server
 
     def to_json(self) -> dict[str, Any]:
         servers = list(self.connector.source_transport_servers)
@@ -82,6 +83,7 @@ class Escalation:
             "reachability": {
                 "checked_from": FROM_HERE,
                 "hosts": [c.to_json() for c in self.reachability],
+                "server_view": dict(self.server_view) if self.server_view else None,
             },
             "protocol_log": {
                 "path": PROTOCOL_LOG,

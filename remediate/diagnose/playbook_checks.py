@@ -11,16 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from remediate.core.exchange import ExchangeCertificate, QueueInfo, SendConnector
+from remediate.core.exchange import QueueInfo, SendConnector
 from remediate.core.last_error import parse_last_error
 from remediate.diagnose import checks as diagnosis
 from remediate.diagnose.checks import Finding, Status
 from remediate.diagnose.escalation import local_causes
 from remediate.diagnose.events import EventGroup, EventRecord, group, parse_any
 from remediate.diagnose.probe import probe
-from remediate.diagnose.reachability import FROM_HERE, HostCheck, check_connector
+from remediate.diagnose.reachability import FROM_HERE, HostCheck
+from remediate.diagnose.vantage import Evidence, gather
+
+if TYPE_CHECKING:
+    from remediate.core.env import Environment
+    from remediate.remote.session import Session
 
 PROBE_NOTE = (
     "The SMTP probe runs from THIS machine, not from the transport server: a firewall "
@@ -35,10 +40,8 @@ class _Options(Protocol):
     def probe_ca_file(self) -> Path | None: ...
     @property
     def event_text(self) -> str | None: ...
-
-
-class _Session(Protocol):
-    def connector_certificates(self, connector: SendConnector) -> Sequence[ExchangeCertificate]: ...
+    @property
+    def winrm_url(self) -> str | None: ...
 
 
 class CheckContext(Protocol):
@@ -51,11 +54,14 @@ class CheckContext(Protocol):
     prefill: dict[str, Any]
     hints: tuple[str, ...]
     notes: dict[str, Any]
+    password: str | None  # the session's, for the server's WinRM endpoint (same login)
 
+    @property
+    def env(self) -> Environment: ...
     @property
     def options(self) -> _Options: ...
     @property
-    def session(self) -> _Session | None: ...
+    def session(self) -> Session | None: ...
     def say(self, text: str = "") -> None: ...
 
 
@@ -147,16 +153,66 @@ def smart_host_probe(ctx: CheckContext) -> list[Finding]:
     return found
 
 
+def _evidence(ctx: CheckContext, *, here: bool, events: bool = False) -> Evidence:
+    """The server's own view (its WinRM endpoint) and, with ``here``, this machine's checks;
+    gathered once per diagnosis (``notes["evidence"]``)."""
+    if "evidence" not in ctx.notes:
+        ctx.notes["evidence"] = (
+            gather(
+                ctx.session,
+                ctx.password,
+                _connector(ctx),
+                warn=ctx.env.err,
+                winrm_url=ctx.options.winrm_url,
+                here=here,
+                timeout=REACHABILITY_TIMEOUT,
+                events=events,
+            )
+            if ctx.session is not None
+            else Evidence()
+        )
+    evidence: Evidence = ctx.notes["evidence"]
+    return evidence
+
+
 def reachability(ctx: CheckContext) -> list[Finding]:
-    """DNS, TCP and banner of each smart host from this machine (``notes["reachability"]``)."""
-    checks = check_connector(_connector(ctx), timeout=REACHABILITY_TIMEOUT)
+    """Each smart host from the transport server itself (Test-NetConnection over its WinRM
+    endpoint) and from this machine (DNS, TCP, banner), with where each finding was made, and
+    the server's Application-log events for ``related-events`` (``notes["evidence"]``,
+    ``notes["reachability"]``: this machine's checks)."""
+    evidence = _evidence(ctx, here=True, events=True)
+    if evidence.server_checks:
+        ctx.say(f"Reachability from {evidence.server} (the server that sends, Test-NetConnection):")
+        for server_check in evidence.server_checks:
+            ctx.say(f"  {server_check.line()}")
+    elif evidence.note:
+        ctx.say(f"Note: {evidence.note}.")
+    checks = evidence.here
     ctx.notes["reachability"] = checks
     if checks:
         ctx.say(f"Reachability ({FROM_HERE}):")
         for check in checks:
             for line in check.lines():
                 ctx.say(f"  {line}")
-    return [_reachable(check) for check in checks]
+    return [
+        *evidence.findings(),
+        *(_reachable(check) for check in checks),
+        Finding(Status.WARN, "verdict", evidence.verdict()),
+    ]
+
+
+def server_view(ctx: CheckContext) -> list[Finding]:
+    """Test-NetConnection and the Send protocol log on the transport server itself, without
+    this machine's checks (the SMTP probe is those); nothing without its view."""
+    connector = _connector(ctx)
+    if ctx.session is None or connector.dns_routing_enabled or not connector.smart_hosts:
+        return []
+    evidence = _evidence(ctx, here=False)
+    if evidence.note:
+        ctx.say(f"Note: {evidence.note}.")
+    for check in evidence.server_checks:
+        ctx.say(f"From {check.server}: {check.line()}")
+    return [*evidence.findings(), Finding(Status.WARN, "verdict", evidence.verdict())]
 
 
 def _reachable(check: HostCheck) -> Finding:
@@ -169,7 +225,9 @@ def _reachable(check: HostCheck) -> Finding:
             f"{where} answers from this machine ({attempt.banner}; TCP {attempt.connect_ms:.0f} "
             f"ms, banner {attempt.banner_ms:.0f} ms)",
         )
-    return Finding(Status.FAIL, "reachability", f"{where}: {check.outcome}: {check.meaning}")
+    return Finding(
+        Status.FAIL, "reachability", f"{where} from this machine: {check.outcome}: {check.meaning}"
+    )
 
 
 def event_endpoint(ctx: CheckContext) -> list[Finding]:
@@ -192,7 +250,10 @@ def event_endpoint(ctx: CheckContext) -> list[Finding]:
 
 
 def queues(ctx: CheckContext) -> list[Finding]:
-    """Each queue with its status and LastError explained (cause and action)."""
+    """Each queue with its status and LastError explained (cause and action); after
+    ``reachability``, a connection error the server no longer has is called older."""
+    evidence: Evidence = ctx.notes.get("evidence", Evidence())
+    stale = evidence.stale_queues(ctx.queues)
     found = []
     for queue in ctx.queues:
         explained = parse_last_error(queue.last_error)
@@ -206,7 +267,13 @@ def queues(ctx: CheckContext) -> list[Finding]:
                 Status.FAIL,
                 f"queue {queue.identity}",
                 f"{queue.status}, {queue.message_count} waiting; {explained.summary} "
-                f"(cause: {explained.cause}); {explained.action}",
+                f"(cause: {explained.cause}); "
+                + (
+                    f"but {evidence.server} connects now: the error is older, a retry is what "
+                    "it needs"
+                    if queue in stale
+                    else explained.action
+                ),
             )
         )
     if not ctx.queues:
@@ -231,14 +298,18 @@ def queue_last_error(ctx: CheckContext) -> list[Finding]:
 
 
 def related_events(ctx: CheckContext) -> list[Finding]:
-    """Every readable event in the given event text that names this connector, grouped
+    """Every readable event that names this connector, grouped: from the given event text,
+    and from the server's own Application log when ``reachability`` had its view
     (``notes["related"]``)."""
     text = ctx.event_text or ctx.options.event_text
     connector = _connector(ctx)
-    related: list[EventGroup] = []
-    if text:
-        records = [r for r in parse_any(text, "event text") if r.ok]
-        related = [g for g in group(records) if g.record.connector == connector.name]
+    records = [r for r in parse_any(text, "event text") if r.ok] if text else []
+    evidence: Evidence | None = ctx.notes.get("evidence")
+    if evidence is not None:
+        records += evidence.events
+    related: list[EventGroup] = [
+        g for g in group(records) if g.record.connector == connector.name
+    ]
     ctx.notes["related"] = related
     if not related:
         return []
@@ -256,7 +327,20 @@ def escalation(ctx: CheckContext) -> list[Finding]:
     """Whether anything checked here explains a failing queue (``notes["local_causes"]``);
     after ``reachability``."""
     checks: list[HostCheck] = ctx.notes.get("reachability", [])
-    causes = local_causes(_connector(ctx), ctx.queues, checks)
+    evidence: Evidence = ctx.notes.get("evidence", Evidence())
+    stale = evidence.stale_queues(ctx.queues)
+    # The server's own failures count first; this machine's only while its view is missing.
+    causes = [
+        f"smart host {c.host} port {c.port} does not answer from {c.server}"
+        for c in evidence.server_checks
+        if not c.succeeded
+    ]
+    causes += local_causes(
+        _connector(ctx),
+        [q for q in ctx.queues if q not in stale],
+        checks if evidence.server_reaches is None else [],
+    )
+    causes += [f"queue {q.identity}: retry it, {evidence.server} connects now" for q in stale]
     ctx.notes["local_causes"] = causes
     if not any(q.last_error for q in ctx.queues) or causes:
         return []
@@ -279,6 +363,7 @@ CHECKS: dict[str, Check] = {
     "certificate": certificate,
     "smart-host-probe": smart_host_probe,
     "reachability": reachability,
+    "server-view": server_view,
     "event-endpoint": event_endpoint,
     "queues": queues,
     "queue-last-error": queue_last_error,

@@ -91,6 +91,8 @@ _NAMESPACE = {
     "Retry-Queue": "Microsoft.Exchange.Management.QueueViewerTasks.RetryQueue",
     "Get-ExchangeCertificate": "Microsoft.Exchange.Management.SystemConfigurationTasks"
     ".GetExchangeCertificate",
+    "Get-TransportService": "Microsoft.Exchange.Management.SystemConfigurationTasks"
+    ".GetTransportService",
 }
 _ADDRESS_SPACE = "Microsoft.Exchange.Data.AddressSpace"
 _AD_OBJECT_ID = "Microsoft.Exchange.Data.Directory.ADObjectId"
@@ -327,6 +329,9 @@ RETRY_QUEUE = Signature(
 GET_EXCHANGE_CERTIFICATE = Signature(
     "Get-ExchangeCertificate", (_IDENTITY, _DC, _SERVER, Param("Thumbprint", Kind.STRING))
 )
+# Get-TransportService [[-Identity] Server] [-DomainController] (Microsoft's
+# Get-TransportService docs).
+GET_TRANSPORT_SERVICE = Signature("Get-TransportService", (_IDENTITY, _DC))
 
 
 # --- the shell ------------------------------------------------------------------------------
@@ -346,6 +351,7 @@ class ExchangeShell:
                 (GET_QUEUE, self._get_queue),
                 (RETRY_QUEUE, self._retry_queue),
                 (GET_EXCHANGE_CERTIFICATE, self._get_exchange_certificate),
+                (GET_TRANSPORT_SERVICE, self._get_transport_service),
             )
         }
 
@@ -428,6 +434,16 @@ class ExchangeShell:
             if not certificates:
                 raise _not_found(sig, thumbprint, self.server)
         return [certificate_object(c) for c in certificates]
+
+    # --- Get-TransportService ------------------------------------------------------------------
+
+    def _get_transport_service(
+        self, sig: Signature, bound: dict[str, Any], _input: list[LabObject], _host: HostSink
+    ) -> list[LabObject]:
+        names = [s.name for s in self.org.servers]
+        if bound.get("Identity") is not None:
+            names = [self._server_name(sig, _identity_text(bound["Identity"]))]
+        return [transport_service_object(name, self.org.server_fqdn(name)) for name in names]
 
     # --- Set-SendConnector ---------------------------------------------------------------------
 
@@ -668,6 +684,37 @@ def certificate_object(cert: ExchangeCertificate) -> LabObject:
         "Status": "Valid",
     }
     return LabObject(list(CERTIFICATE_TYPES), properties, cert.thumbprint)
+
+
+TRANSPORT_SERVICE_TYPES = [
+    "Microsoft.Exchange.Data.Directory.Management.TransportServer",
+    "Microsoft.Exchange.Data.Directory.ADPresentationObject",
+    "Microsoft.Exchange.Data.ConfigurableObject",
+]
+_LOGS = r"C:\Program Files\Microsoft\Exchange Server\V15\TransportRoles\Logs\Hub"
+
+
+def transport_service_object(name: str, fqdn: str) -> LabObject:
+    """Get-TransportService's object with the log settings of Microsoft's
+    Set-TransportService docs at their defaults (SendProtocolLogMaxAge 30 days, directory 250
+    MB, file 10 MB); SendProtocolLogPath as the lab's protocol log serves it."""
+    from remediate.lab.protocol_log import SEND_LOG_PATH
+
+    properties: dict[str, Any] = {
+        "Name": name,
+        "Identity": name,
+        "Fqdn": fqdn,
+        "SendProtocolLogPath": SEND_LOG_PATH,
+        "SendProtocolLogMaxAge": "30.00:00:00",
+        "SendProtocolLogMaxDirectorySize": "250 MB (262,144,000 bytes)",
+        "SendProtocolLogMaxFileSize": "10 MB (10,485,760 bytes)",
+        "ReceiveProtocolLogPath": _LOGS + r"\ProtocolLog\SmtpReceive",
+        "ConnectivityLogEnabled": True,
+        "ConnectivityLogPath": _LOGS + r"\Connectivity",
+        "MessageTrackingLogEnabled": True,
+        "IntraOrgConnectorProtocolLoggingLevel": "None",
+    }
+    return LabObject(list(TRANSPORT_SERVICE_TYPES), properties, name)
 
 
 def _queue_matches(obj: LabObject, kinds: list[str]) -> bool:

@@ -1,8 +1,11 @@
 """The lab's ``/PowerShell`` endpoint: WSMan actions dispatched to PSRP shells.
 
 Sits between the HTTP server (bytes in, bytes out) and ``psrp_session.PSRPShell`` (one per
-WSMan shell). Only the ``Microsoft.Exchange`` session configuration exists; every shell gets
-its own ``CommandRunner`` from the factory (per-shell state, one shared organisation).
+WSMan shell). One endpoint serves one session configuration: ``Microsoft.Exchange`` on
+``/PowerShell``, or the server's default ``Microsoft.PowerShell`` on ``/wsman``; every shell
+gets its own ``CommandRunner`` from the factory (per-shell state, one shared organisation).
+``denied`` plays an account without permission on the configuration: Create answers WinRM's
+"Access is denied." fault.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from remediate.lab.wsman import Action, Request, WSManFault
 log = logging.getLogger(__name__)
 
 CONFIGURATION = "Microsoft.Exchange"
+POWERSHELL_CONFIGURATION = "Microsoft.PowerShell"  # the default WinRM endpoint's
 # Long-polling Receive never waits longer than this, whatever OperationTimeout asks.
 _MAX_RECEIVE_WAIT = 2.0
 # PowerShellMaxConcurrency of Exchange's default throttling policy: shells open at once per
@@ -51,8 +55,12 @@ class Endpoint:
         latency: Latency = no_latency,
         max_shells: int = MAX_SHELLS_PER_USER,
         max_commands: int = MAX_COMMANDS_PER_SHELL,
+        configuration: str = CONFIGURATION,
+        denied: bool = False,
     ) -> None:
         self._runner_factory = runner_factory
+        self.configuration = configuration
+        self.denied = denied
         self._latency = latency
         self.max_shells = max_shells
         self.max_commands = max_commands
@@ -103,10 +111,12 @@ class Endpoint:
         if request.action == Action.GET:
             return self._get(request)
         configuration = request.configuration
-        if configuration is None or configuration.lower() != CONFIGURATION.lower():
+        if configuration is None or configuration.lower() != self.configuration.lower():
             name = configuration if configuration is not None else request.resource_uri
             raise wsman.resource_not_found(name, self.machine)
         if request.action == Action.CREATE:
+            if self.denied:
+                raise wsman.access_denied()
             return self._create(request, client_ip)
         entry = self._entry(request)
         if request.action == Action.COMMAND:
@@ -154,7 +164,7 @@ class Endpoint:
         )
         info = wsman.ShellInfo(
             shell_id=shell_id,
-            resource_uri=f"{wsman.POWERSHELL_URI_PREFIX}{CONFIGURATION}",
+            resource_uri=f"{wsman.POWERSHELL_URI_PREFIX}{self.configuration}",
             owner=self.owner,
             client_ip=client_ip,
         )

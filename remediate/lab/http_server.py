@@ -1,7 +1,8 @@
 """The lab's HTTP(S) server: threaded, IIS-like login (``auth``), optional TLS, faults.
 
 Only ``POST /PowerShell`` (any case, any query string, as IIS serves Exchange) reaches the
-WSMan endpoint; other paths get 404. It is a network service that tests hammer, so:
+WSMan endpoint, and ``POST /wsman`` the server's default WinRM endpoint when the lab serves
+it; other paths get 404. It is a network service that tests hammer, so:
 
 - framing first: a duplicate or non-numeric Content-Length, or any Transfer-Encoding, is
   refused (400/411) and the connection closed (RFC 9112 section 6.3: ambiguous framing);
@@ -33,6 +34,7 @@ from remediate.lab.faults import FaultAction, FaultInjector
 from remediate.lab.winrm_crypt import EncryptionError
 
 PATH = "/PowerShell"
+WINRM_PATH = "/wsman"
 _SOAP = "application/soap+xml;charset=UTF-8"
 MAX_BODY = 4 * 1024 * 1024
 IDLE_TIMEOUT = 120.0
@@ -55,14 +57,25 @@ class LabHTTPServer(ThreadingHTTPServer):
         faults: FaultInjector,
         tls: ssl.SSLContext | None = None,
         idle_timeout: float | None = None,
+        winrm: Endpoint | None = None,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
         self.endpoint = endpoint
+        self.winrm = winrm
         self.faults = faults
         self.tls = tls
         self.auth = auth
         self.idle_timeout = idle_timeout or IDLE_TIMEOUT
+
+    def endpoint_for(self, path: str) -> Endpoint | None:
+        """The endpoint a request path reaches, or None (404)."""
+        wanted = urlsplit(path).path.rstrip("/").lower()
+        if wanted == PATH.lower():
+            return self.endpoint
+        if wanted == WINRM_PATH and self.winrm is not None:
+            return self.winrm
+        return None
 
     def get_request(self) -> tuple[socket.socket, object]:
         sock, addr = super().get_request()
@@ -125,7 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
         if action is FaultAction.HTTP_500:
             self._refuse(500, length)
             return
-        if urlsplit(self.path).path.rstrip("/").lower() != PATH.lower():
+        endpoint = self.server.endpoint_for(self.path)
+        if endpoint is None:
             self._refuse(404, length)
             return
         if length > MAX_BODY:
@@ -146,9 +160,11 @@ class _Handler(BaseHTTPRequestHandler):
         if len(body) != length:
             self.close_connection = True
             return
-        self._answer(body, action, outcome.headers)
+        self._answer(endpoint, body, action, outcome.headers)
 
-    def _answer(self, body: bytes, action: FaultAction, headers: dict[str, str]) -> None:
+    def _answer(
+        self, endpoint: Endpoint, body: bytes, action: FaultAction, headers: dict[str, str]
+    ) -> None:
         encrypted = self.server.auth.mode.uses_tokens and self.server.tls is None
         if not body and encrypted:
             # The empty POST a WinRM client sends to log in before encrypting (MS-WSMV 3.1.4.1.30)
@@ -161,7 +177,6 @@ class _Handler(BaseHTTPRequestHandler):
                 # WinRM refuses an unencrypted or undecryptable body with HTTP 400.
                 self._send(400, b"", "text/html", headers)
                 return
-        endpoint = self.server.endpoint
         if action is FaultAction.WSMAN_FAULT:
             reply = endpoint.fault(_try_parse(body), wsman.quota_exceeded())
         else:
@@ -177,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
         except _Framing as refused:
             self._refuse(refused.status)
             return
-        status = 405 if urlsplit(self.path).path.rstrip("/").lower() == PATH.lower() else 404
+        status = 405 if self.server.endpoint_for(self.path) is not None else 404
         self._refuse(status, length)
 
     def _content_length(self) -> int:

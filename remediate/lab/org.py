@@ -286,6 +286,9 @@ class Organization:
         self._dirty = False
         self._saver: threading.Timer | None = None
         self._write_lock = threading.Lock()  # one writer of the file at a time
+        # Set by the Lab: the servers' own network path and their Send protocol logs.
+        self.network: Any = None
+        self.protocol_log: Any = None
 
     # --- opening and saving ----------------------------------------------------------------
 
@@ -502,6 +505,7 @@ class Organization:
                 connector=self.transport_connector(queue.connector_guid),
                 messages=copy.deepcopy(queue.messages),
                 local_fqdn=self.server_fqdn(queue.server),
+                **self._transport_extras(),
             )
             queue.status = "Active"
             thread = threading.Thread(
@@ -518,6 +522,12 @@ class Organization:
             thread.join(timeout)
 
     # --- internals -------------------------------------------------------------------------
+
+    def _transport_extras(self) -> dict[str, Any]:
+        extras: dict[str, Any] = {"protocol_log": self.protocol_log}
+        if self.network is not None:
+            extras["network"] = self.network
+        return extras
 
     def _deliver(self, identity: str, request: Any, deliver: Any) -> None:
         from remediate.lab.transport import wrap_last_error

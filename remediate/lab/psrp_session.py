@@ -363,8 +363,8 @@ class PSRPShell:
                 return False
             pipeline.prepare_message(record, message_type=PSRPMessageType.ErrorRecord)
             flowing = []
-        for obj in flowing:
-            pipeline.write_output(wire.encode_object(obj))
+        for obj in flowing:  # objects, or primitives (Get-Content's lines are strings)
+            pipeline.write_output(wire.encode_object(obj) if isinstance(obj, LabObject) else obj)
         return True
 
 

@@ -11,8 +11,12 @@ Layering, bottom up (each module knows only the ones below it):
                    ``endpoint`` (WSMan actions -> shells), ``http_server`` (HTTP(S), the
                    login from ``auth`` with ``winrm_crypt`` message encryption, faults from
                    ``faults``).
-- ``server.Lab``   composes both halves: starts the smart host, opens the organisation,
-                   serves ``/PowerShell``, writes the ready file.
+- Server half     ``windows`` (``WindowsShell``: Test-NetConnection, Get-WinEvent, the
+                   protocol-log files), ``netpath`` (the server's own network path),
+                   ``protocol_log`` (the Send protocol log the transport writes).
+- ``server.Lab``   composes them: starts the smart host, opens the organisation, serves
+                   ``/PowerShell`` (Microsoft.Exchange) and ``/wsman`` (the server's default
+                   WinRM endpoint, Microsoft.PowerShell), writes the ready file.
 
 What ``Lab.start`` uses from the Exchange half (its seams, imported lazily):
 ``certs.LabCA.create()``, ``.write_ca_pem(path)``, ``.issue_server_cert(names, cert_file,
@@ -44,9 +48,14 @@ from typing import Any
 
 from remediate.core.errors import UsageError
 from remediate.lab.auth import AuthConfig, AuthMode
-from remediate.lab.endpoint import CONFIGURATION, MAX_SHELLS_PER_USER, Endpoint
+from remediate.lab.endpoint import (
+    CONFIGURATION,
+    MAX_SHELLS_PER_USER,
+    POWERSHELL_CONFIGURATION,
+    Endpoint,
+)
 from remediate.lab.faults import FaultInjector, Faults
-from remediate.lab.http_server import PATH, LabHTTPServer
+from remediate.lab.http_server import PATH, WINRM_PATH, LabHTTPServer
 from remediate.lab.psrp_session import MAX_COMMANDS_PER_SHELL
 
 ADMIN_USER = "administrator@contoso.lab"
@@ -149,6 +158,8 @@ class Lab:
         cmdlet_latency: CmdletLatency | None = None,
         max_shells_per_user: int = MAX_SHELLS_PER_USER,
         max_commands_per_shell: int = MAX_COMMANDS_PER_SHELL,
+        deny_winrm: bool = False,
+        server_routes: Mapping[Address, Address] | None = None,
     ) -> None:
         for address, what in ((listen, "--listen"), (smtp_listen, "--smtp-listen")):
             if not address.is_loopback and not allow_remote:
@@ -181,6 +192,13 @@ class Lab:
             raise UsageError("the shell and command quotas must be 1 or more")
         self.max_shells_per_user = max_shells_per_user  # PowerShellMaxConcurrency
         self.max_commands_per_shell = max_commands_per_shell  # MaxConcurrentCommandsPerShell
+        # The admin may not use the server's Microsoft.PowerShell endpoint (access denied).
+        self.deny_winrm = deny_winrm
+        # The server's own network path: a connection EX01 makes to a key goes to its value.
+        self.server_routes = dict(server_routes or {})
+        self._routes: dict[tuple[str, int], tuple[str, int]] = {}
+        for source, target in self.server_routes.items():
+            self._check_route(source, target)
         self._workdir = workdir
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self.ca_file: Path | None = None
@@ -188,6 +206,8 @@ class Lab:
         self.smart_host: Any = None
         self._http: LabHTTPServer | None = None
         self._endpoint: Endpoint | None = None
+        self._winrm: Endpoint | None = None
+        self.protocol_log: Any = None
         self._thread: threading.Thread | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -202,8 +222,11 @@ class Lab:
     def start(self) -> None:
         from remediate.lab.certs import LabCA
         from remediate.lab.cmdlets import ExchangeShell
+        from remediate.lab.netpath import ServerNetwork
         from remediate.lab.org import Organization
+        from remediate.lab.protocol_log import ProtocolLog
         from remediate.lab.smarthost import SmartHost
+        from remediate.lab.windows import WindowsShell
 
         try:
             workdir = self._prepare_workdir()
@@ -229,6 +252,14 @@ class Lab:
             )
             self.smart_host.start()
             org = self.organization
+            for source, target in self.server_routes.items():
+                self._routes[(source.host, source.port)] = (target.host, target.port)
+            network = ServerNetwork(self._routes)
+            self.protocol_log = ProtocolLog(workdir / "protocol-log")
+            for server in org.servers:  # Exchange setup creates them
+                self.protocol_log.directory(server.name).mkdir(parents=True, exist_ok=True)
+            org.network, org.protocol_log = network, self.protocol_log
+            protocol_log = self.protocol_log
             tls_context = self._tls_context(ca, workdir) if self.tls else None
             self._endpoint = Endpoint(
                 lambda: ExchangeShell(org),
@@ -239,12 +270,24 @@ class Lab:
                 max_shells=self.max_shells_per_user,
                 max_commands=self.max_commands_per_shell,
             )
+            self._winrm = Endpoint(
+                lambda: WindowsShell(org, network, protocol_log),
+                machine=MACHINE,
+                url=f"{self._scheme}://{self.listen.url_host()}{WINRM_PATH}",
+                owner=self.admin_user,
+                latency=self.cmdlet_latency,
+                max_shells=self.max_shells_per_user,
+                max_commands=self.max_commands_per_shell,
+                configuration=POWERSHELL_CONFIGURATION,
+                denied=self.deny_winrm,
+            )
             self._http = LabHTTPServer(
                 (self.listen.host, self.listen.port),
                 self._endpoint,
                 auth=auth,
                 faults=self.faults,
                 tls=tls_context,
+                winrm=self._winrm,
             )
         except OSError as exc:
             self.stop()
@@ -277,9 +320,10 @@ class Lab:
                 self._http.shutdown()
             self._http.server_close()
             self._http = None
-        if self._endpoint is not None:
-            self._endpoint.close()
-            self._endpoint = None
+        for endpoint in (self._endpoint, self._winrm):
+            if endpoint is not None:
+                endpoint.close()
+        self._endpoint = self._winrm = None
         if self.smart_host is not None:
             self.smart_host.stop()
             self.smart_host = None
@@ -309,6 +353,21 @@ class Lab:
     @property
     def endpoint_url(self) -> str:
         return f"{self._scheme}://{self.listen.url_host()}:{self.port}{PATH}"
+
+    def set_server_route(self, source: Address, target: Address) -> None:
+        """From now on, connections the server makes to ``source`` go to ``target``."""
+        self._check_route(source, target)
+        self._routes[(source.host, source.port)] = (target.host, target.port)
+
+    @staticmethod
+    def _check_route(source: Address, target: Address) -> None:
+        if not (source.is_loopback and target.is_loopback):
+            raise UsageError("--server-route: both sides must be loopback HOST:PORT")
+
+    @property
+    def winrm_url(self) -> str:
+        """The server's default WinRM endpoint (configuration Microsoft.PowerShell)."""
+        return f"{self._scheme}://{self.listen.url_host()}:{self.port}{WINRM_PATH}"
 
     @property
     def endpoint(self) -> Endpoint:
@@ -343,6 +402,7 @@ class Lab:
             "ssl": self.tls,
             "auth": str(self.auth),
             "configuration_name": CONFIGURATION,
+            "winrm_endpoint": self.winrm_url,
             "username": self.admin_user,
             "password": self.admin_password,
             "ca_file": str(self.ca_file) if self.tls and self.ca_file else None,

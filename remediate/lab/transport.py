@@ -9,22 +9,33 @@ initialise the authentication, 2002 when the connection fails at once (refused).
 connector sends nothing: its queue keeps Exchange's "no matching connector" LastError.
 
 Names other than ``localhost`` and loopback addresses are never resolved: the lab answers
-them as Exchange answers a name DNS does not know, and never connects anywhere else.
+them as Exchange answers a name DNS does not know, and never connects anywhere else. The
+server's own network path (``netpath.ServerNetwork``) decides where a connection goes.
+
+With ProtocolLoggingLevel Verbose the session is written, line by line as it happens, to the
+server's Send protocol log (``protocol_log``): connect, every command and reply (the AUTH
+LOGIN credentials masked, the message content left out), disconnect.
 """
 
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import logging
 import smtplib
+import socket
 import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from typing import TYPE_CHECKING
 
 from remediate.lab.certs import certificate_names
+from remediate.lab.netpath import DIRECT, ServerNetwork
 from remediate.lab.org import Connector, QueuedMessage, now
+from remediate.lab.protocol_log import MASK, ProtocolLog, SessionLog
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +77,8 @@ class DeliveryRequest:
     connector: Connector
     messages: list[QueuedMessage]
     local_fqdn: str
+    network: ServerNetwork = DIRECT
+    protocol_log: ProtocolLog | None = None
 
 
 @dataclass
@@ -161,15 +174,52 @@ def deliver(request: DeliveryRequest) -> DeliveryOutcome:
     return outcome
 
 
-def _loopback_address(host: str) -> str | None:
-    name = host.strip("[]")
-    if name.lower() == "localhost":
-        return "127.0.0.1"
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return None
-    return str(address) if address.is_loopback else ""
+class _LoggedSMTP(smtplib.SMTP):
+    """smtplib that writes each command and reply to a session's protocol log."""
+
+    session_log: SessionLog | None = None
+    _masking = False  # inside AUTH: the client's lines are credentials
+    _data_asked = False
+    _in_data = False
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        log = self.session_log
+        if log is not None:
+            address, local_port = sock.getsockname()[:2]
+            log.local = _endpoint(address, local_port)
+            log.event("+")
+        return sock
+
+    def send(self, s: Buffer | str) -> None:
+        log = self.session_log
+        if log is not None:
+            text = s if isinstance(s, str) else bytes(s).decode(errors="replace")
+            line = text.rstrip("\r\n")
+            if self._in_data:
+                log.info("sending message")
+            else:
+                log.sent(MASK if self._masking else line)
+                self._masking = self._masking or line.upper().startswith("AUTH ")
+                self._data_asked = line.upper() == "DATA"
+        super().send(s)
+
+    def getreply(self) -> tuple[int, bytes]:
+        code, message = super().getreply()
+        log = self.session_log
+        if log is not None:
+            lines = message.decode(errors="replace").split("\n") or [""]
+            for index, line in enumerate(lines):
+                log.received(f"{code}{'-' if index < len(lines) - 1 else ' '}{line}".rstrip())
+        if code != 334:
+            self._masking = False
+        self._in_data = self._data_asked and code == 354
+        self._data_asked = False
+        return code, message
+
+
+def _endpoint(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 class _Session:
@@ -181,18 +231,24 @@ class _Session:
         self.endpoint = ""
         self.smtp: smtplib.SMTP | None = None
         self.announced = host
+        self.log: SessionLog | None = None
 
     def run(self) -> None:
-        address = _loopback_address(self.host)
+        network = self.request.network
+        address = network.resolve(self.host)
         if address is None:
             raise _Failed(DNS_FAILED)
         port = self.connector.port
-        self.endpoint = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        self.endpoint = _endpoint(address, port)
         self.outcome.fqdn, self.outcome.ip = self.host.strip("[]"), address
         if address == "":  # not loopback: the lab never connects; looks unreachable
             raise _Failed(winsock_error(10060, f"{self.host.strip('[]')}:{port}"))
+        log = self.request.protocol_log
+        if log is not None and self.connector.protocol_logging_level == "Verbose":
+            self.log = log.session(self.request.local_fqdn, self.connector.name, self.endpoint)
+            self.log.info("attempting to connect")
         try:
-            self._connect(address, port)
+            self._connect(*network.dial(address, port))
             self._converse()
         except (smtplib.SMTPServerDisconnected, OSError):
             raise _Failed(DISCONNECTED) from None
@@ -200,16 +256,19 @@ class _Session:
             self._close()
 
     def _connect(self, address: str, port: int) -> None:
-        smtp = smtplib.SMTP(local_hostname=self.request.local_fqdn, timeout=CONNECT_TIMEOUT)
+        smtp = _LoggedSMTP(local_hostname=self.request.local_fqdn, timeout=CONNECT_TIMEOUT)
+        smtp.session_log = self.log
         try:
             code, reply = smtp.connect(address, port)
         except ConnectionRefusedError:
+            self._log_failure(10061)
             raise _Failed(
                 winsock_error(10061, self.endpoint),
                 event_2002(self.connector.name, self.endpoint),
             ) from None
         except (smtplib.SMTPServerDisconnected, OSError):
             smtp.close()
+            self._log_failure(10060)
             raise _Failed(winsock_error(10060, self.endpoint)) from None
         # smtplib names the TLS peer after it; typeshed omits this private attribute
         smtp._host = self.host.strip("[]")  # type: ignore[attr-defined]
@@ -326,12 +385,19 @@ class _Session:
             user,
         )
 
+    def _log_failure(self, code: int) -> None:
+        """A connection that failed (lab wording of the information line)."""
+        if self.log is not None:
+            self.log.info(f"Failed to connect. Winsock error code: {code}")
+
     def _close(self) -> None:
         if self.smtp is not None:
             try:
                 self.smtp.close()
             finally:
                 self.smtp = None
+                if self.log is not None:
+                    self.log.event("-", "", "Local")
 
 
 def _reply(code: int, reply: bytes | str, endpoint: str) -> str:

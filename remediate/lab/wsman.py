@@ -74,6 +74,13 @@ def resource_not_found(configuration: str, machine: str) -> WSManFault:
     )
 
 
+def access_denied() -> WSManFault:
+    """Create on a session configuration the user may not use (its SDDL): WinRM's fault
+    with Windows error 5, "Access is denied." (the WSManFault Code 5 / 0x80070005 that
+    remoting clients report, for example Microsoft's azure-devtestlab artifact logs)."""
+    return WSManFault(5, "w:AccessDenied", "Access is denied. ")
+
+
 def shell_not_found(shell_id: str) -> WSManFault:
     return WSManFault(
         0x8033805B,

@@ -386,6 +386,8 @@ def wire_value(value: ParamValue) -> Any:
     """A parameter value as pypsrp sends it (lists, plain str; a switch as $true)."""
     if isinstance(value, Switch):
         return True
+    if isinstance(value, dict):  # a hashtable (Get-WinEvent -FilterHashtable, server_view)
+        return {str(k): wire_value(v) for k, v in value.items()}
     if isinstance(value, tuple):
         return [wire_value(v) for v in value]
     if isinstance(value, bool | int) or value is None:

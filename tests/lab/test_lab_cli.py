@@ -138,6 +138,9 @@ def test_tls_lab_writes_its_ca_and_clients_trust_it(tmp_path: Path) -> None:
         (["--listen", "127.0.0.1:99999"], "--listen must be HOST:PORT"),
         (["--fault-drop-on", "0"], "drop on request must be a request number from 1"),
         (["--fault-latency", "-1"], "fault latency must be zero or more seconds"),
+        (["--server-route", "127.0.0.1:25"], "--server-route '127.0.0.1:25': use HOST:PORT=HOST"),
+        (["--server-route", "127.0.0.1:25=x"], "--server-route must be HOST:PORT"),
+        (["--server-route", "192.0.2.1:25=127.0.0.1:25"], "both sides must be loopback"),
     ],
 )
 def test_bad_options_give_one_line_and_status_2(tmp_path: Path, args, message) -> None:

@@ -132,9 +132,12 @@ def test_unreachable_smart_host_asks_for_the_port(lab: Lab, drive) -> None:
         + _credential_keys(lab)
         + ENTER  # apply
     )
-    run = drive(lab_options(lab), keys)
+    # the port question comes from the server's own evidence (Test-NetConnection from EX01)
+    run = drive(lab_options(lab, winrm_url=lab.winrm_url), keys)
     assert run.status == 0, run.err
     assert "[FAIL] reachability:" in run.out and "refused" in run.out
+    assert "[FAIL] from EX01:" in run.out and "TCP connect failed" in run.out
+    assert "The smart host did not answer from EX01 on port" in run.out
     assert relay_connector(lab).port == right_port
     assert len(lab.smart_host.messages) == 5
 
@@ -172,4 +175,30 @@ def test_every_smart_host_is_probed(lab: Lab, drive) -> None:
     assert "Probing smart host relay-backup.invalid:" in run.out
     assert "[ok]   reachability: localhost:" in run.out
     assert "[FAIL] reachability: relay-backup.invalid:" in run.out
+    assert len(lab.smart_host.messages) == 5
+
+
+def test_workstation_blocked_server_fine_asks_no_port(lab: Lab, drive) -> None:
+    """Issue 18: the probe from this machine fails, but the smart host answers from EX01
+    (the lab's server route leads its path to the smart host): no port or smart-host question,
+    and the fix goes through that path."""
+    from remediate.lab.server import Address
+
+    blocked = _closed_port()
+    lab.set_server_route(Address("127.0.0.1", blocked), Address("127.0.0.1", lab.smtp_address.port))
+    set_connector(lab, Port=blocked)
+    keys = (
+        ENTER  # connector
+        + UP
+        + ENTER  # mechanism from the full list: BasicAuthRequireTLS, above ExchangeServer
+        + _credential_keys(lab)
+        + ENTER  # apply
+    )
+    run = drive(lab_options(lab, winrm_url=lab.winrm_url), keys)
+    assert run.status == 0, run.err
+    assert "[FAIL] reachability:" in run.out  # this machine
+    assert "[ok]   from EX01:" in run.out and "TCP connect succeeded" in run.out
+    assert "no routing change is proposed" in run.out
+    assert "Smart host port:" not in run.out
+    assert relay_connector(lab).port == blocked
     assert len(lab.smart_host.messages) == 5

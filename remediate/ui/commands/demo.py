@@ -95,6 +95,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
                 probe_ca_file=args.probe_ca_file or lab.ca_file,
                 queue_wait=args.queue_wait,
                 demo=True,
+                winrm_url=lab.winrm_url,
             )
             status = run_wizard(env, prompter, options)
             received = lab.smart_host.messages

@@ -48,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "playbook", metavar="EVENT", nargs="?", help="event number (2016, 2002) or playbook id"
     )
     add_wizard_arguments(parser)
+    parser.add_argument(
+        "--winrm-url",
+        metavar="URL",
+        help="the server's default WinRM endpoint for its own view (default: the server on "
+        "port 5985 or 5986, /wsman), opened with the same login",
+    )
     add_connection_arguments(parser)
 
 
@@ -128,5 +134,6 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         connection=connection,
         probe_ca_file=args.probe_ca_file,
         queue_wait=args.queue_wait,
+        winrm_url=args.winrm_url,
     )
     return run_wizard(env, prompter, options)

@@ -8,7 +8,7 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from remediate.core.env import Environment
 from remediate.core.errors import UsageError
@@ -123,6 +123,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow listening on a non-loopback address (the lab is not secure)",
     )
+    parser.add_argument(
+        "--deny-winrm",
+        action="store_true",
+        help="refuse the admin on the server's default WinRM endpoint (/wsman, "
+        "Microsoft.PowerShell): Access is denied",
+    )
+    parser.add_argument(
+        "--server-route",
+        action="append",
+        default=[],
+        metavar="HOST:PORT=HOST:PORT",
+        help="the server's own network path: connections EX01 makes to the first loopback "
+        "address go to the second (repeatable; a closed port blocks the server only)",
+    )
     testing = parser.add_argument_group("testing (fault injection)")
     testing.add_argument(
         "--fault-latency", type=float, metavar="SECONDS", default=0.0, help="delay every answer"
@@ -131,6 +145,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     testing.add_argument("--fault-http-500-on", type=int, metavar="N", help="HTTP 500 on N")
     testing.add_argument("--fault-wsman-fault-on", type=int, metavar="N", help="WSMan fault on N")
     testing.add_argument("--fault-refuse-auth", action="store_true", help="refuse every login")
+
+
+def _route(text: str) -> tuple[Any, Any]:
+    from remediate.lab.server import Address
+
+    source, sep, target = text.partition("=")
+    if not sep:
+        raise UsageError(f"--server-route {text!r}: use HOST:PORT=HOST:PORT")
+    return Address.parse(source, "--server-route"), Address.parse(target, "--server-route")
 
 
 def lab_dir(env: Environment) -> Path:
@@ -173,6 +196,8 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         cmdlet_latency=CmdletLatency.parse(args.cmdlet_latency),
         max_shells_per_user=args.max_shells,
         max_commands_per_shell=args.max_commands_per_shell,
+        deny_winrm=args.deny_winrm,
+        server_routes=dict(_route(text) for text in args.server_route),
     )
     if not (lab.listen.is_loopback and lab.smtp_listen.is_loopback):
         env.err(
@@ -224,6 +249,8 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def _announce(env: Environment, lab: Lab, ready_file: Path) -> None:
     env.out(f"remediate lab: Exchange Management Shell endpoint {lab.endpoint_url}")
     env.out(f"  configuration: Microsoft.Exchange ({_auth_label(lab)})")
+    denied = " (the admin is denied: --deny-winrm)" if lab.deny_winrm else ""
+    env.out(f"  server WinRM:  {lab.winrm_url} (Microsoft.PowerShell){denied}")
     env.out(f"  admin user:    {lab.admin_user}")
     env.out(f"  credentials:   {ready_file} (mode 0600; password never printed)")
     if lab.tls and lab.ca_file:

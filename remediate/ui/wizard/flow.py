@@ -53,6 +53,7 @@ class WizardOptions:
     queue_wait: float = 20.0
     script_dir: Path = field(default_factory=Path.cwd)
     demo: bool = False  # the lab and its backups go when the run ends: no undo-later hint
+    winrm_url: str | None = None  # the server's default WinRM endpoint (server_view)
 
 
 @dataclass
@@ -78,6 +79,8 @@ class WizardContext:
     script: Path | None = None
     undone: bool = False
     locks: ConnectorLocks | None = None  # held from the apply to the end of the wizard
+    # the admin password of the session, for the server's WinRM endpoint (same login)
+    password: str | None = field(default=None, repr=False)
 
     def say(self, text: str = "") -> None:
         self.env.out(text)
@@ -137,6 +140,9 @@ def _stages(ctx: WizardContext) -> int:
     if status is not None:
         return status
     verdict = verify(ctx)
+    after_retry = getattr(flow, "after_retry", None)
+    if after_retry is not None:
+        after_retry(ctx, options)
     logging_back_off(ctx, options)
     verdict = recover(ctx, flow, verdict)
     summary(ctx, verdict)
@@ -273,6 +279,7 @@ def connect(ctx: WizardContext) -> None:
             typed += 1
             continue
         ctx.session = session
+        ctx.password = password
         return
 
 

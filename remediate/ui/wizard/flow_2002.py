@@ -1,8 +1,10 @@
-"""Event 2002's fix questions: port and smart hosts when they do not answer, enable a
-disabled connector, verbose protocol logging for the retry, turned back off by the plan.
-The diagnosis is the playbook's checks (the connector, DNS/TCP/banner reachability of each
-smart host, the queue's LastError, related events). When nothing local explains the failure,
-the escalation bundle is written. See ``remediate.ui.wizard`` for the contract.
+"""Event 2002's fix questions: port and smart hosts only when the server's own evidence says
+they do not answer, enable a disabled connector, verbose protocol logging for the retry.
+After the retry the server's Send protocol log is read and explained, then logging goes back
+off. The diagnosis is the playbook's checks (``remediate.diagnose.playbook_checks``: the
+connector, reachability from the transport server itself over its WinRM endpoint and from
+this machine, the queue's LastError, related events). When nothing local explains the
+failure, the escalation bundle is written. See ``remediate.ui.wizard`` for the contract.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from remediate.core.exchange import ProtocolLoggingLevel
 from remediate.diagnose.playbook_checks import REACHABILITY_TIMEOUT
 
 if TYPE_CHECKING:
+    from remediate.core.exchange import SendConnector
     from remediate.core.planner import FixOptions
-    from remediate.diagnose.reachability import HostCheck
+    from remediate.diagnose.vantage import Evidence
     from remediate.ui.wizard.flow import WizardContext
 
 ANSWER_KEYS: dict[str, type] = {
@@ -32,11 +35,11 @@ def choose_fix(ctx: WizardContext) -> FixOptions:
 
     connector = ctx.connector
     assert connector is not None
-    checks: list[HostCheck] = ctx.notes.get("reachability", [])
+    evidence: Evidence | None = ctx.notes.get("evidence")
     smart_hosts: tuple[str, ...] = ()
     port: int | None = None
-    if _routing_suspect(ctx, checks):
-        smart_hosts, port = _routing(ctx)
+    if _routing_suspect(ctx, evidence):
+        smart_hosts, port = _routing(ctx, evidence)
     enable = None
     if not connector.enabled:
         if ctx.prompter.confirm("enable", "Enable the connector?", default=True):
@@ -57,23 +60,58 @@ def choose_fix(ctx: WizardContext) -> FixOptions:
     )
 
 
+def after_retry(ctx: WizardContext, options: FixOptions) -> None:
+    """With verbose logging on for the retry: the connector's sessions in the server's Send
+    protocol log, explained (the retry's own session among them)."""
+    from remediate.diagnose.server_view import ServerView, open_view
+    from remediate.diagnose.vantage import Evidence, read_protocol_log
+
+    if options.protocol_logging is not ProtocolLoggingLevel.VERBOSE or ctx.session is None:
+        return
+    connector = ctx.connector
+    assert connector is not None
+    opened = open_view(ctx.session.connection, ctx.password, ctx.env.err, url=ctx.options.winrm_url)
+    ctx.say()
+    if not isinstance(opened, ServerView):
+        ctx.say(f"The Send protocol log was not read: {opened.note}.")
+        return
+    evidence = Evidence(server=opened.server)
+    with opened as view:
+        read_protocol_log(ctx.session, view, connector, evidence)
+    ctx.say(f"Send protocol log on {evidence.server} for '{connector.name}':")
+    for session in evidence.log_sessions:
+        ctx.say(f"  session {session.session_id} {session.started}: {session.outcome}")
+        ctx.say(f"    {session.explanation()}")
+    if not evidence.log_sessions:
+        ctx.say(
+            "  Nothing logged yet: Exchange applies a change after AD replication and a "
+            "configuration reload, and a retry made before that is not logged."
+        )
+    elif evidence.log_note:
+        ctx.say(f"  {evidence.log_note}")
+
+
 # --- fix helpers -----------------------------------------------------------------------------
 
 
-def _routing_suspect(ctx: WizardContext, checks: list[HostCheck]) -> bool:
+def _routing_suspect(ctx: WizardContext, evidence: Evidence | None) -> bool:
+    """Only the server's evidence counts: its own Test-NetConnection, or, without its view,
+    the queues' LastError (written by the transport itself); never this machine's checks."""
     from remediate.core.last_error import Cause, parse_last_error
 
     if ctx.connector is None or ctx.connector.dns_routing_enabled:
         return False
-    if any(not c.reachable for c in checks):
-        return True
+    if evidence is not None and evidence.server_reaches is not None:
+        return evidence.routing_suspect
     causes = {getattr(parse_last_error(q.last_error), "cause", None) for q in ctx.queues}
     return bool(causes & {Cause.DNS, Cause.CONNECTION_REFUSED})
 
 
-def _routing(ctx: WizardContext) -> tuple[tuple[str, ...], int | None]:
-    """Ask for the port and smart hosts; return only what differs from the connector."""
+def _routing(ctx: WizardContext, evidence: Evidence | None) -> tuple[tuple[str, ...], int | None]:
+    """Ask for the port and smart hosts; return only what differs from the connector. The
+    answer is tested from the server when its view is available, else from this machine."""
     from remediate.diagnose.reachability import check_host
+    from remediate.diagnose.server_view import ServerView, open_view
 
     connector = ctx.connector
     assert connector is not None
@@ -85,9 +123,25 @@ def _routing(ctx: WizardContext) -> tuple[tuple[str, ...], int | None]:
     hosts = tuple(h.strip() for h in typed.split(",") if h.strip())
     if not hosts:
         raise UsageError("smart hosts: give at least one host name or IP address")
+    opened = None
+    if evidence is not None and evidence.server and ctx.session is not None:
+        opened = open_view(
+            ctx.session.connection, ctx.password, ctx.env.err, url=ctx.options.winrm_url
+        )
+    if isinstance(opened, ServerView):
+        with opened as view:
+            for host in hosts:
+                ctx.say(f"  {view.test_tcp(host, port).line()}")
+        return _changed(connector, hosts, port)
     for host in hosts:
         check = check_host(host, port, timeout=REACHABILITY_TIMEOUT)
         ctx.say(f"  {host}:{port} from this machine: {check.outcome}: {check.meaning}")
+    return _changed(connector, hosts, port)
+
+
+def _changed(
+    connector: SendConnector, hosts: tuple[str, ...], port: int
+) -> tuple[tuple[str, ...], int | None]:
     changed_hosts = hosts if hosts != connector.smart_hosts else ()
     return changed_hosts, (port if port != connector.port else None)
 
@@ -116,6 +170,7 @@ def _offer_escalation(ctx: WizardContext) -> None:
         list(ctx.queues),
         ctx.notes.get("related", []),
         ctx.notes.get("reachability", []),
+        server_view=ctx.notes["evidence"].to_json() if "evidence" in ctx.notes else None,
     )
     written = write_bundle(bundle, None if answer == default else path, environ=ctx.env.environ)
     ctx.notes["escalation_file"] = written

@@ -1,6 +1,8 @@
 """Event 2016's fix questions: mechanism with the reason, relay credential, port/smart host
-when the diagnosis (the playbook's checks: configuration, SMTP probe of the smart host,
-reachability) calls for it. See ``remediate.ui.wizard`` for the contract.
+only when the server's evidence calls for it. The diagnosis is the playbook's checks
+(configuration, the SMTP probe of the smart host from this machine, the server's own view:
+Test-NetConnection over its WinRM endpoint and its Send protocol log). See
+``remediate.ui.wizard`` for the contract.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ if TYPE_CHECKING:
     from remediate.core.plan import CredentialRef
     from remediate.core.planner import FixOptions
     from remediate.diagnose.probe import ProbeResult
+    from remediate.diagnose.vantage import Evidence
     from remediate.run.queue_watch import QueueVerdict
     from remediate.ui.wizard.flow import WizardContext
 
@@ -131,14 +134,16 @@ def _require_tls(
 
 
 def _routing(ctx: WizardContext, result: ProbeResult | None) -> tuple[tuple[str, ...], int | None]:
-    """Ask for another port or smart host only when the probe could not reach it, or when
-    the certificate names another host."""
+    """Ask for another port or smart host only when the server's evidence says the smart
+    host does not answer (``_routing_suspect``), or when the certificate names another host."""
     connector = ctx.connector
     assert connector is not None
     hosts: tuple[str, ...] = ()
     port: int | None = None
-    if result is not None and not result.connected:
-        ctx.say(f"The smart host did not answer on port {connector.port}.")
+    evidence: Evidence | None = ctx.notes.get("evidence")
+    if _routing_suspect(ctx, evidence):
+        where = evidence.server if evidence is not None and evidence.server else "the server"
+        ctx.say(f"The smart host did not answer from {where} on port {connector.port}.")
         answer = ctx.prompter.text("port", "Smart host port:", default=str(connector.port))
         port = _port(answer)
         host = ctx.prompter.text("smart_host", "Smart host name:", default=connector.smart_hosts[0])
@@ -158,6 +163,17 @@ def _routing(ctx: WizardContext, result: ProbeResult | None) -> tuple[tuple[str,
         if answer != keep:
             hosts = (answer,)
     return hosts, (port if port != connector.port else None)
+
+
+def _routing_suspect(ctx: WizardContext, evidence: Evidence | None) -> bool:
+    """Only the server's evidence: its Test-NetConnection, or without its view the queues'
+    LastError (the transport's own words); the probe from this machine never decides."""
+    from remediate.core.last_error import Cause, parse_last_error
+
+    if evidence is not None and evidence.server_reaches is not None:
+        return evidence.routing_suspect
+    causes = {getattr(parse_last_error(q.last_error), "cause", None) for q in ctx.queues}
+    return bool(causes & {Cause.DNS, Cause.CONNECTION_REFUSED})
 
 
 def _port(text: str) -> int:
