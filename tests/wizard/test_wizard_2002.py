@@ -15,10 +15,10 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
 from remediate.core.errors import UsageError
-from remediate.lab.org import Queue
+from remediate.lab.model import Queue
 from remediate.lab.seed import BRANCH, LEGACY, PARTNER
 from remediate.lab.server import Lab
-from remediate.ui.wizard.flow import WizardOptions
+from remediate.ui.wizard.context import WizardOptions
 from tests.wizard.helpers import CLEAR_LINE, DOWN, ENTER, Run, lab_options
 
 NO = "n"
