@@ -143,12 +143,9 @@ def _bool(value: Any) -> bool:
 
 
 def _port(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a port number (0-65535)")
-    text = str(value).strip()
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise ValueError(f"{value!r} is not a port number (0-65535)")
-    return int(text)
+    from remediate.core.planner import port_number
+
+    return port_number(value)
 
 
 def _hosts(value: Any) -> tuple[str, ...]:

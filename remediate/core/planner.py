@@ -84,8 +84,8 @@ class FixOptions:
             check_host(host, "--smart-host")
         if len({smart_host_key(h) for h in self.smart_hosts}) != len(self.smart_hosts):
             raise UsageError("--smart-host: the same smart host is given twice")
-        if self.port is not None and not 0 <= self.port <= 65535:
-            raise UsageError(f"--port: {self.port} is not a port number (0-65535)")
+        if self.port is not None:
+            _parse_port(self.port)
         if self.tls_domain is not None:
             check_host(self.tls_domain.removeprefix("*."), "--tls-domain", allow_ip=False)
 
@@ -328,12 +328,23 @@ def _parse(enum: Any, text: str | None, option: str) -> Any:
         raise UsageError(f"{option}: {exc}") from exc
 
 
+def port_number(value: object) -> int:
+    """``value`` as a Send connector port: Set-SendConnector -Port takes 0-65535
+    (exchange-notes.md, from Microsoft's Set-SendConnector page). ValueError otherwise; the
+    command line, the wizard, answers and bulk files all use this one rule."""
+    text = "" if isinstance(value, bool) else str(value).strip()
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise ValueError(f"{value!r} is not a port number (0-65535)")
+    return int(text)
+
+
 def _parse_port(text: str | int | None) -> int | None:
-    if text is None or isinstance(text, int):
-        return text
-    if not text.strip().isdigit():
-        raise UsageError(f"--port: {text!r} is not a port number (0-65535)")
-    return int(text.strip())
+    if text is None:
+        return None
+    try:
+        return port_number(text)
+    except ValueError as exc:
+        raise UsageError(f"--port: {exc}") from None
 
 
 # --- plans -------------------------------------------------------------------------------

@@ -25,13 +25,8 @@ from typing import Any
 from remediate.lab import binding
 from remediate.lab.api import CmdletError, CommandCall, HostSink, LabObject
 from remediate.lab.binding import Kind, Param, Signature
-from remediate.lab.org import (
-    DOMAIN_CONTROLLER,
-    Connector,
-    ExchangeCertificate,
-    Organization,
-    Queue,
-)
+from remediate.lab.model import DOMAIN_CONTROLLER, Connector, ExchangeCertificate, Queue
+from remediate.lab.org import Organization
 from remediate.lab.rules import RuleViolation, apply_changes, needs_force
 from remediate.lab.wire import Guid, MultiValued
 

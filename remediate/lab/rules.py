@@ -19,7 +19,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from remediate.lab.api import LabCredential
-from remediate.lab.org import Connector
+from remediate.lab.model import Connector
 
 MAX_CREDENTIAL_PART = 256
 CREDENTIAL_MECHANISMS = ("BasicAuth", "BasicAuthRequireTLS")

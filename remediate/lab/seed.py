@@ -47,7 +47,7 @@ import secrets
 import uuid
 
 from remediate.lab.api import LabCredential
-from remediate.lab.org import (
+from remediate.lab.model import (
     DOMAIN,
     RETRY_INTERVAL,
     AppEvent,

@@ -30,8 +30,8 @@ from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING
 
 from remediate.lab.certs import certificate_names
+from remediate.lab.model import Connector, QueuedMessage, now
 from remediate.lab.netpath import DIRECT, ServerNetwork
-from remediate.lab.org import Connector, QueuedMessage, now
 from remediate.lab.protocol_log import MASK, ProtocolLog, SessionLog
 
 if TYPE_CHECKING:

@@ -43,8 +43,9 @@ from typing import Any
 from remediate.lab import binding
 from remediate.lab.api import CmdletError, CommandCall, HostSink, LabObject
 from remediate.lab.binding import Kind, Param, Signature
+from remediate.lab.model import AppEvent
 from remediate.lab.netpath import ServerNetwork
-from remediate.lab.org import AppEvent, Organization
+from remediate.lab.org import Organization
 from remediate.lab.protocol_log import ProtocolLog, lab_path
 
 TCP_TIMEOUT = 3.0

@@ -27,7 +27,7 @@ from remediate.core.plan import CredentialRef, Parameter, Step, StepKind
 from remediate.core.preflight import check
 from remediate.lab import rules
 from remediate.lab.api import LabCredential
-from remediate.lab.org import Connector
+from remediate.lab.model import Connector
 
 HOSTS = st.lists(
     st.sampled_from(["relay.contoso.lab", "10.0.0.25", "smtp.example.org"]), max_size=2

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from remediate.lab.org import Connector
+from remediate.lab.model import Connector
 from remediate.lab.seed import EXTRA_PREFIX
 from remediate.lab.server import CmdletLatency
 from tests.bulk.bulk_helpers import bulk, cli_env, report_statuses, row, start_labs, write_rows

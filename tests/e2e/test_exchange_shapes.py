@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pypsrp.powershell import PowerShell
 
-from remediate.lab.org import Connector
+from remediate.lab.model import Connector
 from remediate.lab.server import Lab
 from tests.bulk.bulk_helpers import bulk, cli_env, row, start_labs, write_rows
 from tests.e2e.conftest import PROFILE, RELAY, Cli

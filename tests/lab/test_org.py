@@ -13,7 +13,8 @@ import pytest
 
 from remediate.core.errors import UsageError
 from remediate.lab.api import LabCredential
-from remediate.lab.org import AppEvent, Organization, StateFileError
+from remediate.lab.model import AppEvent, StateFileError
+from remediate.lab.org import Organization
 from tests.lab.org_fixtures import ARCHIVE, INTERNET, PARTNER, RELAY, free_port, open_org
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from remediate.lab import rules
 from remediate.lab.api import LabCredential
-from remediate.lab.org import Connector
+from remediate.lab.model import Connector
 from remediate.lab.rules import RuleViolation, apply_changes
 
 CREDENTIAL = LabCredential("relay@contoso.lab", "S3cret-relay")

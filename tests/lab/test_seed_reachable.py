@@ -12,7 +12,8 @@ import pytest
 from remediate.lab import rules
 from remediate.lab.api import LabCredential
 from remediate.lab.cmdlets import SET_FIELDS, ExchangeShell
-from remediate.lab.org import Connector, Organization
+from remediate.lab.model import Connector
+from remediate.lab.org import Organization
 from remediate.lab.seed import seed_state
 from tests.lab.org_fixtures import run
 

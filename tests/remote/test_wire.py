@@ -22,7 +22,8 @@ from remediate.core.exchange import (
 from remediate.core.last_error import Cause, parse_last_error
 from remediate.lab.api import LabCredential
 from remediate.lab.cmdlets import connector_object, queue_object
-from remediate.lab.org import Connector, Organization, Queue
+from remediate.lab.model import Connector, Queue
+from remediate.lab.org import Organization
 from remediate.lab.wire import encode_object
 from remediate.remote.wire import (
     WireShapeError,

@@ -19,7 +19,8 @@ from remediate.core.env import Environment
 from remediate.core.exchange import SendConnector
 from remediate.lab.seed import RELAY
 from remediate.lab.server import Lab
-from remediate.ui.wizard.flow import WizardOptions, run_wizard
+from remediate.ui.wizard.context import WizardOptions
+from remediate.ui.wizard.flow import run_wizard
 from remediate.ui.wizard.prompter import QuestionaryPrompter
 
 ENTER = "\r"

@@ -12,7 +12,8 @@ from remediate.lab.seed import RELAY
 from remediate.lab.server import Lab
 from remediate.lab.transport import event_2016
 from remediate.remote.connections import ProfileStore
-from remediate.ui.wizard.flow import WizardOptions, run_wizard
+from remediate.ui.wizard.context import WizardOptions
+from remediate.ui.wizard.flow import run_wizard
 from remediate.ui.wizard.prompter import AnswersPrompter
 from tests.wizard.helpers import CLEAR_LINE, ENTER, lab_options, relay_connector
 

@@ -74,7 +74,8 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     from remediate.lab.seed import RELAY
     from remediate.lab.server import Lab
     from remediate.ui.commands.fix import event_text, make_prompter
-    from remediate.ui.wizard.flow import WizardOptions, run_wizard
+    from remediate.ui.wizard.context import WizardOptions
+    from remediate.ui.wizard.flow import run_wizard
 
     prompter = make_prompter(args, env, NAME)  # no terminal, no answers: exit 2 before the lab
     text = event_text(args)

@@ -117,7 +117,8 @@ def event_text(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
-    from remediate.ui.wizard.flow import WizardOptions, run_wizard
+    from remediate.ui.wizard.context import WizardOptions
+    from remediate.ui.wizard.flow import run_wizard
 
     prompter = make_prompter(args, env)
     if args.queue_wait < 0:

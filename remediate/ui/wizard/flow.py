@@ -7,7 +7,6 @@ steps and says what was applied; the wizard prints that and nothing else is sent
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,17 +16,15 @@ from remediate.core.filenames import file_name_part
 from remediate.core.status import ExitStatus
 from remediate.core.terminal import command_word
 from remediate.run.pipeline import verdict_status
+from remediate.ui.wizard.context import WizardContext, WizardOptions
+from remediate.ui.wizard.credentials import keyring_secret, relay_account
 from remediate.ui.wizard.prompter import Choice, Prompter
 
 if TYPE_CHECKING:
     from remediate.core.exchange import QueueInfo, SendConnector
-    from remediate.core.plan import CredentialRef, Plan
+    from remediate.core.plan import Plan
     from remediate.core.planner import FixOptions
-    from remediate.core.playbooks import Playbook
-    from remediate.diagnose.events import EventRecord
     from remediate.remote.connections import Connection
-    from remediate.remote.session import Session
-    from remediate.run.locks import ConnectorLocks
     from remediate.run.pipeline import Outcome
     from remediate.run.queue_watch import QueueVerdict
 
@@ -37,58 +34,6 @@ INTAKE_QUESTION = (
     "Paste the event message and end it with an empty line, or type the event number "
     "(2016, 2002) or the path of a file holding the text (Enter alone: choose the event):"
 )
-
-
-@dataclass(frozen=True)
-class WizardOptions:
-    """What the command line (or the demo) already knows."""
-
-    playbook: str | None = None
-    event_text: str | None = None
-    connector: str | None = None
-    connection: Connection | None = None
-    admin_password: str | None = None  # the demo knows the lab's; never printed
-    lab_relay: tuple[str, str] | None = None  # demo: (user, password) offered as an answer
-    probe_ca_file: Path | None = None
-    queue_wait: float = 20.0
-    script_dir: Path = field(default_factory=Path.cwd)
-    demo: bool = False  # the lab and its backups go when the run ends: no undo-later hint
-    winrm_url: str | None = None  # the server's default WinRM endpoint (server_view)
-
-
-@dataclass
-class WizardContext:
-    env: Environment
-    prompter: Prompter
-    options: WizardOptions
-    playbook: Playbook | None = None
-    event: EventRecord | None = None
-    prefill: dict[str, Any] = field(default_factory=dict)
-    hints: tuple[str, ...] = ()
-    connection: Connection | None = None
-    session: Session | None = None
-    connector: SendConnector | None = None
-    queues: list[QueueInfo] = field(default_factory=list)
-    credentials: dict[CredentialRef, str] = field(default_factory=dict)
-    notes: dict[str, Any] = field(default_factory=dict)
-    # what happened, for the summary and for Ctrl-C
-    applied: Outcome | None = None
-    applies: list[Outcome] = field(default_factory=list)  # every apply, the first first
-    original: SendConnector | None = None  # the connector before the wizard changed it
-    event_text: str | None = None
-    script: Path | None = None
-    undone: bool = False
-    locks: ConnectorLocks | None = None  # held from the apply to the end of the wizard
-    # the admin password of the session, for the server's WinRM endpoint (same login)
-    password: str | None = field(default=None, repr=False)
-
-    def say(self, text: str = "") -> None:
-        self.env.out(text)
-
-    def credential(self, ref: CredentialRef) -> str:
-        if ref not in self.credentials:
-            raise UsageError(f"no password was given for {ref.username}")
-        return self.credentials[ref]
 
 
 def run_wizard(env: Environment, prompter: Prompter, options: WizardOptions) -> int:
@@ -334,21 +279,6 @@ def _admin_password(ctx: WizardContext, conn: Connection) -> tuple[str | None, b
     return ctx.prompter.password("admin_password", f"Password for {conn.username}:"), True
 
 
-def keyring_secret(ctx: WizardContext, service: str, key: str) -> tuple[bool, str | None]:
-    """(keyring usable, stored secret). A keyring that is missing, locked or refuses is
-    not an error here: the wizard asks instead and does not offer to save."""
-    from remediate.core.errors import SecretStoreError
-    from remediate.remote.secrets import get_secret, keyring_usable
-
-    if not keyring_usable(ctx.env.environ):
-        return False, None
-    try:
-        return True, get_secret(service, key, ctx.env.environ)
-    except SecretStoreError as exc:
-        ctx.say(f"The keyring cannot be used ({exc}); passwords are asked for, not saved.")
-        return False, None
-
-
 def find_connector(ctx: WizardContext) -> None:
     from remediate.run.report import connector_table
 
@@ -503,7 +433,6 @@ def _outcome(result: Any) -> str:
 
 # --- verify, recover, undo, summary --------------------------------------------------------
 
-CREDENTIAL_REFUSALS = (530, 535, 454)  # AUTH required / refused / could not be set up
 CREDENTIAL_NOT_SET = "(AuthenticationCredentialNotSet)"  # Exchange's error for BasicAuth*
 
 
@@ -524,24 +453,6 @@ def verify(ctx: WizardContext) -> QueueVerdict:
     if verdict.flow is not MailFlow.FLOWS:
         _explain(ctx, [q for q in verdict.queues if q.message_count > 0])
     return verdict
-
-
-def credential_refused(verdict: QueueVerdict) -> bool:
-    """The smart host refused or required the login (530/535/454) on a queue still failing."""
-    from remediate.core.last_error import Cause, parse_last_error
-    from remediate.run.queue_watch import MailFlow
-
-    if verdict.flow is not MailFlow.FAILS:
-        return False
-    for queue in verdict.queues:
-        found = parse_last_error(queue.last_error)
-        if found is not None and (
-            found.cause in (Cause.PASSWORD_REJECTED, Cause.CREDENTIAL)
-            or found.smtp_code in CREDENTIAL_REFUSALS
-            or any(f"{code} " in found.reply for code in CREDENTIAL_REFUSALS)
-        ):
-            return True
-    return False
 
 
 _LAST_RESORT = (
@@ -674,7 +585,6 @@ def undo(ctx: WizardContext) -> None:
             f"The old settings use {mechanism}, which Exchange accepts only with a credential: "
             "enter the relay account to restore them."
         )
-        from remediate.ui.wizard.flow_2016 import relay_account
 
         username = relay_account(ctx)
         plan = undo_plan(

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from remediate.core.exchange import SendConnector
     from remediate.core.planner import FixOptions
     from remediate.diagnose.vantage import Evidence
-    from remediate.ui.wizard.flow import WizardContext
+    from remediate.ui.wizard.context import WizardContext
 
 ANSWER_KEYS: dict[str, type] = {
     "enable": bool,
@@ -147,9 +147,12 @@ def _changed(
 
 
 def _port(text: str) -> int:
-    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
-        raise UsageError(f"port: {text!r} is not a port number (1-65535)")
-    return int(text)
+    from remediate.core.planner import port_number
+
+    try:
+        return port_number(text)
+    except ValueError as exc:
+        raise UsageError(f"port: {exc}") from None
 
 
 def _offer_escalation(ctx: WizardContext) -> None:

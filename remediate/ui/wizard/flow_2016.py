@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from remediate.core.errors import UsageError
 from remediate.core.exchange import AuthMechanism
+from remediate.ui.wizard.credentials import credential_refused, relay_account, typed_password
 from remediate.ui.wizard.prompter import Choice
 
 if TYPE_CHECKING:
@@ -19,9 +20,8 @@ if TYPE_CHECKING:
     from remediate.diagnose.probe import ProbeResult
     from remediate.diagnose.vantage import Evidence
     from remediate.run.queue_watch import QueueVerdict
-    from remediate.ui.wizard.flow import WizardContext
+    from remediate.ui.wizard.context import WizardContext
 
-PASSWORD_TRIES = 3
 TRIES = 3
 ANSWER_KEYS: dict[str, type] = {"mechanism_anyway": bool, "after_failure": str}
 REMEDIES = (
@@ -61,7 +61,6 @@ def choose_fix(ctx: WizardContext) -> FixOptions:
 def remedies(ctx: WizardContext, verdict: QueueVerdict) -> list[Choice]:
     """After a credential refusal (530/535/454): retype the password (when the mechanism
     uses one), or another mechanism."""
-    from remediate.ui.wizard.flow import credential_refused
 
     connector = ctx.connector
     if connector is None or not credential_refused(verdict):
@@ -107,7 +106,7 @@ def _retyped(ctx: WizardContext, username: str) -> str:
         source = ctx.prompter.select("password_source", f"Password for {username}:", choices, "lab")
         if source == "lab":
             return lab[1]
-    return _typed_password(ctx, username)
+    return typed_password(ctx, username)
 
 
 def _ref(username: str) -> CredentialRef:
@@ -177,9 +176,12 @@ def _routing_suspect(ctx: WizardContext, evidence: Evidence | None) -> bool:
 
 
 def _port(text: str) -> int:
-    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
-        raise UsageError(f"port: {text!r} is not a port number (1-65535)")
-    return int(text)
+    from remediate.core.planner import port_number
+
+    try:
+        return port_number(text)
+    except ValueError as exc:
+        raise UsageError(f"port: {exc}") from None
 
 
 def _mechanism(ctx: WizardContext, result: ProbeResult | None) -> AuthMechanism:
@@ -222,80 +224,3 @@ def _mechanism(ctx: WizardContext, result: ProbeResult | None) -> AuthMechanism:
     )
 
 
-def relay_account(ctx: WizardContext) -> str:
-    """User name (prefilled from the event, the name remediate last set on this connector
-    (its audit log: Exchange never returns it), or the demo's), password from the keyring,
-    the demo's lab account, or typed twice without echo; offer to save it."""
-    from remediate.core.planner import relay_credential
-    from remediate.core.preflight import check_username
-    from remediate.remote.secrets import RELAY_SERVICE
-    from remediate.run.audit import last_set_credential
-    from remediate.ui.wizard.flow import keyring_secret
-
-    connector = ctx.connector
-    assert connector is not None
-    lab = ctx.options.lab_relay
-    url = ctx.session.connection.url if ctx.session is not None else ""
-    last = last_set_credential(url, connector.name, ctx.env.environ) if url else None
-    default = (
-        ctx.prefill.get("username") or (last.username if last else "") or (lab[0] if lab else "")
-    )
-    question = "Relay account user name:"
-    if last is not None and default == last.username:
-        question = f"Relay account user name (last set: {last.label()}):"
-    username = check_username(ctx.prompter.text("username", question, default))
-    if not username:
-        raise UsageError("the relay account's user name is empty")
-    keyring, stored = keyring_secret(ctx, RELAY_SERVICE, username)
-    choices = []
-    if stored:
-        choices.append(Choice("keyring", "Use the password saved in the keyring"))
-    if lab and lab[0] == username:
-        choices.append(Choice("lab", "Use the lab's relay password (demo only)"))
-    choices.append(Choice("type", "Type the password"))
-    source = ctx.prompter.select(
-        "password_source", f"Password for {username}:", choices, choices[0].value
-    )
-    if source == "keyring":
-        password = stored
-    elif source == "lab":
-        password = lab[1] if lab else None
-    else:
-        password = _typed_password(ctx, username)
-        if keyring:
-            if ctx.prompter.confirm(
-                "save_password", "Save this password in the keyring?", default=False
-            ):
-                _save(ctx, username, password)
-        else:
-            ctx.say("No usable keyring on this machine: the password is not saved.")
-    assert password is not None
-    ctx.credentials[relay_credential(username)] = password
-    ctx.notes["relay_user"] = username
-    return username
-
-
-def _save(ctx: WizardContext, username: str, password: str) -> None:
-    from remediate.core.errors import SecretStoreError
-    from remediate.remote.secrets import RELAY_SERVICE, set_secret
-
-    try:
-        set_secret(RELAY_SERVICE, username, password, ctx.env.environ)
-    except SecretStoreError as exc:
-        ctx.say(f"Not saved: {exc}. The password is used for this run only.")
-        return
-    ctx.say(f"Saved in the keyring ({RELAY_SERVICE} / {username}).")
-
-
-def _typed_password(ctx: WizardContext, username: str) -> str:
-    from remediate.core.preflight import check_password
-
-    for _ in range(PASSWORD_TRIES):
-        first = ctx.prompter.password("relay_password", f"Password for {username}:")
-        second = ctx.prompter.password("relay_password_again", "The same password again:")
-        if first != second:
-            ctx.say("The two passwords differ; type them again.")
-            continue
-        check_password(first)
-        return first
-    raise UsageError(f"the passwords for {username} did not match {PASSWORD_TRIES} times")

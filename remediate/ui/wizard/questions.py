@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 from remediate.core.errors import UsageError
 from remediate.core.exchange import AuthMechanism, ProtocolLoggingLevel, TlsAuthLevel
 from remediate.core.planner import fix_options_from_args, input_dest, parse_input
-from remediate.ui.wizard.flow_2016 import relay_account
+from remediate.ui.wizard.credentials import relay_account
 from remediate.ui.wizard.prompter import Choice
 
 if TYPE_CHECKING:
     from remediate.core.planner import FixOptions
     from remediate.core.playbooks import Input
-    from remediate.ui.wizard.flow import WizardContext
+    from remediate.ui.wizard.context import WizardContext
 
 TRIES = 3
 _ENUMS: dict[str, tuple[str, ...]] = {
