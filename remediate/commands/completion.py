@@ -12,7 +12,6 @@ import argparse
 from remediate.env import Environment
 
 NAME = "completion"
-HELP = "print the tab-completion script for bash, zsh or PowerShell"
 SHELLS = ("bash", "zsh", "powershell")
 EPILOG = """\
 install (one command per shell, then open a new shell):

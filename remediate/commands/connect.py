@@ -20,7 +20,6 @@ from remediate.jsonout import add_json_argument, emit
 from remediate.plan import CredentialRef
 
 NAME = "connect"
-HELP = "save, list, remove and test connections to the Exchange Management Shell"
 EPILOG = """\
 examples:
   remediate connect add ex01 --server http://ex01.contoso.com/PowerShell --user admin@contoso.com

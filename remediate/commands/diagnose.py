@@ -11,7 +11,6 @@ from remediate.env import Environment
 from remediate.errors import RemediateError, UsageError
 
 NAME = "diagnose"
-HELP = "read event 2016/2002 records (text, wevtutil XML, CSV) and say which fix applies"
 DESCRIPTION = """\
 Read MSExchangeTransport events 2016 and 2002 from pasted text, a file, or an export of the
 Application log (wevtutil qe Application /q:"*[System[Provider[@Name='MSExchangeTransport']]]"

@@ -8,7 +8,6 @@ from pathlib import Path
 from remediate.env import Environment
 
 NAME = "plan"
-HELP = "print the PowerShell a fix would run (dry run; nothing is sent)"
 DESCRIPTION = """\
 Build the plan for one Send connector from a playbook and the fix options, check it against
 Exchange's rules, and print it as a script for the Exchange Management Shell. Nothing is sent

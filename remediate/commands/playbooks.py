@@ -11,7 +11,6 @@ if TYPE_CHECKING:
     from remediate.playbooks import Playbook
 
 NAME = "playbooks"
-HELP = "list the playbooks (event, id, purpose)"
 EPILOG = """\
 examples:
   remediate playbooks

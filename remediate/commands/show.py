@@ -11,7 +11,6 @@ from remediate.exchange import QueueInfo, SendConnector
 from remediate.report import connector_table, table
 
 NAME = "show"
-HELP = "list the Send connectors (smart hosts, port, authentication, TLS) from Exchange"
 EPILOG = """\
 examples:
   remediate show --profile ex01
