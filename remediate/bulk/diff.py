@@ -76,9 +76,16 @@ def plan_endpoint(
     two rows gets no plan (which should win is not ours to guess)."""
     chosen: dict[str, list[Row]] = {}
     by_guid = {c.guid or c.name: c for c in connectors}
+    by_name: dict[str, list[SendConnector]] = {}  # a row naming a connector: no scan (linear)
+    for connector in connectors:
+        for key in {connector.name.lower(), connector.guid.lower()} - {""}:
+            by_name.setdefault(key, []).append(connector)
     unmatched = []
     for row in rows:
-        hits = [c for c in connectors if row.selects(c)]
+        if row.connector is not None:
+            hits = by_name.get(row.connector.lower(), [])
+        else:
+            hits = [c for c in connectors if row.selects(c)]
         if not hits:
             unmatched.append(Unmatched(row, _no_match(row)))
         for connector in hits:

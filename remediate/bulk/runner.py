@@ -10,6 +10,7 @@ each endpoint stops after the step in flight and reports the rest as skipped.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -65,6 +66,7 @@ class EndpointState:
     unmatched: list[Unmatched] = field(default_factory=list)
     error: str | None = None
     outcomes: list[ConnectorOutcome] = field(default_factory=list)
+    locks: ConnectorLocks | None = None  # apply: held from before the read to the end
 
     @property
     def pending(self) -> list[Target]:
@@ -123,6 +125,8 @@ class BulkRun:
         self.lock = lock  # apply: hold each connector's lock, and plan again under it
         self.states = [EndpointState(e, spec.rows_for(e)) for e in spec.endpoints()]
         self._stop = threading.Event()
+        self._audit_fd: int | None = None  # the audit log, open for the whole run
+        self._audit_lock = threading.Lock()
 
     # --- control ---------------------------------------------------------------------------
 
@@ -138,6 +142,13 @@ class BulkRun:
             if state.session is not None:
                 state.session.close()
                 state.session = None
+            if state.locks is not None:
+                state.locks.release()
+                state.locks = None
+        with self._audit_lock:
+            if self._audit_fd is not None:
+                os.close(self._audit_fd)
+                self._audit_fd = None
 
     def __enter__(self) -> BulkRun:
         return self
@@ -152,9 +163,17 @@ class BulkRun:
         self._each(self._read_one)
         return self.states
 
-    def apply(self, credential: CredentialSource, progress: Progress | None = None) -> None:
-        """Apply the pending plans; outcomes land in each state's ``outcomes``."""
-        self._each(lambda state: self._apply_one(state, credential, progress))
+    def apply(
+        self,
+        credential: CredentialSource,
+        progress: Progress | None = None,
+        *,
+        read_again: bool = False,
+    ) -> None:
+        """Apply the pending plans; outcomes land in each state's ``outcomes``.
+        ``read_again``: read and plan again under the locks first (time has passed since the
+        read, an admin was asked); else the read taken under the locks stands."""
+        self._each(lambda state: self._apply_one(state, credential, progress, read_again))
 
     def _each(self, work: Callable[[EndpointState], None]) -> None:
         """Run ``work`` per endpoint on a bounded pool; Ctrl-C sets the stop flag and waits
@@ -174,6 +193,8 @@ class BulkRun:
         if self.stopped:
             state.error = f"not read: interrupted ({interrupts.reason()})"
             return
+        if self.lock:
+            self._lock_named(state)
         try:
             session = self.session_factory(
                 state.endpoint, self.passwords.get(state.endpoint), self.in_flight
@@ -187,8 +208,26 @@ class BulkRun:
             return
         state.targets, state.unmatched = self.planner(state.rows, connectors)
 
+    def _lock_named(self, state: EndpointState) -> None:
+        """Lock the connectors the rows name before the read, so that read can plan the
+        change (apply holds a connector's lock from the read that plans it). Without waiting:
+        a connector another run holds is left to ``_lock_and_reread``, which waits and
+        refuses as one connector's failure."""
+        from remediate.locks import ConnectorLocks
+
+        state.locks = ConnectorLocks(state.endpoint, self.environ)
+        named = [row.connector for row in state.rows if row.connector is not None]
+        try:
+            state.locks.acquire(named, wait=0)
+        except RemediateError:
+            state.locks.release()
+
     def _apply_one(
-        self, state: EndpointState, credential: CredentialSource, progress: Progress | None
+        self,
+        state: EndpointState,
+        credential: CredentialSource,
+        progress: Progress | None,
+        read_again: bool = False,
     ) -> None:
         def done(outcome: ConnectorOutcome) -> None:
             state.outcomes.append(outcome)
@@ -199,11 +238,12 @@ class BulkRun:
             for row in state.rows:
                 done(ConnectorOutcome(row.target, row.line, Status.SKIPPED, state.error))
             return
-        locks = ConnectorLocks(state.endpoint, self.environ)
+        locks = state.locks or ConnectorLocks(state.endpoint, self.environ)
         try:
-            self._apply_locked(state, credential, done, locks)
+            self._apply_locked(state, credential, done, locks, read_again)
         finally:
             locks.release()
+            state.locks = None
 
     def _apply_locked(
         self,
@@ -211,8 +251,9 @@ class BulkRun:
         credential: CredentialSource,
         done: Callable[[ConnectorOutcome], None],
         locks: ConnectorLocks,
+        read_again: bool,
     ) -> None:
-        refused = self._lock_and_reread(state, locks) if self.lock else None
+        refused = self._lock_and_reread(state, locks, read_again) if self.lock else None
         for unmatched in state.unmatched:
             done(
                 ConnectorOutcome(
@@ -283,10 +324,15 @@ class BulkRun:
         if driver.lost is not None:
             self._close(state)
 
-    def _lock_and_reread(self, state: EndpointState, locks: ConnectorLocks) -> str | None:
+    def _lock_and_reread(
+        self, state: EndpointState, locks: ConnectorLocks, read_again: bool
+    ) -> str | None:
         """Lock the connectors to change, then read and plan again under the locks (another
-        run may have changed them since the first read); None, or why nothing is sent."""
+        run may have changed them since the first read), unless the first read was already
+        under their locks and ``read_again`` is False; None, or why nothing is sent."""
         if not state.pending or state.session is None or self.stopped:
+            return None
+        if not read_again and locks.holds(t.name for t in state.pending):
             return None
         try:
             locks.acquire(t.name for t in state.pending)
@@ -300,11 +346,11 @@ class BulkRun:
 
     def _backup(self, state: EndpointState, target: Target) -> Backup | ConnectorOutcome:
         """The connector's backup, written before anything is sent; else why not."""
-        from remediate import audit, backup
+        from remediate import backup
 
         assert target.plan is not None
         try:
-            audit.check_log(self.environ)
+            self._audit_log()  # the change is not sent unless its audit line can be written
             return backup.write_backup(
                 state.endpoint, target.before, target.plan, environ=self.environ, script=False
             )
@@ -326,11 +372,10 @@ class BulkRun:
         from remediate import audit
 
         assert target.plan is not None
+        lines = audit.entries(state.endpoint, target.plan, target.before, result, backup=saved)
         with interrupts.deferred():
-            audit_path = audit.record(
-                state.endpoint, target.plan, target.before, result, environ=self.environ,
-                backup=saved,
-            )
+            audit.append(self._audit_log(), lines)
+        audit_path = audit.audit_path(self.environ)
         self.backups.append((state, target, saved))
         outcome = _outcome(target, Status.CHANGED, "")
         outcome.backup, outcome.audit = saved.path, audit_path
@@ -370,7 +415,7 @@ class BulkRun:
         ]
         for state, target, saved in self.backups:
             parts.append(f"\n# ===== {state.endpoint.label}: {target.name} =====\n")
-            parts.append(render_script(saved.undo_plan(), now))
+            parts.append(render_script(saved.undo_plan(), now, actions=target.row.playbook.actions))
         path = backup_dir(self.environ) / f"{now:%Y%m%dT%H%M%S%fZ}-bulk-undo.ps1"
         write_file(path, "".join(parts), what="the undo script", private=True)
         paths = {saved.path for _, _, saved in self.backups}
@@ -379,6 +424,15 @@ class BulkRun:
                 if outcome.backup in paths:
                     outcome.undo_script = path
         return path
+
+    def _audit_log(self) -> int:
+        """The audit log, opened (and checked: private, no symbolic link) once per run."""
+        from remediate import audit
+
+        with self._audit_lock:
+            if self._audit_fd is None:
+                _, self._audit_fd = audit.open_log(self.environ)
+            return self._audit_fd
 
     @staticmethod
     def _close(state: EndpointState) -> None:
