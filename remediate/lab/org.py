@@ -32,6 +32,7 @@ import os
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -286,6 +287,16 @@ class Organization:
         self._dirty = False
         self._saver: threading.Timer | None = None
         self._write_lock = threading.Lock()  # one writer of the file at a time
+        self._cmdlets_run: Counter[str] = Counter()  # an observation for tests and benchmarks
+
+    def count_cmdlet(self, name: str) -> None:
+        with self._lock:
+            self._cmdlets_run[name] += 1
+
+    def cmdlets_run(self) -> Counter[str]:
+        """How many times each cmdlet ran (by the name its signature gives)."""
+        with self._lock:
+            return Counter(self._cmdlets_run)
 
     # --- opening and saving ----------------------------------------------------------------
 
