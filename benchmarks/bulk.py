@@ -19,8 +19,9 @@ Latency profiles (the lab's --cmdlet-latency): "zero" (the tool's own cost) and 
 an ASSUMPTION: Set-SendConnector 150 ms (an AD write, often 100-300 ms on real servers),
 every other cmdlet 20 ms. Each round asks for a new port, so every connector changes.
 Prints medians, ratios, round trips (HTTP requests) per connector and Get-SendConnector
-calls per endpoint counted by the labs, the CPU of this process per connector, the load
-average, and the peak RSS of `remediate bulk apply` run as its own process.
+calls per endpoint counted by the labs, the CPU per connector of this process and of the
+labs (all on the same cores), the load average, and the peak RSS of `remediate bulk apply`
+run as its own process.
 Usage: .venv/bin/python benchmarks/bulk.py [--connectors 200 [2000]] [--rounds 3 [1]]
        [--latency zero|realistic|both] [--methods bulk,floor,fastest,naive]
        [--bulk-args "--in-flight 16"]
@@ -74,7 +75,10 @@ def serve_lab(directory: Path, per_endpoint: int, latency: list[str]) -> None:
     ) as lab:
         lab.write_ready_file(directory / "ready.json")
         for _ in sys.stdin:
-            counts = {"requests": lab.requests_seen, **lab.organization.cmdlets_run()}
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            cpu_us = int(1e6 * (usage.ru_utime + usage.ru_stime))
+            counts = {"requests": lab.requests_seen, "cpu_us": cpu_us}
+            counts.update(lab.organization.cmdlets_run())
             print(json.dumps(counts), flush=True)
 
 
@@ -101,7 +105,7 @@ class Labs:
             self.infos.append(json.loads(ready.read_text(encoding="utf-8")))
 
     def counts(self) -> dict[str, int]:
-        """HTTP requests and cmdlets run, summed over the labs."""
+        """HTTP requests, CPU (microseconds) and cmdlets run, summed over the labs."""
         total: dict[str, int] = {}
         for process in self.processes:
             assert process.stdin is not None and process.stdout is not None
@@ -334,6 +338,7 @@ def run_profile(profile: str, connectors: int, rounds: int, methods: list[str]) 
         cpu: dict[str, list[float]] = {m: [] for m in methods}
         trips: dict[str, float] = {}
         reads: dict[str, float] = {}  # Get-SendConnector per endpoint
+        lab_cpu: dict[str, list[float]] = {m: [] for m in methods}  # ms per connector
         loads: list[float] = []
         port = FIRST_PORT
         try:
@@ -369,6 +374,7 @@ def run_profile(profile: str, connectors: int, rounds: int, methods: list[str]) 
                     get = "Get-SendConnector"
                     reads[method] = (after.get(get, 0) - before.get(get, 0)) / ENDPOINTS
                     loads.append(os.getloadavg()[0])
+                    lab_cpu[method].append((after["cpu_us"] - before["cpu_us"]) / 1000 / total)
                 print(
                     f"  [{profile} {total}] round {round_number + 1}: "
                     + ", ".join(f"{m} {times[m][-1]:.2f}s" for m in methods),
@@ -390,6 +396,7 @@ def run_profile(profile: str, connectors: int, rounds: int, methods: list[str]) 
         "cpu_per_connector_ms": {m: 1000 * statistics.median(c) / total for m, c in cpu.items()},
         "trips": trips,
         "reads": reads,
+        "lab_cpu_ms": {m: statistics.median(c) for m, c in lab_cpu.items()},
         "load": statistics.median(loads),
         "rss": rss,
     }
@@ -406,7 +413,8 @@ def report(result: dict[str, Any]) -> None:
             f"  {method:8} {median:7.2f}s  {total / median:7.1f} connectors/s  "
             f"{result['trips'][method]:5.2f} round trips/connector  "
             f"{result['reads'][method]:6.1f} reads/endpoint  "
-            f"CPU here {result['cpu_per_connector_ms'][method]:5.2f} ms/connector"
+            f"CPU ms/connector: here {result['cpu_per_connector_ms'][method]:5.2f}, "
+            f"labs {result['lab_cpu_ms'][method]:5.2f}"
         )
     if "bulk" in med:
         if "naive" in med:

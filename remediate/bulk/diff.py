@@ -8,6 +8,7 @@ Exchange's own retry schedule), so a connector already as wanted gets an empty p
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from remediate import preflight
@@ -37,7 +38,7 @@ class Target:
     def pending(self) -> bool:
         return self.plan is not None and bool(self.plan.changes)
 
-    @property
+    @cached_property  # shown, reported and recorded: checked once
     def after(self) -> SendConnector:
         """The connector as the plan would leave it (the rules Exchange applies included)."""
         if not self.pending:
