@@ -29,7 +29,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "remediate"
 BASELINE = 'python -c "import argparse"'
-EXCLUDED = ("yaml", "jinja2", "remediate.playbooks", "remediate.planner", "remediate.render")
+EXCLUDED = ("yaml", "jinja2", "remediate.core.playbooks", "remediate.core.planner", "remediate.render.script")
 
 
 def timed(

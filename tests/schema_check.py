@@ -7,7 +7,7 @@ from typing import Any
 
 import jsonschema
 
-from remediate.jsonout import schema
+from remediate.ui.jsonout import schema
 
 
 def checked(name: str, text: str) -> Any:

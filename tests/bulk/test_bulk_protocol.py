@@ -175,7 +175,7 @@ def test_read_again_under_the_locks_after_asking(tmp_path: Path) -> None:
     change planned from the first read is not sent."""
     from remediate.bulk.runner import BulkRun, Status
     from remediate.bulk.spec import load
-    from remediate.connections import ProfileStore
+    from remediate.remote.connections import ProfileStore
 
     (lab,) = start_labs(tmp_path, 1, extra_connectors=2)
     try:

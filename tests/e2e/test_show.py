@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from remediate.connections import INSECURE_WARNING
 from remediate.lab.server import Lab
+from remediate.remote.connections import INSECURE_WARNING
 from tests.lab.lab_helpers import start_lab
 
 pytestmark = pytest.mark.e2e
@@ -103,7 +103,7 @@ def test_one_connector_with_its_queue(lab: Lab, secret_service: dict[str, str]) 
 def test_json_queues_carry_the_cause_read_in_last_error(
     lab: Lab, secret_service: dict[str, str]
 ) -> None:
-    from remediate.queues import parse_last_error
+    from remediate.core.last_error import parse_last_error
 
     result = _show(lab, secret_service, "--json", "--queues")
     assert result.returncode == 0, result.stderr

@@ -6,10 +6,10 @@ from __future__ import annotations
 import _thread
 import threading
 
-from remediate.exchange import CredentialState
+from remediate.core.exchange import CredentialState
 from remediate.lab.seed import RELAY
 from remediate.lab.server import Lab
-from remediate.secrets import RELAY_SERVICE, get_secret
+from remediate.remote.secrets import RELAY_SERVICE, get_secret
 from tests.wizard.helpers import CLEAR_LINE, ENTER, lab_options, relay_connector
 
 
