@@ -5,22 +5,26 @@ connectors need the new Port), change (one Set-SendConnector per connector), rec
 JSON backup per connector and one audit line each). Methods, all 4 endpoints in parallel:
 
   bulk     remediate bulk apply FILE --yes, in this process as the command runs (file
-           validation, reads, plans, per-connector locks and re-read, backups, audit, report)
+           validation, per-connector locks, the read, plans, backups, audit, report, undo
+           script)
   floor    bare pypsrp: one RunspacePool per endpoint, one pipeline at a time
   fastest  bare pypsrp: one RunspacePool per endpoint with IN_FLIGHT runspaces, IN_FLIGHT
-           pipelines in flight at once (begin_invoke, then end_invoke oldest first). Several
-           statements in one pipeline are not used: Exchange's no-language endpoint takes
-           single cmdlets (exchange-notes.md), and the lab accepting statements is not proof
-           that Exchange does
+           pipelines in flight at once (begin_invoke; end_invoke of the oldest, then the next
+           is sent: a sliding window). Several statements in one pipeline are not used:
+           Exchange's no-language endpoint takes single cmdlets (exchange-notes.md), and the
+           lab accepting statements is not proof that Exchange does
   naive    a new RunspacePool per connector (Get-SendConnector -Identity, then Set)
 
 Latency profiles (the lab's --cmdlet-latency): "zero" (the tool's own cost) and "realistic",
 an ASSUMPTION: Set-SendConnector 150 ms (an AD write, often 100-300 ms on real servers),
 every other cmdlet 20 ms. Each round asks for a new port, so every connector changes.
-Prints medians, ratios, round trips per connector counted by the labs, the tool's CPU per
-connector, and the peak RSS of `remediate bulk apply` run as its own process.
-Usage: .venv/bin/python benchmarks/bulk.py [--connectors 200] [--rounds 3]
+Prints medians, ratios, round trips (HTTP requests) per connector and Get-SendConnector
+calls per endpoint counted by the labs, the CPU per connector of this process and of the
+labs (all on the same cores), the load average, and the peak RSS of `remediate bulk apply`
+run as its own process.
+Usage: .venv/bin/python benchmarks/bulk.py [--connectors 200 [2000]] [--rounds 3 [1]]
        [--latency zero|realistic|both] [--methods bulk,floor,fastest,naive]
+       [--bulk-args "--in-flight 16"]
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +48,7 @@ from typing import Any
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"  # passwords from stdin
 
 ENDPOINTS = 4
+BULK_ARGS: list[str] = []  # --bulk-args: more options for `remediate bulk apply`
 ADMIN_PASSWORD = "Bench-Admin-Pw-1"
 IN_FLIGHT = 8  # the same bound bulk uses by default (--in-flight)
 LATENCY = {"zero": [], "realistic": ["20", "Set-SendConnector=150"]}  # ms; see the docstring
@@ -54,7 +60,8 @@ Info = dict[str, Any]
 
 
 def serve_lab(directory: Path, per_endpoint: int, latency: list[str]) -> None:
-    """Child mode: one lab; each line on stdin asks for its request count, EOF stops it."""
+    """Child mode: one lab; each line on stdin asks for its counts (HTTP requests, cmdlets
+    run), EOF stops it."""
     from remediate.lab.server import CmdletLatency, Lab
 
     with Lab(
@@ -68,7 +75,11 @@ def serve_lab(directory: Path, per_endpoint: int, latency: list[str]) -> None:
     ) as lab:
         lab.write_ready_file(directory / "ready.json")
         for _ in sys.stdin:
-            print(lab.requests_seen, flush=True)
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            cpu_us = int(1e6 * (usage.ru_utime + usage.ru_stime))
+            counts = {"requests": lab.requests_seen, "cpu_us": cpu_us}
+            counts.update(lab.organization.cmdlets_run())
+            print(json.dumps(counts), flush=True)
 
 
 class Labs:
@@ -93,13 +104,15 @@ class Labs:
             time.sleep(0.05)
             self.infos.append(json.loads(ready.read_text(encoding="utf-8")))
 
-    def requests(self) -> int:
-        total = 0
+    def counts(self) -> dict[str, int]:
+        """HTTP requests, CPU (microseconds) and cmdlets run, summed over the labs."""
+        total: dict[str, int] = {}
         for process in self.processes:
             assert process.stdin is not None and process.stdout is not None
             process.stdin.write("count\n")
             process.stdin.flush()
-            total += int(process.stdout.readline())
+            for key, value in json.loads(process.stdout.readline()).items():
+                total[key] = total.get(key, 0) + int(value)
         return total
 
     def stop(self) -> None:
@@ -214,22 +227,28 @@ def floor(infos: list[Info], wanted: list[str], port: int, rec: Recorder) -> Non
 
 
 def fastest(infos: list[Info], wanted: list[str], port: int, rec: Recorder) -> None:
+    """A sliding window: the oldest pipeline is collected, then the next one is sent."""
+
     def work(info: Info) -> None:
         with pool(info, IN_FLIGHT) as rpool:
             ports = read_ports(rpool)
-            todo = [n for n in wanted if ports[n] != port]
-            flying: list[tuple[str, Any]] = []
-            for position, name in enumerate(todo):
+            flying: deque[tuple[str, Any]] = deque()
+
+            def collect() -> None:
+                done_name, done = flying.popleft()
+                done.end_invoke()
+                check(done)
+                rec.record(info["endpoint"], done_name, ports[done_name], port)
+
+            for name in (n for n in wanted if ports[n] != port):
+                if len(flying) == IN_FLIGHT:
+                    collect()
                 rec.backup(info["endpoint"], name, ports[name])
                 ps = command(rpool, "Set-SendConnector", Identity=name, Port=port, Confirm=False)
                 ps.begin_invoke()
                 flying.append((name, ps))
-                if len(flying) == IN_FLIGHT or position == len(todo) - 1:
-                    while flying:
-                        done_name, done = flying.pop(0)
-                        done.end_invoke()
-                        check(done)
-                        rec.record(info["endpoint"], done_name, ports[done_name], port)
+            while flying:
+                collect()
 
     per_endpoint(infos, work)
 
@@ -277,7 +296,7 @@ def bulk(spec: Path, state: Path, expect: str) -> None:
         stdout_isatty=False,
         environ=bulk_env(state),
     )
-    status = main(["bulk", "apply", str(spec), "--yes", "--password-stdin"], env)
+    status = main(["bulk", "apply", str(spec), "--yes", "--password-stdin", *BULK_ARGS], env)
     if status != 0 or expect not in out.getvalue():
         raise SystemExit(f"bulk apply failed ({status}):\n{out.getvalue()[-2000:]}{err.getvalue()}")
 
@@ -318,8 +337,18 @@ def run_profile(profile: str, connectors: int, rounds: int, methods: list[str]) 
         times: dict[str, list[float]] = {m: [] for m in methods}
         cpu: dict[str, list[float]] = {m: [] for m in methods}
         trips: dict[str, float] = {}
+        reads: dict[str, float] = {}  # Get-SendConnector per endpoint
+        lab_cpu: dict[str, list[float]] = {m: [] for m in methods}  # ms per connector
+        loads: list[float] = []
         port = FIRST_PORT
         try:
+            # warm-up, not timed: the first run in this process imports pypsrp, the planner,
+            # jinja2 (one connector per endpoint)
+            spec = base / "warm-up.yaml"
+            write_spec(spec, labs.infos, wanted[:1], port)
+            bulk(spec, base / "state", expect="changed=1,")
+            floor(labs.infos, wanted[:1], port + 1, Recorder(base / "records" / "warm-up"))
+            port += 1
             for round_number in range(rounds):
                 order = (
                     methods[round_number % len(methods) :] + methods[: round_number % len(methods)]
@@ -329,7 +358,7 @@ def run_profile(profile: str, connectors: int, rounds: int, methods: list[str]) 
                     rec = Recorder(base / "records" / f"{method}-{port}")
                     spec = base / f"bulk-{port}.yaml"
                     write_spec(spec, labs.infos, wanted, port)
-                    requests_before = labs.requests()
+                    before = labs.counts()
                     cpu_before = cpu_seconds()
                     started = time.perf_counter()
                     if method == "bulk":
@@ -340,7 +369,12 @@ def run_profile(profile: str, connectors: int, rounds: int, methods: list[str]) 
                         )
                     times[method].append(time.perf_counter() - started)
                     cpu[method].append(cpu_seconds() - cpu_before)
-                    trips[method] = (labs.requests() - requests_before) / total
+                    after = labs.counts()
+                    trips[method] = (after["requests"] - before["requests"]) / total
+                    get = "Get-SendConnector"
+                    reads[method] = (after.get(get, 0) - before.get(get, 0)) / ENDPOINTS
+                    loads.append(os.getloadavg()[0])
+                    lab_cpu[method].append((after["cpu_us"] - before["cpu_us"]) / 1000 / total)
                 print(
                     f"  [{profile} {total}] round {round_number + 1}: "
                     + ", ".join(f"{m} {times[m][-1]:.2f}s" for m in methods),
@@ -361,6 +395,9 @@ def run_profile(profile: str, connectors: int, rounds: int, methods: list[str]) 
         "median": {m: statistics.median(t) for m, t in times.items()},
         "cpu_per_connector_ms": {m: 1000 * statistics.median(c) / total for m, c in cpu.items()},
         "trips": trips,
+        "reads": reads,
+        "lab_cpu_ms": {m: statistics.median(c) for m, c in lab_cpu.items()},
+        "load": statistics.median(loads),
         "rss": rss,
     }
 
@@ -369,13 +406,15 @@ def report(result: dict[str, Any]) -> None:
     total, med = result["connectors"], result["median"]
     print(
         f"{result['profile']} latency, {total} connectors over {ENDPOINTS} endpoints, "
-        f"{result['rounds']} round(s), medians:"
+        f"{result['rounds']} round(s), medians (load average {result['load']:.1f} during):"
     )
     for method, median in med.items():
         print(
             f"  {method:8} {median:7.2f}s  {total / median:7.1f} connectors/s  "
             f"{result['trips'][method]:5.2f} round trips/connector  "
-            f"CPU here {result['cpu_per_connector_ms'][method]:5.2f} ms/connector"
+            f"{result['reads'][method]:6.1f} reads/endpoint  "
+            f"CPU ms/connector: here {result['cpu_per_connector_ms'][method]:5.2f}, "
+            f"labs {result['lab_cpu_ms'][method]:5.2f}"
         )
     if "bulk" in med:
         if "naive" in med:
@@ -394,7 +433,14 @@ def report(result: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connectors", type=int, nargs="+", default=[200])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        nargs="+",
+        default=[3],
+        help="per --connectors value (the last repeats)",
+    )
+    parser.add_argument("--bulk-args", default="", help="more options for `remediate bulk apply`")
     parser.add_argument("--latency", choices=["zero", "realistic", "both"], default="both")
     parser.add_argument("--methods", default="bulk,floor,fastest,naive")
     parser.add_argument("--serve-lab", type=Path, help=argparse.SUPPRESS)
@@ -405,12 +451,14 @@ def main() -> None:
         serve_lab(args.serve_lab, args.per_endpoint, json.loads(args.lab_latency))
         return
     methods = args.methods.split(",")
+    BULK_ARGS.extend(args.bulk_args.split())
+    rounds = {n: args.rounds[min(i, len(args.rounds) - 1)] for i, n in enumerate(args.connectors)}
     profiles = ["zero", "realistic"] if args.latency == "both" else [args.latency]
-    print(f"machine: {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f} at start")
+    print(f"machine: {os.cpu_count()} CPU(s), load averages {_loads()} at start (shared machine)")
     results = []
     for profile in profiles:
         for connectors in args.connectors:
-            result = run_profile(profile, connectors, args.rounds, methods)
+            result = run_profile(profile, connectors, rounds[connectors], methods)
             results.append(result)
             report(result)
     bulk_runs = [r for r in results if r["profile"] == "realistic" and "bulk" in r["median"]]
@@ -423,7 +471,11 @@ def main() -> None:
             f"{1000 * per_small:.2f} -> {1000 * per_large:.2f} ms "
             f"({per_large / per_small:.2f}x; goal within 1.10x)"
         )
-    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    print(f"load averages {_loads()} at the end")
+
+
+def _loads() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Exchange's own retry schedule), so a connector already as wanted gets an empty p
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from remediate.bulk.spec import Row
@@ -37,7 +38,7 @@ class Target:
     def pending(self) -> bool:
         return self.plan is not None and bool(self.plan.changes)
 
-    @property
+    @cached_property  # shown, reported and recorded: checked once
     def after(self) -> SendConnector:
         """The connector as the plan would leave it (the rules Exchange applies included)."""
         if not self.pending:
@@ -76,9 +77,16 @@ def plan_endpoint(
     two rows gets no plan (which should win is not ours to guess)."""
     chosen: dict[str, list[Row]] = {}
     by_guid = {c.guid or c.name: c for c in connectors}
+    by_name: dict[str, list[SendConnector]] = {}  # a row naming a connector: no scan (linear)
+    for connector in connectors:
+        for key in {connector.name.lower(), connector.guid.lower()} - {""}:
+            by_name.setdefault(key, []).append(connector)
     unmatched = []
     for row in rows:
-        hits = [c for c in connectors if row.selects(c)]
+        if row.connector is not None:
+            hits = by_name.get(row.connector.lower(), [])
+        else:
+            hits = [c for c in connectors if row.selects(c)]
         if not hits:
             unmatched.append(Unmatched(row, _no_match(row)))
         for connector in hits:

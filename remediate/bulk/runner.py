@@ -12,6 +12,7 @@ each endpoint stops after the step in flight and reports the rest as skipped.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -70,6 +71,7 @@ class EndpointState:
     unmatched: list[Unmatched] = field(default_factory=list)
     error: str | None = None
     outcomes: list[ConnectorOutcome] = field(default_factory=list)
+    locks: ConnectorLocks | None = None  # apply: held from before the read to the end
 
     @property
     def pending(self) -> list[Target]:
@@ -128,6 +130,8 @@ class BulkRun:
         self.lock = lock  # apply: hold each connector's lock, and plan again under it
         self.states = [EndpointState(e, spec.rows_for(e)) for e in spec.endpoints()]
         self._stop = threading.Event()
+        self._audit_fd: int | None = None  # the audit log, open for the whole run
+        self._audit_lock = threading.Lock()
 
     # --- control ---------------------------------------------------------------------------
 
@@ -143,6 +147,13 @@ class BulkRun:
             if state.session is not None:
                 state.session.close()
                 state.session = None
+            if state.locks is not None:
+                state.locks.release()
+                state.locks = None
+        with self._audit_lock:
+            if self._audit_fd is not None:
+                os.close(self._audit_fd)
+                self._audit_fd = None
 
     def __enter__(self) -> BulkRun:
         return self
@@ -157,9 +168,17 @@ class BulkRun:
         self._each(self._read_one)
         return self.states
 
-    def apply(self, credential: CredentialSource, progress: Progress | None = None) -> None:
-        """Apply the pending plans; outcomes land in each state's ``outcomes``."""
-        self._each(lambda state: self._apply_one(state, credential, progress))
+    def apply(
+        self,
+        credential: CredentialSource,
+        progress: Progress | None = None,
+        *,
+        read_again: bool = False,
+    ) -> None:
+        """Apply the pending plans; outcomes land in each state's ``outcomes``.
+        ``read_again``: read and plan again under the locks first (time has passed since the
+        read, an admin was asked); else the read taken under the locks stands."""
+        self._each(lambda state: self._apply_one(state, credential, progress, read_again))
 
     def _each(self, work: Callable[[EndpointState], None]) -> None:
         """Run ``work`` per endpoint on a bounded pool; Ctrl-C sets the stop flag and waits
@@ -179,6 +198,8 @@ class BulkRun:
         if self.stopped:
             state.error = f"not read: interrupted ({interrupts.reason()})"
             return
+        if self.lock:
+            self._lock_named(state)
         try:
             handle = api.connect(
                 state.endpoint, password=self.passwords.get(state.endpoint),
@@ -192,8 +213,26 @@ class BulkRun:
             return
         state.targets, state.unmatched = self.planner(state.rows, connectors)
 
+    def _lock_named(self, state: EndpointState) -> None:
+        """Lock the connectors the rows name before the read, so that read can plan the
+        change (apply holds a connector's lock from the read that plans it). Without waiting:
+        a connector another run holds is left to ``_lock_and_reread``, which waits and
+        refuses as one connector's failure."""
+        from remediate.run.locks import ConnectorLocks
+
+        state.locks = ConnectorLocks(state.endpoint, self.environ)
+        named = [row.connector for row in state.rows if row.connector is not None]
+        try:
+            state.locks.acquire(named, wait=0)
+        except RemediateError:
+            state.locks.release()
+
     def _apply_one(
-        self, state: EndpointState, credential: CredentialSource, progress: Progress | None
+        self,
+        state: EndpointState,
+        credential: CredentialSource,
+        progress: Progress | None,
+        read_again: bool = False,
     ) -> None:
         def done(outcome: ConnectorOutcome) -> None:
             state.outcomes.append(outcome)
@@ -204,11 +243,12 @@ class BulkRun:
             for row in state.rows:
                 done(ConnectorOutcome(row.target, row.line, Status.SKIPPED, state.error))
             return
-        locks = ConnectorLocks(state.endpoint, self.environ)
+        locks = state.locks or ConnectorLocks(state.endpoint, self.environ)
         try:
-            self._apply_locked(state, credential, done, locks)
+            self._apply_locked(state, credential, done, locks, read_again)
         finally:
             locks.release()
+            state.locks = None
 
     def _apply_locked(
         self,
@@ -216,8 +256,9 @@ class BulkRun:
         credential: CredentialSource,
         done: Callable[[ConnectorOutcome], None],
         locks: ConnectorLocks,
+        read_again: bool,
     ) -> None:
-        refused = self._lock_and_reread(state, locks) if self.lock else None
+        refused = self._lock_and_reread(state, locks, read_again) if self.lock else None
         for unmatched in state.unmatched:
             done(
                 ConnectorOutcome(
@@ -288,10 +329,15 @@ class BulkRun:
         if driver.lost is not None:
             self._close(state)
 
-    def _lock_and_reread(self, state: EndpointState, locks: ConnectorLocks) -> str | None:
+    def _lock_and_reread(
+        self, state: EndpointState, locks: ConnectorLocks, read_again: bool
+    ) -> str | None:
         """Lock the connectors to change, then read and plan again under the locks (another
-        run may have changed them since the first read); None, or why nothing is sent."""
+        run may have changed them since the first read), unless the first read was already
+        under their locks and ``read_again`` is False; None, or why nothing is sent."""
         if not state.pending or state.session is None or self.stopped:
+            return None
+        if not read_again and locks.holds(t.name for t in state.pending):
             return None
         try:
             locks.acquire(t.name for t in state.pending)
@@ -307,8 +353,11 @@ class BulkRun:
         """The connector's backup, written before anything is sent (the pipeline's first
         half; its execution is the flights'); else why not."""
         assert target.plan is not None
-        change = Change(state.endpoint, target.plan, target.before, self.environ, script=False)
         try:
+            change = Change(
+                state.endpoint, target.plan, target.before, self.environ,
+                script=False, audit_fd=self._audit_log(),
+            )  # fmt: skip
             change.back_up()
         except OSError as exc:
             reason = f"not sent: the backup could not be written ({exc.strerror or exc})"
@@ -368,7 +417,7 @@ class BulkRun:
         ]
         for state, target, saved in self.backups:
             parts.append(f"\n# ===== {state.endpoint.label}: {target.name} =====\n")
-            parts.append(render_script(saved.undo_plan(), now))
+            parts.append(render_script(saved.undo_plan(), now, actions=target.row.playbook.actions))
         path = backup_dir(self.environ) / f"{now:%Y%m%dT%H%M%S%fZ}-bulk-undo.ps1"
         write_file(path, "".join(parts), what="the undo script", private=True)
         paths = {saved.path for _, _, saved in self.backups}
@@ -377,6 +426,15 @@ class BulkRun:
                 if outcome.backup in paths:
                     outcome.undo_script = path
         return path
+
+    def _audit_log(self) -> int:
+        """The audit log, opened (and checked: private, no symbolic link) once per run."""
+        from remediate.run import audit
+
+        with self._audit_lock:
+            if self._audit_fd is None:
+                _, self._audit_fd = audit.open_log(self.environ)
+            return self._audit_fd
 
     @staticmethod
     def _close(state: EndpointState) -> None:

@@ -334,7 +334,8 @@ def port_number(value: object) -> int:
     command line, the wizard, answers and bulk files all use this one rule."""
     text = "" if isinstance(value, bool) else str(value).strip()
     if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise ValueError(f"{value!r} is not a port number (0-65535)")
+        shown = text if text.isdigit() else repr(value)
+        raise ValueError(f"{shown} is not a port number (0-65535)")
     return int(text)
 
 

@@ -357,6 +357,7 @@ class ExchangeShell:
         if found is None:
             raise _command_not_found(call.name)
         signature, handler = found
+        self.org.count_cmdlet(signature.name)
         bound = binding.bind(signature, call)
         try:
             return handler(signature, bound, pipeline_input, host)

@@ -31,6 +31,7 @@ import os
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,16 @@ class Organization:
         # Set by the Lab: the servers' own network path and their Send protocol logs.
         self.network: Any = None
         self.protocol_log: Any = None
+        self._cmdlets_run: Counter[str] = Counter()  # an observation for tests and benchmarks
+
+    def count_cmdlet(self, name: str) -> None:
+        with self._lock:
+            self._cmdlets_run[name] += 1
+
+    def cmdlets_run(self) -> Counter[str]:
+        """How many times each cmdlet ran (by the name its signature gives)."""
+        with self._lock:
+            return Counter(self._cmdlets_run)
 
     # --- opening and saving ----------------------------------------------------------------
 

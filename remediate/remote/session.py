@@ -212,6 +212,9 @@ class Session:
             raw_output = ps.end_invoke()
         except Exception as exc:
             raise map_exception(exc, self.connection) from None
+        # pypsrp keeps every pipeline (its output too) in the pool until close(), which
+        # costs a Signal round trip; the command is done, so only the reference goes
+        self._pool.pipelines.pop(ps.id, None)
         host_lines = [line.rstrip("\r\n") for line in self._host.lines_of(ps.id)]
         host_lines += [str(i.message_data) for i in ps.streams.information]
         errors = [remote_error_from_record(r) for r in ps.streams.error]

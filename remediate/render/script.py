@@ -133,14 +133,19 @@ def _action_lines(plan: Plan, actions: Sequence[Action] | None) -> list[str]:
             actions = find(plan.playbook).actions
         except RemediateError:
             actions = ()
-    cited = {step.action for step in plan.steps}
+    cited = frozenset(step.action for step in plan.steps if step.action)
+    return list(_cited_lines(tuple(actions), cited))
+
+
+@lru_cache(maxsize=64)  # a bulk run renders the same playbook's actions for every connector
+def _cited_lines(actions: tuple[Action, ...], cited: frozenset[str]) -> tuple[str, ...]:
     lines: list[str] = []
     for action in actions:
         if action.id in cited:
             lines += textwrap.wrap(
                 ps_comment(f"{action.id}: {action.text}"), 92, subsequent_indent="    "
             )
-    return lines
+    return tuple(lines)
 
 
 def _sections(plan: Plan) -> dict[int, str]:

@@ -145,14 +145,21 @@ def record(
     backup: Backup | None = None,
 ) -> Path:
     """Append this run's lines to the audit log; returns its path."""
-    text = "".join(
-        json.dumps(line, sort_keys=False) + "\n"
-        for line in entries(connection, plan, before, result, backup=backup)
-    )
+    lines = entries(connection, plan, before, result, backup=backup)
     path, fd = open_log(environ)
-    with os.fdopen(fd, "a", encoding="utf-8") as handle:
-        handle.write(text)
+    try:
+        append(fd, lines)
+    finally:
+        os.close(fd)
     return path
+
+
+def append(fd: int, lines: list[dict[str, Any]]) -> None:
+    """Write ``lines`` to the log open as ``fd`` (O_APPEND), in one write when the system
+    takes it whole."""
+    data = "".join(json.dumps(line, sort_keys=False) + "\n" for line in lines).encode("utf-8")
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 @dataclass(frozen=True)

@@ -73,20 +73,25 @@ class ConnectorLocks:
         self.environ = environ
         self._first = list(names)
         self._held: dict[str, int] = {}
+        self._checked = False  # the locks directory (checked before the first lock)
 
-    def acquire(self, names: Iterable[str]) -> None:
-        """Lock every connector in ``names`` (in a fixed order), waiting briefly for each;
-        ConnectorBusy naming the first one another run holds (none is then kept)."""
+    def acquire(self, names: Iterable[str], *, wait: float | None = None) -> None:
+        """Lock every connector in ``names`` (in a fixed order), waiting briefly for each
+        (``wait`` seconds when given, else REMEDIATE_LOCK_WAIT); ConnectorBusy naming the
+        first one another run holds (none of ``names`` is then kept)."""
         taken = []
         try:
             for name in sorted({n.lower(): n for n in names}.values(), key=str.lower):
                 if name.lower() not in self._held:
-                    self._held[name.lower()] = self._take(name)
+                    self._held[name.lower()] = self._take(name, wait)
                     taken.append(name.lower())
         except BaseException:
             for key in taken:
                 os.close(self._held.pop(key))
             raise
+
+    def holds(self, names: Iterable[str]) -> bool:
+        return all(name.lower() in self._held for name in names)
 
     def release(self) -> None:
         for fd in self._held.values():
@@ -102,17 +107,19 @@ class ConnectorLocks:
     def __exit__(self, *exc: object) -> None:
         self.release()
 
-    def _take(self, name: str) -> int:
+    def _take(self, name: str, wait: float | None) -> int:
         path = lock_path(self.connection, name, self.environ)
-        private_directory(path.parent.parent)
-        private_directory(path.parent)
+        if not self._checked:  # once per holder: a bulk run takes hundreds of locks
+            private_directory(path.parent.parent)
+            private_directory(path.parent)
+            self._checked = True
         try:
             if windows() and path.is_symlink():
                 raise OSError("a symbolic link")
             fd = os.open(path, os.O_RDWR | os.O_CREAT | NOFOLLOW | BINARY, 0o600)
         except OSError as exc:
             raise UsageError(f"cannot open the lock file {path}: {exc.strerror or exc}") from None
-        deadline = time.monotonic() + _wait(self.environ)
+        deadline = time.monotonic() + (_wait(self.environ) if wait is None else wait)
         while True:
             try:
                 _try_lock(fd)

@@ -157,6 +157,8 @@ class Change:
     before: SendConnector
     environ: Mapping[str, str] | None = None
     script: bool = True  # bulk renders one undo script per run instead
+    # bulk opens (and checks) the audit log once per run and appends to it here
+    audit_fd: int | None = None
     saved: Backup | None = field(default=None, init=False)
 
     @property
@@ -167,7 +169,8 @@ class Change:
         """Check the audit log can be written (a change it could not record is not made),
         then write the backup."""
         if self.real:
-            audit.check_log(self.environ)
+            if self.audit_fd is None:
+                audit.check_log(self.environ)
             self.saved = backup.write_backup(
                 self.connection, self.before, self.plan, environ=self.environ, script=self.script
             )
@@ -178,6 +181,12 @@ class Change:
         if not self.real:
             return None
         with interrupts.deferred():
+            if self.audit_fd is not None:
+                lines = audit.entries(
+                    self.connection, self.plan, self.before, result, backup=self.saved
+                )
+                audit.append(self.audit_fd, lines)
+                return audit.audit_path(self.environ)
             return audit.record(
                 self.connection, self.plan, self.before, result,
                 environ=self.environ, backup=self.saved,

@@ -6,15 +6,19 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
 
 from remediate import __version__
 from remediate.core import interrupts
-from remediate.core.env import Environment
 from remediate.core.errors import RemediateError
 from remediate.core.status import ExitStatus
-from remediate.ui.commands import COMMAND_MODULES
+from remediate.ui.commands import COMMANDS
+
+TYPE_CHECKING = False  # typing itself costs --help a few milliseconds (mypy knows the name)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import NoReturn
+
+    from remediate.core.env import Environment
 
 EXAMPLES = """\
 examples:
@@ -27,6 +31,28 @@ examples:
 """
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter with the width shutil.get_terminal_size would give, without
+    importing shutil (and the compression modules it imports) on every --help."""
+
+    def __init__(self, prog: str, **kwargs: int | None) -> None:
+        if kwargs.get("width") is None:
+            kwargs["width"] = _columns() - 2
+        super().__init__(prog, **kwargs)  # type: ignore[arg-type]
+
+
+def _columns() -> int:
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    stdout = sys.__stdout__
+    try:
+        return os.get_terminal_size(stdout.fileno()).columns or 80 if stdout else 80
+    except (ValueError, OSError):
+        return 80
+
+
 class _Parser(argparse.ArgumentParser):
     """Bad arguments give one error line and a hint, not argparse's usage block."""
 
@@ -36,35 +62,34 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    """The parser; with ``argv``, only the sub-command it names gets its arguments.
+    """The parser; with ``argv``, only the sub-command it names is imported and gets its
+    arguments.
 
     Why: some commands' arguments come from the planner (playbooks, YAML), which costs tens
     of milliseconds to import; ``remediate --help``, ``--version`` and the other commands
-    need none of it. Without ``argv`` every sub-command is complete.
+    need none of it (benchmarks/startup.py). Without ``argv`` every sub-command is complete.
     """
     chosen = _chosen_command(argv) if argv is not None else None
     parser = _Parser(
         prog="remediate",
         description="Guided and scripted fixes for Exchange Send connector events 2016 and 2002.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=f"remediate {__version__}")
     _add_log_arguments(parser, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
-        module = importlib.import_module(f"remediate.ui.commands.{module_name}")
-        cmd = sub.add_parser(
-            module.NAME,
-            help=module.HELP,
-            description=getattr(module, "DESCRIPTION", module.HELP),
-            epilog=getattr(module, "EPILOG", None),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        if argv is None or module.NAME == chosen:
+    for name, help_line in COMMANDS.items():
+        complete = argv is None or name == chosen
+        # a command not named is only a line of the help: no arguments, not even -h
+        cmd = sub.add_parser(name, help=help_line, formatter_class=_Formatter, add_help=complete)
+        if complete:
+            module = importlib.import_module(f"remediate.ui.commands.{name}")
+            cmd.description = getattr(module, "DESCRIPTION", help_line)
+            cmd.epilog = getattr(module, "EPILOG", None)
             module.add_arguments(cmd)
-        _add_log_arguments(cmd, argparse.SUPPRESS)
-        cmd.set_defaults(_module=module)
+            _add_log_arguments(cmd, argparse.SUPPRESS)
+            cmd.set_defaults(_module=module)
     return parser
 
 
@@ -90,18 +115,19 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     """The command; ``argv`` None means the real process (SIGTERM/SIGHUP then handled)."""
     if argv is None:
         interrupts.install()
-    env = env or Environment()
     if argv is None and "_ARGCOMPLETE" in os.environ:
         _complete()
     try:
         # the plan/apply options come from the playbooks, an admin's own among them
         parser = build_parser(sys.argv[1:] if argv is None else argv)
     except RemediateError as exc:
+        env = env or _environment()
         env.err(f"remediate: error: {exc.message}")
         if exc.hint:
             env.err(f"hint: {exc.hint}")
         return exc.exit_code
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --help and --version print and exit here
+    env = env or _environment()
     if not getattr(args, "_module", None):
         parser.print_help(env.stdout)
         return ExitStatus.USAGE
@@ -167,3 +193,10 @@ def _check_piped_secrets(args: argparse.Namespace, env: Environment) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _environment() -> Environment:
+    # lazy: --help and --version end before any output needs the Environment
+    from remediate.core.env import Environment
+
+    return Environment()

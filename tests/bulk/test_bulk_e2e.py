@@ -164,7 +164,7 @@ def test_malformed_file_lists_every_problem_and_connects_nowhere(
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert lines[:3] == [
-        f"{spec}:2: port: '70000' is not a port number (0-65535)",
+        f"{spec}:2: port: 70000 is not a port number (0-65535)",
         f"{spec}:3: mechanism: 'Sometimes' is not one of None, BasicAuth, "
         "BasicAuthRequireTLS, ExchangeServer, ExternalAuthoritative",
         f"{spec}:4: auth basic: give user too",

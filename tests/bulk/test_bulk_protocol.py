@@ -5,6 +5,7 @@ once in one shell, and each connector's error, backup and result its own."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,16 @@ import pytest
 from remediate.lab.model import Connector
 from remediate.lab.seed import EXTRA_PREFIX
 from remediate.lab.server import CmdletLatency
-from tests.bulk.bulk_helpers import bulk, cli_env, report_statuses, row, start_labs, write_rows
+from tests.bulk.bulk_helpers import (
+    ADMIN_PASSWORD,
+    RELAY_SECRET,
+    bulk,
+    cli_env,
+    report_statuses,
+    row,
+    start_labs,
+    write_rows,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -131,5 +141,61 @@ def test_each_connector_keeps_its_own_error_and_backup(tmp_path: Path) -> None:
         text = Path(undo).read_text(encoding="utf-8")
         assert all(f": {n} =====" in text for n in names)
         assert (Path(undo).stat().st_mode & 0o777) == 0o600
+    finally:
+        lab.stop()
+
+
+def test_one_read_per_endpoint_when_not_asked(tmp_path: Path) -> None:
+    """With --yes the connectors named are locked before the one Get-SendConnector, so that
+    read plans the changes: no second read under the locks (issue 15: apply's repeated
+    reads). A row naming a connector by its GUID locks the real name only after the read,
+    so that endpoint is read again under the lock."""
+    by_name, by_guid = start_labs(tmp_path, 2, extra_connectors=5)
+    try:
+        names = _names(5)
+        guid = by_guid.organization.connector(names[0]).guid
+        rows = [row(by_name, connector=n, port=2702) for n in names]
+        rows.append(row(by_guid, connector=guid, port=2702))
+        spec = write_rows(tmp_path / "ports.yaml", rows)
+        done = bulk(cli_env(tmp_path), "apply", str(spec), "--yes", "--password-stdin")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert {by_name.organization.connector(n).port for n in names} == {2702}
+        assert by_guid.organization.connector(names[0]).port == 2702
+        ran = by_name.organization.cmdlets_run()
+        assert (ran["Get-SendConnector"], ran["Set-SendConnector"]) == (1, 5)
+        assert by_guid.organization.cmdlets_run()["Get-SendConnector"] == 2
+    finally:
+        by_name.stop()
+        by_guid.stop()
+
+
+def test_read_again_under_the_locks_after_asking(tmp_path: Path) -> None:
+    """After a confirmation (time has passed, someone may have changed a connector) the run
+    reads and plans again under the locks: here the connector changed in between, and the
+    change planned from the first read is not sent."""
+    from remediate.bulk.runner import BulkRun, Status
+    from remediate.bulk.spec import load
+    from remediate.remote.connections import ProfileStore
+
+    (lab,) = start_labs(tmp_path, 1, extra_connectors=2)
+    try:
+        names = _names(2)
+        spec_file = write_rows(
+            tmp_path / "ports.yaml", [row(lab, connector=n, port=2703) for n in names]
+        )
+        environ = cli_env(tmp_path)
+        spec = load(spec_file, ProfileStore(environ=environ))
+        with BulkRun(
+            spec, dict.fromkeys(spec.endpoints(), ADMIN_PASSWORD), environ=environ, lock=True
+        ) as run:
+            (state,) = run.read()
+            assert len(state.pending) == 2
+            changed = replace(lab.organization.connector(names[0]), port=2703)
+            lab.organization.replace_connector(changed)  # "meanwhile", by someone else
+            run.apply(lambda ref: RELAY_SECRET, read_again=True)
+        statuses = {o.connector: o.status for o in state.outcomes}
+        assert statuses == {names[0]: Status.OK, names[1]: Status.CHANGED}
+        ran = lab.organization.cmdlets_run()
+        assert (ran["Get-SendConnector"], ran["Set-SendConnector"]) == (2, 1)
     finally:
         lab.stop()

@@ -226,7 +226,7 @@ def test_bulk_files_in_other_encodings_get_line_numbers(tmp_path: Path, encoding
     spec.write_bytes(text.encode(encoding))
     done = remediate("bulk", "plan", str(spec))
     assert done.returncode == 2
-    assert f"{spec}:3: port: '99999' is not a port number" in done.stderr
+    assert f"{spec}:3: port: 99999 is not a port number" in done.stderr
 
 
 # --- 8. one endpoint named two ways -----------------------------------------------------------

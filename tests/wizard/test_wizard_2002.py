@@ -180,6 +180,6 @@ def test_cancel_changes_nothing(lab: Lab, drive: Callable[..., Run]) -> None:
 
 def test_a_bad_port_is_one_clear_error(lab: Lab, drive: Callable[..., Run]) -> None:
     before = lab.organization.connector(PARTNER)
-    with pytest.raises(UsageError, match=r"^port: '99999' is not a port number \(0-65535\)$"):
+    with pytest.raises(UsageError, match=r"^port: 99999 is not a port number \(0-65535\)$"):
         drive(options(lab, PARTNER), ENTER + CLEAR_LINE + "99999" + ENTER)
     assert lab.organization.connector(PARTNER) == before

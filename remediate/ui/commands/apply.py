@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from remediate.run.pipeline import Outcome
 
 NAME = "apply"
-HELP = "fix a Send connector: show the plan, confirm, back up, run it, show before/after"
 DESCRIPTION = """\
 Read the Send connector from Exchange, build the plan 'remediate plan' would print (only the
 settings that differ), show it, ask for confirmation (or take --yes), save a backup and an

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from remediate.bulk.spec import BulkSpec
 
 NAME = "bulk"
-HELP = "fix many connectors over many endpoints from one YAML or CSV file"
 DESCRIPTION = """\
 plan:  read every endpoint's connectors (one Get-SendConnector each), print per connector what
        would change (before/after) and, with --output, the whole dry-run script.
@@ -230,7 +229,7 @@ def _apply(
             if connectors and not bulk.stopped:
                 _confirm(env, connectors, steps, yes=args.yes)
             progress = _Progress(env, sum(_outcome_count(s) for s in states))
-            bulk.apply(credential, progress)
+            bulk.apply(credential, progress, read_again=not args.yes)  # asked: time passed
             progress.finish()
             undo_script = bulk.write_undo_script()
     except BaseException:

@@ -13,7 +13,6 @@ from remediate.core.env import Environment
 from remediate.core.status import ExitStatus
 
 NAME = "completion"
-HELP = "print the tab-completion script for bash, zsh or PowerShell"
 SHELLS = ("bash", "zsh", "powershell")
 EPILOG = """\
 install (one command per shell, then open a new shell):

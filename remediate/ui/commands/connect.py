@@ -21,7 +21,6 @@ from remediate.remote.connections import (
 from remediate.ui.jsonout import add_json_argument, emit
 
 NAME = "connect"
-HELP = "save, list, remove and test connections to the Exchange Management Shell"
 EPILOG = """\
 examples:
   remediate connect add ex01 --server http://ex01.contoso.com/PowerShell --user admin@contoso.com

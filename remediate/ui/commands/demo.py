@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from remediate.remote.connections import Connection
 
 NAME = "demo"
-HELP = "start the embedded lab and fix its broken Send connector with the guided wizard"
 DESCRIPTION = """\
 Start the simulated Exchange lab inside this process (temporary state, free loopback ports),
 then run the guided fix (remediate fix 2016) against its connector 'Outbound to Relay', whose

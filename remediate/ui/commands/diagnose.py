@@ -13,7 +13,6 @@ from remediate.core.errors import RemediateError, UsageError
 from remediate.core.status import ExitStatus
 
 NAME = "diagnose"
-HELP = "read event 2016/2002 records (text, wevtutil XML, CSV) and say which fix applies"
 DESCRIPTION = """\
 Read MSExchangeTransport events 2016 and 2002 from pasted text, a file, or an export of the
 Application log (wevtutil qe Application /q:"*[System[Provider[@Name='MSExchangeTransport']]]"

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from remediate.ui.wizard.prompter import Prompter
 
 NAME = "fix"
-HELP = "guided fix: diagnose a Send connector, fix it step by step, verify the queue drains"
 DESCRIPTION = """\
 Walk through every documented action for the event until mail flows again: read the event
 (number, or pasted text that prefills the answers), choose the connection and the Send

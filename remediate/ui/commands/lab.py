@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from remediate.lab.server import Lab
 
 NAME = "lab"
-HELP = "run the simulated Exchange lab (WSMan/PSRP endpoint and SMTP smart host)"
 DESCRIPTION = """\
 Run a simulated Exchange organisation on this machine: an Exchange Management Shell endpoint
 (WSMan + PSRP, configuration Microsoft.Exchange; NTLM with WinRM message encryption by

@@ -9,7 +9,6 @@ from remediate.core.env import Environment
 from remediate.core.status import ExitStatus
 
 NAME = "plan"
-HELP = "print the PowerShell a fix would run (dry run; nothing is sent)"
 DESCRIPTION = """\
 Build the plan for one Send connector from a playbook and the fix options, check it against
 Exchange's rules, and print it as a script for the Exchange Management Shell. Nothing is sent

@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from remediate.core.playbooks import Playbook
 
 NAME = "playbooks"
-HELP = "list the playbooks (event, id, purpose): the shipped ones and your own"
 EPILOG = """\
 examples:
   remediate playbooks

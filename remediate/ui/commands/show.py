@@ -12,7 +12,6 @@ from remediate.core.status import ExitStatus
 from remediate.run.report import connector_table, table
 
 NAME = "show"
-HELP = "list the Send connectors (smart hosts, port, authentication, TLS) from Exchange"
 EPILOG = """\
 examples:
   remediate show --profile ex01

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from remediate.run.backup import Backup
 
 NAME = "undo"
-HELP = "restore a connector's settings from a backup taken by apply (or write the undo script)"
 DESCRIPTION = """\
 Restore, from a backup 'remediate apply' took before changing a Send connector, every
 setting that apply changed. The undo plan is shown, confirmed (or --yes), applied, and the
