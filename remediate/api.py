@@ -40,6 +40,7 @@ from remediate.exchange import (
 from remediate.plan import CredentialRef, Plan
 from remediate.playbooks import Playbook
 from remediate.queue_watch import MailFlow, QueueVerdict
+from remediate.queuejson import queue_json
 from remediate.remote import Session
 
 __all__ = [
@@ -55,13 +56,14 @@ __all__ = [
     "connect",
     "diff",
     "plan",
+    "queue_json",
     "queues",
     "read_connectors",
     "retry",
     "undo",
 ]
 
-API_VERSION = "1.0"
+API_VERSION = "1.1"  # 1.1: queue_json
 
 _ATTRIBUTE = {prop: attr for attr, prop in PROPERTY_NAMES.items()}
 E = TypeVar("E", bound=Enum)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from remediate.queuejson import queue_json
+
 if TYPE_CHECKING:
-    from remediate.exchange import QueueInfo, SendConnector
+    from remediate.exchange import SendConnector
     from remediate.executor import Applied
     from remediate.plan import Plan
     from remediate.queue_watch import QueueVerdict
@@ -80,16 +82,4 @@ def _verdict(verdict: QueueVerdict) -> dict[str, Any]:
         "flow": verdict.flow.value,
         "reason": verdict.reason,
         "queues": [queue_json(q) for q in verdict.queues],
-    }
-
-
-def queue_json(queue: QueueInfo) -> dict[str, Any]:
-    return {
-        "identity": queue.identity,
-        "server": queue.server,
-        "next_hop_domain": queue.next_hop_domain,
-        "next_hop_connector": queue.next_hop_connector,
-        "status": queue.status,
-        "message_count": queue.message_count,
-        "last_error": queue.last_error,
     }

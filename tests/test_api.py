@@ -57,9 +57,10 @@ def fix_relay(handle: api.Handle, lab: Lab, **extra: object) -> api.Plan:
 
 def test_the_surface_is_versioned_and_listed() -> None:
     major, minor = (int(part) for part in api.API_VERSION.split("."))
-    assert (major, minor) == (1, 0)
+    assert (major, minor) == (1, 1)  # 1.1 added queue_json
     assert all(hasattr(api, name) for name in api.__all__)
     verbs = {"connect", "read_connectors", "plan", "diff", "apply", "undo", "queues", "retry"}
+    verbs.add("queue_json")
     assert verbs <= set(api.__all__)
 
 

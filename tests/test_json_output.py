@@ -11,7 +11,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from remediate.exchange import QueueInfo
 from remediate.jsonout import SCHEMAS, schema
+from remediate.queuejson import queue_json
 from tests.schema_check import checked
 
 EXE = Path(sys.executable).with_name("remediate")
@@ -124,6 +126,46 @@ def test_the_schemas_are_in_the_package_data() -> None:
     names = {p.name.removesuffix(".schema.json") for p in SCHEMAS.glob("*.schema.json")}
     assert names == {
         "plan", "change-run", "bulk-plan", "bulk-report", "connect-list", "playbooks", "error",
-        "show", "diagnose",
+        "show", "diagnose", "queue",
     }  # fmt: skip
     assert schema("error")["title"] == "remediate error"
+
+
+# LastError as Exchange 2013+ writes it (shared/exchange-notes.md, "Queues"): the wrapper
+# around the smart host's reply
+WRAPPED = (
+    "[{LRT=11/20/2026 9:30:00 AM};{LED=451 5.7.3 Cannot achieve Exchange Server "
+    "authentication};{FQDN=relay.contoso.lab};{IP=192.0.2.10}]"
+)
+
+
+@pytest.mark.parametrize("last_error", [WRAPPED, None])
+def test_a_queue_has_one_shape_with_the_cause_read_in_last_error(last_error: str | None) -> None:
+    queue = QueueInfo(
+        "EX02\\12", "relay.contoso.lab", "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b", "Retry", 2,
+        last_error,
+    )  # fmt: skip
+    data = checked("queue", json.dumps(queue_json(queue)))
+    assert (data["identity"], data["server"], data["message_count"]) == ("EX02\\12", "EX02", 2)
+    if last_error is None:
+        assert data["cause"] is data["explanation"] is data["action"] is None
+    else:
+        assert data["cause"] == "exchange-auth" and data["last_error"] == WRAPPED
+        assert "ExchangeServer authentication" in data["explanation"]
+
+
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [
+        ("show", ("items", "properties", "queues", "items")),
+        ("diagnose", ("properties", "queues", "anyOf", 1, "properties", "queues", "items")),
+        ("change-run", ("properties", "queues", "anyOf", 1, "properties", "queues", "items")),
+    ],
+)
+def test_every_queue_list_refers_to_the_one_queue_schema(
+    name: str, path: tuple[str | int, ...]
+) -> None:
+    node: object = schema(name)
+    for part in path:
+        node = node[part]  # type: ignore[index]
+    assert node == {"$ref": "queue.schema.json"}

@@ -115,7 +115,7 @@ def _live(args: argparse.Namespace, env: Environment) -> dict[str, Any]:
     from remediate.connections import connection_from_args
     from remediate.diagnosis import certificate
     from remediate.escalation import local_causes
-    from remediate.queues import parse_last_error
+    from remediate.queuejson import queue_json
     from remediate.reachability import FROM_HERE, check_connector
     from remediate.remote import open_session
 
@@ -125,27 +125,12 @@ def _live(args: argparse.Namespace, env: Environment) -> dict[str, Any]:
         queues = session.get_queues(connector)
         certificates = session.connector_certificates(connector)
     checks = check_connector(connector)
-    out = []
-    for queue in queues:
-        found = parse_last_error(queue.last_error)
-        out.append(
-            {
-                "identity": queue.identity,
-                "status": queue.status,
-                "message_count": queue.message_count,
-                "next_hop_domain": queue.next_hop_domain,
-                "last_error": queue.last_error,
-                "cause": str(found.cause) if found else None,
-                "explanation": found.summary if found else None,
-                "action": found.action if found else None,
-            }
-        )
     return {
         "connector": connector.name,
         "enabled": connector.enabled,
         "port": connector.port,
         "smart_hosts": list(connector.smart_hosts),
-        "queues": out,
+        "queues": [queue_json(q) for q in queues],
         "reachability": {"checked_from": FROM_HERE, "hosts": [c.to_json() for c in checks]},
         "local_causes": local_causes(connector, queues, checks),
         "certificate": [f.line() for f in certificate(connector, certificates)],

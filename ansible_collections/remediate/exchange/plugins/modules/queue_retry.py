@@ -56,7 +56,8 @@ reason:
   returned: success
   type: str
 queues:
-  description: The queues as last read.
+  description: The queues as last read, in remediate's one queue shape (as in
+    send_connector_info).
   returned: success
   type: list
   elements: dict
