@@ -31,11 +31,18 @@ from remediate.exchange import (
     same_smart_hosts,
     smart_host_key,
 )
-from remediate.plan import SWITCH, CredentialRef, Parameter, ParamValue, Plan, Step, StepKind
+from remediate.plan import (
+    RELAY_SERVICE,
+    SWITCH,
+    CredentialRef,
+    Parameter,
+    ParamValue,
+    Plan,
+    Step,
+    StepKind,
+)
 from remediate.playbooks import TEMPLATE_SUFFIX, Playbook, StepSpec
 from remediate.pwsh import unsafe_character
-
-RELAY_SERVICE = "remediate:relay"
 
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 

@@ -14,6 +14,7 @@ from remediate import secrets
 from remediate.connections import AuthMethod, Connection
 from remediate.env import Environment
 from remediate.errors import PreflightError, SecretStoreError, UsageError
+from remediate.plan import RELAY_SERVICE
 from remediate.planner import relay_credential
 
 pytestmark = pytest.mark.keyring
@@ -36,8 +37,8 @@ def test_set_get_delete_in_the_secret_service(keyring_env: dict[str, str]) -> No
     import keyring
 
     assert type(secrets.check_backend(keyring_env)).__module__ == "keyring.backends.SecretService"
-    secrets.set_secret(secrets.RELAY_SERVICE, "relay@contoso.com", "Pa55-wörd'’", keyring_env)
-    assert secrets.get_secret(secrets.RELAY_SERVICE, "relay@contoso.com", keyring_env) == (
+    secrets.set_secret(RELAY_SERVICE, "relay@contoso.com", "Pa55-wörd'’", keyring_env)
+    assert secrets.get_secret(RELAY_SERVICE, "relay@contoso.com", keyring_env) == (
         "Pa55-wörd'’"
     )
     # stored in the real service: another process sees it
@@ -53,14 +54,14 @@ def test_set_get_delete_in_the_secret_service(keyring_env: dict[str, str]) -> No
         check=True,
     )
     assert seen.stdout.strip() == "Pa55-wörd'’"
-    assert secrets.delete_secret(secrets.RELAY_SERVICE, "relay@contoso.com", keyring_env)
-    assert keyring.get_password(secrets.RELAY_SERVICE, "relay@contoso.com") is None
-    assert not secrets.delete_secret(secrets.RELAY_SERVICE, "relay@contoso.com", keyring_env)
+    assert secrets.delete_secret(RELAY_SERVICE, "relay@contoso.com", keyring_env)
+    assert keyring.get_password(RELAY_SERVICE, "relay@contoso.com") is None
+    assert not secrets.delete_secret(RELAY_SERVICE, "relay@contoso.com", keyring_env)
 
 
 def test_batch_runs_take_passwords_from_the_keyring(keyring_env: dict[str, str]) -> None:
     secrets.set_secret(secrets.ENDPOINT_SERVICE, CONN.secret_key, "admin-pw", keyring_env)
-    secrets.set_secret(secrets.RELAY_SERVICE, "relay@contoso.com", "relay-pw", keyring_env)
+    secrets.set_secret(RELAY_SERVICE, "relay@contoso.com", "relay-pw", keyring_env)
     env = batch_env(keyring_env)
     assert secrets.endpoint_password(CONN, env) == "admin-pw"
     assert secrets.relay_password(relay_credential("relay@contoso.com"), env) == "relay-pw"
@@ -87,7 +88,7 @@ def test_password_stdin_lines(tmp_path) -> None:
 def test_stdin_line_2_answers_only_for_a_relay_password_not_in_the_keyring(
     keyring_env: dict[str, str],
 ) -> None:
-    secrets.set_secret(secrets.RELAY_SERVICE, "stored@contoso.com", "from-keyring", keyring_env)
+    secrets.set_secret(RELAY_SERVICE, "stored@contoso.com", "from-keyring", keyring_env)
     env = batch_env(keyring_env, "admin-pw\nfrom-stdin\n")
     assert secrets.endpoint_password(CONN, env, password_stdin=True) == "admin-pw"
     stored, piped = relay_credential("stored@contoso.com"), relay_credential("new@contoso.com")

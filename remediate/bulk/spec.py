@@ -41,12 +41,10 @@ from remediate.errors import UsageError
 from remediate.exchange import AuthMechanism, SendConnector, TlsAuthLevel, smart_host_key
 from remediate.files import decode_text, read_bounded
 from remediate.locks import endpoint_identity
-from remediate.plan import CredentialRef
+from remediate.plan import RELAY_SERVICE, CredentialRef
 from remediate.playbooks import Playbook, load_all
 from remediate.pwsh import unsafe_character
 from remediate.yamlfile import YamlProblem, compose, duplicate_keys
-
-RELAY_SERVICE = "remediate:relay"
 
 
 @dataclass(frozen=True)

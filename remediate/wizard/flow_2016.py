@@ -253,9 +253,9 @@ def relay_account(ctx: WizardContext) -> str:
     (its audit log: Exchange never returns it), or the demo's), password from the keyring,
     the demo's lab account, or typed twice without echo; offer to save it."""
     from remediate.audit import last_set_credential
+    from remediate.plan import RELAY_SERVICE
     from remediate.planner import relay_credential
     from remediate.preflight import check_username
-    from remediate.secrets import RELAY_SERVICE
     from remediate.wizard.flow import keyring_secret
 
     connector = ctx.connector
@@ -303,7 +303,8 @@ def relay_account(ctx: WizardContext) -> str:
 
 def _save(ctx: WizardContext, username: str, password: str) -> None:
     from remediate.errors import SecretStoreError
-    from remediate.secrets import RELAY_SERVICE, set_secret
+    from remediate.plan import RELAY_SERVICE
+    from remediate.secrets import set_secret
 
     try:
         set_secret(RELAY_SERVICE, username, password, ctx.env.environ)

@@ -17,7 +17,8 @@ import pytest
 from remediate.lab.faults import Faults
 from remediate.lab.seed import EXTRA_PREFIX
 from remediate.lab.server import CmdletLatency
-from remediate.secrets import RELAY_SERVICE, set_secret
+from remediate.plan import RELAY_SERVICE
+from remediate.secrets import set_secret
 from tests.bulk.bulk_helpers import (
     ADMIN_PASSWORD,
     bulk,

@@ -9,7 +9,8 @@ import threading
 from remediate.exchange import CredentialState
 from remediate.lab.seed import RELAY
 from remediate.lab.server import Lab
-from remediate.secrets import RELAY_SERVICE, get_secret
+from remediate.plan import RELAY_SERVICE
+from remediate.secrets import get_secret
 from tests.wizard.helpers import CLEAR_LINE, ENTER, lab_options, relay_connector
 
 
