@@ -63,7 +63,7 @@ __all__ = [
     "undo",
 ]
 
-API_VERSION = "1.1"  # 1.1: queue_json
+API_VERSION = "1.1"
 
 _ATTRIBUTE = {prop: attr for attr, prop in PROPERTY_NAMES.items()}
 E = TypeVar("E", bound=Enum)

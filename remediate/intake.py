@@ -27,7 +27,6 @@ class Suggestion:
 
     group: EventGroup
     playbook_id: str
-    playbook_title: str
     inputs: dict[str, Any]
     findings: tuple[str, ...] = field(default_factory=tuple)
 
@@ -91,7 +90,7 @@ def suggest(group: EventGroup) -> Suggestion:
             f"the connection to {record.remote_endpoint} failed at once: check that the smart "
             "host listens on that port and that the connector's SmartHosts and Port are right"
         )
-    return Suggestion(group, playbook.id, playbook.title, inputs, tuple(findings))
+    return Suggestion(group, playbook.id, inputs, tuple(findings))
 
 
 def split_endpoint(endpoint: str) -> tuple[str | None, int | None]:

@@ -102,12 +102,6 @@ class Playbook:
                 return a
         raise KeyError(action_id)
 
-    def fix(self, template: str) -> StepSpec | None:
-        for f in self.fixes:
-            if f.template == template:
-                return f
-        return None
-
 
 def load_all(directory: Path | None = None) -> tuple[Playbook, ...]:
     """Every playbook in ``directory`` (default: the installed playbooks), sorted by event."""

@@ -97,7 +97,6 @@ class Session:
         self.runspaces = max(1, runspaces)  # pipelines the pool runs at once
         self.commands_per_shell = max(1, commands_per_shell)
         self.commands_sent = 0  # in the current shell
-        self.shells_opened = 0
 
     def __enter__(self) -> Session:
         if self._pool is None:
@@ -141,7 +140,6 @@ class Session:
             raise map_exception(exc, self.connection) from None
         self._pool = pool
         self.commands_sent = 0
-        self.shells_opened += 1
 
     def close(self) -> None:
         pool, self._pool = self._pool, None

@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from remediate import interrupts
 from remediate.bulk.diff import Target, Unmatched, plan_endpoint
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     from remediate.exchange import SendConnector
     from remediate.executor import CredentialSource, ExecutionResult
     from remediate.remote import Session
-
-T = TypeVar("T")
 
 
 class Status(StrEnum):

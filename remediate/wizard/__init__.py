@@ -6,8 +6,6 @@ and add ONE line here: ``"send-connection-error": "remediate.wizard.flow_2002",`
 
 A flow module defines (see ``flow_2016`` for the reference implementation):
 
-    PLAYBOOK_ID: str
-        the playbook id it serves (the key in FLOWS)
     def diagnose(ctx: flow.WizardContext) -> list[diagnosis.Finding]
         look at ``ctx.connector`` (read from Exchange), ``ctx.queues`` and ``ctx.event``
         (a parsed EventRecord or None, with ``ctx.prefill`` from remediate.intake), probe

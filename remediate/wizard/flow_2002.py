@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from remediate.reachability import HostCheck
     from remediate.wizard.flow import WizardContext
 
-PLAYBOOK_ID = "send-connection-error"
 ANSWER_KEYS: dict[str, type] = {
     "enable": bool,
     "verbose_logging": bool,

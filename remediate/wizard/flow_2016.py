@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from remediate.queue_watch import QueueVerdict
     from remediate.wizard.flow import WizardContext
 
-PLAYBOOK_ID = "smarthost-auth-credential"
 PROBE_NOTE = (
     "The SMTP probe runs from THIS machine, not from the transport server: a firewall "
     "between the two can make the results differ."
