@@ -137,6 +137,7 @@ class Session:
             if pool is not None:
                 with contextlib.suppress(Exception):  # a half-created shell, if any
                     pool.close()
+                pool.connection.close()  # the HTTP connections it kept open
             raise map_exception(exc, self.connection) from None
         self._pool = pool
         self.commands_sent = 0
@@ -148,6 +149,7 @@ class Session:
             return
         with contextlib.suppress(Exception):  # a shell left behind times out on the server
             pool.close()
+        pool.connection.close()  # the HTTP connections (requests' pool), not left to the GC
 
     # --- steps -----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from remediate.env import Environment
 from remediate.errors import PreflightError, SecretStoreError, UsageError
 from remediate.plan import RELAY_SERVICE
 from remediate.planner import relay_credential
+from tests.secret_service import stop_bus
 
 pytestmark = pytest.mark.keyring
 
@@ -165,8 +166,7 @@ def test_a_bus_without_a_secret_service_says_what_to_install(tmp_path) -> None:
         assert "REFUSED no usable OS keyring" in done.stdout, done.stderr
         assert "apt-get install gnome-keyring" in done.stdout
     finally:
-        bus.terminate()
-        bus.wait(timeout=10)
+        stop_bus(bus)
 
 
 def test_a_locked_keyring_says_how_to_unlock_it(tmp_path) -> None:
@@ -213,8 +213,7 @@ def test_a_locked_keyring_says_how_to_unlock_it(tmp_path) -> None:
     finally:
         for pid in daemon_pids:
             os.kill(pid, signal.SIGTERM)
-        bus.terminate()
-        bus.wait(timeout=10)
+        stop_bus(bus)
 
 
 def test_a_plaintext_file_backend_is_refused_unless_opted_in(tmp_path) -> None:
