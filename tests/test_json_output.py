@@ -38,6 +38,7 @@ def test_every_shipped_schema_is_a_valid_schema(path: Path) -> None:
     jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text(encoding="utf-8")))
 
 
+@pytest.mark.e2e
 def test_playbooks_json(tmp_path: Path) -> None:
     done = run("playbooks", "--json", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -48,6 +49,7 @@ def test_playbooks_json(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.e2e
 def test_plan_json_is_the_plan_and_the_file_still_gets_the_script(tmp_path: Path) -> None:
     target = tmp_path / "fix.ps1"
     done = run(
@@ -67,6 +69,7 @@ def test_plan_json_is_the_plan_and_the_file_still_gets_the_script(tmp_path: Path
     assert f"wrote {target}" in done.stderr
 
 
+@pytest.mark.e2e
 def test_plan_json_without_output_prints_no_script(tmp_path: Path) -> None:
     done = run("plan", "2002", "--connector", "X", "--port", "25", "--json", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -83,6 +86,7 @@ def test_plan_json_without_output_prints_no_script(tmp_path: Path) -> None:
         (("undo", "missing.json", "--json"), 2),
     ],
 )
+@pytest.mark.e2e
 def test_a_refused_run_prints_the_error_document_with_the_same_status(
     tmp_path: Path, args: tuple[str, ...], code: int
 ) -> None:
@@ -94,6 +98,7 @@ def test_a_refused_run_prints_the_error_document_with_the_same_status(
     assert done.stderr.startswith(f"remediate: error: {error['error']}")
 
 
+@pytest.mark.e2e
 def test_diagnose_json_matches_its_schema_and_a_failing_input_prints_one_document(
     tmp_path: Path,
 ) -> None:
@@ -107,6 +112,7 @@ def test_diagnose_json_matches_its_schema_and_a_failing_input_prints_one_documen
     assert checked("diagnose", done.stdout)["events"] == []  # one document, not two
 
 
+@pytest.mark.e2e
 def test_connect_list_json(tmp_path: Path) -> None:
     assert checked("connect-list", run("connect", "list", "--json", tmp_path=tmp_path).stdout) == []
     added = run(

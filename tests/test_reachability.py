@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from remediate.exchange import SendConnector
 from remediate.reachability import (
     FROM_HERE,
@@ -162,6 +164,7 @@ def test_an_address_listed_twice_is_tried_once() -> None:
     assert check.addresses == ("127.0.0.1",)
 
 
+@pytest.mark.e2e
 def test_live_diagnose_shows_reachability_and_local_causes(tmp_path: Path) -> None:
     """`remediate diagnose --connector` through the installed executable against the lab."""
     from tests.lab.lab_helpers import start_lab
