@@ -11,7 +11,8 @@ from typing import Any
 
 try:
     from remediate import api
-    from remediate.errors import RemediateError
+    # re-exported: the modules import RemediateError from here
+    from remediate.errors import RemediateError  # pylint: disable=unused-import
 except ImportError:  # reported by require_remediate() with a clear message
     api = None
     RemediateError = Exception

@@ -32,7 +32,7 @@ options:
     choices: [fails, unknown]
     default: [fails]
 author:
-  - remediate developers
+  - remediate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
