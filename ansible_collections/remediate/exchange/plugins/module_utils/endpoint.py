@@ -11,8 +11,7 @@ from typing import Any
 
 try:
     from remediate import api
-    # re-exported: the modules import RemediateError from here
-    from remediate.errors import RemediateError  # pylint: disable=unused-import
+    from remediate.errors import RemediateError  # pylint: disable=unused-import  # re-exported
 except ImportError:  # reported by require_remediate() with a clear message
     api = None
     RemediateError = Exception
