@@ -265,8 +265,8 @@ def bulk_env(state: Path) -> dict[str, str]:
 
 
 def bulk(spec: Path, state: Path, expect: str) -> None:
-    from remediate.cli import main
-    from remediate.env import Environment
+    from remediate.core.env import Environment
+    from remediate.ui.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     env = Environment(

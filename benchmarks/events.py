@@ -9,7 +9,8 @@ The inputs of issue 13 (each once at the size of the report and once 4x larger):
   export      a well-formed wevtutil export of real-looking 2016 and 2002 events
 
 Linear time shows as a ratio near 4 (quadratic would be near 16). Each figure is the best
-of ROUNDS runs of ``remediate.events.parse_any`` (what ``diagnose`` and ``fix --event-file``
+of ROUNDS runs of ``remediate.diagnose.events.parse_any``
+(what ``diagnose`` and ``fix --event-file``
 call). Usage: .venv/bin/python benchmarks/events.py [--rounds N]
 """
 
@@ -20,8 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from remediate.errors import UsageError
-from remediate.events import parse_any
+from remediate.core.errors import UsageError
+from remediate.diagnose.events import parse_any
 
 EXPORT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "events" / "export.xml"
 PREFIX = "An authentication credential initialization error x occurred with Send connector y. "

@@ -1,3 +1,3 @@
-from remediate.cli import main
+from remediate.ui.cli import main
 
 raise SystemExit(main())

@@ -6,7 +6,7 @@ surface, versioned by ``API_VERSION`` (semantic: a minor release only adds); eve
 module of the package is private.
 
 Passwords are always passed in by the caller: this module never reads the keyring, stdin or a
-prompt. Errors are ``remediate.errors.RemediateError`` subclasses with a one-line message
+prompt. Errors are ``remediate.core.errors.RemediateError`` subclasses with a one-line message
 for admins (``PreflightError`` when a plan is refused, ``LoginRefused`` for a refused
 login, ``RemoteCommandError`` when Exchange refuses a step, ``ConnectorBusy`` when another
 run holds the connector).
@@ -27,9 +27,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from remediate.connections import AuthMethod, Connection, parse_server
-from remediate.errors import RemoteCommandError, UsageError
-from remediate.exchange import (
+from remediate.core.errors import RemoteCommandError, UsageError
+from remediate.core.exchange import (
     PROPERTY_NAMES,
     AuthMechanism,
     ProtocolLoggingLevel,
@@ -37,11 +36,12 @@ from remediate.exchange import (
     SendConnector,
     TlsAuthLevel,
 )
-from remediate.plan import CredentialRef, Plan
-from remediate.playbooks import Playbook
-from remediate.queue_watch import MailFlow, QueueVerdict
-from remediate.queuejson import queue_json
-from remediate.remote import Session
+from remediate.core.plan import CredentialRef, Plan
+from remediate.core.playbooks import Playbook
+from remediate.core.queuejson import queue_json
+from remediate.remote.connections import AuthMethod, Connection, parse_server
+from remediate.remote.session import Session
+from remediate.run.queue_watch import MailFlow, QueueVerdict
 
 __all__ = [
     "API_VERSION",
@@ -180,7 +180,7 @@ def plan(
     user name): with one already set it is left as it is unless ``reenter_credential``.
     PreflightError when Exchange would refuse the change, UsageError for a bad option.
     """
-    from remediate.planner import FixOptions, build_plan
+    from remediate.core.planner import FixOptions, build_plan
 
     options = FixOptions(
         connector=connector,
@@ -203,8 +203,8 @@ def diff(plan: Plan, current: SendConnector) -> list[tuple[str, Any, Any]]:
     """(Exchange property, before, after) for every setting ``plan`` changes on
     ``current``. A credential that is only re-entered shows as ``set`` -> ``re-entered``:
     it cannot be compared."""
-    from remediate import preflight
-    from remediate.report import differences
+    from remediate.core import preflight
+    from remediate.run.report import differences
 
     after = preflight.check(plan.changes, current).after or current
     rows = differences(current, after)
@@ -226,7 +226,7 @@ def apply(
     RemoteCommandError when a step fails (its ``outcome`` attribute, when set, says what
     was applied and where the backup is).
     """
-    from remediate.locks import ConnectorLocks, read_locked
+    from remediate.run.locks import ConnectorLocks, read_locked
 
     with ConnectorLocks(handle.connection, handle.environ, [plan.connector]) as locks:
         current = read_locked(locks, lambda name: read_connectors(handle, name)[0], plan.connector)
@@ -246,9 +246,9 @@ def undo(
     current state (a setting already back is not sent). The credential is never restored
     (no backup holds a password); ``relay_user``/``relay_password`` go with an old
     mechanism Exchange accepts only with a credential."""
-    from remediate.backup import load_backup
-    from remediate.locks import ConnectorLocks, read_locked
-    from remediate.planner import relay_credential, undo_plan
+    from remediate.core.planner import relay_credential, undo_plan
+    from remediate.run.backup import load_backup
+    from remediate.run.locks import ConnectorLocks, read_locked
 
     saved = load_backup(backup_path)
     if handle.connection.url.rstrip("/").lower() != saved.url.rstrip("/").lower():
@@ -276,7 +276,7 @@ def retry(handle: Handle, connector: str | SendConnector, wait: float) -> QueueV
     """Retry-Queue every queue of the connector holding messages, then watch them for up
     to ``wait`` seconds (retrying while they still fail): the verdict says whether mail
     flows, still fails, or is not known."""
-    from remediate.queue_watch import watch
+    from remediate.run.queue_watch import watch
 
     if wait < 0:
         raise UsageError("wait must be 0 or more seconds")
@@ -297,7 +297,7 @@ def _run(
     current: SendConnector,
     credential: Callable[[CredentialRef], str],
 ) -> Outcome:
-    from remediate.executor import apply_plan, describe
+    from remediate.run.execute import apply_plan, describe
 
     if not plan.changes:
         return Outcome(False, current, current, None, None, "Nothing to change.", plan.notes)
@@ -328,7 +328,7 @@ def _run(
 def _check_still_current(plan: Plan, current: SendConnector) -> None:
     """Refuse a plan whose replaced values are no longer the connector's, then pre-flight
     it again on the state read under the lock."""
-    from remediate import preflight
+    from remediate.core import preflight
 
     for step in plan.changes:
         for old in step.replaces or ():
@@ -343,7 +343,7 @@ def _check_still_current(plan: Plan, current: SendConnector) -> None:
 
 
 def _relay_source(password: str | None) -> Callable[[CredentialRef], str]:
-    from remediate import preflight
+    from remediate.core import preflight
 
     if password is not None:
         preflight.check_password(password)
@@ -366,7 +366,7 @@ def _connector(handle: Handle, connector: str | SendConnector) -> SendConnector:
 
 
 def _playbook(playbook: str | Playbook) -> Playbook:
-    from remediate.playbooks import find
+    from remediate.core.playbooks import find
 
     return playbook if isinstance(playbook, Playbook) else find(str(playbook))
 

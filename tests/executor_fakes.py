@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from remediate.exchange import AuthMechanism, SendConnector
-from remediate.plan import CredentialRef, Plan, Step
-from remediate.planner import FixOptions, build_plan
-from remediate.playbooks import find
-from remediate.remote import RemoteError, StepResult
+from remediate.core.exchange import AuthMechanism, SendConnector
+from remediate.core.plan import CredentialRef, Plan, Step
+from remediate.core.planner import FixOptions, build_plan
+from remediate.core.playbooks import find
+from remediate.remote.session import RemoteError, StepResult
 
 NAME = "Outbound to Relay"
 USER = "relay@contoso.com"

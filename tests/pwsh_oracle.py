@@ -1,6 +1,6 @@
 """Independent checks of rendered PowerShell, for the tests.
 
-Two oracles that share no code with remediate.pwsh:
+Two oracles that share no code with remediate.core.pwsh:
 - the tree-sitter PowerShell grammar (structure: one command, its parameters, and which
   text each argument spans), which does not know the curly single quotes; and
 - a regular expression that knows all five single-quote characters, with its own decoder.

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from remediate.connections import AuthMethod, Connection
 from remediate.lab.server import Lab
+from remediate.remote.connections import AuthMethod, Connection
 from tests.lab.lab_helpers import start_lab
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 from referencing import Registry, Resource
 
-from remediate.jsonout import SCHEMAS, schema
+from remediate.ui.jsonout import SCHEMAS, schema
 
 
 @cache

@@ -67,7 +67,7 @@ def test_installed_wheel_renders_the_same_plan(installed: Path, tmp_path: Path) 
 
 def test_installed_wheel_reads_its_own_data(installed: Path, tmp_path: Path) -> None:
     probe = (
-        "from remediate.resources import playbooks_dir, templates_dir; "
+        "from remediate.core.resources import playbooks_dir, templates_dir; "
         "print(playbooks_dir()); print(templates_dir())"
     )
     out = _run([str(installed / "bin" / "python"), "-c", probe], cwd=tmp_path).stdout.split()
@@ -76,7 +76,9 @@ def test_installed_wheel_reads_its_own_data(installed: Path, tmp_path: Path) -> 
         assert installed in path.parents and path.parent.name == "_data"
     listing = _run([str(installed / "bin" / "remediate"), "playbooks"], cwd=tmp_path).stdout
     assert "smarthost-auth-credential" in listing and "send-connection-error" in listing
-    schemas = "from remediate.jsonout import SCHEMAS, schema; print(SCHEMAS); print(schema('plan'))"
+    schemas = (
+        "from remediate.ui.jsonout import SCHEMAS, schema; print(SCHEMAS); print(schema('plan'))"
+    )
     printed = _run([str(installed / "bin" / "python"), "-c", schemas], cwd=tmp_path).stdout
     where, shape = printed.split("\n", 1)
     assert installed in Path(where).parents and "remediate plan" in shape

@@ -1,6 +1,6 @@
 """Desired (a row) against current (the connector read) -> the change plan per connector.
 
-Plans come from ``remediate.planner.build_plan``, as for ``plan``/``apply``; bulk runs only
+Plans come from ``remediate.core.planner.build_plan``, as for ``plan``/``apply``; bulk runs only
 their Set-SendConnector steps (the state was read once per endpoint; queues are left to
 Exchange's own retry schedule), so a connector already as wanted gets an empty plan.
 """
@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from remediate import preflight
 from remediate.bulk.spec import Row
-from remediate.errors import UsageError
-from remediate.exchange import SendConnector
-from remediate.plan import CredentialRef, Plan
-from remediate.report import differences
+from remediate.core import preflight
+from remediate.core.errors import UsageError
+from remediate.core.exchange import SendConnector
+from remediate.core.plan import CredentialRef, Plan
+from remediate.run.report import differences
 
 SET_CMDLET = "set-sendconnector"
 
@@ -97,7 +97,7 @@ def plan_endpoint(
 
 
 def target_for(row: Row, connector: SendConnector, *, what_if: bool = False) -> Target:
-    from remediate.planner import FixOptions, build_plan
+    from remediate.core.planner import FixOptions, build_plan
 
     try:
         options = FixOptions(connector=connector.name, **row.options)

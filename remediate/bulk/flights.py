@@ -19,13 +19,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from remediate import interrupts
-from remediate.errors import ConnectionFailed, RemediateError
-from remediate.executor import CredentialSource, ExecutionResult
+from remediate.core import interrupts
+from remediate.core.errors import ConnectionFailed, RemediateError
+from remediate.run.execute import CredentialSource, ExecutionResult
 
 if TYPE_CHECKING:
-    from remediate.plan import Plan, Step
-    from remediate.remote import Pending, Session, StepResult
+    from remediate.core.plan import Plan, Step
+    from remediate.remote.session import Pending, Session, StepResult
 
 
 @dataclass
@@ -101,7 +101,7 @@ class Driver:
             self._collect(self._flying.popleft(), finished)
 
     def _send(self, flight: Flight, finished: Finished) -> None:
-        from remediate.remote import ShellQuotaReached
+        from remediate.remote.session import ShellQuotaReached
 
         step = flight.next_step
         if step is None or self.stopped() or self.lost is not None:

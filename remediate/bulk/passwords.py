@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from remediate.connections import Connection
-    from remediate.env import Environment
-    from remediate.executor import CredentialSource
-    from remediate.plan import CredentialRef
+    from remediate.core.env import Environment
+    from remediate.core.plan import CredentialRef
+    from remediate.remote.connections import Connection
+    from remediate.run.execute import CredentialSource
 
 
 def admin_passwords(
@@ -23,7 +23,7 @@ def admin_passwords(
 ) -> dict[Connection, str | None]:
     """Per endpoint: the keyring, else stdin line 1, else a Kerberos ticket (kerberos and
     negotiate: no password at all), else a prompt (SecretStoreError when none can answer)."""
-    from remediate.login import admin_password
+    from remediate.remote.login import admin_password
 
     return {
         endpoint: admin_password(endpoint, env, password_stdin=password_stdin, keyring_first=True)
@@ -35,7 +35,7 @@ def relay_passwords(
     refs: Iterable[CredentialRef], env: Environment, *, password_stdin: bool
 ) -> CredentialSource:
     """Every relay password the plans need, now; then served from memory."""
-    from remediate.secrets import relay_password
+    from remediate.remote.secrets import relay_password
 
     resolved = {ref: relay_password(ref, env, password_stdin=password_stdin) for ref in refs}
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from remediate.bulk.runner import ConnectorOutcome, EndpointState, Status
-from remediate.errors import UsageError
-from remediate.files import create_private, read_json, write_file
-from remediate.report import table
+from remediate.core.errors import UsageError
+from remediate.core.files import create_private, read_json, write_file
+from remediate.run.report import table
 
 FORMAT = 1
 MAX_REPORT_BYTES = 64 * 1024 * 1024  # thousands of connectors take a few MiB
@@ -97,7 +97,7 @@ def plan_json(
 ) -> dict[str, Any]:
     """What ``bulk plan --json`` prints: per endpoint its connectors with their plans (or
     why none), the rows that matched nothing, and the totals of the recap line."""
-    from remediate.backup import plan_to_json
+    from remediate.run.backup import plan_to_json
 
     pending = [t for s in states for t in s.pending]
     return {

@@ -18,19 +18,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from remediate import interrupts
 from remediate.bulk.diff import Target, Unmatched, plan_endpoint
 from remediate.bulk.spec import BulkSpec, Row
-from remediate.errors import RemediateError
-from remediate.locks import ConnectorLocks
+from remediate.core import interrupts
+from remediate.core.errors import RemediateError
+from remediate.run.locks import ConnectorLocks
 
 if TYPE_CHECKING:
-    from remediate.backup import Backup
     from remediate.bulk.flights import Flight
-    from remediate.connections import Connection
-    from remediate.exchange import SendConnector
-    from remediate.executor import CredentialSource, ExecutionResult
-    from remediate.remote import Session
+    from remediate.core.exchange import SendConnector
+    from remediate.remote.connections import Connection
+    from remediate.remote.session import Session
+    from remediate.run.backup import Backup
+    from remediate.run.execute import CredentialSource, ExecutionResult
 
 
 class Status(StrEnum):
@@ -92,7 +92,7 @@ Progress = Callable[[EndpointState, ConnectorOutcome], None]
 
 
 def default_session(connection: Connection, password: str | None, runspaces: int) -> Session:
-    from remediate.remote import Session
+    from remediate.remote.session import Session
 
     return Session(connection, password, runspaces=runspaces)
 
@@ -298,7 +298,7 @@ class BulkRun:
 
     def _backup(self, state: EndpointState, target: Target) -> Backup | ConnectorOutcome:
         """The connector's backup, written before anything is sent; else why not."""
-        from remediate import audit, backup
+        from remediate.run import audit, backup
 
         assert target.plan is not None
         try:
@@ -321,7 +321,7 @@ class BulkRun:
         result: ExecutionResult,
     ) -> ConnectorOutcome:
         """Audit one connector's run and say how it ended."""
-        from remediate import audit
+        from remediate.run import audit
 
         assert target.plan is not None
         with interrupts.deferred():
@@ -355,9 +355,9 @@ class BulkRun:
         end, instead of once per connector); each outcome with a backup points to it."""
         from datetime import UTC, datetime
 
-        from remediate.backup import backup_dir
-        from remediate.files import write_file
-        from remediate.render import render_script
+        from remediate.core.files import write_file
+        from remediate.render.script import render_script
+        from remediate.run.backup import backup_dir
 
         if not self.backups:
             return None

@@ -30,21 +30,21 @@ from typing import Any
 
 import yaml
 
-from remediate.connections import (
+from remediate.core.errors import UsageError
+from remediate.core.exchange import AuthMechanism, SendConnector, TlsAuthLevel, smart_host_key
+from remediate.core.files import decode_text, read_bounded
+from remediate.core.plan import RELAY_SERVICE, CredentialRef
+from remediate.core.playbooks import Playbook, load_all
+from remediate.core.pwsh import unsafe_character
+from remediate.core.yamlfile import YamlProblem, compose, duplicate_keys
+from remediate.remote.connections import (
     AuthMethod,
     Connection,
     ProfileStore,
     check_spn_host,
     parse_server,
 )
-from remediate.errors import UsageError
-from remediate.exchange import AuthMechanism, SendConnector, TlsAuthLevel, smart_host_key
-from remediate.files import decode_text, read_bounded
-from remediate.locks import endpoint_identity
-from remediate.plan import RELAY_SERVICE, CredentialRef
-from remediate.playbooks import Playbook, load_all
-from remediate.pwsh import unsafe_character
-from remediate.yamlfile import YamlProblem, compose, duplicate_keys
+from remediate.run.locks import endpoint_identity
 
 
 @dataclass(frozen=True)
@@ -469,7 +469,7 @@ class _Validator:
         self, line: int, values: dict[str, tuple[Any, int]], options: dict[str, Any]
     ) -> None:
         """FixOptions' own checks (host names, duplicates, lengths), named by row key."""
-        from remediate.planner import FixOptions
+        from remediate.core.planner import FixOptions
 
         name = values.get("connector", ("connector", line))[0]
         try:

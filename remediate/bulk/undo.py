@@ -11,13 +11,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from remediate.backup import Backup, load_backup
 from remediate.bulk.diff import SET_CMDLET, Target, Unmatched
 from remediate.bulk.spec import BulkSpec, Row
-from remediate.connections import Connection
-from remediate.errors import UsageError
-from remediate.exchange import SendConnector
-from remediate.playbooks import find
+from remediate.core.errors import UsageError
+from remediate.core.exchange import SendConnector
+from remediate.core.playbooks import find
+from remediate.remote.connections import Connection
+from remediate.run.backup import Backup, load_backup
 
 
 class UndoSet:
@@ -45,7 +45,7 @@ class UndoSet:
     def plan(
         self, rows: list[Row], connectors: list[SendConnector]
     ) -> tuple[list[Target], list[Unmatched]]:
-        from remediate.commands.undo import already_restored
+        from remediate.ui.commands.undo import already_restored
 
         by_name = {c.name.lower(): c for c in connectors}
         targets, unmatched = [], []

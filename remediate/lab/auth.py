@@ -28,7 +28,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from remediate.errors import UsageError
+from remediate.core.errors import UsageError
 from remediate.lab import winrm_crypt
 
 BASIC_OFFER = 'Basic realm="WSMAN"'

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from remediate.errors import UsageError
+from remediate.core.errors import UsageError
 
 
 class FaultAction(Enum):

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from remediate.errors import UsageError
+from remediate.core.errors import UsageError
 from remediate.lab.api import LabCredential
 
 STATE_VERSION = 2  # 2: certificates, DomainSecureEnabled, queues on EX02

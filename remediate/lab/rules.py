@@ -1,6 +1,6 @@
 """Exchange's Set-SendConnector rules, the lab's own implementation.
 
-Deliberately independent of the tool's pre-flight checks (``remediate.preflight``): the lab
+Deliberately independent of the tool's pre-flight checks (``remediate.core.preflight``): the lab
 plays Exchange, and a test compares the two. Like Exchange, the rules judge the connector as
 it would be saved (current settings plus the change), so a connector that is already broken
 refuses every change that does not repair it.

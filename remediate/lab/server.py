@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from remediate.errors import UsageError
+from remediate.core.errors import UsageError
 from remediate.lab.auth import AuthConfig, AuthMode
 from remediate.lab.endpoint import CONFIGURATION, MAX_SHELLS_PER_USER, Endpoint
 from remediate.lab.faults import FaultInjector, Faults

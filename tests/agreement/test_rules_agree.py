@@ -15,19 +15,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from remediate.errors import PreflightError
-from remediate.exchange import (
+from remediate.core.errors import PreflightError
+from remediate.core.exchange import (
     PROPERTY_NAMES,
     AuthMechanism,
     CredentialState,
     SendConnector,
     TlsAuthLevel,
 )
+from remediate.core.plan import CredentialRef, Parameter, Step, StepKind
+from remediate.core.preflight import check
 from remediate.lab import rules
 from remediate.lab.api import LabCredential
 from remediate.lab.org import Connector
-from remediate.plan import CredentialRef, Parameter, Step, StepKind
-from remediate.preflight import check
 
 HOSTS = st.lists(
     st.sampled_from(["relay.contoso.lab", "10.0.0.25", "smtp.example.org"]), max_size=2

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from remediate import api
-from remediate.exchange import AuthMechanism
+from remediate.core.exchange import AuthMechanism
 from remediate.lab.server import Lab
 from tests.lab.lab_helpers import start_lab
 

@@ -177,7 +177,7 @@ def test_malformed_file_lists_every_problem_and_connects_nowhere(
 def test_rows_by_profile_and_plan_exit_statuses(labs: list[Lab], tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from remediate.connections import AuthMethod, ProfileStore, parse_server
+    from remediate.remote.connections import AuthMethod, ProfileStore, parse_server
 
     one, two, _ = labs
     env = cli_env(tmp_path)

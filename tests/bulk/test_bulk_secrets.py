@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from remediate.core.plan import RELAY_SERVICE
 from remediate.lab.faults import Faults
 from remediate.lab.seed import EXTRA_PREFIX
 from remediate.lab.server import CmdletLatency
-from remediate.plan import RELAY_SERVICE
-from remediate.secrets import set_secret
+from remediate.remote.secrets import set_secret
 from tests.bulk.bulk_helpers import (
     ADMIN_PASSWORD,
     bulk,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from remediate.bulk.diff import diff_lines, plan_endpoint
 from remediate.bulk.spec import load
-from remediate.connections import Connection, ProfileStore
-from remediate.exchange import AuthMechanism, CredentialState, SendConnector
-from remediate.plan import CredentialRef
+from remediate.core.exchange import AuthMechanism, CredentialState, SendConnector
+from remediate.core.plan import CredentialRef
+from remediate.remote.connections import Connection, ProfileStore
 
 RELAY = SendConnector(
     "Outbound to Relay",

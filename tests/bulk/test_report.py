@@ -8,9 +8,9 @@ import pytest
 
 from remediate.bulk.report import read_report, recap_lines, to_json, write_report
 from remediate.bulk.runner import ConnectorOutcome, EndpointState, Status
-from remediate.connections import AuthMethod, Connection
-from remediate.errors import UsageError
-from remediate.report import table
+from remediate.core.errors import UsageError
+from remediate.remote.connections import AuthMethod, Connection
+from remediate.run.report import table
 
 EX01 = Connection(server="ex01.contoso.com", port=80, profile="ex01")
 EX02 = Connection(

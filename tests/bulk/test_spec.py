@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from remediate.bulk.spec import SpecError, load
-from remediate.connections import AuthMethod, Connection, ProfileStore
-from remediate.errors import UsageError
-from remediate.exchange import AuthMechanism, SendConnector
+from remediate.core.errors import UsageError
+from remediate.core.exchange import AuthMechanism, SendConnector
+from remediate.remote.connections import AuthMethod, Connection, ProfileStore
 
 URL = "http://127.0.0.1:5985/PowerShell"
 

@@ -11,9 +11,9 @@ import subprocess
 
 import pytest
 
-from remediate.cli import main
-from remediate.env import Environment
+from remediate.core.env import Environment
 from remediate.lab.server import Lab
+from remediate.ui.cli import main
 from tests.e2e.conftest import EXE, PARTNER, PROFILE, RELAY, Cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.keyring]

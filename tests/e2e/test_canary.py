@@ -26,14 +26,14 @@ from pathlib import Path
 
 import pytest
 
-from remediate.connections import parse_server
-from remediate.errors import RemediateError
-from remediate.executor import apply_plan
+from remediate.core.errors import RemediateError
+from remediate.core.planner import FixOptions, build_plan
+from remediate.core.playbooks import find
+from remediate.core.preflight import MAX_CREDENTIAL_LENGTH
 from remediate.lab.server import Lab
-from remediate.planner import FixOptions, build_plan
-from remediate.playbooks import find
-from remediate.preflight import MAX_CREDENTIAL_LENGTH
-from remediate.remote import Session
+from remediate.remote.connections import parse_server
+from remediate.remote.session import Session
+from remediate.run.execute import apply_plan
 from tests.e2e.conftest import EXE, PROFILE, RELAY, Cli
 from tests.lab.lab_helpers import start_lab
 

@@ -402,8 +402,8 @@ def test_a_lock_held_by_a_live_process_is_waited_for_then_refused(
     """The holder is this test process (its flock on the connector's lock file)."""
     import fcntl
 
-    from remediate.connections import parse_server
-    from remediate.locks import lock_path
+    from remediate.remote.connections import parse_server
+    from remediate.run.locks import lock_path
 
     env = cli_env(tmp_path)
     path = lock_path(parse_server(lab.endpoint_url), RELAY, env)

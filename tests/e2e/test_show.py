@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from remediate.connections import INSECURE_WARNING
 from remediate.lab.server import Lab
+from remediate.remote.connections import INSECURE_WARNING
 from tests.lab.lab_helpers import start_lab
 from tests.schema_check import checked
 

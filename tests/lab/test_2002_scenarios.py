@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from remediate.core.last_error import Cause, parse_last_error
 from remediate.lab.cmdlets import ExchangeShell
 from remediate.lab.org import Organization
 from remediate.lab.seed import BRANCH, LEGACY, UNRESOLVED_HOST
 from remediate.lab.smarthost import SmartHost
-from remediate.queues import Cause, parse_last_error
 from tests.lab.org_fixtures import (  # noqa: F401 - fixtures
     PARTNER,
     free_port,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from remediate.errors import UsageError
+from remediate.core.errors import UsageError
 from remediate.lab.api import LabCredential
 from remediate.lab.org import AppEvent, Organization, StateFileError
 from tests.lab.org_fixtures import ARCHIVE, INTERNET, PARTNER, RELAY, free_port, open_org

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from remediate.errors import UsageError
+from remediate.core.errors import UsageError
 from remediate.lab.api import CmdletError, LabCredential
 from remediate.lab.cmdlets import ExchangeShell
 from remediate.lab.org import Organization

@@ -12,7 +12,7 @@ import pytest
 from pypsrp.exceptions import WSManFaultError
 from pypsrp.powershell import PowerShell
 
-from remediate.errors import UsageError
+from remediate.core.errors import UsageError
 from remediate.lab.server import CmdletLatency
 from tests.lab.lab_helpers import lab_pool, start_lab
 

@@ -15,12 +15,12 @@ from prompt_toolkit.application import create_app_session
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from remediate.env import Environment
-from remediate.exchange import SendConnector
+from remediate.core.env import Environment
+from remediate.core.exchange import SendConnector
 from remediate.lab.seed import RELAY
 from remediate.lab.server import Lab
-from remediate.wizard.flow import WizardOptions, run_wizard
-from remediate.wizard.prompter import QuestionaryPrompter
+from remediate.ui.wizard.flow import WizardOptions, run_wizard
+from remediate.ui.wizard.prompter import QuestionaryPrompter
 
 ENTER = "\r"
 DOWN = "\x1b[B"
@@ -54,7 +54,7 @@ def no_keyring() -> Iterator[None]:
 
 
 def lab_options(lab: Lab, **changes: object) -> WizardOptions:
-    from remediate.commands.demo import lab_connection
+    from remediate.ui.commands.demo import lab_connection
 
     values: dict[str, object] = {
         "playbook": "2016",
@@ -136,8 +136,8 @@ def set_connector(lab: Lab, **parameters: object) -> None:
 
 def relay_connector(lab: Lab) -> SendConnector:
     """The relay connector as Exchange (the lab) reports it now."""
-    from remediate.commands.demo import lab_connection
-    from remediate.remote import Session
+    from remediate.remote.session import Session
+    from remediate.ui.commands.demo import lab_connection
 
     with Session(lab_connection(lab), lab.admin_password) as session:
         return session.get_connectors(RELAY)[0]

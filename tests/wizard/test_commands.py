@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from remediate.answers import load
-from remediate.errors import UsageError
+from remediate.core.answers import load
+from remediate.core.errors import UsageError
 
 REMEDIATE = Path(sys.executable).with_name("remediate")
 

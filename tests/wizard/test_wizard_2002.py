@@ -14,11 +14,11 @@ import pytest
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from remediate.errors import UsageError
+from remediate.core.errors import UsageError
 from remediate.lab.org import Queue
 from remediate.lab.seed import BRANCH, LEGACY, PARTNER
 from remediate.lab.server import Lab
-from remediate.wizard.flow import WizardOptions
+from remediate.ui.wizard.flow import WizardOptions
 from tests.wizard.helpers import CLEAR_LINE, DOWN, ENTER, Run, lab_options
 
 NO = "n"

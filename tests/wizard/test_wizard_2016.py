@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from remediate.exchange import AuthMechanism, CredentialState
+from remediate.core.exchange import AuthMechanism, CredentialState
 from remediate.lab.server import Lab
 from remediate.lab.smarthost import SmartHost
 from tests.wizard.helpers import (

@@ -6,14 +6,14 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from remediate.connections import ProfileStore
-from remediate.env import Environment
-from remediate.exchange import CredentialState
+from remediate.core.env import Environment
+from remediate.core.exchange import CredentialState
 from remediate.lab.seed import RELAY
 from remediate.lab.server import Lab
 from remediate.lab.transport import event_2016
-from remediate.wizard.flow import WizardOptions, run_wizard
-from remediate.wizard.prompter import AnswersPrompter
+from remediate.remote.connections import ProfileStore
+from remediate.ui.wizard.flow import WizardOptions, run_wizard
+from remediate.ui.wizard.prompter import AnswersPrompter
 from tests.wizard.helpers import CLEAR_LINE, ENTER, lab_options, relay_connector
 
 EVENT = event_2016(

@@ -6,11 +6,11 @@ from __future__ import annotations
 import _thread
 import threading
 
-from remediate.exchange import CredentialState
+from remediate.core.exchange import CredentialState
+from remediate.core.plan import RELAY_SERVICE
 from remediate.lab.seed import RELAY
 from remediate.lab.server import Lab
-from remediate.plan import RELAY_SERVICE
-from remediate.secrets import get_secret
+from remediate.remote.secrets import get_secret
 from tests.wizard.helpers import CLEAR_LINE, ENTER, lab_options, relay_connector
 
 

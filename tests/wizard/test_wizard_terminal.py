@@ -19,7 +19,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from remediate.exchange import AuthMechanism, CredentialState
+from remediate.core.exchange import AuthMechanism, CredentialState
 from remediate.lab.org import LabCredential
 from remediate.lab.seed import PARTNER, RELAY
 from remediate.lab.server import Lab

@@ -11,7 +11,7 @@ from typing import Any
 
 try:
     from remediate import api
-    from remediate.errors import RemediateError  # pylint: disable=unused-import  # re-exported
+    from remediate.core.errors import RemediateError  # pylint: disable=unused-import  # re-exported
 except ImportError:  # reported by require_remediate() with a clear message
     api = None
     RemediateError = Exception

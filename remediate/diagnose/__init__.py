@@ -1,0 +1,1 @@
+"""Reading evidence: events, the probe, reachability, checks and escalation."""

@@ -1,0 +1,1 @@
+"""Talking to Exchange: profiles, credentials, logins and the PSRP session."""

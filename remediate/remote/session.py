@@ -1,0 +1,440 @@
+"""A session with Exchange's remote shell: one RunspacePool, every step a single cmdlet.
+
+Steps go out with ``add_cmdlet``/``add_parameter`` only (Exchange's endpoint is no-language
+and the tool never builds script text). A credential is turned into a PSCredential only at
+the moment its step is sent, after ``exchange_keys()`` so the password travels as an
+encrypted SecureString. pypsrp is imported when a session opens, not when this module is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any, cast
+
+from remediate import __version__
+from remediate.core.errors import RemediateError, RemoteCommandError, UsageError
+from remediate.core.exchange import ExchangeCertificate, QueueInfo, SendConnector
+from remediate.core.plan import CredentialRef, Parameter, ParamValue, Step, StepKind, Switch
+from remediate.core.terminal import printable_text
+from remediate.remote.errors import (
+    RemoteError,
+    error_from_records,
+    map_exception,
+    remote_error_from_record,
+)
+from remediate.remote.kerberos import principal_name, uses_gssapi
+from remediate.remote.wire import plain, read_certificates, read_connectors, read_queues
+
+if TYPE_CHECKING:
+    from remediate.core.env import Environment
+    from remediate.remote.connections import Connection
+
+__all__ = ["RemoteError", "Session", "StepResult", "open_session"]
+
+WHAT_IF_PREFIX = "What if:"
+QUEUE_DELIVERY = "SmartHostConnectorDelivery"
+# MaxConcurrentCommandsPerShell: a shell takes this many commands in its life, then fails
+# every further one (exchange-notes.md "Throttling"; pypsrp issue 148). Sessions open a new
+# shell before they reach it.
+COMMANDS_PER_SHELL = 1000
+_QUOTA_REASON = "maximum number of concurrent commands per shell"
+
+
+class ShellQuotaReached(Exception):
+    """``begin`` would exceed the shell's command quota: finish what is in flight, then
+    ``recycle()``. Nothing was sent for the step."""
+
+
+@dataclass
+class Pending:
+    """A step sent with ``Session.begin``, its pipeline running on the server."""
+
+    step: Step
+    ps: Any
+
+
+@dataclass
+class StepResult:
+    """What one step produced. ``output`` holds plain values: a deserialized object becomes a
+    dict of its properties."""
+
+    step: Step
+    ok: bool
+    output: list[Any]
+    errors: list[RemoteError]
+    warnings: list[str]
+    what_if: list[str]
+    information: list[str] = field(default_factory=list)  # other host/information lines
+
+    @property
+    def changed(self) -> bool:
+        """A change step that ran without errors and without -WhatIf."""
+        return self.step.is_change and self.ok and not self.step.has_param("WhatIf")
+
+
+class Session:
+    """One RunspacePool on one endpoint, reused for every step until ``close()``."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        password: str | None,
+        warn: Callable[[str], None] | None = None,
+        *,
+        runspaces: int = 1,
+        commands_per_shell: int = COMMANDS_PER_SHELL,
+    ) -> None:
+        self.connection = connection
+        self._password = password
+        self._warn = warn or _stderr
+        self._pool: Any = None
+        self._host: Any = None
+        self._keys_exchanged = False
+        self.runspaces = max(1, runspaces)  # pipelines the pool runs at once
+        self.commands_per_shell = max(1, commands_per_shell)
+        self.commands_sent = 0  # in the current shell
+
+    def __enter__(self) -> Session:
+        if self._pool is None:
+            self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Session({self.connection.label!r}, open={self._pool is not None})"
+
+    @property
+    def is_open(self) -> bool:
+        return self._pool is not None
+
+    def open(self) -> None:
+        from pypsrp.powershell import RunspacePool
+
+        from remediate.remote.connections import warn_basic_over_http
+        from remediate.remote.kerberos import require_gssapi
+
+        if self._pool is not None:
+            return
+        require_gssapi(self.connection)
+        warn_basic_over_http(self.connection, self._warn)
+        self._host = _collecting_host()
+        pool = None
+        try:
+            pool = RunspacePool(
+                self._wsman(),
+                configuration_name=self.connection.configuration_name,
+                host=self._host,
+                max_runspaces=self.runspaces,
+            )
+            pool.open()
+        except Exception as exc:
+            if pool is not None:
+                with contextlib.suppress(Exception):  # a half-created shell, if any
+                    pool.close()
+                pool.connection.close()  # the HTTP connections it kept open
+            raise map_exception(exc, self.connection) from None
+        self._pool = pool
+        self.commands_sent = 0
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        self._keys_exchanged = False
+        if pool is None:
+            return
+        with contextlib.suppress(Exception):  # a shell left behind times out on the server
+            pool.close()
+        pool.connection.close()  # the HTTP connections (requests' pool), not left to the GC
+
+    # --- steps -----------------------------------------------------------------------------
+
+    @property
+    def commands_left(self) -> int:
+        """Commands the current shell still takes before its quota."""
+        return self.commands_per_shell - self.commands_sent
+
+    def recycle(self) -> None:
+        """A new shell for the next commands (nothing may be in flight)."""
+        self.close()
+        self.open()
+
+    def run(
+        self, step: Step, credential: Callable[[CredentialRef], str] | None = None
+    ) -> StepResult:
+        """Send one step and wait for it; error records come back in the result, transport
+        failures raise. A new shell is opened first when the quota is reached."""
+        try:
+            pending = self.begin(step, credential)
+        except ShellQuotaReached:
+            self.recycle()
+            pending = self.begin(step, credential)
+        return self.finish(pending)
+
+    def begin(
+        self, step: Step, credential: Callable[[CredentialRef], str] | None = None
+    ) -> Pending:
+        """Send one step without waiting (the pool runs up to ``runspaces`` at once).
+        ShellQuotaReached when the shell takes no more commands: nothing was sent."""
+        from pypsrp.exceptions import WSManFaultError
+        from pypsrp.powershell import PowerShell
+
+        pool = self._require_pool()
+        if self.commands_left <= 0:
+            raise ShellQuotaReached
+        try:
+            ps = PowerShell(pool)
+            ps.add_cmdlet(step.cmdlet)
+            for parameter in step.parameters:
+                ps.add_parameter(parameter.name, self._wire_value(parameter, credential))
+            self.commands_sent += 1
+            ps.begin_invoke()
+        except RemediateError:  # no password for a credential, a locked keyring
+            raise
+        except WSManFaultError as exc:
+            if _QUOTA_REASON in str(exc.reason).lower():  # a server quota lower than ours
+                self.commands_per_shell = self.commands_sent = max(1, self.commands_sent - 1)
+                pool.pipelines.pop(ps.id, None)
+                raise ShellQuotaReached from None
+            raise map_exception(exc, self.connection) from None
+        except Exception as exc:
+            raise map_exception(exc, self.connection) from None
+        return Pending(step, ps)
+
+    def finish(self, pending: Pending) -> StepResult:
+        """Wait for a step sent with ``begin`` and read what it produced."""
+        ps = pending.ps
+        try:
+            raw_output = ps.end_invoke()
+        except Exception as exc:
+            raise map_exception(exc, self.connection) from None
+        host_lines = [line.rstrip("\r\n") for line in self._host.lines_of(ps.id)]
+        host_lines += [str(i.message_data) for i in ps.streams.information]
+        errors = [remote_error_from_record(r) for r in ps.streams.error]
+        return StepResult(
+            step=pending.step,
+            ok=not ps.had_errors and not errors,
+            output=[plain(o) for o in raw_output],
+            errors=errors,
+            warnings=[_warning_text(w) for w in ps.streams.warning],
+            what_if=[line for line in host_lines if line.startswith(WHAT_IF_PREFIX)],
+            information=[line for line in host_lines if not line.startswith(WHAT_IF_PREFIX)],
+        )
+
+    def _wire_value(
+        self, parameter: Parameter, credential: Callable[[CredentialRef], str] | None
+    ) -> Any:
+        value = parameter.value
+        if isinstance(value, CredentialRef):
+            return self._ps_credential(value, credential)
+        return wire_value(value)
+
+    def _ps_credential(
+        self, ref: CredentialRef, credential: Callable[[CredentialRef], str] | None
+    ) -> Any:
+        from pypsrp.complex_objects import PSCredential
+
+        if credential is None:
+            raise UsageError(f"a password for {ref.username} is needed but none was supplied")
+        if not self._keys_exchanged:
+            self._pool.exchange_keys()
+            self._keys_exchanged = True
+        return PSCredential(username=ref.username, password=credential(ref))
+
+    def _require_pool(self) -> Any:
+        if self._pool is None:
+            self.open()
+        return self._pool
+
+    # --- reads used by commands ------------------------------------------------------------
+
+    def get_connectors(self, identity: str | None = None) -> list[SendConnector]:
+        """The connectors Exchange returned; one it sent in a shape that cannot be read is
+        left out with one warning naming it (the others are still returned)."""
+        params = () if identity is None else (Parameter("Identity", identity),)
+        result = self._read("Get-SendConnector", params, identity)
+        connectors, unreadable = read_connectors(result.output)
+        for text in unreadable:
+            self._warn(f"remediate: WARNING: {text}")
+        return connectors
+
+    def get_queues(self, connector: SendConnector) -> list[QueueInfo]:
+        """The smart-host delivery queues of ``connector`` on each of its source transport
+        servers (matched by its GUID or name). Get-Queue without -Server answers only for
+        the server the session runs on, so each server is asked by name; a server whose
+        queues cannot be read is one warning, and its queues are left out (unknown)."""
+        servers: tuple[str | None, ...] = connector.source_transport_servers or (None,)
+        wanted = {connector.guid.lower(), connector.name.lower()} - {""}
+        queues: list[QueueInfo] = []
+        for server in servers:
+            params = [Parameter("Include", QUEUE_DELIVERY)]
+            if server:
+                params.append(Parameter("Server", server))
+            try:
+                result = self._read("Get-Queue", tuple(params))
+            except RemoteCommandError as exc:
+                if not server:
+                    raise
+                # one transport server down or unknown: its queues stay unknown, not empty
+                self._warn(f"remediate: WARNING: the queues on {server} could not be read: {exc}")
+                continue
+            queues += [
+                q for q in read_queues(result.output) if q.next_hop_connector.lower() in wanted
+            ]
+        return queues
+
+    def get_certificates(self, server: str | None) -> list[ExchangeCertificate]:
+        """Get-ExchangeCertificate on ``server`` (the session's server when None)."""
+        params = (Parameter("Server", server),) if server else ()
+        result = self._read("Get-ExchangeCertificate", params)
+        return read_certificates(result.output, server or "")
+
+    def connector_certificates(self, connector: SendConnector) -> list[ExchangeCertificate]:
+        """The source servers' certificates, read only when TlsCertificateName names one."""
+        if not connector.tls_certificate_name:
+            return []
+        servers: tuple[str | None, ...] = connector.source_transport_servers or (None,)
+        return [c for server in servers for c in self.get_certificates(server)]
+
+    def retry_queue(self, identity: str) -> None:
+        step = _read_step("Retry-Queue", (Parameter("Identity", identity),), StepKind.CHANGE)
+        result = self.run(step)
+        if not result.ok:
+            raise error_from_records(result.errors, step.cmdlet, identity)
+
+    def _read(
+        self, cmdlet: str, params: tuple[Parameter, ...], identity: str | None = None
+    ) -> StepResult:
+        result = self.run(_read_step(cmdlet, params, StepKind.READ))
+        if not result.ok:
+            raise error_from_records(result.errors, cmdlet, identity)
+        return result
+
+    def _wsman(self) -> Any:
+        from pypsrp.wsman import WSMan
+
+        conn = self.connection
+        https = conn.scheme == "https"
+        auth = str(conn.auth.value if isinstance(conn.auth, Enum) else conn.auth)
+        extra: dict[str, Any] = {}  # the auth-specific keywords of pypsrp's **kwargs
+        if auth == "certificate":
+            if not (https and conn.certificate_file and conn.certificate_key_file):
+                raise UsageError(
+                    "--auth certificate needs https, --certificate and --certificate-key",
+                    hint="the client certificate is mapped to the admin account in IIS",
+                )
+            extra = {
+                "certificate_pem": str(conn.certificate_file),
+                "certificate_key_pem": str(conn.certificate_key_file),
+            }
+        if auth in ("basic", "ntlm", "credssp") and not conn.username:
+            raise UsageError(
+                f"--auth {auth} needs --user (the admin account)",
+                hint="only kerberos and negotiate can log in without a user (a kinit ticket)",
+            )
+        username = conn.username
+        if username and uses_gssapi(auth):
+            username = principal_name(username)  # DOMAIN\user and UPNs as MIT Kerberos needs
+        if conn.spn_host and auth in ("kerberos", "negotiate", "ntlm"):
+            extra["negotiate_hostname_override"] = conn.spn_host
+        cert_validation: bool | str = str(conn.ca_file) if conn.ca_file else conn.verify
+        # pypsrp 0.9.1 annotates cert_validation as bool and the timeouts as int, but hands
+        # cert_validation to requests' verify (True, False or a CA bundle path), the connect
+        # and read timeouts to requests (seconds, fractions allowed) and writes
+        # OperationTimeout as PT<value>S (xs:duration, fractions allowed). Rounding would
+        # change the timeouts an admin gave (0.2 s in tests/remote/test_remote_errors.py).
+        return WSMan(
+            f"[{conn.server}]" if ":" in conn.server else conn.server,
+            port=conn.port,
+            path=conn.path.lstrip("/"),
+            ssl=https,
+            auth=auth,
+            username=username,
+            password=self._password or None,
+            cert_validation=cast(bool, cert_validation) if https else False,
+            encryption="never" if auth == "basic" and not https else "auto",
+            connection_timeout=cast(int, conn.connect_timeout),
+            operation_timeout=cast(int, _seconds(conn.operation_timeout)),
+            read_timeout=cast(int, conn.operation_timeout + 2),
+            reconnection_retries=0,
+            reconnection_backoff=0.5,
+            **extra,
+        )
+
+
+def open_session(
+    connection: Connection, env: Environment, *, password_stdin: bool = False
+) -> Session:
+    """An open Session, with the admin password from the keyring, stdin or a prompt, or a
+    Kerberos ticket (no password)."""
+    from remediate.remote.login import admin_password
+
+    password = admin_password(connection, env, password_stdin=password_stdin)
+    session = Session(connection, password, env.err)
+    session.open()
+    return session
+
+
+# --- values across the wire ------------------------------------------------------------------
+
+
+def wire_value(value: ParamValue) -> Any:
+    """A parameter value as pypsrp sends it (lists, plain str; a switch as $true)."""
+    if isinstance(value, Switch):
+        return True
+    if isinstance(value, tuple):
+        return [wire_value(v) for v in value]
+    if isinstance(value, bool | int) or value is None:
+        return value
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value)
+
+
+def _seconds(value: float) -> int | float:
+    """Whole seconds as an int, so WSMan's OperationTimeout reads PT60S as WinRM writes it."""
+    return int(value) if float(value).is_integer() else value
+
+
+def _read_step(cmdlet: str, params: tuple[Parameter, ...], kind: StepKind) -> Step:
+    return Step(cmdlet, params, kind, reason=f"{cmdlet} for remediate", template="")
+
+
+def _warning_text(record: Any) -> str:
+    try:
+        text = str(record)
+    except TypeError:  # no ToString: psrpcore sends warnings without it
+        text = ""
+    return text if text and text != "None" else str(getattr(record, "message", "") or "")
+
+
+def _stderr(text: str) -> None:
+    print(printable_text(text), file=sys.stderr)
+
+
+def _collecting_host() -> Any:
+    """A PSHost whose UI keeps the lines the server writes (Exchange's "What if:" text), per
+    pipeline: several may be in flight at once."""
+    from pypsrp.host import PSHost, PSHostUserInterface
+
+    class CollectingHost(PSHost):
+        def __init__(self) -> None:
+            self.collecting_ui = PSHostUserInterface()
+            super().__init__(None, None, False, "remediate", None, self.collecting_ui, __version__)
+            self._lines: dict[Any, list[str]] = {}
+
+        def run_method(
+            self, method_identifier: Any, args: Any, runspace: Any, pipeline: Any = None
+        ) -> Any:
+            key = getattr(pipeline, "id", None)
+            self.collecting_ui.stdout = self._lines.setdefault(key, [])
+            return super().run_method(method_identifier, args, runspace, pipeline)
+
+        def lines_of(self, pipeline_id: Any) -> list[str]:
+            return self._lines.pop(pipeline_id, [])
+
+    return CollectingHost()

@@ -1,0 +1,1 @@
+"""Plans rendered to a reviewable PowerShell script."""

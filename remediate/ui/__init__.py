@@ -1,0 +1,1 @@
+"""The front ends: the command line, its commands and the wizard."""

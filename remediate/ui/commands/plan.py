@@ -1,0 +1,71 @@
+"""`remediate plan`: the dry run. Builds the plan offline and prints (or writes) the script."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from remediate.core.env import Environment
+
+NAME = "plan"
+HELP = "print the PowerShell a fix would run (dry run; nothing is sent)"
+DESCRIPTION = """\
+Build the plan for one Send connector from a playbook and the fix options, check it against
+Exchange's rules, and print it as a script for the Exchange Management Shell. Nothing is sent
+anywhere; the connector is not read, so the script carries every setting given.
+Options a playbook does not take are refused (see 'remediate playbooks')."""
+EPILOG = """\
+examples:
+  remediate plan 2016 --connector "Outbound to Relay" --mechanism BasicAuthRequireTLS \\
+      --username relay@contoso.com --smart-host smtp.relay.example --port 587
+  remediate plan smarthost-auth-credential --connector "Outbound to Relay" \\
+      --username relay@contoso.com --what-if
+  remediate plan 2002 --connector "Outbound to Partner" --smart-host mx.partner.example \\
+      --port 25 --enable --output fix.ps1
+  remediate plan 2002 --connector "Outbound to Partner" --port 25 --enable --json
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from remediate.core.planner import add_fix_arguments
+    from remediate.ui.jsonout import add_json_argument
+
+    parser.add_argument("playbook", metavar="PLAYBOOK", help="event number (2016, 2002) or id")
+    parser.add_argument(
+        "--connector", metavar="NAME", required=True, help="the Send connector's name"
+    )
+    parser.add_argument(
+        "--what-if", action="store_true", help="add -WhatIf to every change (Exchange only reports)"
+    )
+    parser.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        type=Path,
+        help="write the script to FILE instead of stdout",
+    )
+    add_fix_arguments(parser)
+    add_json_argument(parser, "the plan (its steps as data)")
+
+
+def run(args: argparse.Namespace, env: Environment) -> int:
+    from remediate.core.files import write_script
+    from remediate.core.planner import build_plan, fix_options_from_args
+    from remediate.core.playbooks import find
+    from remediate.render.script import render_script
+
+    playbook = find(args.playbook)
+    plan = build_plan(playbook, fix_options_from_args(args), what_if=args.what_if)
+    script = render_script(plan)
+    if args.output is not None:
+        write_script(args.output, script, what="--output")
+        env.err(f"wrote {args.output} ({len(plan.steps)} steps, {len(plan.changes)} changes)")
+    if args.json:
+        from remediate.run.backup import plan_to_json
+        from remediate.ui.jsonout import emit
+
+        output = None if args.output is None else str(args.output)
+        emit(env, {**plan_to_json(plan), "output": output})
+    elif args.output is None:
+        env.write(script)
+    return 0
