@@ -39,6 +39,7 @@ from remediate.core.exchange import (
 )
 from remediate.core.plan import CredentialRef, ParamValue, Plan
 from remediate.core.playbooks import Playbook
+from remediate.core.queuejson import queue_json
 from remediate.core.status import ExitStatus
 from remediate.remote.connections import AuthMethod, Connection, parse_server
 from remediate.remote.session import Session
@@ -64,6 +65,7 @@ __all__ = [
     "diff",
     "fix",
     "plan",
+    "queue_json",
     "queues",
     "read_connectors",
     "retry",

@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.secret_service"]
+pytest_plugins = ["pytester", "tests.secret_service", "tests.e2e_marker"]

@@ -102,13 +102,14 @@ class KDC:
         """(Re)start krb5kdc on the realm's port."""
         if self.process is not None and self.process.poll() is None:
             return
-        self.process = subprocess.Popen(
-            [find_tool("krb5kdc") or "krb5kdc", "-n", "-r", REALM],
-            env={**os.environ, **self.env},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=(self.directory / "krb5kdc.stderr").open("ab"),
-        )
+        with (self.directory / "krb5kdc.stderr").open("ab") as log:  # the child keeps its copy
+            self.process = subprocess.Popen(
+                [find_tool("krb5kdc") or "krb5kdc", "-n", "-r", REALM],
+                env={**os.environ, **self.env},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         _wait_for_port(self.port, self.process)
 
 

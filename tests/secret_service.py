@@ -102,7 +102,7 @@ def secret_service() -> Iterator[dict[str, str]]:
     assert bus.stdout is not None
     address = bus.stdout.readline().strip()
     if not address:
-        bus.kill()
+        stop_bus(bus, kill=True)
         pytest.fail("dbus-daemon did not print its address", pytrace=False)
     env["DBUS_SESSION_BUS_ADDRESS"] = address
     started = subprocess.run(
@@ -115,7 +115,7 @@ def secret_service() -> Iterator[dict[str, str]]:
         check=False,
     )
     if started.returncode != 0:
-        bus.kill()
+        stop_bus(bus, kill=True)
         pytest.fail(f"gnome-keyring-daemon did not start: {started.stderr.strip()}")
     pids = [
         int(line.split("=", 1)[1])
@@ -131,9 +131,19 @@ def secret_service() -> Iterator[dict[str, str]]:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        bus.terminate()
-        bus.wait(timeout=10)
+        stop_bus(bus)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def stop_bus(bus: subprocess.Popen[str], *, kill: bool = False) -> None:
+    """Stop a dbus-daemon started with stdout piped, and close that pipe."""
+    if kill:
+        bus.kill()
+    else:
+        bus.terminate()
+    bus.wait(timeout=10)
+    if bus.stdout is not None:
+        bus.stdout.close()
 
 
 def _wait_for_service(env: dict[str, str]) -> None:

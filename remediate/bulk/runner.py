@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from remediate import api
 from remediate.bulk.diff import Target, Unmatched, plan_endpoint
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from remediate.remote.session import Session
     from remediate.run.backup import Backup
     from remediate.run.execute import CredentialSource, ExecutionResult
-
-T = TypeVar("T")
 
 
 class Status(StrEnum):

@@ -33,7 +33,7 @@ import yaml
 from remediate.core.errors import UsageError
 from remediate.core.exchange import AuthMechanism, SendConnector, TlsAuthLevel, smart_host_key
 from remediate.core.files import decode_text, read_bounded
-from remediate.core.plan import CredentialRef
+from remediate.core.plan import RELAY_SERVICE, CredentialRef
 from remediate.core.playbooks import Playbook, load_all
 from remediate.core.pwsh import unsafe_character
 from remediate.core.yamlfile import YamlProblem, compose, duplicate_keys
@@ -45,8 +45,6 @@ from remediate.remote.connections import (
     parse_server,
 )
 from remediate.run.locks import endpoint_identity
-
-RELAY_SERVICE = "remediate:relay"
 
 
 @dataclass(frozen=True)

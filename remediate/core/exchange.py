@@ -159,10 +159,6 @@ class SendConnector:
     connection_inactivity_timeout: str | None = None
     error_policies: str | None = None
 
-    @property
-    def uses_smart_hosts(self) -> bool:
-        return not self.dns_routing_enabled
-
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-able dict keyed by Exchange property names (for backups and --json)."""
         out: dict[str, Any] = {}

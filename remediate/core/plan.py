@@ -26,6 +26,10 @@ class Switch(Enum):
 
 SWITCH = Switch.PRESENT
 
+# The keyring service holding relay account passwords, keyed by the relay user name (README,
+# "Passwords"); the one definition: planner, bulk and the wizard all refer to this one.
+RELAY_SERVICE = "remediate:relay"
+
 
 @dataclass(frozen=True)
 class CredentialRef:

@@ -31,7 +31,16 @@ from remediate.core.exchange import (
     same_smart_hosts,
     smart_host_key,
 )
-from remediate.core.plan import SWITCH, CredentialRef, Parameter, ParamValue, Plan, Step, StepKind
+from remediate.core.plan import (
+    RELAY_SERVICE,
+    SWITCH,
+    CredentialRef,
+    Parameter,
+    ParamValue,
+    Plan,
+    Step,
+    StepKind,
+)
 from remediate.core.playbooks import (
     TEMPLATE_SUFFIX,
     Input,
@@ -42,8 +51,6 @@ from remediate.core.playbooks import (
     load_all,
 )
 from remediate.core.pwsh import unsafe_character
-
-RELAY_SERVICE = "remediate:relay"
 
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 

@@ -230,12 +230,6 @@ class Playbook:
                 return a
         raise KeyError(action_id)
 
-    def fix(self, template: str) -> StepSpec | None:
-        for f in self.fixes:
-            if f.template == template:
-                return f
-        return None
-
 
 def user_dir(environ: Mapping[str, str] | None = None) -> Path:
     """The admin's own playbooks: ``$XDG_CONFIG_HOME/remediate/playbooks``."""

@@ -65,26 +65,6 @@ def ps_literal(text: str, what: str = "value") -> str:
     return f"'{escaped}'"
 
 
-def decode_literal(literal: str) -> str:
-    """Inverse of ``ps_literal`` for one literal (used by tests and by nothing that sends)."""
-    if len(literal) < 2 or literal[0] not in SINGLE_QUOTES or literal[-1] not in SINGLE_QUOTES:
-        raise ValueError(f"not a single-quoted literal: {literal!r}")
-    body = literal[1:-1]
-    out: list[str] = []
-    i = 0
-    while i < len(body):
-        ch = body[i]
-        if ch in SINGLE_QUOTES:
-            if i + 1 >= len(body) or body[i + 1] not in SINGLE_QUOTES:
-                raise ValueError(f"unescaped quote at {i} in {literal!r}")
-            out.append(ch)
-            i += 2
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
-
-
 def ps_value(value: ParamValue, credentials: Mapping[CredentialRef, str] | None = None) -> str:
     """A parameter value as PowerShell text.
 

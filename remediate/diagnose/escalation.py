@@ -32,6 +32,7 @@ from remediate.core.exchange import QueueInfo, SendConnector
 from remediate.core.filenames import file_name_part
 from remediate.core.files import private_directory, write_file
 from remediate.core.last_error import Cause, parse_last_error
+from remediate.core.queuejson import queue_json
 from remediate.diagnose.events import EventGroup
 from remediate.diagnose.reachability import FROM_HERE, HostCheck, Outcome
 
@@ -78,7 +79,7 @@ class Escalation:
                 "the checks below do not explain locally"
             ),
             "connector": self.connector.to_json(),
-            "queues": [_queue_json(q) for q in self.queues],
+            "queues": [queue_json(q) for q in self.queues],
             "events": [_event_json(g) for g in self.events],
             "reachability": {
                 "checked_from": FROM_HERE,
@@ -134,20 +135,6 @@ def write_bundle(
         private_directory(target.parent)
     text = json.dumps(escalation.to_json(), indent=2, default=str) + "\n"
     return write_file(target, text, what="the escalation file", private=True)
-
-
-def _queue_json(queue: QueueInfo) -> dict[str, Any]:
-    diagnosis = parse_last_error(queue.last_error)
-    return {
-        "identity": queue.identity,
-        "status": queue.status,
-        "message_count": queue.message_count,
-        "next_hop_domain": queue.next_hop_domain,
-        "last_error": queue.last_error,
-        "cause": str(diagnosis.cause) if diagnosis else None,
-        "explanation": diagnosis.summary if diagnosis else None,
-        "action": diagnosis.action if diagnosis else None,
-    }
 
 
 def _event_json(group: EventGroup) -> dict[str, Any]:

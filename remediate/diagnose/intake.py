@@ -27,7 +27,6 @@ class Suggestion:
 
     group: EventGroup
     playbook_id: str
-    playbook_title: str
     inputs: dict[str, Any]
     findings: tuple[str, ...] = field(default_factory=tuple)
 
@@ -95,7 +94,7 @@ def suggest(group: EventGroup) -> Suggestion:
         # A playbook's own event: a field named like one of its inputs prefills it.
         inputs.update({k: v for k, v in record.fields.items() if k in playbook.input_names})
         findings.append(f"{playbook.title}: {playbook.purpose}")
-    return Suggestion(group, playbook.id, playbook.title, inputs, tuple(findings))
+    return Suggestion(group, playbook.id, inputs, tuple(findings))
 
 
 def split_endpoint(endpoint: str) -> tuple[str | None, int | None]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -171,10 +171,6 @@ def check_connector(
         check_host(h, connector.port, timeout=timeout, resolver=resolver)
         for h in connector.smart_hosts
     ]
-
-
-def any_reachable(checks: Iterable[HostCheck]) -> bool:
-    return any(c.reachable for c in checks)
 
 
 def _attempt(family: int, sockaddr: tuple[Any, ...], timeout: float) -> AddressCheck:

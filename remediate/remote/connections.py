@@ -139,24 +139,6 @@ def parse_server(text: str, *, port: int | None = None, https: bool | None = Non
     )
 
 
-def connection_from_ready_file(path: Path) -> Connection:
-    """A connection to a running ``remediate lab`` from its ready file."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return Connection(
-            server=data["host"],
-            port=int(data["port"]),
-            path="/" + data.get("path", "PowerShell").lstrip("/"),
-            scheme="https" if data.get("ssl") else "http",
-            auth=AuthMethod(data.get("auth", "basic")),
-            username=data["username"],
-            ca_file=Path(data["ca_file"]) if data.get("ca_file") else None,
-            configuration_name=data.get("configuration_name", DEFAULT_CONFIGURATION),
-        )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"{path}: not a lab ready file ({exc})") from None
-
-
 # --- profiles ------------------------------------------------------------------------------
 
 

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from remediate.remote.connections import Connection
 
 ENDPOINT_SERVICE = "remediate:endpoint"
-RELAY_SERVICE = "remediate:relay"
 ALLOW_PLAINTEXT_ENV = "REMEDIATE_ALLOW_PLAINTEXT_KEYRING"
 INSTALL_HINT = (
     "install and unlock a Secret Service (Debian: apt-get install gnome-keyring, inside a D-Bus "

@@ -97,7 +97,6 @@ class Session:
         self.runspaces = max(1, runspaces)  # pipelines the pool runs at once
         self.commands_per_shell = max(1, commands_per_shell)
         self.commands_sent = 0  # in the current shell
-        self.shells_opened = 0
 
     def __enter__(self) -> Session:
         if self._pool is None:
@@ -138,10 +137,10 @@ class Session:
             if pool is not None:
                 with contextlib.suppress(Exception):  # a half-created shell, if any
                     pool.close()
+                pool.connection.close()  # the HTTP connections it kept open
             raise map_exception(exc, self.connection) from None
         self._pool = pool
         self.commands_sent = 0
-        self.shells_opened += 1
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -150,6 +149,7 @@ class Session:
             return
         with contextlib.suppress(Exception):  # a shell left behind times out on the server
             pool.close()
+        pool.connection.close()  # the HTTP connections (requests' pool), not left to the GC
 
     # --- steps -----------------------------------------------------------------------------
 

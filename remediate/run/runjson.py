@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from remediate.core.queuejson import queue_json
+
 if TYPE_CHECKING:
-    from remediate.core.exchange import QueueInfo
     from remediate.run.pipeline import Outcome
     from remediate.run.queue_watch import QueueVerdict
 
@@ -76,16 +77,4 @@ def _verdict(verdict: QueueVerdict) -> dict[str, Any]:
         "flow": verdict.flow.value,
         "reason": verdict.reason,
         "queues": [queue_json(q) for q in verdict.queues],
-    }
-
-
-def queue_json(queue: QueueInfo) -> dict[str, Any]:
-    return {
-        "identity": queue.identity,
-        "server": queue.server,
-        "next_hop_domain": queue.next_hop_domain,
-        "next_hop_connector": queue.next_hop_connector,
-        "status": queue.status,
-        "message_count": queue.message_count,
-        "last_error": queue.last_error,
     }

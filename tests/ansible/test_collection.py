@@ -71,8 +71,9 @@ INFO_AND_RETRY = """\
       ansible.builtin.assert:
         that:
           - found.connectors | length == 1
-          - found.connectors[0].queues | map(attribute='Server') | sort == ['EX01', 'EX02']
-          - found.connectors[0].queues | map(attribute='Status') | unique == ['Retry']
+          - found.connectors[0].queues | map(attribute='server') | sort == ['EX01', 'EX02']
+          - found.connectors[0].queues | map(attribute='status') | unique == ['Retry']
+          - found.connectors[0].queues | map(attribute='cause') | unique == ['exchange-auth']
     - name: Retry, still failing (the connector is not fixed)
       remediate.exchange.queue_retry:
         <<: *endpoint

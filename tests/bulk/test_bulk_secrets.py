@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from remediate.core.plan import RELAY_SERVICE
 from remediate.lab.faults import Faults
 from remediate.lab.seed import EXTRA_PREFIX
 from remediate.lab.server import CmdletLatency
-from remediate.remote.secrets import RELAY_SERVICE, set_secret
+from remediate.remote.secrets import set_secret
 from tests.bulk.bulk_helpers import (
     ADMIN_PASSWORD,
     bulk,
@@ -107,7 +108,7 @@ def test_ctrl_c_stops_after_the_step_in_flight(tmp_path: Path) -> None:
         names = [f"{EXTRA_PREFIX} {n:03d}" for n in range(1, 31)]
         spec = write_rows(tmp_path / "many.yaml", [row(lab, connector=n, port=2525) for n in names])
         report = tmp_path / "run.json"
-        process = subprocess.Popen(
+        with subprocess.Popen(
             [
                 str(REMEDIATE_EXE),
                 "bulk",
@@ -125,29 +126,29 @@ def test_ctrl_c_stops_after_the_step_in_flight(tmp_path: Path) -> None:
             stderr=subprocess.PIPE,
             text=True,
             env=cli_env(tmp_path),
-        )
-        assert process.stdin is not None and process.stderr is not None
-        process.stdin.write(ADMIN_PASSWORD + "\n")
-        process.stdin.close()
-        seen = []
-        for line in process.stderr:  # progress lines: one per connector done
-            seen.append(line)
-            if line.startswith("[3/30]"):
-                process.send_signal(signal.SIGINT)
-                break
-        rest = process.stderr.read()
-        stdout = process.stdout.read() if process.stdout else ""
-        assert process.wait(timeout=60) == 130, stdout + rest
-        assert "interrupted (Ctrl-C): stopped after the steps in flight" in rest
-        statuses = report_statuses(report)
-        ordered = [statuses[(lab.endpoint_url, n)] for n in names]
-        done = ordered.count("changed")
-        assert 3 <= done < 30
-        assert ordered == ["changed"] * done + ["skipped"] * (30 - done)
-        assert json.loads(report.read_text(encoding="utf-8"))["interrupted"] is True
-        ports = [lab.organization.connector(n).port for n in names]
-        assert ports[:done] == [2525] * done
-        assert 2525 not in ports[done:]
-        assert "not run: interrupted (Ctrl-C)" in stdout
+        ) as process:
+            assert process.stdin is not None and process.stderr is not None
+            process.stdin.write(ADMIN_PASSWORD + "\n")
+            process.stdin.close()
+            seen = []
+            for line in process.stderr:  # progress lines: one per connector done
+                seen.append(line)
+                if line.startswith("[3/30]"):
+                    process.send_signal(signal.SIGINT)
+                    break
+            rest = process.stderr.read()
+            stdout = process.stdout.read() if process.stdout else ""
+            assert process.wait(timeout=60) == 130, stdout + rest
+            assert "interrupted (Ctrl-C): stopped after the steps in flight" in rest
+            statuses = report_statuses(report)
+            ordered = [statuses[(lab.endpoint_url, n)] for n in names]
+            done = ordered.count("changed")
+            assert 3 <= done < 30
+            assert ordered == ["changed"] * done + ["skipped"] * (30 - done)
+            assert json.loads(report.read_text(encoding="utf-8"))["interrupted"] is True
+            ports = [lab.organization.connector(n).port for n in names]
+            assert ports[:done] == [2525] * done
+            assert 2525 not in ports[done:]
+            assert "not run: interrupted (Ctrl-C)" in stdout
     finally:
         lab.stop()

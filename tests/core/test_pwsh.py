@@ -14,7 +14,6 @@ from remediate.core.exchange import AuthMechanism
 from remediate.core.plan import SWITCH, CredentialRef, Parameter, Step, StepKind
 from remediate.core.pwsh import (
     credential_variables,
-    decode_literal,
     ps_literal,
     ps_parameter,
     ps_value,
@@ -43,7 +42,6 @@ NASTY = [
 def test_literal_round_trips(text: str) -> None:
     literal = ps_literal(text)
     assert decode(literal) == text
-    assert decode_literal(literal) == text
 
 
 def test_every_single_quote_character_is_doubled() -> None:

@@ -121,26 +121,26 @@ def test_connect_relay_refuses_a_separator(tmp_path: Path) -> None:
 
 def _signal_at_step_2(lab: Lab, env: dict[str, str], signum: int) -> tuple[int, str, str]:
     lab.faults.faults = dataclasses.replace(lab.faults.faults, latency=0.3)
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [str(REMEDIATE_EXE), *apply_2016(lab)],
         env={**env, "PYTHONUNBUFFERED": "1"},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    assert process.stdin is not None and process.stdout is not None
-    process.stdin.write(secrets(lab))
-    process.stdin.close()
-    seen = []
-    for line in process.stdout:
-        seen.append(line)
-        if line.startswith("[3/9]"):
-            process.send_signal(signum)
-            break
-    rest = process.stdout.read()
-    stderr = process.stderr.read() if process.stderr else ""
-    code = process.wait(timeout=60)
+    ) as process:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(secrets(lab))
+        process.stdin.close()
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if line.startswith("[3/9]"):
+                process.send_signal(signum)
+                break
+        rest = process.stdout.read()
+        stderr = process.stderr.read() if process.stderr else ""
+        code = process.wait(timeout=60)
     lab.faults.faults = dataclasses.replace(lab.faults.faults, latency=0.0)
     return code, "".join(seen) + rest, stderr
 
@@ -173,22 +173,22 @@ def test_sigterm_mid_bulk_writes_the_report(lab: Lab, tmp_path: Path) -> None:
     names = [f"{EXTRA_PREFIX} {n:03d}" for n in range(1, 31)]
     spec = write_rows(tmp_path / "many.yaml", [row(lab, connector=n, port=2525) for n in names])
     report = tmp_path / "run.json"
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [str(REMEDIATE_EXE), "bulk", "apply", str(spec), "--password-stdin", "--yes",
          "--report", str(report)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=cli_env(tmp_path),
-    )  # fmt: skip
-    assert process.stdin is not None and process.stderr is not None
-    process.stdin.write(ADMIN_PASSWORD + "\n")
-    process.stdin.close()
-    for line in process.stderr:
-        if line.startswith("[3/30]"):
-            process.send_signal(signal.SIGTERM)
-            break
-    rest = process.stderr.read()
-    stdout = process.stdout.read() if process.stdout else ""
-    assert process.wait(timeout=60) == 143, stdout + rest
+    ) as process:  # fmt: skip
+        assert process.stdin is not None and process.stderr is not None
+        process.stdin.write(ADMIN_PASSWORD + "\n")
+        process.stdin.close()
+        for line in process.stderr:
+            if line.startswith("[3/30]"):
+                process.send_signal(signal.SIGTERM)
+                break
+        rest = process.stderr.read()
+        stdout = process.stdout.read() if process.stdout else ""
+        assert process.wait(timeout=60) == 143, stdout + rest
     assert "interrupted (SIGTERM): stopped after the steps in flight" in rest
     data = json.loads(report.read_text(encoding="utf-8"))
     assert data["interrupted"] is True
@@ -299,23 +299,23 @@ def test_a_second_apply_on_the_same_connector_is_refused_while_the_first_runs(
     """Before: both succeeded and the second audited the first's "old" values."""
     env = cli_env(tmp_path)
     lab.faults.faults = dataclasses.replace(lab.faults.faults, latency=0.4)
-    first = subprocess.Popen(
+    with subprocess.Popen(
         [str(REMEDIATE_EXE), *apply_2016(lab)],
         env={**env, "PYTHONUNBUFFERED": "1"},
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert first.stdin is not None and first.stdout is not None
-    first.stdin.write(secrets(lab))
-    first.stdin.close()
-    for line in first.stdout:
-        if line.startswith("[1/9]"):
-            break
-    second = run_remediate(
-        {**env, "REMEDIATE_LOCK_WAIT": "0.5"}, *apply_2016(lab), stdin=secrets(lab)
-    )
-    first.stdout.read()
-    stderr = first.stderr.read() if first.stderr else ""
-    first.wait(timeout=120)
+    ) as first:  # fmt: skip
+        assert first.stdin is not None and first.stdout is not None
+        first.stdin.write(secrets(lab))
+        first.stdin.close()
+        for line in first.stdout:
+            if line.startswith("[1/9]"):
+                break
+        second = run_remediate(
+            {**env, "REMEDIATE_LOCK_WAIT": "0.5"}, *apply_2016(lab), stdin=secrets(lab)
+        )
+        first.stdout.read()
+        stderr = first.stderr.read() if first.stderr else ""
+        first.wait(timeout=120)
     lab.faults.faults = dataclasses.replace(lab.faults.faults, latency=0.0)
     assert first.returncode == 0, stderr
     assert second.returncode == 2, second.stdout + second.stderr

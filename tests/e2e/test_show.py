@@ -14,6 +14,7 @@ import pytest
 from remediate.lab.server import Lab
 from remediate.remote.connections import INSECURE_WARNING
 from tests.lab.lab_helpers import start_lab
+from tests.schema_check import checked
 
 pytestmark = pytest.mark.e2e
 
@@ -103,17 +104,17 @@ def test_one_connector_with_its_queue(lab: Lab, secret_service: dict[str, str]) 
 def test_json_queues_carry_the_cause_read_in_last_error(
     lab: Lab, secret_service: dict[str, str]
 ) -> None:
-    from remediate.core.last_error import parse_last_error
-
+    """The one queue shape (schema ``queue``, as diagnose and apply print it); the seeded
+    relay queues fail with 451 5.7.3 on both source servers (README's lab table)."""
     result = _show(lab, secret_service, "--json", "--queues")
     assert result.returncode == 0, result.stderr
-    by_name = {c["Name"]: c for c in json.loads(result.stdout)}
-    queues = by_name[RELAY]["Queues"]
-    assert queues and all(q["NextHopConnector"] == by_name[RELAY]["Guid"] for q in queues)
-    for queue in queues:
-        found = parse_last_error(queue["LastError"])
-        assert queue["Cause"] == (str(found.cause) if found else None)
-    assert by_name["Internet Mail"]["Queues"] == []  # DNS routed: no smart-host queue
+    by_name = {c["Name"]: c for c in checked("show", result.stdout)}
+    queues = by_name[RELAY]["queues"]
+    assert {q["server"] for q in queues} == {"EX01", "EX02"}
+    assert all(q["next_hop_connector"] == by_name[RELAY]["Guid"] for q in queues)
+    assert {q["cause"] for q in queues} == {"exchange-auth"}
+    assert all("Exchange Server authentication" in q["last_error"] for q in queues)
+    assert by_name["Internet Mail"]["queues"] == []  # DNS routed: no smart-host queue
 
 
 def test_unknown_connector_is_one_line_and_exit_6(lab: Lab, secret_service: dict[str, str]) -> None:

@@ -24,27 +24,27 @@ pytestmark = [pytest.mark.e2e, pytest.mark.keyring]
 
 def run_sampled(cli: Cli, args: list[str], stdin: str) -> tuple[int, str, str, list[bytes]]:
     """Run the executable and sample its /proc cmdline and environ while it runs."""
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [str(EXE), *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=cli.env,
         text=True,
-    )
-    assert process.stdin is not None
-    process.stdin.write(stdin)
-    process.stdin.close()
-    samples: list[bytes] = []
-    while process.poll() is None:
-        for name in ("cmdline", "environ"):
-            try:
-                samples.append(Path(f"/proc/{process.pid}/{name}").read_bytes())
-            except OSError:
-                pass
-        time.sleep(0.02)
-    out = process.stdout.read() if process.stdout else ""
-    err = process.stderr.read() if process.stderr else ""
+    ) as process:
+        assert process.stdin is not None
+        process.stdin.write(stdin)
+        process.stdin.close()
+        samples: list[bytes] = []
+        while process.poll() is None:
+            for name in ("cmdline", "environ"):
+                try:
+                    samples.append(Path(f"/proc/{process.pid}/{name}").read_bytes())
+                except OSError:
+                    pass
+            time.sleep(0.02)
+        out = process.stdout.read() if process.stdout else ""
+        err = process.stderr.read() if process.stderr else ""
     return process.returncode, out, err, samples
 
 

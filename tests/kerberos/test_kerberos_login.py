@@ -319,9 +319,12 @@ def test_the_lab_returns_the_mutual_auth_token(kerberos_lab: Lab, kdc: KDC) -> N
     )  # fmt: skip
     conn = http.client.HTTPConnection("127.0.0.1", kerberos_lab.port, timeout=10)
     headers = {"Authorization": "Kerberos " + base64.b64encode(context.step()).decode()}
-    conn.request("POST", "/PowerShell", body=b"", headers=headers)
-    reply = conn.getresponse()
-    reply.read()
+    try:
+        conn.request("POST", "/PowerShell", body=b"", headers=headers)
+        reply = conn.getresponse()
+        reply.read()
+    finally:
+        conn.close()
     assert reply.status == 200
     scheme, token = reply.getheader("WWW-Authenticate", "").split(" ", 1)
     assert scheme == "Kerberos"

@@ -124,6 +124,7 @@ def test_many_unauthenticated_big_bodies_do_not_grow_the_lab(basic_lab: Lab) -> 
     assert grown_kib < 64 * 1024, f"the lab process grew by {grown_kib} KiB"
 
 
+@pytest.mark.e2e
 def test_idle_connections_are_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(http_server, "IDLE_TIMEOUT", 0.5)
     lab = Lab(state_file=tmp_path / "s.json", workdir=tmp_path / "w", auth="basic")

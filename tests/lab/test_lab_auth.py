@@ -23,6 +23,24 @@ IDENTIFY = (
 )
 
 
+_OPEN: list[http.client.HTTPConnection] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_connections() -> Iterator[None]:
+    """Every connection a test opened is closed after it (the lab's sockets are not left to
+    the garbage collector)."""
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def _connect(lab: Lab) -> http.client.HTTPConnection:
+    conn = http.client.HTTPConnection(lab.host, lab.port, timeout=10)
+    _OPEN.append(conn)
+    return conn
+
+
 @pytest.fixture
 def ntlm_lab(tmp_path: Path) -> Iterator[Lab]:
     lab = start_lab(tmp_path, auth="ntlm")
@@ -35,7 +53,7 @@ def ntlm_lab(tmp_path: Path) -> Iterator[Lab]:
 def _login(lab: Lab, user: str | None = None) -> tuple[http.client.HTTPConnection, object]:
     """The NTLM handshake on the empty POST, as WinRM clients do; the connection and the
     client context afterwards."""
-    conn = http.client.HTTPConnection(lab.host, lab.port, timeout=10)
+    conn = _connect(lab)
     context = spnego.client(
         user or lab.admin_user, lab.admin_password, protocol="ntlm",
         options=spnego.NegotiateOptions.wrapping_winrm,
@@ -67,7 +85,7 @@ def _post(
 
 
 def test_first_answer_offers_negotiate_and_basic_is_refused(ntlm_lab: Lab) -> None:
-    conn = http.client.HTTPConnection(ntlm_lab.host, ntlm_lab.port, timeout=10)
+    conn = _connect(ntlm_lab)
     basic = base64.b64encode(f"{ntlm_lab.admin_user}:{ntlm_lab.admin_password}".encode())
     conn.request("POST", "/PowerShell", body=IDENTIFY, headers={"Authorization": b"Basic " + basic})
     reply = conn.getresponse()
@@ -78,7 +96,7 @@ def test_first_answer_offers_negotiate_and_basic_is_refused(ntlm_lab: Lab) -> No
 
 def test_wrong_password_gets_401(ntlm_lab: Lab) -> None:
     context = spnego.client(ntlm_lab.admin_user, "wrong", protocol="ntlm")
-    conn = http.client.HTTPConnection(ntlm_lab.host, ntlm_lab.port, timeout=10)
+    conn = _connect(ntlm_lab)
     headers = {"Authorization": "Negotiate " + base64.b64encode(context.step()).decode()}
     conn.request("POST", "/PowerShell", body=b"", headers=headers)
     reply = conn.getresponse()
@@ -154,7 +172,7 @@ def test_a_new_connection_must_log_in_again(ntlm_lab: Lab) -> None:
     """The login belongs to the TCP connection (IIS's connection-based authentication)."""
     conn, context = _login(ntlm_lab)
     conn.close()
-    other = http.client.HTTPConnection(ntlm_lab.host, ntlm_lab.port, timeout=10)
+    other = _connect(ntlm_lab)
     body = winrm_crypt.wrap(context, IDENTIFY, winrm_crypt.SPNEGO)
     status, _, _ = _post(other, body, winrm_crypt.content_type(winrm_crypt.SPNEGO))
     assert status == 401

@@ -126,6 +126,7 @@ def test_lab_config_delay_defaults_to_two_seconds_and_refuses_negative() -> None
             Lab(config_delay=bad)
 
 
+@pytest.mark.e2e
 def test_cli_config_delay_is_a_flag_of_remediate_lab() -> None:
     shown = subprocess.run(
         [sys.executable, "-m", "remediate", "lab", "--help"],

@@ -23,6 +23,7 @@ def _get(pool: object, name: str = "Outbound to Relay") -> PowerShell:
     return ps
 
 
+@pytest.mark.e2e
 def test_a_shell_refuses_commands_after_its_quota_as_winrm_does(tmp_path: Path) -> None:
     lab = start_lab(tmp_path, max_commands_per_shell=3)
     try:
@@ -39,6 +40,7 @@ def test_a_shell_refuses_commands_after_its_quota_as_winrm_does(tmp_path: Path) 
         lab.stop()
 
 
+@pytest.mark.e2e
 def test_a_user_gets_at_most_max_shells_at_once(tmp_path: Path) -> None:
     lab = start_lab(tmp_path, max_shells_per_user=2)
     try:
@@ -58,6 +60,7 @@ def test_a_user_gets_at_most_max_shells_at_once(tmp_path: Path) -> None:
         lab.stop()
 
 
+@pytest.mark.e2e
 def test_the_default_quotas_are_exchanges(tmp_path: Path) -> None:
     lab = start_lab(tmp_path)
     try:
@@ -66,6 +69,7 @@ def test_the_default_quotas_are_exchanges(tmp_path: Path) -> None:
         lab.stop()
 
 
+@pytest.mark.e2e
 def test_cmdlet_latency_per_cmdlet_and_pipelines_in_flight_at_once(tmp_path: Path) -> None:
     latency = CmdletLatency(0.0, {"Get-SendConnector": 0.4})
     lab = start_lab(tmp_path, cmdlet_latency=latency)
@@ -93,6 +97,7 @@ def test_cmdlet_latency_per_cmdlet_and_pipelines_in_flight_at_once(tmp_path: Pat
         lab.stop()
 
 
+@pytest.mark.e2e
 def test_pipelines_beyond_max_runspaces_wait_for_a_runspace(tmp_path: Path) -> None:
     lab = start_lab(tmp_path, cmdlet_latency=CmdletLatency(0.3))
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import stat
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +18,6 @@ from remediate.remote.connections import (
     ProfileStore,
     add_connection_arguments,
     connection_from_args,
-    connection_from_ready_file,
     parse_server,
 )
 
@@ -134,27 +132,6 @@ def test_missing_ca_file_and_bad_timeout(tmp_path: Path) -> None:
         connection_from_args(parse(["--server", "https://ex01", "--ca-file", "nope.pem"]), env)
     with pytest.raises(UsageError, match="--connect-timeout"):
         connection_from_args(parse(["--server", "ex01", "--connect-timeout", "0"]), env)
-
-
-def test_ready_file(tmp_path: Path) -> None:
-    ready = tmp_path / "lab.json"
-    ready.write_text(
-        json.dumps(
-            {
-                "host": "127.0.0.1",
-                "port": 5985,
-                "path": "PowerShell",
-                "ssl": False,
-                "username": "administrator@contoso.lab",
-                "password": "x",
-            }
-        )
-    )
-    conn = connection_from_ready_file(ready)
-    assert conn.url == "http://127.0.0.1:5985/PowerShell"
-    assert conn.auth is AuthMethod.BASIC
-    with pytest.raises(UsageError, match="not a lab ready file"):
-        connection_from_ready_file(tmp_path / "missing.json")
 
 
 def test_certificate_auth_needs_https_and_both_files(tmp_path: Path) -> None:

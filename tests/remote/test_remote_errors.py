@@ -3,6 +3,7 @@ over HTTP(S), mapped to one clear line with a hint and a non-zero exit code."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,12 +203,19 @@ def test_remediate_errors_pass_through_and_unknown_ones_are_wrapped(lab: Lab) ->
     assert str(wrapped) == f"the session with {connection.url} failed: ValueError: odd"
 
 
+# pypsrp's Negotiate auth (pypsrp/negotiate.py, HTTPNegotiateAuth.handle_401) raises on a 401
+# that offers another method without releasing that response's connection; the socket is
+# only closed when the garbage collector frees the traceback holding it. Not ours to fix:
+# collected here, under this test's filter, and that warning alone ignored.
+@pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
 @pytest.mark.parametrize("auth", ["kerberos", "ntlm", "negotiate"])
 def test_an_auth_method_the_server_does_not_offer(lab: Lab, auth: str) -> None:
     error = _open_fails(lab, auth=auth)
     url = lab_connection(lab).url
     assert str(error) == f"{url} does not offer {auth} authentication (it asks for: Basic)"
     assert "--auth" in error.hint
+    del error
+    gc.collect()
 
 
 def test_certificate_auth_needs_https_and_both_files(lab: Lab) -> None:

@@ -12,9 +12,11 @@ import pytest
 
 from remediate.core.env import Environment
 from remediate.core.errors import PreflightError, SecretStoreError, UsageError
+from remediate.core.plan import RELAY_SERVICE
 from remediate.core.planner import relay_credential
 from remediate.remote import secrets
 from remediate.remote.connections import AuthMethod, Connection
+from tests.secret_service import stop_bus
 
 pytestmark = pytest.mark.keyring
 
@@ -36,8 +38,8 @@ def test_set_get_delete_in_the_secret_service(keyring_env: dict[str, str]) -> No
     import keyring
 
     assert type(secrets.check_backend(keyring_env)).__module__ == "keyring.backends.SecretService"
-    secrets.set_secret(secrets.RELAY_SERVICE, "relay@contoso.com", "Pa55-wörd'’", keyring_env)
-    assert secrets.get_secret(secrets.RELAY_SERVICE, "relay@contoso.com", keyring_env) == (
+    secrets.set_secret(RELAY_SERVICE, "relay@contoso.com", "Pa55-wörd'’", keyring_env)
+    assert secrets.get_secret(RELAY_SERVICE, "relay@contoso.com", keyring_env) == (
         "Pa55-wörd'’"
     )
     # stored in the real service: another process sees it
@@ -53,14 +55,14 @@ def test_set_get_delete_in_the_secret_service(keyring_env: dict[str, str]) -> No
         check=True,
     )
     assert seen.stdout.strip() == "Pa55-wörd'’"
-    assert secrets.delete_secret(secrets.RELAY_SERVICE, "relay@contoso.com", keyring_env)
-    assert keyring.get_password(secrets.RELAY_SERVICE, "relay@contoso.com") is None
-    assert not secrets.delete_secret(secrets.RELAY_SERVICE, "relay@contoso.com", keyring_env)
+    assert secrets.delete_secret(RELAY_SERVICE, "relay@contoso.com", keyring_env)
+    assert keyring.get_password(RELAY_SERVICE, "relay@contoso.com") is None
+    assert not secrets.delete_secret(RELAY_SERVICE, "relay@contoso.com", keyring_env)
 
 
 def test_batch_runs_take_passwords_from_the_keyring(keyring_env: dict[str, str]) -> None:
     secrets.set_secret(secrets.ENDPOINT_SERVICE, CONN.secret_key, "admin-pw", keyring_env)
-    secrets.set_secret(secrets.RELAY_SERVICE, "relay@contoso.com", "relay-pw", keyring_env)
+    secrets.set_secret(RELAY_SERVICE, "relay@contoso.com", "relay-pw", keyring_env)
     env = batch_env(keyring_env)
     assert secrets.endpoint_password(CONN, env) == "admin-pw"
     assert secrets.relay_password(relay_credential("relay@contoso.com"), env) == "relay-pw"
@@ -87,7 +89,7 @@ def test_password_stdin_lines(tmp_path) -> None:
 def test_stdin_line_2_answers_only_for_a_relay_password_not_in_the_keyring(
     keyring_env: dict[str, str],
 ) -> None:
-    secrets.set_secret(secrets.RELAY_SERVICE, "stored@contoso.com", "from-keyring", keyring_env)
+    secrets.set_secret(RELAY_SERVICE, "stored@contoso.com", "from-keyring", keyring_env)
     env = batch_env(keyring_env, "admin-pw\nfrom-stdin\n")
     assert secrets.endpoint_password(CONN, env, password_stdin=True) == "admin-pw"
     stored, piped = relay_credential("stored@contoso.com"), relay_credential("new@contoso.com")
@@ -166,8 +168,7 @@ def test_a_bus_without_a_secret_service_says_what_to_install(tmp_path) -> None:
         assert "REFUSED no usable OS keyring" in done.stdout, done.stderr
         assert "apt-get install gnome-keyring" in done.stdout
     finally:
-        bus.terminate()
-        bus.wait(timeout=10)
+        stop_bus(bus)
 
 
 def test_a_locked_keyring_says_how_to_unlock_it(tmp_path) -> None:
@@ -215,8 +216,7 @@ def test_a_locked_keyring_says_how_to_unlock_it(tmp_path) -> None:
     finally:
         for pid in daemon_pids:
             os.kill(pid, signal.SIGTERM)
-        bus.terminate()
-        bus.wait(timeout=10)
+        stop_bus(bus)
 
 
 def test_a_plaintext_file_backend_is_refused_unless_opted_in(tmp_path) -> None:

@@ -136,7 +136,7 @@ def _suggestion(connector: str, user: str) -> Suggestion:
     record = EventRecord(2016, connector=connector, user=user)
     now = datetime(2026, 11, 22, tzinfo=UTC)
     group = EventGroup(record=record, count=1, first=now, last=now, sources=["paste"])
-    return Suggestion(group, "2016", "t", {"username": user})
+    return Suggestion(group, "2016", {"username": user})
 
 
 @pytest.mark.parametrize("name", ["it’s; Stop-Service x", "a\x1b[2Jb"])

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXE = Path(sys.executable).with_name("remediate")
 ENV = {**os.environ, "PATH": f"{EXE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
@@ -56,6 +58,7 @@ def test_bash_script_loads_and_completes_sub_commands() -> None:
     assert bash_complete("remediate diagnose --j") == ["--json"]
 
 
+@pytest.mark.e2e
 def test_zsh_script_registers_remediate() -> None:
     done = remediate("completion", "zsh")
     assert done.returncode == 0, done.stderr
@@ -63,12 +66,14 @@ def test_zsh_script_registers_remediate() -> None:
     assert "compdef _python_argcomplete remediate" in done.stdout
 
 
+@pytest.mark.e2e
 def test_powershell_script_registers_a_native_completer() -> None:
     done = remediate("completion", "powershell")
     assert done.returncode == 0, done.stderr
     assert "Register-ArgumentCompleter -Native -CommandName remediate" in done.stdout
 
 
+@pytest.mark.e2e
 def test_the_tool_answers_powershells_request(tmp_path: Path) -> None:
     answer = tmp_path / "completion.txt"
     line = "remediate completion "
@@ -88,6 +93,7 @@ def test_the_tool_answers_powershells_request(tmp_path: Path) -> None:
     assert answer.read_text().split() == ["bash", "zsh", "powershell"]
 
 
+@pytest.mark.e2e
 def test_an_unknown_shell_is_one_error_line() -> None:
     done = remediate("completion", "fish")
     assert done.returncode == 2

@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 import pexpect
+import pytest
+
+pytestmark = pytest.mark.e2e
 
 ENTER = "\r"
 REMEDIATE = Path(sys.executable).with_name("remediate")

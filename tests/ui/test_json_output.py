@@ -11,6 +11,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from remediate.core.exchange import QueueInfo
+from remediate.core.queuejson import queue_json
 from remediate.ui.jsonout import SCHEMAS, schema
 from tests.schema_check import checked
 
@@ -36,6 +38,7 @@ def test_every_shipped_schema_is_a_valid_schema(path: Path) -> None:
     jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text(encoding="utf-8")))
 
 
+@pytest.mark.e2e
 def test_playbooks_json(tmp_path: Path) -> None:
     done = run("playbooks", "--json", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -46,6 +49,7 @@ def test_playbooks_json(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.e2e
 def test_plan_json_is_the_plan_and_the_file_still_gets_the_script(tmp_path: Path) -> None:
     target = tmp_path / "fix.ps1"
     done = run(
@@ -65,6 +69,7 @@ def test_plan_json_is_the_plan_and_the_file_still_gets_the_script(tmp_path: Path
     assert f"wrote {target}" in done.stderr
 
 
+@pytest.mark.e2e
 def test_plan_json_without_output_prints_no_script(tmp_path: Path) -> None:
     done = run("plan", "2002", "--connector", "X", "--port", "25", "--json", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -81,6 +86,7 @@ def test_plan_json_without_output_prints_no_script(tmp_path: Path) -> None:
         (("undo", "missing.json", "--json"), 2),
     ],
 )
+@pytest.mark.e2e
 def test_a_refused_run_prints_the_error_document_with_the_same_status(
     tmp_path: Path, args: tuple[str, ...], code: int
 ) -> None:
@@ -92,6 +98,7 @@ def test_a_refused_run_prints_the_error_document_with_the_same_status(
     assert done.stderr.startswith(f"remediate: error: {error['error']}")
 
 
+@pytest.mark.e2e
 def test_diagnose_json_matches_its_schema_and_a_failing_input_prints_one_document(
     tmp_path: Path,
 ) -> None:
@@ -105,6 +112,7 @@ def test_diagnose_json_matches_its_schema_and_a_failing_input_prints_one_documen
     assert checked("diagnose", done.stdout)["events"] == []  # one document, not two
 
 
+@pytest.mark.e2e
 def test_connect_list_json(tmp_path: Path) -> None:
     assert checked("connect-list", run("connect", "list", "--json", tmp_path=tmp_path).stdout) == []
     added = run(
@@ -124,6 +132,46 @@ def test_the_schemas_are_in_the_package_data() -> None:
     names = {p.name.removesuffix(".schema.json") for p in SCHEMAS.glob("*.schema.json")}
     assert names == {
         "plan", "change-run", "bulk-plan", "bulk-report", "connect-list", "playbooks", "error",
-        "show", "diagnose",
+        "show", "diagnose", "queue",
     }  # fmt: skip
     assert schema("error")["title"] == "remediate error"
+
+
+# LastError as Exchange 2013+ writes it (shared/exchange-notes.md, "Queues"): the wrapper
+# around the smart host's reply
+WRAPPED = (
+    "[{LRT=11/20/2026 9:30:00 AM};{LED=451 5.7.3 Cannot achieve Exchange Server "
+    "authentication};{FQDN=relay.contoso.lab};{IP=192.0.2.10}]"
+)
+
+
+@pytest.mark.parametrize("last_error", [WRAPPED, None])
+def test_a_queue_has_one_shape_with_the_cause_read_in_last_error(last_error: str | None) -> None:
+    queue = QueueInfo(
+        "EX02\\12", "relay.contoso.lab", "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b", "Retry", 2,
+        last_error,
+    )  # fmt: skip
+    data = checked("queue", json.dumps(queue_json(queue)))
+    assert (data["identity"], data["server"], data["message_count"]) == ("EX02\\12", "EX02", 2)
+    if last_error is None:
+        assert data["cause"] is data["explanation"] is data["action"] is None
+    else:
+        assert data["cause"] == "exchange-auth" and data["last_error"] == WRAPPED
+        assert "ExchangeServer authentication" in data["explanation"]
+
+
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [
+        ("show", ("items", "properties", "queues", "items")),
+        ("diagnose", ("properties", "queues", "anyOf", 1, "properties", "queues", "items")),
+        ("change-run", ("properties", "queues", "anyOf", 1, "properties", "queues", "items")),
+    ],
+)
+def test_every_queue_list_refers_to_the_one_queue_schema(
+    name: str, path: tuple[str | int, ...]
+) -> None:
+    node: object = schema(name)
+    for part in path:
+        node = node[part]  # type: ignore[index]
+    assert node == {"$ref": "queue.schema.json"}

@@ -30,6 +30,7 @@ def _run(args: list[str], tmp_path: Path, stdin: str = "") -> subprocess.Complet
     )
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("command", [["fix"], ["fix", "2016"]])
 def test_without_a_terminal_refuses_at_once_with_status_2(
     command: list[str], tmp_path: Path
@@ -40,6 +41,7 @@ def test_without_a_terminal_refuses_at_once_with_status_2(
     assert "remediate plan" in done.stderr and "--answers FILE" in done.stderr
 
 
+@pytest.mark.e2e
 def test_demo_without_a_terminal_names_the_demo(tmp_path: Path) -> None:
     done = _run(["demo"], tmp_path)
     assert done.returncode == 2
@@ -49,6 +51,7 @@ def test_demo_without_a_terminal_names_the_demo(tmp_path: Path) -> None:
     assert "Starting the lab" not in done.stdout
 
 
+@pytest.mark.e2e
 def test_demo_with_answers_needs_no_terminal(tmp_path: Path) -> None:
     answers = tmp_path / "answers.yaml"
     answers.write_text("username: relay@contoso.lab\npassword_source: lab\naction: apply\n")
@@ -58,6 +61,7 @@ def test_demo_with_answers_needs_no_terminal(tmp_path: Path) -> None:
     assert "The lab's smart host has received 5 message(s)." in done.stdout
 
 
+@pytest.mark.e2e
 def test_demo_with_answers_typed_password_from_stdin_and_save_script(tmp_path: Path) -> None:
     answers = tmp_path / "answers.yaml"
     script = tmp_path / "fix.ps1"
@@ -71,6 +75,7 @@ def test_demo_with_answers_typed_password_from_stdin_and_save_script(tmp_path: P
     assert "The lab's smart host has received 0 message(s)." in done.stdout
 
 
+@pytest.mark.e2e
 def test_answers_without_a_needed_answer_fail_naming_the_key(tmp_path: Path) -> None:
     answers = tmp_path / "answers.yaml"
     answers.write_text("action: apply\n")
@@ -79,6 +84,7 @@ def test_answers_without_a_needed_answer_fail_naming_the_key(tmp_path: Path) -> 
     assert "no answer for 'connection'" in done.stderr
 
 
+@pytest.mark.e2e
 def test_answers_typed_password_missing_on_stdin_is_one_clear_error(tmp_path: Path) -> None:
     answers = tmp_path / "answers.yaml"
     answers.write_text("password_source: type\naction: apply\n")

@@ -9,9 +9,10 @@ import threading
 from pathlib import Path
 
 from remediate.core.exchange import CredentialState
+from remediate.core.plan import RELAY_SERVICE
 from remediate.lab.seed import RELAY
 from remediate.lab.server import Lab
-from remediate.remote.secrets import RELAY_SERVICE, get_secret
+from remediate.remote.secrets import get_secret
 from tests.wizard.helpers import CLEAR_LINE, ENTER, lab_options, relay_connector
 
 

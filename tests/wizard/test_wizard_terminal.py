@@ -26,6 +26,8 @@ from remediate.lab.seed import PARTNER, RELAY
 from remediate.lab.server import Lab
 from tests.wizard.helpers import relay_connector
 
+pytestmark = pytest.mark.e2e  # the installed command in a real terminal
+
 ENTER = "\r"
 DOWN = "\x1b[B"
 CTRL_C = "\x03"

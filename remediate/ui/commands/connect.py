@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from remediate.core.env import Environment
 from remediate.core.errors import UsageError
-from remediate.core.plan import CredentialRef
+from remediate.core.plan import RELAY_SERVICE, CredentialRef
 from remediate.core.status import ExitStatus
 from remediate.remote.connections import (
     AuthMethod,
@@ -21,7 +21,7 @@ from remediate.remote.connections import (
 from remediate.ui.jsonout import add_json_argument, emit
 
 NAME = "connect"
-EPILOG = """\
+EPILOG = f"""\
 examples:
   remediate connect add ex01 --server http://ex01.contoso.com/PowerShell --user admin@contoso.com
   remediate connect add ex01 --server http://ex01.contoso.com/PowerShell --auth kerberos
@@ -40,7 +40,7 @@ examples:
   remediate connect remove ex01
 
 Passwords are asked without echo (or read from stdin with --password-stdin) and kept in the
-OS keyring: service remediate:endpoint (key PROFILE|USER) and remediate:relay (key USER).
+OS keyring: service remediate:endpoint (key PROFILE|USER) and {RELAY_SERVICE} (key USER).
 """
 
 
@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     password.add_argument("name")
     password.add_argument("--password-stdin", action="store_true")
     password.add_argument("--delete", action="store_true", help="remove it instead")
-    relay = sub.add_parser("relay", help="store a relay account's password (remediate:relay)")
+    relay = sub.add_parser("relay", help=f"store a relay account's password ({RELAY_SERVICE})")
     relay.add_argument("username")
     relay.add_argument("--password-stdin", action="store_true")
     relay.add_argument("--delete", action="store_true", help="remove it instead")

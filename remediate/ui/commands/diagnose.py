@@ -200,7 +200,7 @@ def _server_events(
 
 
 def _live(args: argparse.Namespace, env: Environment) -> dict[str, Any]:
-    from remediate.core.last_error import parse_last_error
+    from remediate.core.queuejson import queue_json
     from remediate.diagnose.checks import certificate
     from remediate.diagnose.escalation import local_causes
     from remediate.diagnose.reachability import FROM_HERE
@@ -223,27 +223,12 @@ def _live(args: argparse.Namespace, env: Environment) -> dict[str, Any]:
         "connects now: retry the queue (Retry-Queue), no routing change"
         for q in stale
     ]
-    out = []
-    for queue in queues:
-        found = parse_last_error(queue.last_error)
-        out.append(
-            {
-                "identity": queue.identity,
-                "status": queue.status,
-                "message_count": queue.message_count,
-                "next_hop_domain": queue.next_hop_domain,
-                "last_error": queue.last_error,
-                "cause": str(found.cause) if found else None,
-                "explanation": found.summary if found else None,
-                "action": found.action if found else None,
-            }
-        )
     return {
         "connector": connector.name,
         "enabled": connector.enabled,
         "port": connector.port,
         "smart_hosts": list(connector.smart_hosts),
-        "queues": out,
+        "queues": [queue_json(q) for q in queues],
         "reachability": {
             "checked_from": FROM_HERE,
             "hosts": [c.to_json() for c in evidence.here],

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from remediate.core.env import Environment
 from remediate.core.exchange import QueueInfo, SendConnector
+from remediate.core.queuejson import queue_json
 from remediate.core.status import ExitStatus
 from remediate.run.report import connector_table, table
 
@@ -64,12 +65,13 @@ def run(args: argparse.Namespace, env: Environment) -> int:
 def connectors_json(
     connectors: Sequence[SendConnector], queues: Mapping[str, list[QueueInfo]] | None
 ) -> list[dict[str, object]]:
-    """SendConnector.to_json() for each; with queues, a "Queues" list added to each."""
+    """SendConnector.to_json() for each (Exchange's property names); with queues, a
+    "queues" list added to each (lower case: not an Exchange property; schema ``queue``)."""
     out: list[dict[str, object]] = []
     for connector in connectors:
         item: dict[str, object] = connector.to_json()
         if queues is not None:
-            item["Queues"] = [_queue_json(q) for q in queues.get(connector.name, [])]
+            item["queues"] = [queue_json(q) for q in queues.get(connector.name, [])]
         out.append(item)
     return out
 
@@ -91,15 +93,3 @@ def _cause(q: QueueInfo) -> str:
 
     found = parse_last_error(q.last_error)
     return str(found.cause) if found else "-"
-
-
-def _queue_json(q: QueueInfo) -> dict[str, object]:
-    return {
-        "Identity": q.identity,
-        "NextHopDomain": q.next_hop_domain,
-        "NextHopConnector": q.next_hop_connector,
-        "Status": q.status,
-        "MessageCount": q.message_count,
-        "LastError": q.last_error,
-        "Cause": None if _cause(q) == "-" else _cause(q),
-    }

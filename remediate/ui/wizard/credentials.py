@@ -55,9 +55,9 @@ def relay_account(ctx: WizardContext) -> str:
     """User name (prefilled from the event, the name remediate last set on this connector
     (its audit log: Exchange never returns it), or the demo's), password from the keyring,
     the demo's lab account, or typed twice without echo; offer to save it."""
+    from remediate.core.plan import RELAY_SERVICE
     from remediate.core.planner import relay_credential
     from remediate.core.preflight import check_username
-    from remediate.remote.secrets import RELAY_SERVICE
     from remediate.run.audit import last_set_credential
 
     connector = ctx.connector
@@ -119,7 +119,8 @@ def typed_password(ctx: WizardContext, username: str) -> str:
 
 def save_password(ctx: WizardContext, username: str, password: str) -> None:
     from remediate.core.errors import SecretStoreError
-    from remediate.remote.secrets import RELAY_SERVICE, set_secret
+    from remediate.core.plan import RELAY_SERVICE
+    from remediate.remote.secrets import set_secret
 
     try:
         set_secret(RELAY_SERVICE, username, password, ctx.env.environ)

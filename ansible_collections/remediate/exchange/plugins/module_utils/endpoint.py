@@ -11,7 +11,7 @@ from typing import Any
 
 try:
     from remediate import api
-    from remediate.core.errors import RemediateError
+    from remediate.core.errors import RemediateError  # pylint: disable=unused-import  # re-exported
 except ImportError:  # reported by require_remediate() with a clear message
     api = None
     RemediateError = Exception
@@ -70,13 +70,6 @@ def fail(module: Any, exc: Any, **result: Any) -> None:
 
 
 def queue_json(queue: Any) -> dict[str, Any]:
-    """One queue as the modules return it (one shape for send_connector_info and
-    queue_retry)."""
-    return {
-        "Identity": queue.identity,
-        "Server": queue.server,
-        "Status": queue.status,
-        "MessageCount": queue.message_count,
-        "LastError": queue.last_error,
-        "NextHopDomain": queue.next_hop_domain,
-    }
+    """One queue as the modules return it: the engine's one queue shape (``api.queue_json``,
+    the same document as ``remediate show --queues --json``)."""
+    return api.queue_json(queue)

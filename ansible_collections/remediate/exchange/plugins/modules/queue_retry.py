@@ -32,7 +32,7 @@ options:
     choices: [fails, unknown]
     default: [fails]
 author:
-  - remediate developers
+  - remediate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -56,7 +56,8 @@ reason:
   returned: success
   type: str
 queues:
-  description: The queues as last read.
+  description: The queues as last read, in remediate's one queue shape (as in
+    send_connector_info).
   returned: success
   type: list
   elements: dict

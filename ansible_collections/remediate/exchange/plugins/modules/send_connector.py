@@ -70,7 +70,7 @@ options:
     type: str
     choices: [None, Verbose]
 author:
-  - remediate developers
+  - remediate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -211,8 +211,8 @@ def main():
             }
             if module._diff:
                 result["diff"] = {
-                    "before": {name: old for name, old, _ in rows},
-                    "after": {name: new for name, _, new in rows},
+                    "before": {row[0]: row[1] for row in rows},
+                    "after": {row[0]: row[2] for row in rows},
                 }
             if module.check_mode or not plan.changes:
                 module.exit_json(connector=current.to_json(), **result)

@@ -23,7 +23,7 @@ options:
     type: bool
     default: true
 author:
-  - remediate developers
+  - remediate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -39,7 +39,10 @@ EXAMPLES = r"""
 RETURN = r"""
 connectors:
   description: The connectors, by Exchange property name (never a password; the
-    credential only as C(set) or C(not set)), each with C(queues) when read.
+    credential only as C(set) or C(not set)), each with C(queues) when read, a list of
+    queues in remediate's one queue shape (C(identity), C(server), C(status),
+    C(message_count), C(next_hop_domain), C(next_hop_connector), C(last_error), and the
+    C(cause), C(explanation) and C(action) read in LastError).
   returned: always
   type: list
   elements: dict
