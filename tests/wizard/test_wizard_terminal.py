@@ -21,7 +21,7 @@ import pexpect
 import pytest
 
 from remediate.core.exchange import AuthMechanism, CredentialState
-from remediate.lab.org import LabCredential
+from remediate.lab.api import LabCredential
 from remediate.lab.seed import PARTNER, RELAY
 from remediate.lab.server import Lab
 from tests.wizard.helpers import relay_connector
