@@ -74,7 +74,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from remediate.core.planner import FixOptions
+    from remediate.core.options import FixOptions
 
 API_VERSION = "1.1"
 
@@ -298,7 +298,8 @@ def undo(
     (no backup holds a password); ``relay_user``/``relay_password`` go with an old
     mechanism Exchange accepts only with a credential. ``ready`` and ``on_step`` as for
     ``apply``."""
-    from remediate.core.planner import relay_credential, undo_plan
+    from remediate.core.planner import relay_credential
+    from remediate.core.undo import undo_plan
     from remediate.run.backup import load_backup
 
     saved = load_backup(backup_path)
@@ -412,7 +413,7 @@ def _relay_source(password: str | None) -> Callable[[CredentialRef], str]:
 
 
 def _fix_options(connector: str, settings: FixSettings, playbook: Playbook) -> FixOptions:
-    from remediate.core.planner import FixOptions, parse_input
+    from remediate.core.options import FixOptions, parse_input
 
     own = {item.name: item for item in playbook.inputs}
     inputs = []

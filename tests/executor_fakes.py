@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from remediate.core.exchange import AuthMechanism, SendConnector
+from remediate.core.options import FixOptions
 from remediate.core.plan import CredentialRef, Plan, Step
-from remediate.core.planner import FixOptions, build_plan
+from remediate.core.planner import build_plan
 from remediate.core.playbooks import find
 from remediate.remote.session import RemoteError, StepResult
 

@@ -105,7 +105,8 @@ def plan_endpoint(
 
 
 def target_for(row: Row, connector: SendConnector, *, what_if: bool = False) -> Target:
-    from remediate.core.planner import FixOptions, build_plan
+    from remediate.core.options import FixOptions
+    from remediate.core.planner import build_plan
 
     try:
         options = FixOptions(connector=connector.name, **row.options)

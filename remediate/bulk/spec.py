@@ -141,7 +141,7 @@ def _bool(value: Any) -> bool:
 
 
 def _port(value: Any) -> int:
-    from remediate.core.planner import port_number
+    from remediate.core.options import port_number
 
     return port_number(value)
 
@@ -466,7 +466,7 @@ class _Validator:
         self, line: int, values: dict[str, tuple[Any, int]], options: dict[str, Any]
     ) -> None:
         """FixOptions' own checks (host names, duplicates, lengths), named by row key."""
-        from remediate.core.planner import FixOptions
+        from remediate.core.options import FixOptions
 
         name = values.get("connector", ("connector", line))[0]
         try:

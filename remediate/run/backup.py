@@ -57,7 +57,7 @@ class Backup:
     applied: Plan
 
     def undo_plan(self, *, what_if: bool = False) -> Plan:
-        from remediate.core.planner import undo_plan
+        from remediate.core.undo import undo_plan
 
         return undo_plan(self.connector, self.applied, what_if=what_if)
 

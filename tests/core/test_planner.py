@@ -17,18 +17,13 @@ from remediate.core.exchange import (
     SendConnector,
     TlsAuthLevel,
 )
+from remediate.core.opath import connector_queue_filter, opath_literal
+from remediate.core.options import FixOptions
 from remediate.core.plan import SWITCH, CredentialRef, Parameter, StepKind
-from remediate.core.planner import (
-    FixOptions,
-    add_fix_arguments,
-    build_plan,
-    connector_queue_filter,
-    fix_options_from_args,
-    opath_literal,
-    relay_credential,
-    undo_plan,
-)
+from remediate.core.planner import build_plan, relay_credential
 from remediate.core.playbooks import find
+from remediate.core.undo import undo_plan
+from remediate.ui.fix_arguments import add_fix_arguments, fix_options_from_args
 
 AUTH = find("2016")
 CONN = find("2002")

@@ -117,7 +117,7 @@ def test_duplicate_event_is_refused(tmp_path: Path) -> None:
 def test_input_types_cover_every_fix_option() -> None:
     from dataclasses import fields
 
-    from remediate.core.planner import FixOptions
+    from remediate.core.options import FixOptions
 
     assert set(INPUT_TYPES) == {f.name for f in fields(FixOptions)} - {"connector", "extra"}
 
@@ -321,7 +321,7 @@ def test_own_playbooks_load_from_the_config_directory(tmp_path: Path, monkeypatc
     ],
 )
 def test_own_inputs_are_typed(kind: str, raw: str, value: object) -> None:
-    from remediate.core.planner import parse_input
+    from remediate.core.options import parse_input
 
     assert parse_input(Input(name="x", type=kind, help="x"), raw) == value
 
@@ -353,7 +353,7 @@ def test_own_inputs_are_typed(kind: str, raw: str, value: object) -> None:
     ],
 )
 def test_own_inputs_refuse_bad_values(item: Input, raw: str, problem: str) -> None:
-    from remediate.core.planner import parse_input
+    from remediate.core.options import parse_input
 
     with pytest.raises(UsageError) as info:
         parse_input(item, raw)

@@ -27,7 +27,8 @@ from pathlib import Path
 import pytest
 
 from remediate.core.errors import RemediateError
-from remediate.core.planner import FixOptions, build_plan
+from remediate.core.options import FixOptions
+from remediate.core.planner import build_plan
 from remediate.core.playbooks import find
 from remediate.core.preflight import MAX_CREDENTIAL_LENGTH
 from remediate.lab.server import Lab

@@ -19,11 +19,13 @@ from remediate.core.exchange import (
     TlsAuthLevel,
 )
 from remediate.core.files import script_bytes, write_script
+from remediate.core.options import FixOptions
 from remediate.core.plan import CredentialRef, Parameter, ParamValue, Plan, Step, StepKind, Switch
-from remediate.core.planner import FixOptions, build_plan, undo_plan
+from remediate.core.planner import build_plan
 from remediate.core.playbooks import find
 from remediate.core.pwsh import credential_variables
 from remediate.core.resources import templates_dir
+from remediate.core.undo import undo_plan
 from remediate.render.script import environment, render_script, render_step
 from tests.pwsh_oracle import CRED_LINE, check_line, decode
 

@@ -11,8 +11,10 @@ import pytest
 
 from remediate.core.errors import UsageError
 from remediate.core.exchange import AuthMechanism, CredentialState, QueueInfo, TlsAuthLevel
-from remediate.core.planner import FixOptions, build_plan, undo_plan
+from remediate.core.options import FixOptions
+from remediate.core.planner import build_plan
 from remediate.core.playbooks import find
+from remediate.core.undo import undo_plan
 from remediate.remote.connections import parse_server
 from remediate.run import audit, backup, report
 from remediate.run.execute import execute

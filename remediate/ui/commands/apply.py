@@ -35,9 +35,9 @@ QUEUE_WAIT = 10.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from remediate.core.planner import add_fix_arguments
     from remediate.remote.connections import add_connection_arguments
     from remediate.ui.commands.changing import add_confirm_arguments
+    from remediate.ui.fix_arguments import add_fix_arguments
     from remediate.ui.jsonout import add_json_argument
 
     parser.add_argument("playbook", metavar="PLAYBOOK", help="event number (2016, 2002) or id")
@@ -60,11 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: Environment) -> int:
     from remediate import api
-    from remediate.core.planner import fix_options_from_args
     from remediate.core.playbooks import find
     from remediate.remote.connections import connection_from_args
     from remediate.run.runjson import change_run_json
     from remediate.ui.commands.changing import Console, open_handle, report_run, settings
+    from remediate.ui.fix_arguments import fix_options_from_args
     from remediate.ui.jsonout import emit, for_people
 
     env = for_people(out, args)  # with --json, stdout carries the JSON document only

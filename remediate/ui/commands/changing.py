@@ -14,8 +14,8 @@ from remediate.core.errors import NotInteractiveError, UsageError
 
 if TYPE_CHECKING:
     from remediate.api import FixSettings, Handle
+    from remediate.core.options import FixOptions
     from remediate.core.plan import Plan, Step
-    from remediate.core.planner import FixOptions
     from remediate.remote.connections import Connection
     from remediate.remote.session import StepResult
     from remediate.run.execute import CredentialSource

@@ -27,7 +27,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from remediate.core.planner import add_fix_arguments
+    from remediate.ui.fix_arguments import add_fix_arguments
     from remediate.ui.jsonout import add_json_argument
 
     parser.add_argument("playbook", metavar="PLAYBOOK", help="event number (2016, 2002) or id")
@@ -51,10 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, env: Environment) -> int:
     from remediate import api
     from remediate.core.files import write_script
-    from remediate.core.planner import fix_options_from_args
     from remediate.core.playbooks import find
     from remediate.render.script import render_script
     from remediate.ui.commands.changing import settings
+    from remediate.ui.fix_arguments import fix_options_from_args
 
     playbook = find(args.playbook)
     options = fix_options_from_args(args)

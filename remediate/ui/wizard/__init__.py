@@ -9,7 +9,7 @@ choices, default), so a playbook written in YAML alone is guided too.
 
 A flow module defines (see ``flow_2016`` for the reference implementation):
 
-    def choose_fix(ctx: flow.WizardContext) -> planner.FixOptions
+    def choose_fix(ctx: flow.WizardContext) -> options.FixOptions
         ask through ``ctx.prompter`` only (every question has a stable key, which is also
         its answers-file key), using what the checks kept in ``ctx.notes``; put any relay
         password in ``ctx.credentials`` (in memory, keyed by the CredentialRef the plan will

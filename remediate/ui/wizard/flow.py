@@ -22,8 +22,8 @@ from remediate.ui.wizard.prompter import Choice, Prompter
 
 if TYPE_CHECKING:
     from remediate.core.exchange import QueueInfo, SendConnector
+    from remediate.core.options import FixOptions
     from remediate.core.plan import Plan
-    from remediate.core.planner import FixOptions
     from remediate.remote.connections import Connection
     from remediate.run.pipeline import Outcome
     from remediate.run.queue_watch import QueueVerdict
@@ -505,7 +505,8 @@ def logging_back_off(ctx: WizardContext, options: FixOptions) -> None:
     from dataclasses import replace
 
     from remediate.core.exchange import ProtocolLoggingLevel
-    from remediate.core.planner import FixOptions, build_plan
+    from remediate.core.options import FixOptions
+    from remediate.core.planner import build_plan
 
     original, applied = ctx.original, ctx.applied
     if original is None or applied is None or applied.result.interrupted is not None:
@@ -572,7 +573,8 @@ def undo(ctx: WizardContext) -> None:
     has. When Exchange needs a credential for the old values, the relay account is asked for."""
     from dataclasses import replace
 
-    from remediate.core.planner import relay_credential, undo_plan
+    from remediate.core.planner import relay_credential
+    from remediate.core.undo import undo_plan
     from remediate.run.report import differences
 
     assert ctx.original is not None and ctx.connector is not None and ctx.applies

@@ -17,7 +17,7 @@ from remediate.diagnose.playbook_checks import REACHABILITY_TIMEOUT
 
 if TYPE_CHECKING:
     from remediate.core.exchange import SendConnector
-    from remediate.core.planner import FixOptions
+    from remediate.core.options import FixOptions
     from remediate.diagnose.vantage import Evidence
     from remediate.ui.wizard.context import WizardContext
 
@@ -31,7 +31,7 @@ ANSWER_KEYS: dict[str, type] = {
 
 
 def choose_fix(ctx: WizardContext) -> FixOptions:
-    from remediate.core.planner import FixOptions
+    from remediate.core.options import FixOptions
 
     connector = ctx.connector
     assert connector is not None
@@ -147,7 +147,7 @@ def _changed(
 
 
 def _port(text: str) -> int:
-    from remediate.core.planner import port_number
+    from remediate.core.options import port_number
 
     try:
         return port_number(text)

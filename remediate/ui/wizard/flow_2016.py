@@ -15,8 +15,8 @@ from remediate.ui.wizard.credentials import credential_refused, relay_account, t
 from remediate.ui.wizard.prompter import Choice
 
 if TYPE_CHECKING:
+    from remediate.core.options import FixOptions
     from remediate.core.plan import CredentialRef
-    from remediate.core.planner import FixOptions
     from remediate.diagnose.probe import ProbeResult
     from remediate.diagnose.vantage import Evidence
     from remediate.run.queue_watch import QueueVerdict
@@ -31,7 +31,7 @@ REMEDIES = (
 
 
 def choose_fix(ctx: WizardContext) -> FixOptions:
-    from remediate.core.planner import FixOptions
+    from remediate.core.options import FixOptions
 
     connector = ctx.connector
     assert connector is not None
@@ -71,7 +71,7 @@ def remedies(ctx: WizardContext, verdict: QueueVerdict) -> list[Choice]:
 
 def remedy(ctx: WizardContext, answer: str) -> FixOptions:
     """The fix options for the remedy chosen (``remedies``)."""
-    from remediate.core.planner import FixOptions
+    from remediate.core.options import FixOptions
 
     connector = ctx.connector
     assert connector is not None
@@ -176,7 +176,7 @@ def _routing_suspect(ctx: WizardContext, evidence: Evidence | None) -> bool:
 
 
 def _port(text: str) -> int:
-    from remediate.core.planner import port_number
+    from remediate.core.options import port_number
 
     try:
         return port_number(text)

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from remediate.core.errors import UsageError
 from remediate.core.exchange import AuthMechanism, ProtocolLoggingLevel, TlsAuthLevel
-from remediate.core.planner import fix_options_from_args, input_dest, parse_input
+from remediate.core.options import input_dest, parse_input
+from remediate.ui.fix_arguments import fix_options_from_args
 from remediate.ui.wizard.credentials import relay_account
 from remediate.ui.wizard.prompter import Choice
 
 if TYPE_CHECKING:
-    from remediate.core.planner import FixOptions
+    from remediate.core.options import FixOptions
     from remediate.core.playbooks import Input
     from remediate.ui.wizard.context import WizardContext
 
