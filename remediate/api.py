@@ -28,6 +28,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
+from remediate.core import preflight
 from remediate.core.errors import RemoteCommandError, UsageError
 from remediate.core.exchange import (
     PROPERTY_NAMES,
@@ -37,16 +38,21 @@ from remediate.core.exchange import (
     SendConnector,
     TlsAuthLevel,
 )
+from remediate.core.options import FixOptions, parse_input
 from remediate.core.plan import CredentialRef, ParamValue, Plan
-from remediate.core.playbooks import Playbook
+from remediate.core.planner import build_plan, relay_credential
+from remediate.core.playbooks import Playbook, find
 from remediate.core.queuejson import queue_json
 from remediate.core.status import ExitStatus
+from remediate.core.undo import undo_plan
 from remediate.remote.connections import AuthMethod, Connection, parse_server
 from remediate.remote.session import Session
+from remediate.run.backup import load_backup
 from remediate.run.execute import StepCallback
 from remediate.run.locks import ConnectorLocks
-from remediate.run.pipeline import Outcome, Ready, StepFailed
-from remediate.run.queue_watch import MailFlow, QueueVerdict
+from remediate.run.pipeline import Outcome, Ready, StepFailed, change, watch_queues
+from remediate.run.queue_watch import MailFlow, QueueVerdict, watch
+from remediate.run.report import differences
 
 __all__ = [
     "API_VERSION",
@@ -209,7 +215,6 @@ def plan(
     user name): with one already set it is left as it is unless ``reenter_credential``.
     PreflightError when Exchange would refuse the change, UsageError for a bad option.
     """
-    from remediate.core.planner import build_plan
 
     chosen = _playbook(playbook)
     options = _fix_options(connector, settings, chosen)
@@ -231,7 +236,6 @@ def fix(
     """(1.1) ``plan`` and ``apply`` in one pass of the pipeline: the plan is made from the
     connector as read under its lock, so it is read once (``remediate apply``). An
     outcome with nothing to change when the connector already has the settings."""
-    from remediate.core.planner import build_plan
 
     chosen = _playbook(playbook)
     options = _fix_options(connector, settings, chosen)
@@ -246,8 +250,6 @@ def diff(plan: Plan, current: SendConnector) -> list[tuple[str, Any, Any]]:
     """(Exchange property, before, after) for every setting ``plan`` changes on
     ``current``. A credential that is only re-entered shows as ``set`` -> ``re-entered``:
     it cannot be compared."""
-    from remediate.core import preflight
-    from remediate.run.report import differences
 
     after = preflight.check(plan.changes, current).after or current
     rows = differences(current, after)
@@ -298,9 +300,6 @@ def undo(
     (no backup holds a password); ``relay_user``/``relay_password`` go with an old
     mechanism Exchange accepts only with a credential. ``ready`` and ``on_step`` as for
     ``apply``."""
-    from remediate.core.planner import relay_credential
-    from remediate.core.undo import undo_plan
-    from remediate.run.backup import load_backup
 
     saved = load_backup(backup_path)
     if handle.connection.url.rstrip("/").lower() != saved.url.rstrip("/").lower():
@@ -324,7 +323,6 @@ def verify(
     """(1.1) After an ``apply`` whose plan retried the queues: watch the connector's queues
     on every source server for up to ``wait`` seconds (retrying while they still fail);
     the outcome with its ``verdict``, and the ``exit_status`` the verdict gives."""
-    from remediate.run.pipeline import watch_queues
 
     if wait < 0:
         raise UsageError("wait must be 0 or more seconds")
@@ -341,7 +339,6 @@ def retry(handle: Handle, connector: str | SendConnector, wait: float) -> QueueV
     """Retry-Queue every queue of the connector holding messages, then watch them for up
     to ``wait`` seconds (retrying while they still fail): the verdict says whether mail
     flows, still fails, or is not known."""
-    from remediate.run.queue_watch import watch
 
     if wait < 0:
         raise UsageError("wait must be 0 or more seconds")
@@ -364,7 +361,6 @@ def _run(
     ready: Ready | None,
     on_step: StepCallback | None,
 ) -> Outcome:
-    from remediate.run.pipeline import change
 
     def relay(_plan: Plan, _current: SendConnector) -> Callable[[CredentialRef], str]:
         return _relay_source(relay_password)
@@ -381,7 +377,6 @@ def _run(
 def _check_still_current(plan: Plan, current: SendConnector) -> None:
     """Refuse a plan whose replaced values are no longer the connector's, then pre-flight
     it again on the state read under the lock."""
-    from remediate.core import preflight
 
     for step in plan.changes:
         for old in step.replaces or ():
@@ -396,7 +391,6 @@ def _check_still_current(plan: Plan, current: SendConnector) -> None:
 
 
 def _relay_source(password: str | None) -> Callable[[CredentialRef], str]:
-    from remediate.core import preflight
 
     if password is not None:
         preflight.check_password(password)
@@ -413,7 +407,6 @@ def _relay_source(password: str | None) -> Callable[[CredentialRef], str]:
 
 
 def _fix_options(connector: str, settings: FixSettings, playbook: Playbook) -> FixOptions:
-    from remediate.core.options import FixOptions, parse_input
 
     own = {item.name: item for item in playbook.inputs}
     inputs = []
@@ -448,7 +441,6 @@ def _connector(handle: Handle, connector: str | SendConnector) -> SendConnector:
 
 
 def _playbook(playbook: str | Playbook) -> Playbook:
-    from remediate.core.playbooks import find
 
     return playbook if isinstance(playbook, Playbook) else find(str(playbook))
 

@@ -1,4 +1,5 @@
-"""The house rules the linters do not check: no import cycle among remediate's modules.
+"""The house rules the linters do not check: no import cycle among remediate's modules,
+and no import inside a function unless a ``# lazy:`` comment says why.
 
 import-linter's contracts (pyproject.toml) keep the layers pointing one way; inside a layer
 two modules could still import each other. This walks every import of every module (inside
@@ -83,6 +84,49 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
             elif child in on_stack:
                 low[node] = min(low[node], index[child])
     return found
+
+
+def _unexplained_local_imports(path: Path) -> list[int]:
+    """Lines of the function-local import groups with no ``# lazy:`` comment above them or
+    on their first line."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    found = []
+    for function in ast.walk(ast.parse(text)):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(function):
+            for stmts in (getattr(node, f, None) for f in ("body", "orelse", "finalbody")):
+                if not isinstance(stmts, list):
+                    continue
+                for i, stmt in enumerate(stmts):
+                    if not isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                        continue
+                    if i and isinstance(stmts[i - 1], (ast.Import, ast.ImportFrom)):
+                        continue  # the group's first import carries the comment
+                    above = lines[stmt.lineno - 2].strip() if stmt.lineno >= 2 else ""
+                    if not above.startswith("# lazy:") and "# lazy:" not in lines[stmt.lineno - 1]:
+                        found.append(stmt.lineno)
+    return sorted(set(found))
+
+
+def test_imports_inside_functions_say_why() -> None:
+    # Imports belong at the top; the ones kept inside a function keep start-up lazy (--help,
+    # tab completion) or an optional extra optional, and a comment says which.
+    unexplained = [
+        f"{path.relative_to(PACKAGE.parent)}:{line}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for line in _unexplained_local_imports(path)
+    ]
+    assert unexplained == [], "function-local imports without '# lazy:': " + ", ".join(unexplained)
+
+
+def test_the_lazy_rule_sees_an_unexplained_import(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "def f():\n    import json\n\n\ndef g():\n    # lazy: why\n    import json\n"
+    )
+    assert _unexplained_local_imports(module) == [2]
 
 
 def test_no_module_imports_itself_back() -> None:

@@ -15,7 +15,9 @@ from remediate.bulk.spec import Row
 from remediate.core import preflight
 from remediate.core.errors import UsageError
 from remediate.core.exchange import SendConnector
+from remediate.core.options import FixOptions
 from remediate.core.plan import CredentialRef, Plan
+from remediate.core.planner import build_plan
 from remediate.run.report import differences
 
 SET_CMDLET = "set-sendconnector"
@@ -105,8 +107,6 @@ def plan_endpoint(
 
 
 def target_for(row: Row, connector: SendConnector, *, what_if: bool = False) -> Target:
-    from remediate.core.options import FixOptions
-    from remediate.core.planner import build_plan
 
     try:
         options = FixOptions(connector=connector.name, **row.options)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from remediate.core import interrupts
 from remediate.core.errors import ConnectionFailed, RemediateError
+from remediate.remote.session import ShellQuotaReached
 from remediate.run.execute import CredentialSource, ExecutionResult
 
 if TYPE_CHECKING:
@@ -101,7 +102,6 @@ class Driver:
             self._collect(self._flying.popleft(), finished)
 
     def _send(self, flight: Flight, finished: Finished) -> None:
-        from remediate.remote.session import ShellQuotaReached
 
         step = flight.next_step
         if step is None or self.stopped() or self.lost is not None:

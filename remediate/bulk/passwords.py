@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from remediate.remote.login import admin_password
+from remediate.remote.secrets import relay_password
+
 if TYPE_CHECKING:
     from remediate.core.env import Environment
     from remediate.core.plan import CredentialRef
@@ -23,7 +26,6 @@ def admin_passwords(
 ) -> dict[Connection, str | None]:
     """Per endpoint: the keyring, else stdin line 1, else a Kerberos ticket (kerberos and
     negotiate: no password at all), else a prompt (SecretStoreError when none can answer)."""
-    from remediate.remote.login import admin_password
 
     return {
         endpoint: admin_password(endpoint, env, password_stdin=password_stdin, keyring_first=True)
@@ -35,7 +37,6 @@ def relay_passwords(
     refs: Iterable[CredentialRef], env: Environment, *, password_stdin: bool
 ) -> CredentialSource:
     """Every relay password the plans need, now; then served from memory."""
-    from remediate.remote.secrets import relay_password
 
     resolved = {ref: relay_password(ref, env, password_stdin=password_stdin) for ref in refs}
 

@@ -18,6 +18,7 @@ from typing import Any
 from remediate.bulk.runner import ConnectorOutcome, EndpointState, Status
 from remediate.core.errors import UsageError
 from remediate.core.files import create_private, read_json, write_file
+from remediate.run.backup import plan_to_json
 from remediate.run.report import table
 
 FORMAT = 1
@@ -92,12 +93,9 @@ def to_json(
     }
 
 
-def plan_json(
-    states: Sequence[EndpointState], source: Path, output: Path | None
-) -> dict[str, Any]:
+def plan_json(states: Sequence[EndpointState], source: Path, output: Path | None) -> dict[str, Any]:
     """What ``bulk plan --json`` prints: per endpoint its connectors with their plans (or
     why none), the rows that matched nothing, and the totals of the recap line."""
-    from remediate.run.backup import plan_to_json
 
     pending = [t for s in states for t in s.pending]
     return {

@@ -17,16 +17,22 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from remediate import api
 from remediate.bulk.diff import Target, Unmatched, plan_endpoint
+from remediate.bulk.flights import Driver, Flight
 from remediate.bulk.spec import BulkSpec, Row
 from remediate.core import interrupts
 from remediate.core.errors import RemediateError
+from remediate.core.files import write_file
 from remediate.core.status import ExitStatus
+from remediate.render.script import render_script
+from remediate.run import audit
+from remediate.run.backup import backup_dir
 from remediate.run.locks import ConnectorLocks
 from remediate.run.pipeline import Change
 
@@ -216,7 +222,6 @@ class BulkRun:
         change (apply holds a connector's lock from the read that plans it). Without waiting:
         a connector another run holds is left to ``_lock_and_reread``, which waits and
         refuses as one connector's failure."""
-        from remediate.run.locks import ConnectorLocks
 
         state.locks = ConnectorLocks(state.endpoint, self.environ)
         named = [row.connector for row in state.rows if row.connector is not None]
@@ -289,7 +294,6 @@ class BulkRun:
         done: Callable[[ConnectorOutcome], None],
     ) -> None:
         """Back up and change ``changes`` with up to ``in_flight`` pipelines at once."""
-        from remediate.bulk.flights import Driver, Flight
 
         assert state.session is not None
         started: set[int] = set()
@@ -400,11 +404,6 @@ class BulkRun:
     def write_undo_script(self) -> Path | None:
         """One undo script for every connector this run backed up (rendered once, at the
         end, instead of once per connector); each outcome with a backup points to it."""
-        from datetime import UTC, datetime
-
-        from remediate.core.files import write_file
-        from remediate.render.script import render_script
-        from remediate.run.backup import backup_dir
 
         if not self.backups:
             return None
@@ -427,7 +426,6 @@ class BulkRun:
 
     def _audit_log(self) -> int:
         """The audit log, opened (and checked: private, no symbolic link) once per run."""
-        from remediate.run import audit
 
         with self._audit_lock:
             if self._audit_fd is None:

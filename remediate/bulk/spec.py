@@ -33,6 +33,7 @@ import yaml
 from remediate.core.errors import UsageError
 from remediate.core.exchange import AuthMechanism, SendConnector, TlsAuthLevel, smart_host_key
 from remediate.core.files import decode_text, read_bounded
+from remediate.core.options import FixOptions, port_number
 from remediate.core.plan import RELAY_SERVICE, CredentialRef
 from remediate.core.playbooks import Playbook, load_all
 from remediate.core.pwsh import unsafe_character
@@ -141,7 +142,6 @@ def _bool(value: Any) -> bool:
 
 
 def _port(value: Any) -> int:
-    from remediate.core.options import port_number
 
     return port_number(value)
 
@@ -466,7 +466,6 @@ class _Validator:
         self, line: int, values: dict[str, tuple[Any, int]], options: dict[str, Any]
     ) -> None:
         """FixOptions' own checks (host names, duplicates, lengths), named by row key."""
-        from remediate.core.options import FixOptions
 
         name = values.get("connector", ("connector", line))[0]
         try:

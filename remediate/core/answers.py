@@ -26,6 +26,8 @@ from typing import Any
 
 from remediate.core.errors import UsageError
 from remediate.core.exchange import AuthMechanism
+from remediate.core.files import decode_text, read_bounded
+from remediate.core.yamlfile import YamlProblem, compose, duplicate_keys
 
 _TEXT = str
 _FLAG = bool
@@ -61,10 +63,8 @@ KEYS: dict[str, type] = {
 
 def load(path: Path | str, extra_keys: Mapping[str, type] | None = None) -> dict[str, Any]:
     """Read and validate an answers file; UsageError naming file, line and key."""
+    # lazy: PyYAML only when a YAML file is read (start-up)
     import yaml
-
-    from remediate.core.files import decode_text, read_bounded
-    from remediate.core.yamlfile import YamlProblem, compose, duplicate_keys
 
     path = Path(path)
     raw = read_bounded(path, MAX_FILE_BYTES, f"--answers {path}", cannot="cannot read it")
@@ -119,6 +119,7 @@ def _line_of(problem: str) -> int:
 
 
 def _value(where: str, key: str, node: Any, keys: Mapping[str, type]) -> Any:
+    # lazy: PyYAML only when a YAML file is read (start-up)
     import yaml
 
     if "password" in key.lower() and key not in keys:

@@ -89,8 +89,6 @@ ARGUMENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 
 
-
-
 @dataclass(frozen=True)
 class FixOptions:
     """What the operator asked to change; None/empty means "leave as it is". Validated on

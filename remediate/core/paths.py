@@ -26,6 +26,7 @@ APP = "remediate"
 def config_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Profiles: ``$XDG_CONFIG_HOME/remediate`` or ``%APPDATA%\\remediate``."""
     if windows() and not _given(environ, "XDG_CONFIG_HOME"):
+        # lazy: Windows only
         from platformdirs.windows import Windows  # platformdirs' own choice on Windows
 
         return Path(Windows(APP, appauthor=False, roaming=True).user_config_dir)
@@ -36,6 +37,7 @@ def state_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Backups, audit log, locks, escalations, lab: ``$XDG_STATE_HOME/remediate`` or
     ``%LOCALAPPDATA%\\remediate``."""
     if windows() and not _given(environ, "XDG_STATE_HOME"):
+        # lazy: Windows only
         from platformdirs.windows import Windows
 
         return Path(Windows(APP, appauthor=False).user_state_dir)

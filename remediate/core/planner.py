@@ -9,7 +9,6 @@ the steps before it: routing (smart hosts, port, DNS routing), authentication (m
 credential together), TLS, state (Enabled, protocol logging).
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Callable

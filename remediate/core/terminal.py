@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import shlex
 
+from remediate.core.files import windows
+from remediate.core.pwsh import ps_literal, unsafe_character
+
 
 def printable(value: object) -> str:
     """One value for a terminal: every non-printable character (C0/C1 controls, ESC, DEL,
@@ -32,7 +35,6 @@ def printable_text(text: str) -> str:
 def command_word(text: str) -> str:
     """The one decision how a word of a suggested command is quoted: ``powershell_word`` on
     Windows (remediate.core.files.windows), ``shell_quote`` elsewhere."""
-    from remediate.core.files import windows
 
     return powershell_word(text) if windows() else shell_quote(text)
 
@@ -44,7 +46,6 @@ def powershell_word(text: str) -> str:
     ``?`` (format characters such as a zero-width joiner), a parenthesised concatenation of
     literals and ``[char]0x..`` for each such character: exact, and nothing raw reaches the
     terminal. Works in Windows PowerShell 5.1 (it has no backtick-u escapes)."""
-    from remediate.core.pwsh import ps_literal, unsafe_character
 
     if text.isprintable() and unsafe_character(text) is None:
         return ps_literal(text)

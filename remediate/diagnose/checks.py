@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from remediate.core import preflight
 from remediate.core.exchange import (
     AuthMechanism,
     CredentialState,
@@ -17,6 +18,7 @@ from remediate.core.exchange import (
     SendConnector,
     certificate_name_parts,
 )
+from remediate.core.last_error import parse_last_error
 from remediate.diagnose.probe import ProbeResult, Verdict, compatible_mechanisms
 
 
@@ -59,7 +61,6 @@ def _fail(topic: str, text: str) -> Finding:
 
 def configuration(connector: SendConnector) -> list[Finding]:
     """Mechanism vs smart hosts and DNS routing, credential, TLS, ForceHELO, pre-flight."""
-    from remediate.core import preflight
 
     c = connector
     mech = c.smart_host_auth_mechanism
@@ -247,7 +248,6 @@ class LastErrorExplanation:
 
 def explain_last_error(text: str | None) -> LastErrorExplanation | None:
     """A queue's LastError in one sentence and what to do (basic; see remediate.core.last_error)."""
-    from remediate.core.last_error import parse_last_error
 
     parsed = parse_last_error(text)
     if parsed is None:

@@ -32,6 +32,7 @@ from remediate.core.exchange import QueueInfo, SendConnector
 from remediate.core.filenames import file_name_part
 from remediate.core.files import private_directory, write_file
 from remediate.core.last_error import Cause, parse_last_error
+from remediate.core.paths import state_dir
 from remediate.core.queuejson import queue_json
 from remediate.diagnose.events import EventGroup
 from remediate.diagnose.reachability import FROM_HERE, HostCheck, Outcome
@@ -116,7 +117,6 @@ def local_causes(
 
 def default_path(connector: str, environ: Mapping[str, str] | None = None) -> Path:
     """``$XDG_STATE_HOME/remediate/escalations/2002-<connector>-<UTC time>.json``."""
-    from remediate.core.paths import state_dir
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     slug = file_name_part(connector)

@@ -24,6 +24,7 @@ def evtx_as_xml(raw: bytes, what: str, limit: int) -> str:
     """The MSExchangeTransport events of an .evtx file as <Event> XML, at most ``limit``
     characters of it."""
     try:
+        # lazy: the optional evtx extra: only .evtx files need it
         from evtx import PyEvtxParser
     except ImportError:
         raise UsageError(

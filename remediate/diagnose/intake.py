@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from remediate.core.playbooks import find
 from remediate.core.terminal import command_word
 from remediate.diagnose.events import EventGroup, EventRecord
 
@@ -59,7 +60,6 @@ def is_service_identity(user: str | None) -> bool:
 
 
 def suggest(group: EventGroup) -> Suggestion:
-    from remediate.core.playbooks import find
 
     record = group.record
     assert record.event_id is not None

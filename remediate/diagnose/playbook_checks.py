@@ -307,9 +307,7 @@ def related_events(ctx: CheckContext) -> list[Finding]:
     evidence: Evidence | None = ctx.notes.get("evidence")
     if evidence is not None:
         records += evidence.events
-    related: list[EventGroup] = [
-        g for g in group(records) if g.record.connector == connector.name
-    ]
+    related: list[EventGroup] = [g for g in group(records) if g.record.connector == connector.name]
     ctx.notes["related"] = related
     if not related:
         return []

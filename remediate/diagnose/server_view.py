@@ -26,12 +26,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import PureWindowsPath
 from typing import TYPE_CHECKING, Any, cast
 
 from remediate.core.errors import RemediateError
 from remediate.core.plan import Parameter, Step, StepKind
+from remediate.diagnose.events import parse_text
+from remediate.remote.connections import parse_server
+from remediate.remote.errors import error_from_records
+from remediate.remote.session import Session
 
 if TYPE_CHECKING:
     from remediate.diagnose.events import EventRecord
@@ -51,7 +55,6 @@ FALLBACK = "falling back to this machine's view"
 def winrm_connection(connection: Connection, url: str | None = None) -> Connection:
     """The server's default WinRM endpoint with the same login: ``url`` when given, else the
     same host on WinRM's port (5985, or 5986 for https) and path ``/wsman``."""
-    from remediate.remote.connections import parse_server
 
     if url:
         parsed = parse_server(url)
@@ -180,7 +183,6 @@ class ServerView:
     ) -> list[EventRecord]:
         """MSExchangeTransport events ``ids`` of the server's Application log (at most
         MAX_EVENTS, the newest), oldest first, read with the file intake's event model."""
-        from remediate.diagnose.events import parse_text
 
         table = {"LogName": "Application", "ProviderName": "MSExchangeTransport", "Id": tuple(ids)}
         result = self._run("Get-WinEvent", [("FilterHashtable", table), ("MaxEvents", MAX_EVENTS)])
@@ -227,7 +229,6 @@ class ServerView:
     def _run(
         self, cmdlet: str, params: list[tuple[str, Any]], *, allow_errors: bool = True
     ) -> StepResult:
-        from remediate.remote.errors import error_from_records
 
         result = self.session.run(_step(cmdlet, params))
         if result.ok:
@@ -246,7 +247,6 @@ def open_view(
     url: str | None = None,
 ) -> ServerView | Unavailable:
     """The server's view, or why not (one line, ending with the fallback)."""
-    from remediate.remote.session import Session
 
     target = winrm_connection(connection, url)
     # a closed or filtered WinRM port must not hold the run for the Exchange endpoint's timeout
@@ -282,7 +282,6 @@ def _step(cmdlet: str, params: list[tuple[str, Any]]) -> Step:
 def _moment(value: Any) -> datetime | None:
     """TimeCreated (a DateTime, or its ISO text as pypsrp may hand it over) in UTC, naive as
     the event model keeps times."""
-    from datetime import UTC
 
     if isinstance(value, str):
         try:

@@ -13,7 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from remediate.core.errors import RemediateError
+from remediate.core.last_error import Cause, parse_last_error
+from remediate.core.plan import Parameter, Step, StepKind
+from remediate.diagnose import sendlog
 from remediate.diagnose.checks import Finding, Status
+from remediate.diagnose.reachability import check_connector
+from remediate.diagnose.server_view import ServerView, Unavailable, open_view
 
 if TYPE_CHECKING:
     from remediate.core.exchange import QueueInfo, SendConnector
@@ -55,7 +61,6 @@ class Evidence:
     def stale_queues(self, queues: Sequence[QueueInfo]) -> list[QueueInfo]:
         """Queues whose LastError blames the connection (refused, timed out, DNS) while the
         server connects now: their error predates this check, a retry is what they need."""
-        from remediate.core.last_error import Cause, parse_last_error
 
         if self.server_reaches is not True:
             return []
@@ -149,8 +154,6 @@ def gather(
     """The server's view of ``connector`` (when its WinRM endpoint can be used) and this
     machine's checks; with ``events`` also the connector's 2016/2002 events in the server's
     Application log."""
-    from remediate.diagnose.reachability import check_connector
-    from remediate.diagnose.server_view import ServerView, Unavailable, open_view
 
     evidence = Evidence()
     if here:
@@ -180,8 +183,6 @@ def read_protocol_log(
     exchange: Session, view: ServerView, connector: SendConnector, evidence: Evidence
 ) -> None:
     """The connector's newest sessions in the server's Send protocol log, explained."""
-    from remediate.core.errors import RemediateError
-    from remediate.diagnose import sendlog
 
     try:
         path = send_log_path(exchange, view.server)
@@ -208,7 +209,6 @@ def read_protocol_log(
 
 def send_log_path(exchange: Session, server: str) -> str | None:
     """SendProtocolLogPath of ``server`` (Get-TransportService on the Exchange endpoint)."""
-    from remediate.core.plan import Parameter, Step, StepKind
 
     step = Step(
         "Get-TransportService",

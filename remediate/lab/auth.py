@@ -76,6 +76,7 @@ def check_kerberos_available(mode: AuthMode) -> None:
     if not mode.needs_gssapi:
         return
     try:
+        # lazy: the optional kerberos extra (pyspnego, gssapi, krb5): absent is not an error
         import gssapi
         import krb5  # noqa: F401
     except ImportError:
@@ -242,6 +243,7 @@ class ConnectionLogin:
         return Outcome(True, headers)
 
     def _new_context(self, token: bytes) -> Any:
+        # lazy: the optional kerberos extra (pyspnego, gssapi, krb5): absent is not an error
         import spnego
 
         mode = self.config.mode

@@ -27,6 +27,7 @@ from remediate.lab.api import CmdletError, CommandCall, HostSink, LabObject
 from remediate.lab.binding import Kind, Param, Signature
 from remediate.lab.model import DOMAIN_CONTROLLER, Connector, ExchangeCertificate, Queue
 from remediate.lab.org import Organization
+from remediate.lab.protocol_log import SEND_LOG_PATH
 from remediate.lab.rules import RuleViolation, apply_changes, needs_force
 from remediate.lab.wire import Guid, MultiValued
 
@@ -51,7 +52,9 @@ QUEUE_TYPES = [
 ]
 MECHANISMS = ("None", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer", "ExternalAuthoritative")
 _MECHANISM_CODES: tuple[tuple[int, str], ...] = (
-    (0, "None"), (2, "BasicAuth"), (4, "BasicAuthRequireTLS"),
+    (0, "None"),
+    (2, "BasicAuth"),
+    (4, "BasicAuthRequireTLS"),
 )
 _MECHANISM_CODES += ((8, "ExchangeServer"), (16, "ExternalAuthoritative"))
 DELIVERY_TYPES = (
@@ -694,7 +697,6 @@ def transport_service_object(name: str, fqdn: str) -> LabObject:
     """Get-TransportService's object with the log settings of Microsoft's
     Set-TransportService docs at their defaults (SendProtocolLogMaxAge 30 days, directory 250
     MB, file 10 MB); SendProtocolLogPath as the lab's protocol log serves it."""
-    from remediate.lab.protocol_log import SEND_LOG_PATH
 
     properties: dict[str, Any] = {
         "Name": name,

@@ -47,7 +47,10 @@ from pathlib import Path
 from typing import Any
 
 from remediate.core.errors import UsageError
+from remediate.lab.api import LabCredential
 from remediate.lab.auth import AuthConfig, AuthMode
+from remediate.lab.certs import LabCA
+from remediate.lab.cmdlets import ExchangeShell
 from remediate.lab.endpoint import (
     CONFIGURATION,
     MAX_SHELLS_PER_USER,
@@ -56,7 +59,13 @@ from remediate.lab.endpoint import (
 )
 from remediate.lab.faults import FaultInjector, Faults
 from remediate.lab.http_server import PATH, WINRM_PATH, LabHTTPServer
+from remediate.lab.netpath import ServerNetwork
+from remediate.lab.org import Organization
+from remediate.lab.protocol_log import ProtocolLog
 from remediate.lab.psrp_session import MAX_COMMANDS_PER_SHELL
+from remediate.lab.seed import extra_connectors
+from remediate.lab.smarthost import SmartHost
+from remediate.lab.windows import WindowsShell
 
 ADMIN_USER = "administrator@contoso.lab"
 MACHINE = "EX01"
@@ -220,13 +229,6 @@ class Lab:
         self.stop()
 
     def start(self) -> None:
-        from remediate.lab.certs import LabCA
-        from remediate.lab.cmdlets import ExchangeShell
-        from remediate.lab.netpath import ServerNetwork
-        from remediate.lab.org import Organization
-        from remediate.lab.protocol_log import ProtocolLog
-        from remediate.lab.smarthost import SmartHost
-        from remediate.lab.windows import WindowsShell
 
         try:
             workdir = self._prepare_workdir()
@@ -301,8 +303,6 @@ class Lab:
         self._thread.start()
 
     def _add_extra_connectors(self) -> None:
-        from remediate.lab.api import LabCredential
-        from remediate.lab.seed import extra_connectors
 
         org = self.organization
         org.add_connectors(

@@ -43,6 +43,7 @@ from typing import Any
 from remediate.lab import binding
 from remediate.lab.api import CmdletError, CommandCall, HostSink, LabObject
 from remediate.lab.binding import Kind, Param, Signature
+from remediate.lab.cmdlets import _command_not_found
 from remediate.lab.model import AppEvent
 from remediate.lab.netpath import ServerNetwork
 from remediate.lab.org import Organization
@@ -141,7 +142,6 @@ class WindowsShell:
         }
 
     def invoke(self, call: CommandCall, pipeline_input: list[LabObject], host: HostSink) -> Any:
-        from remediate.lab.cmdlets import _command_not_found
 
         found = self._cmdlets.get(call.name.strip().lower())
         if found is None:

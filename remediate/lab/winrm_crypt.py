@@ -48,9 +48,10 @@ def is_encrypted(content_type_header: str | None, protocol: str) -> bool:
     for item in value.split(";")[1:]:
         key, _, raw = item.partition("=")
         params[key.strip().lower()] = raw.strip().strip('"')
-    return params.get("protocol", "").lower() == protocol.lower() and params.get(
-        "boundary", ""
-    ).strip() == BOUNDARY
+    return (
+        params.get("protocol", "").lower() == protocol.lower()
+        and params.get("boundary", "").strip() == BOUNDARY
+    )
 
 
 def unwrap(context: WrappingContext, body: bytes, protocol: str) -> bytes:

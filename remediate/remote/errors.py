@@ -159,6 +159,7 @@ def map_exception(exc: BaseException, connection: Connection) -> RemediateError:
     """What went wrong talking to ``connection``, as one line with a hint."""
     if isinstance(exc, RemediateError):
         return exc
+    # lazy: pypsrp and requests take about 100 ms to import; only a connection needs them
     from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
     from requests import exceptions as http
 

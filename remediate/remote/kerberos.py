@@ -49,6 +49,7 @@ def uses_gssapi(auth: object) -> bool:
 
 def gssapi_missing() -> bool:
     try:
+        # lazy: the optional kerberos extra (pyspnego, gssapi, krb5): absent is not an error
         import gssapi  # noqa: F401
         import krb5  # noqa: F401
     except ImportError:
@@ -68,6 +69,7 @@ def require_gssapi(connection: Connection) -> None:
 
 def default_realm() -> str | None:
     try:
+        # lazy: the optional kerberos extra (pyspnego, gssapi, krb5): absent is not an error
         import krb5
 
         realm = krb5.get_default_realm(krb5.init_context())
@@ -99,6 +101,7 @@ def principal_name(username: str) -> str:
 def has_ticket(principal: str | None) -> bool:
     """A valid ticket for ``principal`` (or the default one) in the credential cache."""
     try:
+        # lazy: the optional kerberos extra (pyspnego, gssapi, krb5): absent is not an error
         import gssapi
 
         name = None

@@ -14,6 +14,13 @@ from typing import TYPE_CHECKING
 
 from remediate.core.errors import SecretStoreError
 from remediate.remote.kerberos import has_ticket, principal_name, uses_gssapi
+from remediate.remote.secrets import (
+    ENDPOINT_SERVICE,
+    endpoint_password,
+    get_secret,
+    keyring_usable,
+    stdin_secret,
+)
 
 if TYPE_CHECKING:
     from remediate.core.env import Environment
@@ -29,12 +36,6 @@ def admin_password(
 ) -> str | None:
     """``keyring_first``: a stored password wins over stdin (bulk: line 1 is for the endpoints
     whose password is not stored)."""
-    from remediate.remote.secrets import (
-        ENDPOINT_SERVICE,
-        endpoint_password,
-        get_secret,
-        keyring_usable,
-    )
 
     if connection.username is None or str(connection.auth) == "certificate":
         return None
@@ -66,7 +67,6 @@ def admin_password(
 
 def _stdin_line_one(connection: Connection, env: Environment) -> str | None:
     """Line 1 of stdin; empty or absent: log in with the ticket cache."""
-    from remediate.remote.secrets import stdin_secret
 
     what = f"the admin password of {connection.username} at {connection.label}"
     if env.stdin_isatty:

@@ -12,10 +12,12 @@ password on line 2.
 from __future__ import annotations
 
 import getpass
+import os
 from typing import TYPE_CHECKING, Any
 
 from remediate.core.env import Environment
 from remediate.core.errors import PreflightError, SecretStoreError, UsageError
+from remediate.core.logs import known_secret
 from remediate.core.preflight import check_password
 from remediate.core.terminal import command_word
 
@@ -49,8 +51,8 @@ def _backends(backend: Any) -> list[Any]:
 
 def check_backend(environ: dict[str, str] | None = None) -> Any:
     """The usable keyring backend, or SecretStoreError saying what to install or configure."""
-    import os
 
+    # lazy: keyring loads its backends (D-Bus, Secret Service) on import; only secrets need it
     import keyring
 
     environ = dict(os.environ) if environ is None else environ
@@ -78,6 +80,7 @@ def keyring_usable(environ: dict[str, str] | None = None) -> bool:
 
 
 def _call(action: str, service: str, key: str, func: Any, *args: Any) -> Any:
+    # lazy: keyring loads its backends (D-Bus, Secret Service) on import; only secrets need it
     import keyring.errors
 
     try:
@@ -116,6 +119,7 @@ def _call(action: str, service: str, key: str, func: Any, *args: Any) -> Any:
 
 
 def get_secret(service: str, key: str, environ: dict[str, str] | None = None) -> str | None:
+    # lazy: keyring loads its backends (D-Bus, Secret Service) on import; only secrets need it
     import keyring
 
     check_backend(environ)
@@ -123,6 +127,7 @@ def get_secret(service: str, key: str, environ: dict[str, str] | None = None) ->
 
 
 def set_secret(service: str, key: str, value: str, environ: dict[str, str] | None = None) -> None:
+    # lazy: keyring loads its backends (D-Bus, Secret Service) on import; only secrets need it
     import keyring
 
     check_backend(environ)
@@ -130,6 +135,7 @@ def set_secret(service: str, key: str, value: str, environ: dict[str, str] | Non
 
 
 def delete_secret(service: str, key: str, environ: dict[str, str] | None = None) -> bool:
+    # lazy: keyring loads its backends (D-Bus, Secret Service) on import; only secrets need it
     import keyring
 
     check_backend(environ)
@@ -248,6 +254,5 @@ def _offer_to_save(env: Environment, service: str, key: str, password: str) -> N
 
 def _known(password: str | None) -> Any:
     """A password entering the process: remembered so no --debug log line shows it."""
-    from remediate.core.logs import known_secret
 
     return known_secret(password)

@@ -20,13 +20,15 @@ from remediate.core.errors import RemediateError, RemoteCommandError, UsageError
 from remediate.core.exchange import ExchangeCertificate, QueueInfo, SendConnector
 from remediate.core.plan import CredentialRef, Parameter, ParamValue, Step, StepKind, Switch
 from remediate.core.terminal import printable_text
+from remediate.remote.connections import warn_basic_over_http
 from remediate.remote.errors import (
     RemoteError,
     error_from_records,
     map_exception,
     remote_error_from_record,
 )
-from remediate.remote.kerberos import principal_name, uses_gssapi
+from remediate.remote.kerberos import principal_name, require_gssapi, uses_gssapi
+from remediate.remote.login import admin_password
 from remediate.remote.wire import plain, read_certificates, read_connectors, read_queues
 
 if TYPE_CHECKING:
@@ -114,10 +116,8 @@ class Session:
         return self._pool is not None
 
     def open(self) -> None:
+        # lazy: pypsrp and requests take about 100 ms to import; only a connection needs them
         from pypsrp.powershell import RunspacePool
-
-        from remediate.remote.connections import warn_basic_over_http
-        from remediate.remote.kerberos import require_gssapi
 
         if self._pool is not None:
             return
@@ -180,6 +180,7 @@ class Session:
     ) -> Pending:
         """Send one step without waiting (the pool runs up to ``runspaces`` at once).
         ShellQuotaReached when the shell takes no more commands: nothing was sent."""
+        # lazy: pypsrp and requests take about 100 ms to import; only a connection needs them
         from pypsrp.exceptions import WSManFaultError
         from pypsrp.powershell import PowerShell
 
@@ -239,6 +240,7 @@ class Session:
     def _ps_credential(
         self, ref: CredentialRef, credential: Callable[[CredentialRef], str] | None
     ) -> Any:
+        # lazy: pypsrp and requests take about 100 ms to import; only a connection needs them
         from pypsrp.complex_objects import PSCredential
 
         if credential is None:
@@ -318,6 +320,7 @@ class Session:
         return result
 
     def _wsman(self) -> Any:
+        # lazy: pypsrp and requests take about 100 ms to import; only a connection needs them
         from pypsrp.wsman import WSMan
 
         conn = self.connection
@@ -374,7 +377,6 @@ def open_session(
 ) -> Session:
     """An open Session, with the admin password from the keyring, stdin or a prompt, or a
     Kerberos ticket (no password)."""
-    from remediate.remote.login import admin_password
 
     password = admin_password(connection, env, password_stdin=password_stdin)
     session = Session(connection, password, env.err)
@@ -424,6 +426,7 @@ def _stderr(text: str) -> None:
 def _collecting_host() -> Any:
     """A PSHost whose UI keeps the lines the server writes (Exchange's "What if:" text), per
     pipeline: several may be in flight at once."""
+    # lazy: pypsrp and requests take about 100 ms to import; only a connection needs them
     from pypsrp.host import PSHost, PSHostUserInterface
 
     class CollectingHost(PSHost):

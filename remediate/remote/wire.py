@@ -38,6 +38,7 @@ class WireShapeError(ValueError):
 def plain(obj: Any) -> Any:
     """A deserialized PSRP value as plain Python: objects as dicts of their properties,
     multi-valued properties and lists as lists, GUIDs as strings."""
+    # lazy: pypsrp and requests take about 100 ms to import; only a connection needs them
     from pypsrp.complex_objects import ComplexObject, GenericComplexObject
 
     if isinstance(obj, GenericComplexObject):

@@ -30,6 +30,8 @@ from remediate.core.filenames import file_name_part
 from remediate.core.files import create_private, private_directory, read_json, script_bytes
 from remediate.core.paths import state_dir
 from remediate.core.plan import CredentialRef, Parameter, ParamValue, Plan, Step, StepKind, Switch
+from remediate.core.undo import undo_plan
+from remediate.render.script import render_script
 
 if TYPE_CHECKING:
     from remediate.remote.connections import Connection
@@ -57,7 +59,6 @@ class Backup:
     applied: Plan
 
     def undo_plan(self, *, what_if: bool = False) -> Plan:
-        from remediate.core.undo import undo_plan
 
         return undo_plan(self.connector, self.applied, what_if=what_if)
 
@@ -97,8 +98,6 @@ def write_backup(
     }
     _write_private(backup.path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
     if script:
-        from remediate.render.script import render_script
-
         _write_private(backup.script, script_bytes(render_script(backup.undo_plan(), now)))
     return backup
 

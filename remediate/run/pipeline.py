@@ -349,4 +349,3 @@ def _read_back(session: Session, name: str, result: ExecutionResult) -> SendConn
 
 def _changes_connector(step: Step) -> bool:
     return step.is_change and step.cmdlet.lower().endswith("sendconnector")
-

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from remediate.core.exchange import QueueInfo, SendConnector
+from remediate.core.last_error import parse_last_error
+from remediate.core.output import table as cell_table
 
 
 def _text(value: Any) -> str:
@@ -29,7 +31,6 @@ def differences(before: SendConnector, after: SendConnector) -> list[tuple[str, 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     """Aligned columns; widths in terminal cells (``remediate.core.output.table``)."""
-    from remediate.core.output import table as cell_table
 
     return cell_table(header, rows)
 
@@ -90,7 +91,6 @@ def before_after(before: SendConnector, after: SendConnector) -> list[str]:
 
 def queue_lines(queues: Sequence[QueueInfo]) -> list[str]:
     """The queues' status, messages and LastError (with the diagnosis when one is known)."""
-    from remediate.core.last_error import parse_last_error
 
     if not queues:
         return ["No smart-host queue for this connector (nothing waiting to be sent)."]

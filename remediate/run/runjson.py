@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from remediate.core.queuejson import queue_json
+from remediate.run.backup import plan_to_json
 
 if TYPE_CHECKING:
     from remediate.run.pipeline import Outcome
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
 def change_run_json(command: str, endpoint: str, outcome: Outcome) -> dict[str, Any]:
     """One run's document; an outcome not sent: nothing to change (the connector already
     has the settings)."""
-    from remediate.run.backup import plan_to_json
 
     plan = outcome.plan
     if not outcome.sent:

@@ -138,6 +138,7 @@ def _complete() -> None:
     """Answer the shell's completion request (argcomplete's variables set by the script of
     ``remediate completion``) from the full parser, then exit: argcomplete is imported here
     only, never on an ordinary run."""
+    # lazy: argcomplete only when the shell asks for completions
     import argcomplete
 
     argcomplete.autocomplete(build_parser(), always_complete_options=False)
@@ -146,6 +147,7 @@ def _complete() -> None:
 def _run(args: argparse.Namespace, env: Environment) -> int:
     try:
         if getattr(args, "verbose", False) or getattr(args, "debug", False):
+            # lazy: only a run that logs or prints JSON needs it
             from remediate.core import logs
 
             logs.configure(
@@ -161,6 +163,7 @@ def _run(args: argparse.Namespace, env: Environment) -> int:
         if hint:
             env.err(f"hint: {hint}")
         if getattr(args, "json", False) and not env.json_sent:  # one document, never two
+            # lazy: only a run that logs or prints JSON needs it
             from remediate.ui import jsonout
 
             jsonout.emit(env, jsonout.error_json(exc.message, hint or None, exc.exit_code))
@@ -177,6 +180,7 @@ def _recap_lines(exc: RemediateError) -> list[str]:
     where its backup is, with the undo command."""
     if exc.recap is None:
         return []
+    # lazy: only a run that logs or prints JSON needs it
     from remediate.run.pipeline import backup_lines  # only after a run: --help stays light
 
     summary = [exc.recap.summary] if exc.recap.summary != exc.message else []

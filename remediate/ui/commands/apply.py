@@ -35,6 +35,7 @@ QUEUE_WAIT = 10.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.remote.connections import add_connection_arguments
     from remediate.ui.commands.changing import add_confirm_arguments
     from remediate.ui.fix_arguments import add_fix_arguments
@@ -59,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: Environment) -> int:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate import api
     from remediate.core.playbooks import find
     from remediate.remote.connections import connection_from_args
@@ -98,6 +100,7 @@ def run(args: argparse.Namespace, out: Environment) -> int:
 def report_queues(handle: Handle, outcome: Outcome, env: Environment, wait: float) -> Outcome:
     """Watch the connector's queues on every source server after Retry-Queue (retrying
     while Exchange has not yet picked up the change), then print them and the verdict."""
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate import api
     from remediate.run.report import queue_lines
 

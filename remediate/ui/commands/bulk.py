@@ -45,6 +45,7 @@ MAX_IN_FLIGHT = 16  # runspaces in one shell; Exchange's own throttling is per s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.ui.jsonout import add_json_argument
 
     actions = parser.add_subparsers(dest="bulk_action", metavar="ACTION", required=True)
@@ -85,6 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: Environment) -> int:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.ui.jsonout import for_people
 
     args.json_env = out  # with --json the document goes here; every other line to stderr
@@ -95,6 +97,7 @@ def run(args: argparse.Namespace, out: Environment) -> int:
         raise UsageError(f"--in-flight must be 1 to {MAX_IN_FLIGHT}")
     if args.bulk_action == "undo":
         return _undo(args, env)
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.bulk.spec import SpecError, load
     from remediate.remote.connections import ProfileStore
 
@@ -117,6 +120,7 @@ def _open_run(
     *,
     lock: bool = False,
 ) -> BulkRun:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.bulk.diff import plan_endpoint
     from remediate.bulk.passwords import admin_passwords
     from remediate.bulk.runner import BulkRun
@@ -136,6 +140,7 @@ def _open_run(
 
 def _show(env: Environment, states: list[EndpointState]) -> None:
     """Per connector the before/after diff; rows matching nothing; endpoints not read."""
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.bulk.diff import diff_lines
 
     for state in states:
@@ -175,6 +180,7 @@ def _plan(args: argparse.Namespace, env: Environment, spec: BulkSpec) -> int:
         _write_script(args.output, states)
         env.err(f"wrote {args.output}; nothing was sent")
     if args.json:
+        # lazy: a command module stays cheap to import (--help, completion); its work loads here
         from remediate.bulk.report import plan_json
         from remediate.ui.jsonout import emit
 
@@ -187,6 +193,7 @@ def _plan(args: argparse.Namespace, env: Environment, spec: BulkSpec) -> int:
 
 
 def _write_script(path: Path, states: list[EndpointState]) -> None:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.core.files import write_script
     from remediate.render.script import render_script
 
@@ -211,6 +218,7 @@ def _apply(
     source: Path,
     planner: Planner | None = None,
 ) -> int:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.bulk.passwords import relay_passwords
     from remediate.bulk.report import recap_lines, reserve_report, to_json, write_report
 
@@ -246,6 +254,7 @@ def _apply(
         )
         env.report(f"report: {args.report}")
     if args.json and not bulk.stopped:  # stopped: the error document says so instead
+        # lazy: a command module stays cheap to import (--help, completion); its work loads here
         from remediate.ui.jsonout import emit
 
         emit(args.json_env, to_json(states, source, started=started, interrupted=False))
@@ -316,6 +325,7 @@ class _Progress:
 
 
 def _undo(args: argparse.Namespace, env: Environment) -> int:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.bulk.report import read_report
     from remediate.bulk.undo import UndoSet
 

@@ -36,6 +36,7 @@ def open_handle(
 ) -> Handle:
     """The API's session, the connectors in ``lock`` locked first (a run refused by the
     lock sends nothing), warnings on stderr."""
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate import api
     from remediate.remote.login import admin_password
 
@@ -56,6 +57,7 @@ class Console:
     plan: Plan | None = None
 
     def ready(self, plan: Plan, _current: object) -> CredentialSource:
+        # lazy: a command module stays cheap to import (--help, completion); its work loads here
         from remediate.remote.secrets import relay_password
         from remediate.render.script import render_script
         from remediate.run.pipeline import resolved_credentials
@@ -125,6 +127,7 @@ def settings(options: FixOptions) -> FixSettings:
 
 def report_run(env: Environment, outcome: Outcome) -> None:
     """Before/after, the step recap, and where the backup and audit went."""
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.run.report import before_after
 
     env.report()

@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
+    # lazy: argcomplete only when the shell asks for completions
     import argcomplete
 
     env.write(argcomplete.shellcode(["remediate"], shell=args.shell))

@@ -102,6 +102,7 @@ def _add(args: argparse.Namespace, env: Environment, store: ProfileStore) -> int
     if args.save_password and not connection.username:
         raise UsageError("connect add: --save-password needs --user")
     if args.save_password:
+        # lazy: a command module stays cheap to import (--help, completion); its work loads here
         from remediate.remote.secrets import check_backend
 
         check_backend(env.environ)
@@ -128,6 +129,7 @@ def _login(connection: Connection) -> str:
 
 def _forget_endpoint_password(connection: Connection, env: Environment) -> None:
     """A stored password for a user the profile no longer names would never be used again."""
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.remote.secrets import ENDPOINT_SERVICE, delete_secret, keyring_usable
 
     if keyring_usable(env.environ) and delete_secret(
@@ -158,6 +160,7 @@ def _list(env: Environment, store: ProfileStore, *, as_json: bool = False) -> in
 
 
 def _remove(args: argparse.Namespace, env: Environment, store: ProfileStore) -> int:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.remote.secrets import ENDPOINT_SERVICE, delete_secret, keyring_usable
 
     connection = store.get(args.name)
@@ -170,6 +173,7 @@ def _remove(args: argparse.Namespace, env: Environment, store: ProfileStore) -> 
 
 
 def _test(args: argparse.Namespace, env: Environment, store: ProfileStore) -> int:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.remote.session import open_session
 
     if not (args.name or args.server):
@@ -193,6 +197,7 @@ def _test(args: argparse.Namespace, env: Environment, store: ProfileStore) -> in
 
 
 def _password(args: argparse.Namespace, env: Environment, store: ProfileStore) -> int:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.remote.secrets import ENDPOINT_SERVICE, delete_secret
 
     connection = store.get(args.name)
@@ -207,12 +212,14 @@ def _password(args: argparse.Namespace, env: Environment, store: ProfileStore) -
 def _store_endpoint_password(
     connection: Connection, env: Environment, *, password_stdin: bool
 ) -> None:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.remote.secrets import ENDPOINT_SERVICE, check_backend, set_secret, stdin_secret
 
     check_backend(env.environ)
     if password_stdin:
         password = stdin_secret(env, 1, f"the admin password of {connection.username}")
     elif env.interactive:
+        # lazy: a command module stays cheap to import (--help, completion); its work loads here
         import getpass
 
         password = getpass.getpass(f"Password for {connection.username}: ", stream=env.stderr)
@@ -225,6 +232,7 @@ def _store_endpoint_password(
 
 
 def _relay(args: argparse.Namespace, env: Environment) -> int:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.core.planner import relay_credential
     from remediate.core.preflight import check_password, check_username
     from remediate.remote.secrets import (

@@ -32,6 +32,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.ui.commands.fix import add_wizard_arguments
 
     add_wizard_arguments(parser)
@@ -43,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def lab_connection(lab: Lab) -> Connection:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.remote.connections import AuthMethod, Connection
 
     return Connection(
@@ -59,6 +61,7 @@ def lab_connection(lab: Lab) -> Connection:
 def demo_environment(env: Environment) -> tuple[Environment, Path]:
     """The demo's backups and audit entries go to a directory of their own (removed at the
     end unless --keep), never into the audit log of real changes."""
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     import dataclasses
     import tempfile
 
@@ -68,6 +71,7 @@ def demo_environment(env: Environment) -> tuple[Environment, Path]:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     import shutil
 
     from remediate.lab.seed import RELAY

@@ -34,6 +34,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.remote.connections import add_connection_arguments
 
     parser.add_argument(
@@ -59,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.diagnose.events import (
         group,
         handled_text,
@@ -104,6 +106,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     if args.connector:
         report["queues"] = _live(args, env)
     if args.json:
+        # lazy: a command module stays cheap to import (--help, completion); its work loads here
         from remediate.ui.jsonout import emit
 
         emit(env, report)
@@ -160,6 +163,7 @@ def parse_age(text: str) -> timedelta:
 
 def _login(args: argparse.Namespace, env: Environment) -> tuple[Any, Any]:
     """The Exchange session (open) and the admin password (for the WinRM endpoint too)."""
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.remote.connections import connection_from_args
     from remediate.remote.login import admin_password
     from remediate.remote.session import Session
@@ -176,6 +180,7 @@ def _server_events(
 ) -> list[Any]:
     """The 2016/2002 events of the server's Application log since ``since`` ago (its WinRM
     endpoint: Get-WinEvent), read with the file intake's event model."""
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.core.errors import ConnectionFailed
     from remediate.diagnose.server_view import ServerView, open_view
 
@@ -200,6 +205,7 @@ def _server_events(
 
 
 def _live(args: argparse.Namespace, env: Environment) -> dict[str, Any]:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.core.queuejson import queue_json
     from remediate.diagnose.checks import certificate
     from remediate.diagnose.escalation import local_causes

@@ -41,6 +41,7 @@ NO_TERMINAL_HINT = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.remote.connections import add_connection_arguments
 
     parser.add_argument(
@@ -82,9 +83,11 @@ def add_wizard_arguments(parser: argparse.ArgumentParser) -> None:
 def make_prompter(args: argparse.Namespace, env: Environment, command: str = NAME) -> Prompter:
     """Questionary on a terminal, the answers file when given; else exit 2 at once (the
     error names ``command``: ``fix`` or ``demo``)."""
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.ui.wizard.prompter import AnswersPrompter, QuestionaryPrompter
 
     if args.answers is not None:
+        # lazy: a command module stays cheap to import (--help, completion); its work loads here
         from remediate.core.answers import AnswersError, load
         from remediate.ui.wizard import answer_keys
 
@@ -108,6 +111,7 @@ def make_prompter(args: argparse.Namespace, env: Environment, command: str = NAM
 
 def event_text(args: argparse.Namespace) -> str | None:
     """The --event-file as text, read as ``diagnose`` reads it (bounded, one decoder)."""
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.diagnose.events import read_event_file
 
     if args.event_file is None:
@@ -116,6 +120,7 @@ def event_text(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.ui.wizard.context import WizardOptions
     from remediate.ui.wizard.flow import run_wizard
 
@@ -124,6 +129,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         raise UsageError("--queue-wait must be 0 or more seconds")
     connection = None
     if args.profile or args.server:
+        # lazy: a command module stays cheap to import (--help, completion); its work loads here
         from remediate.remote.connections import connection_from_args
 
         connection = connection_from_args(args, env)

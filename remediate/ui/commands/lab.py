@@ -147,6 +147,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _route(text: str) -> tuple[Any, Any]:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.lab.server import Address
 
     source, sep, target = text.partition("=")
@@ -157,12 +158,14 @@ def _route(text: str) -> tuple[Any, Any]:
 
 def lab_dir(env: Environment) -> Path:
     """Per-user lab directory: state_dir()/lab (remediate.core.paths)."""
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.core.paths import state_dir
 
     return state_dir(env.environ) / "lab"
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.lab.faults import Faults
     from remediate.lab.server import Address, CmdletLatency, Lab
 

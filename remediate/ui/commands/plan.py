@@ -27,6 +27,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.ui.fix_arguments import add_fix_arguments
     from remediate.ui.jsonout import add_json_argument
 
@@ -49,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate import api
     from remediate.core.files import write_script
     from remediate.core.playbooks import find
@@ -64,6 +66,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         write_script(args.output, script, what="--output")
         env.err(f"wrote {args.output} ({len(plan.steps)} steps, {len(plan.changes)} changes)")
     if args.json:
+        # lazy: a command module stays cheap to import (--help, completion); its work loads here
         from remediate.run.backup import plan_to_json
         from remediate.ui.jsonout import emit
 

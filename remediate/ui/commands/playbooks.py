@@ -23,12 +23,14 @@ README, "Writing your own playbook").
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.ui.jsonout import add_json_argument
 
     add_json_argument(parser, "the list")
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.core.playbooks import load_all, user_dir
     from remediate.ui.jsonout import emit
 

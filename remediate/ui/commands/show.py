@@ -25,6 +25,7 @@ QUEUE_COLUMNS = ("CONNECTOR", "QUEUE", "STATUS", "MESSAGES", "CAUSE", "LAST ERRO
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.remote.connections import add_connection_arguments
 
     add_connection_arguments(parser)
@@ -41,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate import api
     from remediate.remote.connections import connection_from_args
     from remediate.ui.commands.changing import open_handle
@@ -89,6 +91,7 @@ def queue_table(queues: Mapping[str, list[QueueInfo]]) -> list[str]:
 
 def _cause(q: QueueInfo) -> str:
     """The cause remediate reads in LastError (see `remediate diagnose`), or "-"."""
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.core.last_error import parse_last_error
 
     found = parse_last_error(q.last_error)

@@ -38,6 +38,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.remote.connections import add_connection_arguments
     from remediate.ui.commands.changing import add_confirm_arguments
     from remediate.ui.jsonout import add_json_argument
@@ -56,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: Environment) -> int:
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate import api
     from remediate.core.files import write_script
     from remediate.render.script import render_script
@@ -110,6 +112,7 @@ def run(args: argparse.Namespace, out: Environment) -> int:
 def backup_connection(args: argparse.Namespace, env: Environment, saved: Backup) -> Connection:
     """The connection options given, else the profile the backup was taken through; refused
     when it is not the endpoint the backup came from."""
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.remote.connections import ProfileStore, connection_from_args
 
     if args.profile or args.server:
@@ -132,6 +135,7 @@ def backup_connection(args: argparse.Namespace, env: Environment, saved: Backup)
 
 def restored_lines(saved: SendConnector, after: SendConnector, undo: Plan) -> list[str]:
     """Whether the connector now matches the backup (the credential aside), and the notes."""
+    # lazy: a command module stays cheap to import (--help, completion); its work loads here
     from remediate.run.report import differences
 
     left = [(name, old, new) for name, old, new in differences(saved, after)]

@@ -30,6 +30,8 @@ import importlib
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from remediate.ui.wizard.questions import answer_key
+
 if TYPE_CHECKING:
     from remediate.core.playbooks import Playbook
 
@@ -47,7 +49,6 @@ def answer_keys() -> dict[str, type]:
     input of the playbooks without a flow of their own."""
     # lazy: ``fix --answers`` asks for the keys before the wizard (and the planner) loads
     from remediate.core.playbooks import load_all
-    from remediate.ui.wizard.questions import answer_key
 
     keys: dict[str, type] = {}
     for playbook in load_all():

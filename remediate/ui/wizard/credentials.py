@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from remediate.core.errors import UsageError
+from remediate.core.errors import SecretStoreError, UsageError
+from remediate.core.last_error import Cause, parse_last_error
+from remediate.core.plan import RELAY_SERVICE
+from remediate.core.planner import relay_credential
+from remediate.core.preflight import check_password, check_username
+from remediate.remote.secrets import get_secret, keyring_usable, set_secret
+from remediate.run.audit import last_set_credential
+from remediate.run.queue_watch import MailFlow
 from remediate.ui.wizard.prompter import Choice
 
 if TYPE_CHECKING:
@@ -21,8 +28,6 @@ CREDENTIAL_REFUSALS = (530, 535, 454)  # AUTH required / refused / could not be 
 def keyring_secret(ctx: WizardContext, service: str, key: str) -> tuple[bool, str | None]:
     """(keyring usable, stored secret). A keyring that is missing, locked or refuses is
     not an error here: the wizard asks instead and does not offer to save."""
-    from remediate.core.errors import SecretStoreError
-    from remediate.remote.secrets import get_secret, keyring_usable
 
     if not keyring_usable(ctx.env.environ):
         return False, None
@@ -35,8 +40,6 @@ def keyring_secret(ctx: WizardContext, service: str, key: str) -> tuple[bool, st
 
 def credential_refused(verdict: QueueVerdict) -> bool:
     """The smart host refused or required the login (530/535/454) on a queue still failing."""
-    from remediate.core.last_error import Cause, parse_last_error
-    from remediate.run.queue_watch import MailFlow
 
     if verdict.flow is not MailFlow.FAILS:
         return False
@@ -55,10 +58,6 @@ def relay_account(ctx: WizardContext) -> str:
     """User name (prefilled from the event, the name remediate last set on this connector
     (its audit log: Exchange never returns it), or the demo's), password from the keyring,
     the demo's lab account, or typed twice without echo; offer to save it."""
-    from remediate.core.plan import RELAY_SERVICE
-    from remediate.core.planner import relay_credential
-    from remediate.core.preflight import check_username
-    from remediate.run.audit import last_set_credential
 
     connector = ctx.connector
     assert connector is not None
@@ -104,7 +103,6 @@ def relay_account(ctx: WizardContext) -> str:
 
 
 def typed_password(ctx: WizardContext, username: str) -> str:
-    from remediate.core.preflight import check_password
 
     for _ in range(PASSWORD_TRIES):
         first = ctx.prompter.password("relay_password", f"Password for {username}:")
@@ -118,9 +116,6 @@ def typed_password(ctx: WizardContext, username: str) -> str:
 
 
 def save_password(ctx: WizardContext, username: str, password: str) -> None:
-    from remediate.core.errors import SecretStoreError
-    from remediate.core.plan import RELAY_SERVICE
-    from remediate.remote.secrets import set_secret
 
     try:
         set_secret(RELAY_SERVICE, username, password, ctx.env.environ)

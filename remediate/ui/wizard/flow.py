@@ -7,15 +7,38 @@ steps and says what was applied; the wizard prints that and nothing else is sent
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from remediate.core.env import Environment
-from remediate.core.errors import UsageError
+from remediate.core.errors import ConnectionFailed, LoginRefused, UsageError
+from remediate.core.exchange import ProtocolLoggingLevel
 from remediate.core.filenames import file_name_part
+from remediate.core.files import write_script
+from remediate.core.options import FixOptions
+from remediate.core.output import status_line, terminal_width, wrap
+from remediate.core.planner import build_plan, relay_credential
+from remediate.core.playbooks import find, load_all
 from remediate.core.status import ExitStatus
 from remediate.core.terminal import command_word
-from remediate.run.pipeline import verdict_status
+from remediate.core.undo import undo_plan
+from remediate.diagnose.checks import checklist, explain_last_error
+from remediate.diagnose.events import group, parse_any, read_event_file
+from remediate.diagnose.intake import suggest
+from remediate.diagnose.playbook_checks import run as run_checks
+from remediate.remote.connections import AuthMethod, ProfileStore, check_profile_name, parse_server
+from remediate.remote.kerberos import has_ticket, principal_name
+from remediate.remote.secrets import ENDPOINT_SERVICE
+from remediate.remote.session import Session
+from remediate.render.script import render_script
+from remediate.run.backup import backup_dir
+from remediate.run.execute import ExecutionInterrupted, changed_something, describe
+from remediate.run.locks import ConnectorLocks
+from remediate.run.pipeline import change, verdict_status
+from remediate.run.queue_watch import MailFlow, QueueVerdict, watch
+from remediate.run.report import before_after, connector_table, differences
+from remediate.ui.wizard import flow_for
 from remediate.ui.wizard.context import WizardContext, WizardOptions
 from remediate.ui.wizard.credentials import keyring_secret, relay_account
 from remediate.ui.wizard.prompter import Choice, Prompter
@@ -38,7 +61,6 @@ INTAKE_QUESTION = (
 
 def run_wizard(env: Environment, prompter: Prompter, options: WizardOptions) -> int:
     """The whole guided fix; returns the exit status."""
-    from remediate.run.execute import ExecutionInterrupted
 
     ctx = WizardContext(env, prompter, options)
     try:
@@ -59,10 +81,6 @@ def run_wizard(env: Environment, prompter: Prompter, options: WizardOptions) -> 
 
 
 def _stages(ctx: WizardContext) -> int:
-    from remediate.core.output import status_line
-    from remediate.diagnose.checks import checklist
-    from remediate.diagnose.playbook_checks import run  # lazy, as the others: the probes load late
-    from remediate.ui.wizard import flow_for
 
     intake(ctx)
     assert ctx.playbook is not None
@@ -70,7 +88,7 @@ def _stages(ctx: WizardContext) -> int:
     connect(ctx)
     find_connector(ctx)
     ctx.say()
-    findings = run(ctx, ctx.playbook.checks)
+    findings = run_checks(ctx, ctx.playbook.checks)
     ctx.say()
     ctx.say("Diagnosis (nothing has been changed):")
     for line in checklist(findings):
@@ -100,7 +118,6 @@ def _stages(ctx: WizardContext) -> int:
 def intake(ctx: WizardContext) -> None:
     """Event text (option or pasted), an event number or a file path; a bad answer is
     explained and asked again (TRIES in all)."""
-    from remediate.core.playbooks import find
 
     text = ctx.options.event_text
     if text is None and ctx.options.playbook is None:
@@ -131,7 +148,6 @@ def _whole_answer(line: str) -> bool:
     """An event number, a file path or an event message on one line is a whole answer;
     anything else (``Log Name: Application``, the first line Event Viewer copies) starts a
     paste read up to an empty line."""
-    from remediate.diagnose.events import parse_any
 
     if line.isdigit() or _is_file(line):
         return True
@@ -146,8 +162,6 @@ def _is_file(text: str) -> bool:
 
 
 def _take_intake(ctx: WizardContext, answer: str) -> None:
-    from remediate.core.playbooks import find
-    from remediate.diagnose.events import read_event_file
 
     if not answer:
         ctx.playbook = find(_choose_playbook(ctx))
@@ -163,8 +177,6 @@ def _take_intake(ctx: WizardContext, answer: str) -> None:
 
 
 def _read_event(ctx: WizardContext, text: str) -> None:
-    from remediate.diagnose.events import group, parse_any
-    from remediate.diagnose.intake import suggest
 
     records = [r for r in parse_any(text, "the event text") if r.ok]
     if not records:
@@ -182,7 +194,6 @@ def _read_event(ctx: WizardContext, text: str) -> None:
 
 
 def _choose_playbook(ctx: WizardContext) -> str:
-    from remediate.core.playbooks import load_all
 
     choices = [Choice(str(p.event.id), f"{p.event.id}: {p.title}") for p in load_all()]
     return ctx.prompter.select("event", "Which event are you fixing?", choices)
@@ -194,8 +205,6 @@ def _choose_playbook(ctx: WizardContext) -> str:
 def connect(ctx: WizardContext) -> None:
     """Open the session; a password Exchange refuses is asked again (TRIES in all), then one
     clear stop."""
-    from remediate.core.errors import ConnectionFailed, LoginRefused
-    from remediate.remote.session import Session
 
     conn = ctx.options.connection or _choose_connection(ctx)
     ctx.connection = conn
@@ -229,7 +238,6 @@ def connect(ctx: WizardContext) -> None:
 
 
 def _choose_connection(ctx: WizardContext) -> Connection:
-    from remediate.remote.connections import ProfileStore
 
     store = ProfileStore(environ=ctx.env.environ)
     profiles = store.list()
@@ -242,9 +250,6 @@ def _choose_connection(ctx: WizardContext) -> Connection:
 
 
 def _new_connection(ctx: WizardContext, store: Any) -> Connection:
-    from dataclasses import replace
-
-    from remediate.remote.connections import AuthMethod, check_profile_name, parse_server
 
     url = ctx.prompter.text(
         "server", "Exchange PowerShell URL (http://ex01.contoso.com/PowerShell):"
@@ -265,8 +270,6 @@ def _new_connection(ctx: WizardContext, store: Any) -> Connection:
 
 def _admin_password(ctx: WizardContext, conn: Connection) -> tuple[str | None, bool]:
     """(password or None for a ticket or certificate, whether it was typed just now)."""
-    from remediate.remote.kerberos import has_ticket, principal_name
-    from remediate.remote.secrets import ENDPOINT_SERVICE
 
     if conn.auth.value in ("kerberos", "negotiate", "certificate") and not conn.username:
         return None, False
@@ -280,7 +283,6 @@ def _admin_password(ctx: WizardContext, conn: Connection) -> tuple[str | None, b
 
 
 def find_connector(ctx: WizardContext) -> None:
-    from remediate.run.report import connector_table
 
     assert ctx.session is not None
     connectors = ctx.session.get_connectors()
@@ -308,7 +310,6 @@ _ACTIONS = (
 
 
 def _plan(ctx: WizardContext, options: Any, *, what_if: bool) -> Plan:
-    from remediate.core.planner import build_plan
 
     assert ctx.playbook is not None
     return build_plan(ctx.playbook, options, current=ctx.connector, what_if=what_if)
@@ -316,7 +317,6 @@ def _plan(ctx: WizardContext, options: Any, *, what_if: bool) -> Plan:
 
 def preview_and_apply(ctx: WizardContext, options: Any, plan: Plan) -> int | None:
     """Show the script; apply, -WhatIf first, save, or cancel. None: applied, go on."""
-    from remediate.render.script import render_script
 
     ctx.say("The exact PowerShell that will run (passwords are never in it):")
     ctx.say()
@@ -344,8 +344,6 @@ def preview_and_apply(ctx: WizardContext, options: Any, plan: Plan) -> int | Non
 
 
 def _step_failed(applied: Outcome) -> QueueVerdict:
-    from remediate.run.execute import describe
-    from remediate.run.queue_watch import MailFlow, QueueVerdict
 
     failed = applied.result.failed_step
     what = describe(failed.step) if failed is not None else "a step"
@@ -357,8 +355,6 @@ def _step_failed(applied: Outcome) -> QueueVerdict:
 
 
 def save_script(ctx: WizardContext, plan: Plan) -> None:
-    from remediate.core.files import write_script
-    from remediate.render.script import render_script
 
     name = f"remediate-{plan.event_id}-{file_name_part(plan.connector)}.ps1"
     default = ctx.options.script_dir / name
@@ -371,9 +367,6 @@ def save_script(ctx: WizardContext, plan: Plan) -> None:
 def _apply(ctx: WizardContext, plan: Plan) -> Outcome:
     """Through the one apply pipeline, under the connector's lock (held from the first apply
     to the end of the wizard): the connector read again, backed up, changed, audited."""
-    from remediate.run.locks import ConnectorLocks
-    from remediate.run.pipeline import change
-    from remediate.run.report import before_after
 
     assert ctx.session and ctx.connection and ctx.connector
     total = len(plan.steps)
@@ -391,7 +384,6 @@ def _apply(ctx: WizardContext, plan: Plan) -> Outcome:
         """The plan was made from the read before the questions, so a connector changed
         meanwhile (another run, another admin) is refused rather than changed and audited
         with stale "old" values."""
-        from remediate.run.report import differences
 
         if differences(planned_from, current):
             raise UsageError(
@@ -422,7 +414,6 @@ def _apply(ctx: WizardContext, plan: Plan) -> Outcome:
 
 
 def _outcome(result: Any) -> str:
-    from remediate.run.execute import changed_something
 
     if not result.ok:
         return "FAILED"
@@ -439,7 +430,6 @@ CREDENTIAL_NOT_SET = "(AuthenticationCredentialNotSet)"  # Exchange's error for 
 def verify(ctx: WizardContext) -> QueueVerdict:
     """Watch the connector's queues on every source server until mail flows, or the watch
     gives up (retrying while Exchange has not yet picked up the change)."""
-    from remediate.run.queue_watch import MailFlow, watch
 
     assert ctx.session and ctx.applied
     connector = ctx.applied.after
@@ -465,7 +455,6 @@ def recover(ctx: WizardContext, flow: Any, verdict: QueueVerdict) -> QueueVerdic
     """When mail does not flow: the flow's own remedies first (2016 after a credential
     refusal: retype the password, another mechanism), then undo, then keep. Each remedy goes
     through the one apply pipeline and is watched again."""
-    from remediate.run.queue_watch import MailFlow
 
     for _ in range(TRIES):
         if verdict.flow is MailFlow.FLOWS or ctx.applied is None:
@@ -502,11 +491,6 @@ def logging_back_off(ctx: WizardContext, options: FixOptions) -> None:
     """Verbose protocol logging turned on for the retry goes back to its level once the
     watch is over (not in the same plan: Exchange applies changes after a delay, so the
     retry would never have been logged). Through the apply pipeline: backed up, audited."""
-    from dataclasses import replace
-
-    from remediate.core.exchange import ProtocolLoggingLevel
-    from remediate.core.options import FixOptions
-    from remediate.core.planner import build_plan
 
     original, applied = ctx.original, ctx.applied
     if original is None or applied is None or applied.result.interrupted is not None:
@@ -536,8 +520,6 @@ def logging_back_off(ctx: WizardContext, options: FixOptions) -> None:
 
 
 def _explain(ctx: WizardContext, queues: list[QueueInfo]) -> None:
-    from remediate.core.output import terminal_width, wrap
-    from remediate.diagnose.checks import explain_last_error
 
     width = terminal_width(ctx.env)
     for queue in queues:
@@ -571,11 +553,6 @@ def undo(ctx: WizardContext) -> None:
     """Put the connector back as the first backup saw it, through the apply pipeline
     (backed up, audited), planned from its current settings: no step sets a value it already
     has. When Exchange needs a credential for the old values, the relay account is asked for."""
-    from dataclasses import replace
-
-    from remediate.core.planner import relay_credential
-    from remediate.core.undo import undo_plan
-    from remediate.run.report import differences
 
     assert ctx.original is not None and ctx.connector is not None and ctx.applies
     first = ctx.applies[0].result.plan
@@ -624,7 +601,6 @@ def _plain(note: str) -> str:
 
 def summary(ctx: WizardContext, verdict: QueueVerdict) -> None:
     """What was changed and where its records are; the verdict line last."""
-    from remediate.run.report import differences
 
     ctx.say()
     ctx.say("Summary:")
@@ -665,7 +641,6 @@ def _interrupted_text(ctx: WizardContext) -> str:
 
 
 def _where_backup(ctx: WizardContext, path: Path | None) -> None:
-    from remediate.run.backup import backup_dir
 
     if path is not None:
         ctx.env.err(f"The backup taken before the apply: {path}")

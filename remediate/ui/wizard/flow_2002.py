@@ -9,11 +9,18 @@ failure, the escalation bundle is written. See ``remediate.ui.wizard`` for the c
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from remediate.core.errors import UsageError
 from remediate.core.exchange import ProtocolLoggingLevel
+from remediate.core.last_error import Cause, parse_last_error
+from remediate.core.options import FixOptions, port_number
+from remediate.diagnose.escalation import Escalation, default_path, write_bundle
 from remediate.diagnose.playbook_checks import REACHABILITY_TIMEOUT
+from remediate.diagnose.reachability import check_host
+from remediate.diagnose.server_view import ServerView, open_view
+from remediate.diagnose.vantage import Evidence, read_protocol_log
 
 if TYPE_CHECKING:
     from remediate.core.exchange import SendConnector
@@ -31,7 +38,6 @@ ANSWER_KEYS: dict[str, type] = {
 
 
 def choose_fix(ctx: WizardContext) -> FixOptions:
-    from remediate.core.options import FixOptions
 
     connector = ctx.connector
     assert connector is not None
@@ -63,8 +69,6 @@ def choose_fix(ctx: WizardContext) -> FixOptions:
 def after_retry(ctx: WizardContext, options: FixOptions) -> None:
     """With verbose logging on for the retry: the connector's sessions in the server's Send
     protocol log, explained (the retry's own session among them)."""
-    from remediate.diagnose.server_view import ServerView, open_view
-    from remediate.diagnose.vantage import Evidence, read_protocol_log
 
     if options.protocol_logging is not ProtocolLoggingLevel.VERBOSE or ctx.session is None:
         return
@@ -97,7 +101,6 @@ def after_retry(ctx: WizardContext, options: FixOptions) -> None:
 def _routing_suspect(ctx: WizardContext, evidence: Evidence | None) -> bool:
     """Only the server's evidence counts: its own Test-NetConnection, or, without its view,
     the queues' LastError (written by the transport itself); never this machine's checks."""
-    from remediate.core.last_error import Cause, parse_last_error
 
     if ctx.connector is None or ctx.connector.dns_routing_enabled:
         return False
@@ -110,8 +113,6 @@ def _routing_suspect(ctx: WizardContext, evidence: Evidence | None) -> bool:
 def _routing(ctx: WizardContext, evidence: Evidence | None) -> tuple[tuple[str, ...], int | None]:
     """Ask for the port and smart hosts; return only what differs from the connector. The
     answer is tested from the server when its view is available, else from this machine."""
-    from remediate.diagnose.reachability import check_host
-    from remediate.diagnose.server_view import ServerView, open_view
 
     connector = ctx.connector
     assert connector is not None
@@ -147,7 +148,6 @@ def _changed(
 
 
 def _port(text: str) -> int:
-    from remediate.core.options import port_number
 
     try:
         return port_number(text)
@@ -156,9 +156,6 @@ def _port(text: str) -> int:
 
 
 def _offer_escalation(ctx: WizardContext) -> None:
-    from pathlib import Path
-
-    from remediate.diagnose.escalation import Escalation, default_path, write_bundle
 
     connector = ctx.connector
     assert connector is not None

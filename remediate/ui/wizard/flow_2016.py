@@ -11,6 +11,10 @@ from typing import TYPE_CHECKING
 
 from remediate.core.errors import UsageError
 from remediate.core.exchange import AuthMechanism
+from remediate.core.last_error import Cause, parse_last_error
+from remediate.core.options import FixOptions, port_number
+from remediate.core.planner import relay_credential
+from remediate.diagnose.checks import recommended
 from remediate.ui.wizard.credentials import credential_refused, relay_account, typed_password
 from remediate.ui.wizard.prompter import Choice
 
@@ -31,7 +35,6 @@ REMEDIES = (
 
 
 def choose_fix(ctx: WizardContext) -> FixOptions:
-    from remediate.core.options import FixOptions
 
     connector = ctx.connector
     assert connector is not None
@@ -71,7 +74,6 @@ def remedies(ctx: WizardContext, verdict: QueueVerdict) -> list[Choice]:
 
 def remedy(ctx: WizardContext, answer: str) -> FixOptions:
     """The fix options for the remedy chosen (``remedies``)."""
-    from remediate.core.options import FixOptions
 
     connector = ctx.connector
     assert connector is not None
@@ -110,7 +112,6 @@ def _retyped(ctx: WizardContext, username: str) -> str:
 
 
 def _ref(username: str) -> CredentialRef:
-    from remediate.core.planner import relay_credential
 
     return relay_credential(username)
 
@@ -167,7 +168,6 @@ def _routing(ctx: WizardContext, result: ProbeResult | None) -> tuple[tuple[str,
 def _routing_suspect(ctx: WizardContext, evidence: Evidence | None) -> bool:
     """Only the server's evidence: its Test-NetConnection, or without its view the queues'
     LastError (the transport's own words); the probe from this machine never decides."""
-    from remediate.core.last_error import Cause, parse_last_error
 
     if evidence is not None and evidence.server_reaches is not None:
         return evidence.routing_suspect
@@ -176,7 +176,6 @@ def _routing_suspect(ctx: WizardContext, evidence: Evidence | None) -> bool:
 
 
 def _port(text: str) -> int:
-    from remediate.core.options import port_number
 
     try:
         return port_number(text)
@@ -185,7 +184,6 @@ def _port(text: str) -> int:
 
 
 def _mechanism(ctx: WizardContext, result: ProbeResult | None) -> AuthMechanism:
-    from remediate.diagnose.checks import recommended
 
     connector = ctx.connector
     assert connector is not None
@@ -222,5 +220,3 @@ def _mechanism(ctx: WizardContext, result: ProbeResult | None) -> AuthMechanism:
         f"mechanism: no mechanism chosen after {TRIES} tries (each one chosen will not work "
         "and was not confirmed)"
     )
-
-

@@ -49,6 +49,7 @@ class QuestionaryPrompter:
     def select(
         self, key: str, message: str, choices: Sequence[Choice], default: str | None = None
     ) -> str:
+        # lazy: questionary loads prompt_toolkit (about 60 ms); only a question needs it
         import questionary
 
         items = [questionary.Choice(printable(c.title), value=c.value) for c in choices]
@@ -56,16 +57,19 @@ class QuestionaryPrompter:
         return str(questionary.select(printable_text(message), items, default=chosen).unsafe_ask())
 
     def text(self, key: str, message: str, default: str = "") -> str:
+        # lazy: questionary loads prompt_toolkit (about 60 ms); only a question needs it
         import questionary
 
         return str(questionary.text(printable_text(message), default=default).unsafe_ask()).strip()
 
     def confirm(self, key: str, message: str, default: bool = False) -> bool:
+        # lazy: questionary loads prompt_toolkit (about 60 ms); only a question needs it
         import questionary
 
         return bool(questionary.confirm(printable_text(message), default=default).unsafe_ask())
 
     def password(self, key: str, message: str) -> str:
+        # lazy: questionary loads prompt_toolkit (about 60 ms); only a question needs it
         import questionary
 
         return str(questionary.password(printable_text(message)).unsafe_ask())
@@ -75,6 +79,7 @@ class QuestionaryPrompter:
         line arrives with its own Enter: the first ends the question, the rest wait as
         typeahead, read here line by line until an empty line. A bracketed paste arrives as
         one answer holding its newlines and is whole as it is."""
+        # lazy: questionary loads prompt_toolkit (about 60 ms); only a question needs it
         import questionary
         from prompt_toolkit import PromptSession
 
