@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from remediate.core.errors import UsageError
+from remediate.core.errors import OptionError, UsageError
 from remediate.core.exchange import AuthMechanism, SendConnector, TlsAuthLevel, smart_host_key
 from remediate.core.files import decode_text, read_bounded
 from remediate.core.options import FixOptions, port_number
@@ -470,11 +470,12 @@ class _Validator:
         name = values.get("connector", ("connector", line))[0]
         try:
             FixOptions(connector=name, **options)
-        except UsageError as exc:
-            flag, _, rest = exc.message.partition(": ")
-            key = _FLAG_TO_KEY.get(flag)
+        except OptionError as exc:  # named by the row's key, at its line
+            key = _FLAG_TO_KEY.get(exc.flag)
             where = values[key][1] if key in values else line
-            self.fail(where, f"{key or flag}: {rest}" if rest else exc.message)
+            self.fail(where, f"{key or exc.flag}: {exc.problem}")
+        except UsageError as exc:
+            self.fail(line, exc.message)
         for key in ("reenter_credential", "credential_key"):
             if key in values and values[key][0] and "username" not in options:
                 self.fail(values[key][1], f"{key}: give credential_user too")

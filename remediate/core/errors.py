@@ -45,6 +45,17 @@ class UsageError(RemediateError):
     exit_code = ExitStatus.USAGE
 
 
+class OptionError(UsageError):
+    """A fix option's value breaks its rule. ``flag`` names the option as the command line
+    does and ``problem`` says what is wrong, so bulk (by row key), answers files and the
+    wizard can name it their own way instead of parsing the message."""
+
+    def __init__(self, flag: str, problem: str, *, hint: str | None = None):
+        super().__init__(f"{flag}: {problem}", hint=hint)
+        self.flag = flag
+        self.problem = problem
+
+
 class PreflightError(UsageError):
     """A change Exchange would refuse or silently mangle; refused before anything is sent."""
 

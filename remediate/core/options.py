@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from remediate.core import preflight
-from remediate.core.errors import UsageError
+from remediate.core.errors import OptionError
 from remediate.core.exchange import (
     AuthMechanism,
     ProtocolLoggingLevel,
@@ -114,14 +114,15 @@ class FixOptions:
         if self.username is not None:
             _check_text(self.username, "--username", "the relay account's user name")
             if len(self.username) > preflight.MAX_CREDENTIAL_LENGTH:
-                raise UsageError(
-                    f"--username: {len(self.username)} characters is more than the "
-                    f"{preflight.MAX_CREDENTIAL_LENGTH} Exchange accepts"
+                raise OptionError(
+                    "--username",
+                    f"{len(self.username)} characters is more than the "
+                    f"{preflight.MAX_CREDENTIAL_LENGTH} Exchange accepts",
                 )
         for host in self.smart_hosts:
             check_host(host, "--smart-host")
         if len({smart_host_key(h) for h in self.smart_hosts}) != len(self.smart_hosts):
-            raise UsageError("--smart-host: the same smart host is given twice")
+            raise OptionError("--smart-host", "the same smart host is given twice")
         if self.port is not None:
             parse_port(self.port)
         if self.tls_domain is not None:
@@ -147,12 +148,13 @@ class FixOptions:
 
 def _check_text(value: str, option: str, what: str) -> None:
     if not value or not value.strip():
-        raise UsageError(f"{option}: {what} is empty")
+        raise OptionError(option, f"{what} is empty")
     bad = unsafe_character(value)
     if bad is not None:
-        raise UsageError(
-            f"{option}: contains the control character U+{ord(bad):04X}; give {what} "
-            "without line breaks, tabs or other invisible characters"
+        raise OptionError(
+            option,
+            f"contains the control character U+{ord(bad):04X}; give {what} "
+            "without line breaks, tabs or other invisible characters",
         )
 
 
@@ -167,17 +169,18 @@ def check_host(host: str, option: str, *, allow_ip: bool = True) -> str:
     else:
         if allow_ip:
             return host
-        raise UsageError(f"{option}: {host!r} is an IP address; give a domain name")
+        raise OptionError(option, f"{host!r} is an IP address; give a domain name")
     name = host[:-1] if host.endswith(".") else host
     labels = name.split(".")
     if not name or len(name) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
-        raise UsageError(
-            f"{option}: {host!r} is not a host name"
+        raise OptionError(
+            option,
+            f"{host!r} is not a host name"
             + (" or IP address" if allow_ip else "")
-            + " (letters, digits and hyphens, labels separated by dots)"
+            + " (letters, digits and hyphens, labels separated by dots)",
         )
     if labels[-1].isdigit():
-        raise UsageError(f"{option}: {host!r} looks like a mistyped IP address")
+        raise OptionError(option, f"{host!r} looks like a mistyped IP address")
     return host
 
 
@@ -200,14 +203,14 @@ def parse_input(item: Input, raw: Any) -> ParamValue:
         if isinstance(raw, str):
             lowered = raw.strip().lower()
             if lowered not in ("true", "false", "yes", "no", "y", "n"):
-                raise UsageError(f"{option}: {raw!r} is not yes or no")
+                raise OptionError(option, f"{raw!r} is not yes or no")
             return lowered in ("true", "yes", "y")
         return bool(raw)
     if item.type == "hosts":
         hosts = raw.split(",") if isinstance(raw, str) else list(raw)
         values = tuple(h.strip() for h in hosts if h.strip())
         if not values:
-            raise UsageError(f"{option}: give at least one host name or IP address")
+            raise OptionError(option, "give at least one host name or IP address")
         return tuple(check_host(h, option) for h in values)
     text = str(raw).strip()
     if item.type in ("port", "int"):
@@ -217,15 +220,15 @@ def parse_input(item: Input, raw: Any) -> ParamValue:
         )
         span = f"{low}-{high}" if high is not None else f"{low} or more"
         if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
-            raise UsageError(f"{option}: {text!r} is not a number {span}")
+            raise OptionError(option, f"{text!r} is not a number {span}")
         return int(text)
     _check_text(text, option, item.help)
     if item.max_length is not None and len(text) > item.max_length:
-        raise UsageError(f"{option}: longer than {item.max_length} characters")
+        raise OptionError(option, f"longer than {item.max_length} characters")
     if item.choices:
         match = next((c for c in item.choices if c.lower() == text.lower()), None)
         if match is None:
-            raise UsageError(f"{option}: {text!r} is not one of: {', '.join(item.choices)}")
+            raise OptionError(option, f"{text!r} is not one of: {', '.join(item.choices)}")
         return match
     if item.type == "domain":
         return check_host(text, option, allow_ip=False)
@@ -240,7 +243,7 @@ def parse_enum(enum: Any, text: str | None, option: str) -> Any:
     try:
         return enum.parse(text)
     except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from exc
+        raise OptionError(option, str(exc)) from exc
 
 
 def port_number(value: object) -> int:
@@ -260,4 +263,4 @@ def parse_port(text: str | int | None) -> int | None:
     try:
         return port_number(text)
     except ValueError as exc:
-        raise UsageError(f"--port: {exc}") from None
+        raise OptionError("--port", str(exc)) from None

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from remediate.core import preflight
-from remediate.core.errors import PreflightError, RemediateError, UsageError
+from remediate.core.errors import OptionError, PreflightError, RemediateError, UsageError
 from remediate.core.exchange import (
     AuthMechanism,
     CredentialState,
@@ -546,3 +546,22 @@ def test_edge_sync_connectors_get_force_for_smart_host_changes() -> None:
     other = FixOptions(connector=NAME, smart_hosts=("relay.example",))
     plain = BROKEN.replace(credential=CredentialState.SET)
     assert not any(s.has_param("Force") for s in build_plan(CONN, other, current=plain).changes)
+
+
+@pytest.mark.parametrize(
+    ("options", "flag", "problem"),
+    [
+        ({"port": 70000}, "--port", "70000 is not a port number (0-65535)"),
+        ({"smart_hosts": ("a..b",)}, "--smart-host", "'a..b' is not a host name"),
+        ({"smart_hosts": ("x.example", "x.example")}, "--smart-host", "the same smart host"),
+    ],
+)
+def test_an_option_error_names_its_option_apart_from_the_problem(
+    options: dict[str, object], flag: str, problem: str
+) -> None:
+    # Bulk names the row key and the wizard its question from these fields, not by parsing
+    # the message (which is the command line's: "--port: ...").
+    with pytest.raises(OptionError) as caught:
+        FixOptions(connector="Outbound to Relay", **options)  # type: ignore[arg-type]
+    assert caught.value.flag == flag and caught.value.problem.startswith(problem)
+    assert caught.value.message == f"{flag}: {caught.value.problem}"
