@@ -70,6 +70,7 @@ class Recorder:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._stop = threading.Event()
+        self._sockets: list[socket.socket] = []  # closed by stop(), whatever the pumps did
         self._thread = threading.Thread(target=self._accept, daemon=True)
 
     def start(self) -> None:
@@ -78,6 +79,8 @@ class Recorder:
     def stop(self) -> None:
         self._stop.set()
         self._listener.close()
+        for sock in self._sockets:
+            sock.close()
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -86,6 +89,7 @@ class Recorder:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self._sockets += [client, upstream]
             record = Connection()
             self.connections.append(record)
             for source, sink, buffer in (
@@ -105,8 +109,11 @@ def _pump(source: socket.socket, sink: socket.socket, buffer: bytearray) -> None
     except OSError:
         pass
     finally:
+        # Either direction ending ends the connection: both sockets are shut down and closed
+        # (the other pump's recv then fails and it ends too; a second close is harmless).
         for sock in (sink, source):
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            sock.close()
