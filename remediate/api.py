@@ -391,7 +391,6 @@ def _check_still_current(plan: Plan, current: SendConnector) -> None:
 
 
 def _relay_source(password: str | None) -> Callable[[CredentialRef], str]:
-
     if password is not None:
         preflight.check_password(password)
 
@@ -407,7 +406,6 @@ def _relay_source(password: str | None) -> Callable[[CredentialRef], str]:
 
 
 def _fix_options(connector: str, settings: FixSettings, playbook: Playbook) -> FixOptions:
-
     own = {item.name: item for item in playbook.inputs}
     inputs = []
     for name, raw in settings.get("inputs", {}).items():
@@ -441,7 +439,6 @@ def _connector(handle: Handle, connector: str | SendConnector) -> SendConnector:
 
 
 def _playbook(playbook: str | Playbook) -> Playbook:
-
     return playbook if isinstance(playbook, Playbook) else find(str(playbook))
 
 

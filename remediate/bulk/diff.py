@@ -107,7 +107,6 @@ def plan_endpoint(
 
 
 def target_for(row: Row, connector: SendConnector, *, what_if: bool = False) -> Target:
-
     try:
         options = FixOptions(connector=connector.name, **row.options)
         plan = build_plan(

@@ -102,7 +102,6 @@ class Driver:
             self._collect(self._flying.popleft(), finished)
 
     def _send(self, flight: Flight, finished: Finished) -> None:
-
         step = flight.next_step
         if step is None or self.stopped() or self.lost is not None:
             finished(flight, flight.result(stopped=self.stopped()))

@@ -142,7 +142,6 @@ def _bool(value: Any) -> bool:
 
 
 def _port(value: Any) -> int:
-
     return port_number(value)
 
 

@@ -60,7 +60,6 @@ def is_service_identity(user: str | None) -> bool:
 
 
 def suggest(group: EventGroup) -> Suggestion:
-
     record = group.record
     assert record.event_id is not None
     playbook = find(str(record.event_id))

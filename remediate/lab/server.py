@@ -229,7 +229,6 @@ class Lab:
         self.stop()
 
     def start(self) -> None:
-
         try:
             workdir = self._prepare_workdir()
             auth = AuthConfig.create(self.auth, self.admin_user, self.admin_password, workdir)
@@ -303,7 +302,6 @@ class Lab:
         self._thread.start()
 
     def _add_extra_connectors(self) -> None:
-
         org = self.organization
         org.add_connectors(
             extra_connectors(

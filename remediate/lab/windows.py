@@ -142,7 +142,6 @@ class WindowsShell:
         }
 
     def invoke(self, call: CommandCall, pipeline_input: list[LabObject], host: HostSink) -> Any:
-
         found = self._cmdlets.get(call.name.strip().lower())
         if found is None:
             raise _command_not_found(call.name)

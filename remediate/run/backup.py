@@ -59,7 +59,6 @@ class Backup:
     applied: Plan
 
     def undo_plan(self, *, what_if: bool = False) -> Plan:
-
         return undo_plan(self.connector, self.applied, what_if=what_if)
 
 

@@ -103,7 +103,6 @@ def relay_account(ctx: WizardContext) -> str:
 
 
 def typed_password(ctx: WizardContext, username: str) -> str:
-
     for _ in range(PASSWORD_TRIES):
         first = ctx.prompter.password("relay_password", f"Password for {username}:")
         second = ctx.prompter.password("relay_password_again", "The same password again:")
@@ -116,7 +115,6 @@ def typed_password(ctx: WizardContext, username: str) -> str:
 
 
 def save_password(ctx: WizardContext, username: str, password: str) -> None:
-
     try:
         set_secret(RELAY_SERVICE, username, password, ctx.env.environ)
     except SecretStoreError as exc:

@@ -81,7 +81,6 @@ def run_wizard(env: Environment, prompter: Prompter, options: WizardOptions) -> 
 
 
 def _stages(ctx: WizardContext) -> int:
-
     intake(ctx)
     assert ctx.playbook is not None
     flow = flow_for(ctx.playbook)
@@ -162,7 +161,6 @@ def _is_file(text: str) -> bool:
 
 
 def _take_intake(ctx: WizardContext, answer: str) -> None:
-
     if not answer:
         ctx.playbook = find(_choose_playbook(ctx))
     elif answer.isdigit():
@@ -177,7 +175,6 @@ def _take_intake(ctx: WizardContext, answer: str) -> None:
 
 
 def _read_event(ctx: WizardContext, text: str) -> None:
-
     records = [r for r in parse_any(text, "the event text") if r.ok]
     if not records:
         raise UsageError(
@@ -194,7 +191,6 @@ def _read_event(ctx: WizardContext, text: str) -> None:
 
 
 def _choose_playbook(ctx: WizardContext) -> str:
-
     choices = [Choice(str(p.event.id), f"{p.event.id}: {p.title}") for p in load_all()]
     return ctx.prompter.select("event", "Which event are you fixing?", choices)
 
@@ -238,7 +234,6 @@ def connect(ctx: WizardContext) -> None:
 
 
 def _choose_connection(ctx: WizardContext) -> Connection:
-
     store = ProfileStore(environ=ctx.env.environ)
     profiles = store.list()
     choices = [Choice(p.profile or p.url, f"{p.profile}  ({p.url})") for p in profiles]
@@ -250,7 +245,6 @@ def _choose_connection(ctx: WizardContext) -> Connection:
 
 
 def _new_connection(ctx: WizardContext, store: Any) -> Connection:
-
     url = ctx.prompter.text(
         "server", "Exchange PowerShell URL (http://ex01.contoso.com/PowerShell):"
     )
@@ -283,7 +277,6 @@ def _admin_password(ctx: WizardContext, conn: Connection) -> tuple[str | None, b
 
 
 def find_connector(ctx: WizardContext) -> None:
-
     assert ctx.session is not None
     connectors = ctx.session.get_connectors()
     if not connectors:
@@ -310,7 +303,6 @@ _ACTIONS = (
 
 
 def _plan(ctx: WizardContext, options: Any, *, what_if: bool) -> Plan:
-
     assert ctx.playbook is not None
     return build_plan(ctx.playbook, options, current=ctx.connector, what_if=what_if)
 
@@ -344,7 +336,6 @@ def preview_and_apply(ctx: WizardContext, options: Any, plan: Plan) -> int | Non
 
 
 def _step_failed(applied: Outcome) -> QueueVerdict:
-
     failed = applied.result.failed_step
     what = describe(failed.step) if failed is not None else "a step"
     return QueueVerdict(
@@ -355,7 +346,6 @@ def _step_failed(applied: Outcome) -> QueueVerdict:
 
 
 def save_script(ctx: WizardContext, plan: Plan) -> None:
-
     name = f"remediate-{plan.event_id}-{file_name_part(plan.connector)}.ps1"
     default = ctx.options.script_dir / name
     answer = ctx.prompter.text("script_path", "Save the script as:", default=str(default))
@@ -414,7 +404,6 @@ def _apply(ctx: WizardContext, plan: Plan) -> Outcome:
 
 
 def _outcome(result: Any) -> str:
-
     if not result.ok:
         return "FAILED"
     if result.changed and not changed_something(result):
@@ -520,7 +509,6 @@ def logging_back_off(ctx: WizardContext, options: FixOptions) -> None:
 
 
 def _explain(ctx: WizardContext, queues: list[QueueInfo]) -> None:
-
     width = terminal_width(ctx.env)
     for queue in queues:
         explained = explain_last_error(queue.last_error)
@@ -641,7 +629,6 @@ def _interrupted_text(ctx: WizardContext) -> str:
 
 
 def _where_backup(ctx: WizardContext, path: Path | None) -> None:
-
     if path is not None:
         ctx.env.err(f"The backup taken before the apply: {path}")
         ctx.env.err(f"To undo: remediate undo {command_word(str(path))}")

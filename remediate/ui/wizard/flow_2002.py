@@ -38,7 +38,6 @@ ANSWER_KEYS: dict[str, type] = {
 
 
 def choose_fix(ctx: WizardContext) -> FixOptions:
-
     connector = ctx.connector
     assert connector is not None
     evidence: Evidence | None = ctx.notes.get("evidence")
@@ -148,7 +147,6 @@ def _changed(
 
 
 def _port(text: str) -> int:
-
     try:
         return port_number(text)
     except ValueError as exc:
@@ -156,7 +154,6 @@ def _port(text: str) -> int:
 
 
 def _offer_escalation(ctx: WizardContext) -> None:
-
     connector = ctx.connector
     assert connector is not None
     ctx.say("Nothing checked from here explains the failure: this needs escalation.")

@@ -35,7 +35,6 @@ REMEDIES = (
 
 
 def choose_fix(ctx: WizardContext) -> FixOptions:
-
     connector = ctx.connector
     assert connector is not None
     result: ProbeResult | None = ctx.notes.get("probe")
@@ -112,7 +111,6 @@ def _retyped(ctx: WizardContext, username: str) -> str:
 
 
 def _ref(username: str) -> CredentialRef:
-
     return relay_credential(username)
 
 
@@ -176,7 +174,6 @@ def _routing_suspect(ctx: WizardContext, evidence: Evidence | None) -> bool:
 
 
 def _port(text: str) -> int:
-
     try:
         return port_number(text)
     except ValueError as exc:
@@ -184,7 +181,6 @@ def _port(text: str) -> int:
 
 
 def _mechanism(ctx: WizardContext, result: ProbeResult | None) -> AuthMechanism:
-
     connector = ctx.connector
     assert connector is not None
     current = connector.smart_host_auth_mechanism
