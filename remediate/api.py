@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 from remediate.core import preflight
 from remediate.core.errors import RemoteCommandError, UsageError
 from remediate.core.exchange import (
-    PROPERTY_NAMES,
+    ATTRIBUTE_NAMES,
     AuthMechanism,
     ProtocolLoggingLevel,
     QueueInfo,
@@ -84,7 +84,6 @@ if TYPE_CHECKING:
 
 API_VERSION = "1.1"
 
-_ATTRIBUTE = {prop: attr for attr, prop in PROPERTY_NAMES.items()}
 E = TypeVar("E", bound=Enum)
 
 
@@ -380,7 +379,7 @@ def _check_still_current(plan: Plan, current: SendConnector) -> None:
 
     for step in plan.changes:
         for old in step.replaces or ():
-            attribute = _ATTRIBUTE.get(old.name)
+            attribute = ATTRIBUTE_NAMES.get(old.name)
             if attribute is not None and getattr(current, attribute) != old.value:
                 raise UsageError(
                     f"'{plan.connector}' changed since the plan was made ({old.name}); "

@@ -215,6 +215,8 @@ PROPERTY_NAMES: dict[str, str] = {
     "connection_inactivity_timeout": "ConnectionInactivityTimeOut",
     "error_policies": "ErrorPolicies",
 }
+# Exchange property name -> SendConnector field (the planner, undo and the API look up by it)
+ATTRIBUTE_NAMES: dict[str, str] = {prop: attr for attr, prop in PROPERTY_NAMES.items()}
 
 _BOOL_FIELDS = {"dns_routing_enabled", "require_tls", "ignore_starttls", "enabled", "force_helo"}
 _LIST_FIELDS = {"smart_hosts", "source_transport_servers", "address_spaces"}

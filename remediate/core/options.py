@@ -257,10 +257,10 @@ def port_number(value: object) -> int:
     return int(text)
 
 
-def parse_port(text: str | int | None) -> int | None:
-    if text is None:
-        return None
+def parse_port(text: str | int, option: str = "--port") -> int:
+    """``port_number`` with the failure as an OptionError naming ``option`` (the wizard
+    names its question, ``port``)."""
     try:
         return port_number(text)
     except ValueError as exc:
-        raise OptionError("--port", str(exc)) from None
+        raise OptionError(option, str(exc)) from None

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from remediate.core import preflight
 from remediate.core.errors import PreflightError, UsageError
 from remediate.core.exchange import (
-    PROPERTY_NAMES,
+    ATTRIBUTE_NAMES,
     AuthMechanism,
     CredentialState,
     ProtocolLoggingLevel,
@@ -50,7 +50,6 @@ def relay_credential(username: str) -> CredentialRef:
 
 CredentialFactory = Callable[[str], CredentialRef]
 
-_ATTR = {v: k for k, v in PROPERTY_NAMES.items()}
 
 
 def build_plan(
@@ -354,7 +353,7 @@ class _Builder:
 
     def _current_value(self, name: str) -> ParamValue:
         assert self.current is not None
-        value: ParamValue = getattr(self.current, _ATTR[name])
+        value: ParamValue = getattr(self.current, ATTRIBUTE_NAMES[name])
         return value
 
     def _differs(self, name: str, value: ParamValue) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from remediate.core import preflight
 from remediate.core.errors import PreflightError
 from remediate.core.exchange import (
-    PROPERTY_NAMES,
+    ATTRIBUTE_NAMES,
     AuthMechanism,
     CredentialState,
     SendConnector,
@@ -24,15 +24,12 @@ from remediate.core.playbooks import (
     TEMPLATE_SUFFIX,
 )
 
-_ATTR = {v: k for k, v in PROPERTY_NAMES.items()}  # Exchange property -> SendConnector field
-
 
 def already_restored(undo: Plan, current: SendConnector) -> bool:
     """Every setting the undo would send is already the connector's value."""
-    attributes = {prop: attr for attr, prop in PROPERTY_NAMES.items()}
     for step in undo.changes:
         for p in step.parameters:
-            attr = attributes.get(p.name)
+            attr = ATTRIBUTE_NAMES.get(p.name)
             if attr is not None and attr != "name" and getattr(current, attr) != p.value:
                 return False
     return True
@@ -70,7 +67,7 @@ def undo_plan(
             continue
         restore: dict[str, ParamValue] = {}
         for p in step.parameters:
-            attr = _ATTR.get(p.name)
+            attr = ATTRIBUTE_NAMES.get(p.name)
             if attr is None:
                 continue
             if attr == "credential":
@@ -147,7 +144,7 @@ def _restorable(
             reason=f"Undo: restore the values before '{step.reason}'",
             template=step.template,
             action=step.action,
-            replaces=tuple(Parameter(n, getattr(state, _ATTR[n])) for n in values),
+            replaces=tuple(Parameter(n, getattr(state, ATTRIBUTE_NAMES[n])) for n in values),
         )
 
     try:

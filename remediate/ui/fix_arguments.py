@@ -78,7 +78,7 @@ def fix_options_from_args(args: argparse.Namespace, connector: str | None = None
         username=get("username"),
         reenter_credential=bool(get("reenter_credential")),
         smart_hosts=tuple(get("smart_hosts") or ()),
-        port=parse_port(get("port")),
+        port=None if (port := get("port")) is None else parse_port(port),
         require_tls=get("require_tls"),
         tls_auth_level=parse_enum(TlsAuthLevel, get("tls_auth_level"), "--tls-auth-level"),
         tls_domain=get("tls_domain"),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from remediate.core.errors import UsageError
 from remediate.core.exchange import ProtocolLoggingLevel
 from remediate.core.last_error import Cause, parse_last_error
-from remediate.core.options import FixOptions, port_number
+from remediate.core.options import FixOptions, parse_port
 from remediate.diagnose.escalation import Escalation, default_path, write_bundle
 from remediate.diagnose.playbook_checks import REACHABILITY_TIMEOUT
 from remediate.diagnose.reachability import check_host
@@ -117,7 +117,7 @@ def _routing(ctx: WizardContext, evidence: Evidence | None) -> tuple[tuple[str, 
     assert connector is not None
     ctx.say("The smart host does not answer as configured.")
     answer = ctx.prompter.text("port", "Smart host port:", default=str(connector.port))
-    port = _port(answer)
+    port = parse_port(answer, "port")
     current = ", ".join(connector.smart_hosts)
     typed = ctx.prompter.text("smart_host", "Smart hosts (comma separated):", default=current)
     hosts = tuple(h.strip() for h in typed.split(",") if h.strip())
@@ -144,13 +144,6 @@ def _changed(
 ) -> tuple[tuple[str, ...], int | None]:
     changed_hosts = hosts if hosts != connector.smart_hosts else ()
     return changed_hosts, (port if port != connector.port else None)
-
-
-def _port(text: str) -> int:
-    try:
-        return port_number(text)
-    except ValueError as exc:
-        raise UsageError(f"port: {exc}") from None
 
 
 def _offer_escalation(ctx: WizardContext) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from remediate.core.errors import UsageError
 from remediate.core.exchange import AuthMechanism
 from remediate.core.last_error import Cause, parse_last_error
-from remediate.core.options import FixOptions, port_number
+from remediate.core.options import FixOptions, parse_port
 from remediate.core.planner import relay_credential
 from remediate.diagnose.checks import recommended
 from remediate.ui.wizard.credentials import credential_refused, relay_account, typed_password
@@ -44,7 +44,7 @@ def choose_fix(ctx: WizardContext) -> FixOptions:
         ctx.say(f"{mechanism} needs a smart host; the connector routes by DNS now.")
         suggested = (ctx.prefill.get("smart_hosts") or [""])[0]
         smart_hosts = (ctx.prompter.text("smart_host", "Smart host name:", suggested),)
-        port = _port(ctx.prompter.text("port", "Smart host port:", default="587"))
+        port = parse_port(ctx.prompter.text("port", "Smart host port:", default="587"), "port")
     require_tls = _require_tls(ctx, result, mechanism)
     username = None
     if mechanism.needs_credential:
@@ -143,7 +143,7 @@ def _routing(ctx: WizardContext, result: ProbeResult | None) -> tuple[tuple[str,
         where = evidence.server if evidence is not None and evidence.server else "the server"
         ctx.say(f"The smart host did not answer from {where} on port {connector.port}.")
         answer = ctx.prompter.text("port", "Smart host port:", default=str(connector.port))
-        port = _port(answer)
+        port = parse_port(answer, "port")
         host = ctx.prompter.text("smart_host", "Smart host name:", default=connector.smart_hosts[0])
         if host != connector.smart_hosts[0]:
             hosts = (host,)
@@ -171,13 +171,6 @@ def _routing_suspect(ctx: WizardContext, evidence: Evidence | None) -> bool:
         return evidence.routing_suspect
     causes = {getattr(parse_last_error(q.last_error), "cause", None) for q in ctx.queues}
     return bool(causes & {Cause.DNS, Cause.CONNECTION_REFUSED})
-
-
-def _port(text: str) -> int:
-    try:
-        return port_number(text)
-    except ValueError as exc:
-        raise UsageError(f"port: {exc}") from None
 
 
 def _mechanism(ctx: WizardContext, result: ProbeResult | None) -> AuthMechanism:
