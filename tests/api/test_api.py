@@ -143,6 +143,8 @@ def test_bad_options_are_usage_errors(handle: api.Handle) -> None:
         api.plan(handle, "2016", RELAY, mechanism="Telepathy")
     with pytest.raises(UsageError, match="--port"):
         api.plan(handle, "2002", "Outbound to Partner", port=70000)
+    with pytest.raises(UsageError, match="takes no input 'fqdn'"):
+        api.plan(None, "2016", RELAY, inputs={"fqdn": "mail.contoso.lab"})
 
 
 def test_a_missing_relay_password_stops_before_any_change(
