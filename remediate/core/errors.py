@@ -7,19 +7,36 @@ written for Exchange administrators and must never contain a secret.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 from remediate.core.status import ExitStatus
 
+TYPE_CHECKING = False  # typing costs every start-up, --help too, a few ms (mypy knows the name)
 
-@dataclass(frozen=True)
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
 class RunRecap:
     """What a run cut short had done: the step-by-step summary, and the backup taken
-    before its first change (None when none was)."""
+    before its first change (None when none was).
 
-    summary: str
-    backup: Path | None = None
+    A plain class, not a dataclass: every command, ``--help`` too, imports this module, and
+    ``dataclasses`` (with the ``inspect`` it imports) would double ``--help``'s start-up."""
+
+    __slots__ = ("backup", "summary")
+
+    def __init__(self, summary: str, backup: Path | None = None) -> None:
+        self.summary = summary
+        self.backup = backup
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunRecap):
+            return NotImplemented
+        return (self.summary, self.backup) == (other.summary, other.backup)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable fields: not hashable
+
+    def __repr__(self) -> str:
+        return f"RunRecap(summary={self.summary!r}, backup={self.backup!r})"
 
 
 class RemediateError(Exception):

@@ -8,7 +8,6 @@ import os
 import sys
 
 from remediate import __version__
-from remediate.core import interrupts
 from remediate.core.errors import RemediateError
 from remediate.core.status import ExitStatus
 from remediate.ui.commands import COMMANDS
@@ -113,8 +112,6 @@ def _chosen_command(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
     """The command; ``argv`` None means the real process (SIGTERM/SIGHUP then handled)."""
-    if argv is None:
-        interrupts.install()
     if argv is None and "_ARGCOMPLETE" in os.environ:
         _complete()
     try:
@@ -127,6 +124,11 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
             env.err(f"hint: {exc.hint}")
         return exc.exit_code
     args = parser.parse_args(argv)  # --help and --version print and exit here
+    # lazy: signal handling is for a run: --help and --version have ended above without it
+    from remediate.core import interrupts
+
+    if argv is None:
+        interrupts.install()
     env = env or _environment()
     if not getattr(args, "_module", None):
         parser.print_help(env.stdout)
@@ -145,6 +147,9 @@ def _complete() -> None:
 
 
 def _run(args: argparse.Namespace, env: Environment) -> int:
+    # lazy: signal handling is for a run (main has imported it already)
+    from remediate.core import interrupts
+
     try:
         if getattr(args, "verbose", False) or getattr(args, "debug", False):
             # lazy: only a run that logs or prints JSON needs it
