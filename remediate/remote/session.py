@@ -139,6 +139,7 @@ class Session:
                     pool.close()
                 pool.connection.close()  # the HTTP connections it kept open
             raise map_exception(exc, self.connection) from None
+        _settle_environment(pool)
         self._pool = pool
         self.commands_sent = 0
 
@@ -421,6 +422,16 @@ def _warning_text(record: Any) -> str:
 
 def _stderr(text: str) -> None:
     print(printable_text(text), file=sys.stderr)
+
+
+def _settle_environment(pool: Any) -> None:
+    """pypsrp read the environment's proxy and CA bundle settings into its requests session
+    when it built it (on the shell's first request); without this, requests scans every
+    environment variable again for the proxy settings on each request (about a tenth of the
+    client's CPU per pipeline, benchmarks/bulk.py). The settings already read stay."""
+    http = getattr(pool.connection.transport, "session", None)
+    if http is not None:
+        http.trust_env = False
 
 
 def _collecting_host() -> Any:
