@@ -62,7 +62,9 @@ def test_a_new_shell_before_the_command_quota(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("in_flight", [1, 3])
 def test_at_most_in_flight_pipelines_at_once(tmp_path: Path, in_flight: int) -> None:
-    latency = CmdletLatency(0.0, {"Set-SendConnector": 0.25})
+    # long enough that every pipeline the window allows is sent before the first ends, even
+    # on a loaded 2-core CI machine (0.25 s was not: a Command round trip can take 0.1 s)
+    latency = CmdletLatency(0.0, {"Set-SendConnector": 0.6})
     (lab,) = start_labs(tmp_path, 1, extra_connectors=7, cmdlet_latency=latency)
     try:
         names = _names(7)
@@ -86,11 +88,11 @@ def test_at_most_in_flight_pipelines_at_once(tmp_path: Path, in_flight: int) -> 
 
 
 def test_each_connector_keeps_its_own_error_and_backup(tmp_path: Path) -> None:
-    """Six changes in flight at once (each Set-SendConnector 0.3 s on the lab); right after
+    """Six changes in flight at once (each Set-SendConnector 1 s on the lab); right after
     the first lands, someone sets IgnoreSTARTTLS on another connector, so Exchange refuses
     that one's RequireTLS: it fails with its own message, the others change, each with its
     own backup file, and the run's one undo script lists every connector backed up."""
-    latency = CmdletLatency(0.0, {"Set-SendConnector": 0.3})
+    latency = CmdletLatency(0.0, {"Set-SendConnector": 1.0})  # all six sent before one ends
     (lab,) = start_labs(tmp_path, 1, extra_connectors=6, cmdlet_latency=latency)
     try:
         names = _names(6)
