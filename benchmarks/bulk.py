@@ -423,6 +423,19 @@ def report(result: dict[str, Any]) -> None:
             print(f"  bulk / fastest = {med['bulk'] / med['fastest']:.2f}x (goal <= 1.25x)")
         if "floor" in med:
             print(f"  floor / bulk   = {med['floor'] / med['bulk']:.2f}x")
+        if "naive" in med and "fastest" in med:
+            print(
+                f"  naive / fastest = {med['naive'] / med['fastest']:.2f}x (bare pypsrp at its"
+                " fastest: naive / bulk cannot go far past it while bulk is within 1x of fastest)"
+            )
+        here = result["cpu_per_connector_ms"]["bulk"] * total / 1000
+        labs = result["lab_cpu_ms"]["bulk"] * total / 1000
+        cores = os.cpu_count() or 1
+        print(
+            f"  bulk's CPU: here {here:.2f}s (threads under one GIL: at most one core), labs"
+            f" {labs:.2f}s; on {cores} cores no run is shorter than"
+            f" {max(here, (here + labs) / cores):.2f}s (it took {med['bulk']:.2f}s)"
+        )
         if result["rss"] is not None:
             print(
                 f"  peak RSS of `remediate bulk apply` (own process): {result['rss']:.0f} MiB"
