@@ -8,7 +8,7 @@ delivers from them. Kept apart so those three import it and not each other.
 from __future__ import annotations
 
 import datetime
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from remediate.core.errors import UsageError
@@ -26,6 +26,31 @@ class StateFileError(UsageError):
 
 def now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict, in field order, as ``dataclasses.asdict`` gives them
+    for these flat records (lists copied one level, a nested LabCredential as a dict), without
+    its deep copy of every value: the state is saved while changes arrive (issue 15)."""
+    data: dict[str, Any] = {}
+    for name in _field_names(type(obj)):
+        value = getattr(obj, name)
+        if isinstance(value, list):
+            value = [_plain(v) if hasattr(v, "__dataclass_fields__") else v for v in value]
+        elif isinstance(value, LabCredential):
+            value = {"username": value.username, "password": value.password}
+        data[name] = value
+    return data
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 @dataclass
@@ -64,7 +89,7 @@ class Connector:
     when_changed: datetime.datetime = field(default_factory=now)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = _plain(self)
         data["when_changed"] = self.when_changed.isoformat()
         return data
 
@@ -107,7 +132,7 @@ class Queue:
         return f"{self.server}\\{self.number}"
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = _plain(self)
         for name in ("first_retry_time", "last_retry_time", "next_retry_time"):
             value = getattr(self, name)
             data[name] = value.isoformat() if value else None
@@ -144,7 +169,7 @@ class ExchangeCertificate:
         return "SMTP" in [part.strip().upper() for part in self.services.split(",")]
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = _plain(self)
         data["not_before"] = self.not_before.isoformat()
         data["not_after"] = self.not_after.isoformat()
         return data
@@ -172,7 +197,7 @@ class AppEvent:
     time_created: datetime.datetime = field(default_factory=now)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = _plain(self)
         data["time_created"] = self.time_created.isoformat()
         return data
 
@@ -202,7 +227,7 @@ class OrgState:
         return {
             "version": STATE_VERSION,
             "domain": self.domain,
-            "servers": [asdict(s) for s in self.servers],
+            "servers": [_plain(s) for s in self.servers],
             "connectors": [c.to_json() for c in self.connectors],
             "queues": [q.to_json() for q in self.queues],
             "events": [e.to_json() for e in self.events],

@@ -139,8 +139,8 @@ class Organization:
                 if not self._dirty:
                     return
                 self._dirty = False
-                text = json.dumps(self._state.to_json())
-            _write_private(self._path, text + "\n")
+                snapshot = self._state.to_json()  # plain values: dumped outside the lock
+            _write_private(self._path, json.dumps(snapshot) + "\n")
 
     def close(self) -> None:
         self.wait_for_deliveries()
