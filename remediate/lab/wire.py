@@ -92,6 +92,32 @@ def multi_valued_type_names(value: MultiValued) -> list[str]:
     return [*chain, "Microsoft.Exchange.Data.MultiValuedPropertyBase", "System.Object"]
 
 
+class _Fast:
+    """psrpcore's attribute lookup, in constant time. ``PSObject.__getattribute__`` builds a
+    dict of all the object's properties on every attribute access, ``isinstance`` included,
+    before it tries the plain attribute: with Get-SendConnector's 50 properties that was most
+    of the lab's cost of sending an object (issue 15). Same answers: the plain attribute
+    first, then psrpcore's own lookup (properties, and its merged ``__dict__``)."""
+
+    __slots__ = ()
+
+    def __getattribute__(self, item: str) -> Any:
+        if item != "__dict__":
+            try:
+                return object.__getattribute__(self, item)
+            except AttributeError:
+                pass
+        return super().__getattribute__(item)
+
+
+class _Object(_Fast, PSObject):
+    """An object the lab sends (see ``_Fast``)."""
+
+
+class _List(_Fast, PSList):
+    """A multi-valued property the lab sends (see ``_Fast``)."""
+
+
 def flatten(value: Any) -> str:
     """A value one level down, as its ToString."""
     if isinstance(value, LabCredential):
@@ -127,7 +153,7 @@ def encode_value(value: Any) -> Any:
     if isinstance(value, list | tuple) and not isinstance(value, MultiValued):
         value = MultiValued(STRING, value)
     if isinstance(value, MultiValued):
-        listed = PSList([flatten(item) for item in value])
+        listed = _List([flatten(item) for item in value])
         listed.PSObject.type_names = multi_valued_type_names(value)
         return listed
     if isinstance(value, LabObject):
@@ -137,14 +163,21 @@ def encode_value(value: Any) -> Any:
 
 def encode_object(obj: LabObject) -> PSObject:
     """A LabObject as Exchange sends it: real type names, adapted properties, ToString."""
-    ps = PSObject()
-    ps.PSObject.type_names = [*obj.type_names, "System.Object"]
+    ps = _Object()
+    meta = ps.PSObject
+    meta.type_names = [*obj.type_names, "System.Object"]
+    properties = meta.adapted_properties
     for name, value in obj.properties.items():
-        ps.PSObject.adapted_properties.append(PSNoteProperty(name, encode_value(value)))
-    ps.PSObject.to_string = escape_string(obj.to_string)  # psrpcore writes ToString raw
+        # PSNoteProperty(name, value) makes a throw-away PSObject per property for a setter
+        # a note property has not; set_value on the object itself stores the same value
+        prop = PSNoteProperty(name)
+        prop.set_value(encode_value(value), ps)
+        properties.append(prop)
+    meta.to_string = escape_string(obj.to_string)  # psrpcore writes ToString raw
     return ps
 
 
+_ESCAPE_MARK = re.compile("(?i)_(x)")
 _NOT_XML = re.compile(
     "[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ud800-\udfff\ufffe\uffff]"
 )
@@ -153,5 +186,5 @@ _NOT_XML = re.compile(
 def escape_string(text: str) -> str:
     """A string as PowerShell's serializer writes it (MS-PSRP 2.2.5.3.2): ``_x`` itself and
     every character XML cannot carry as ``_xHHHH_``."""
-    text = re.sub("(?i)_(x)", "_x005F_\\1", text)
+    text = _ESCAPE_MARK.sub("_x005F_\\1", text)
     return _NOT_XML.sub(lambda m: f"_x{ord(m.group(0)):04X}_", text)
