@@ -19,6 +19,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from psrpcore import (
     CreatePipelineEvent,
@@ -34,6 +35,7 @@ from psrpcore import (
     SetMinRunspacesEvent,
     StreamType,
 )
+from psrpcore._payload import PSRPMessage, create_message
 from psrpcore.types import (
     ErrorRecord,
     HostMethodIdentifier,
@@ -70,7 +72,33 @@ def no_latency(cmdlet: str) -> float:
 
 class _Pool(ServerRunspacePool):
     """psrpcore's pool, tolerant of pypsrp writing the call id as ``CI`` (psrpcore reads
-    ``ci`` and would fail on SetMaxRunspaces/SetMinRunspaces)."""
+    ``ci`` and would fail on SetMaxRunspaces/SetMinRunspaces), that also queues objects
+    already serialized (``wire.Clixml``)."""
+
+    def prepare_message(
+        self,
+        message: Any,
+        message_type: PSRPMessageType | None = None,
+        pipeline_id: uuid.UUID | None = None,
+        stream_type: StreamType = StreamType.default,
+    ) -> None:
+        if not isinstance(message, wire.Clixml):
+            super().prepare_message(message, message_type, pipeline_id, stream_type)
+            return
+        # What psrpcore's prepare_message does after serializing (psrpcore 0.3, pinned):
+        # it has no public way to queue a body serialized elsewhere
+        message_type = message_type or PSRPMessageType.PipelineOutput
+        data = create_message(False, message_type, message.data, self.runspace_pool_id, pipeline_id)
+        self._send_buffer.append(
+            PSRPMessage(
+                message_type,
+                bytearray(data),
+                self.runspace_pool_id,
+                pipeline_id,
+                self._fragment_counter,
+                stream_type,
+            )
+        )
 
     def _process_SetMaxRunspaces(self, event: SetMaxRunspacesEvent) -> None:
         _lowercase_ci(event)
@@ -364,7 +392,7 @@ class PSRPShell:
             pipeline.prepare_message(record, message_type=PSRPMessageType.ErrorRecord)
             flowing = []
         for obj in flowing:  # objects, or primitives (Get-Content's lines are strings)
-            pipeline.write_output(wire.encode_object(obj) if isinstance(obj, LabObject) else obj)
+            pipeline.write_output(wire.clixml(obj) if isinstance(obj, LabObject) else obj)
         return True
 
 
