@@ -170,7 +170,7 @@ def clixml(obj: LabObject) -> Clixml:
     if obj.properties:
         parts.append("<Props>")
         for name, value in obj.properties.items():
-            _property(parts, _attribute(_serialize_string(name)), value, refs)
+            _property(parts, _attribute(_escaped(name)), value, refs)
         parts.append("</Props>")
     to_string = escape_string(obj.to_string)
     if to_string:
@@ -234,9 +234,16 @@ def _property(parts: list[str], name: str, value: Any, refs: _Refs) -> None:
 
 
 def _string(value: str, name: str | None = None) -> str:
-    text = _text(_serialize_string(value))
+    text = _text(_escaped(value))
     attribute = "" if name is None else f' N="{name}"'
     return f"<S{attribute}>{text}</S>" if text else f"<S{attribute} />"
+
+
+def _escaped(value: str) -> str:
+    """psrpcore's string escaping; it leaves printable ASCII without "_" as it is."""
+    if value.isascii() and value.isprintable() and "_" not in value:
+        return value
+    return _serialize_string(value)
 
 
 def _text(text: str) -> str:
