@@ -44,7 +44,7 @@ from psrpcore.types import (
     PSRPMessageType,
 )
 
-from remediate.lab import psrp_values, wire
+from remediate.lab import psrp_values, psrpcore_speed, wire
 from remediate.lab.api import CmdletError, CommandRunner, LabObject
 from remediate.lab.wsman import (
     SIGNAL_CTRL_C,
@@ -54,6 +54,7 @@ from remediate.lab.wsman import (
 )
 
 log = logging.getLogger(__name__)
+psrpcore_speed.install()
 
 # Largest PSRP payload handed out per Stream element (pypsrp's default envelope is 150 KiB,
 # base64 inflates by a third).
