@@ -223,12 +223,14 @@ class OrgState:
     domain: str = DOMAIN
     certificates: list[ExchangeCertificate] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, connectors: bool = True) -> dict[str, Any]:
+        """The state file's content; ``connectors=False`` leaves their list None (``org``
+        writes the JSON text of each connector itself, reusing it while one is unchanged)."""
         return {
             "version": STATE_VERSION,
             "domain": self.domain,
             "servers": [_plain(s) for s in self.servers],
-            "connectors": [c.to_json() for c in self.connectors],
+            "connectors": [c.to_json() for c in self.connectors] if connectors else None,
             "queues": [q.to_json() for q in self.queues],
             "events": [e.to_json() for e in self.events],
             "certificates": [c.to_json() for c in self.certificates],

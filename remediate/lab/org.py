@@ -79,6 +79,10 @@ class Organization:
         self._dirty = False
         self._saver: threading.Timer | None = None
         self._write_lock = threading.Lock()  # one writer of the file at a time
+        # Per connector object: its JSON text at the last write. A change replaces the
+        # connector object (replace_connector), never changes it in place, so an object
+        # seen before has the same text.
+        self._connector_texts: dict[int, tuple[Connector, str]] = {}
         # Set by the Lab: the servers' own network path and their Send protocol logs.
         self.network: Any = None
         self.protocol_log: Any = None
@@ -139,8 +143,9 @@ class Organization:
                 if not self._dirty:
                     return
                 self._dirty = False
-                snapshot = self._state.to_json()  # plain values: dumped outside the lock
-            _write_private(self._path, json.dumps(snapshot) + "\n")
+                snapshot = self._state.to_json(connectors=False)  # plain values
+                connectors = self._connector_json()
+            _write_private(self._path, _dump(snapshot, "connectors", connectors) + "\n")
 
     def close(self) -> None:
         self.wait_for_deliveries()
@@ -149,6 +154,18 @@ class Organization:
         if saver is not None:
             saver.cancel()
         self.flush()
+
+    def _connector_json(self) -> list[str]:
+        """Each connector's JSON text, reused for the objects unchanged since the last write
+        (the whole state is written while changes arrive: issue 15)."""
+        known, texts = self._connector_texts, {}
+        for connector in self._state.connectors:
+            seen = known.get(id(connector))
+            if seen is None or seen[0] is not connector:
+                seen = (connector, json.dumps(connector.to_json()))
+            texts[id(connector)] = seen
+        self._connector_texts = texts
+        return [text for _, text in texts.values()]
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -394,6 +411,16 @@ def _follow_lab_addresses(state: OrgState, smart_host: tuple[str, int], closed_p
             connector.port = moves[connector.port]
     state.smart_host = smart_host
     state.closed_port = closed_port
+
+
+def _dump(data: dict[str, Any], key: str, items: list[str]) -> str:
+    """``json.dumps(data)`` where ``data[key]`` is the list whose items' JSON texts are
+    ``items``."""
+    fields = (
+        f"{json.dumps(name)}: {'[' + ', '.join(items) + ']' if name == key else json.dumps(value)}"
+        for name, value in data.items()
+    )
+    return "{" + ", ".join(fields) + "}"
 
 
 def _write_private(path: Path, text: str) -> None:

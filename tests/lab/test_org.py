@@ -76,8 +76,9 @@ def test_state_file_is_private_atomic_json(tmp_path: Path) -> None:
 
 
 def test_the_state_file_is_what_dataclasses_asdict_wrote(tmp_path: Path) -> None:
-    """The cheaper save (issue 15: asdict deep-copied every connector per write) writes the
-    same JSON, keys in the same order, as the asdict-based save did; so older files load."""
+    """The cheaper save (issue 15: asdict deep-copied every connector per write, and the
+    unchanged connectors were encoded again) writes the same JSON, keys in the same order, as
+    the asdict-based save did; so older files load."""
     org = open_org(tmp_path / "state.json", 2525)
     state = org._state  # the live state: the file is written from it
     stamps = {"when_changed", "time_created", "not_before", "not_after"}
@@ -89,22 +90,28 @@ def test_the_state_file_is_what_dataclasses_asdict_wrote(tmp_path: Path) -> None
             data[name] = data[name].isoformat() if data[name] else None
         return data
 
-    expected = {
-        "version": 2,
-        "domain": state.domain,
-        "servers": [old(s) for s in state.servers],
-        "connectors": [old(c) for c in state.connectors],
-        "queues": [old(q) for q in state.queues],
-        "events": [old(e) for e in state.events],
-        "certificates": [old(c) for c in state.certificates],
-        "relay": {"username": state.relay_user, "password": state.relay_password},
-        "smart_host": {"host": state.smart_host[0], "port": state.smart_host[1]},
-        "closed_port": state.closed_port,
-    }
+    def expected() -> dict:
+        return {
+            "version": 2,
+            "domain": state.domain,
+            "servers": [old(s) for s in state.servers],
+            "connectors": [old(c) for c in state.connectors],
+            "queues": [old(q) for q in state.queues],
+            "events": [old(e) for e in state.events],
+            "certificates": [old(c) for c in state.certificates],
+            "relay": {"username": state.relay_user, "password": state.relay_password},
+            "smart_host": {"host": state.smart_host[0], "port": state.smart_host[1]},
+            "closed_port": state.closed_port,
+        }
+
     assert any(c.credential for c in state.connectors) and any(q.messages for q in state.queues)
     assert any(q.next_retry_time for q in state.queues)
     written = (tmp_path / "state.json").read_text(encoding="utf-8")
-    assert written == json.dumps(expected) + "\n"
+    assert written == json.dumps(expected()) + "\n"
+    org.replace_connector(_with_port(org, PARTNER, 2601))  # the others' texts are reused
+    org.flush()
+    written = (tmp_path / "state.json").read_text(encoding="utf-8")
+    assert written == json.dumps(expected()) + "\n" and '"port": 2601' in written
     org.close()
 
 
