@@ -221,7 +221,7 @@ class Organization:
 
     def connectors(self) -> list[Connector]:
         with self._lock:
-            return copy.deepcopy(self._state.connectors)
+            return [c.copy() for c in self._state.connectors]
 
     def find_connector(self, identity: str) -> Connector | None:
         """By name, GUID (any case, braces allowed) or ``Server\\Name``; a copy or None."""
@@ -230,10 +230,10 @@ class Organization:
         with self._lock:
             for connector in self._state.connectors:
                 if key in (connector.name.lower(), connector.guid.lower()):
-                    return copy.deepcopy(connector)
+                    return connector.copy()
                 sources = [s.lower() for s in connector.source_transport_servers]
                 if sep and rest == connector.name.lower() and server in sources:
-                    return copy.deepcopy(connector)
+                    return connector.copy()
         return None
 
     def connector(self, identity: str) -> Connector:
@@ -251,7 +251,7 @@ class Organization:
     def add_connectors(self, connectors: list[Connector]) -> None:
         """Append new connectors (no queue, no event) and save."""
         with self._lock:
-            self._state.connectors.extend(copy.deepcopy(connectors))
+            self._state.connectors.extend(c.copy() for c in connectors)
             self.save()
 
     def replace_connector(self, updated: Connector) -> None:
@@ -260,12 +260,12 @@ class Organization:
             for index, connector in enumerate(self._state.connectors):
                 if connector.guid == updated.guid:
                     history = self._changes.setdefault(
-                        updated.guid, [(float("-inf"), copy.deepcopy(connector))]
+                        updated.guid, [(float("-inf"), connector.copy())]
                     )
-                    updated = copy.deepcopy(updated)
+                    updated = updated.copy()
                     updated.when_changed = now()
                     self._state.connectors[index] = updated
-                    history.append((time.monotonic(), copy.deepcopy(updated)))
+                    history.append((time.monotonic(), updated.copy()))
                     break
             else:
                 raise KeyError(updated.guid)
@@ -277,12 +277,12 @@ class Organization:
         with self._lock:
             history = self._changes.get(guid)
             if not history:
-                return copy.deepcopy(self._live_connector_by_guid(guid))
+                return self._live_connector_by_guid(guid).copy()
             loaded = time.monotonic() - self.config_delay
             for changed_at, connector in reversed(history):
                 if changed_at <= loaded:
-                    return copy.deepcopy(connector)
-            return copy.deepcopy(history[0][1])
+                    return connector.copy()
+            return history[0][1].copy()
 
     def add_event(
         self,

@@ -3,6 +3,7 @@ a restart, --reset), the lab addresses moving between runs, and thread safety.""
 
 from __future__ import annotations
 
+import copy as copy_module
 import dataclasses
 import json
 import stat
@@ -203,6 +204,23 @@ def test_lookups_and_copies(tmp_path: Path) -> None:
     copy = org.connector(RELAY)
     copy.port = 1
     assert org.connector(RELAY).port == 2525  # callers get copies, never live objects
+
+
+def test_a_connector_copy_is_as_independent_as_a_deep_copy() -> None:
+    """Connector.copy (issue 15: deepcopy on every read and change) equals copy.deepcopy and
+    shares nothing mutable with the original."""
+    for connector in open_org(None, 2525).connectors():
+        copied, deep = connector.copy(), copy_module.deepcopy(connector)
+        assert copied == deep == connector
+        for field in dataclasses.fields(connector):
+            value = getattr(connector, field.name)
+            if isinstance(value, list | LabCredential):
+                assert getattr(copied, field.name) is not value, field.name
+        if connector.credential is not None:
+            copied.credential.password = "changed"
+            assert connector.credential.password != "changed"
+        copied.smart_hosts.append("changed.example")
+        assert "changed.example" not in connector.smart_hosts
 
 
 def test_concurrent_changes_keep_a_valid_state_file(tmp_path: Path) -> None:
