@@ -1,6 +1,7 @@
-"""The lab's constant-time PSObject attribute lookup (issue 15) answers as psrpcore's own:
-the same value or the same AttributeError, for every attribute, property, method and
-``__dict__`` of deserialized messages and of objects built by hand."""
+"""The lab's cheaper psrpcore hot spots (issue 15) answer as psrpcore's own: the attribute
+lookup gives the same value or the same AttributeError, for every attribute, property,
+method and ``__dict__`` of deserialized messages and of objects built by hand; a note
+property holds what psrpcore's initialiser stores."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from xml.etree import ElementTree
 import pytest
 from psrpcore.types import (
     PSCredential,
+    PSInt,
     PSList,
     PSNoteProperty,
     PSObject,
@@ -59,6 +61,9 @@ def _objects() -> list[Any]:
     both.PSObject.adapted_properties.append(PSNoteProperty("Name", "adapted"))
     both.PSObject.extended_properties.append(PSNoteProperty("Name", "extended"))
     both.PSObject.extended_properties.append(PSNoteProperty("PSObject", "shadowed"))
+    both.PSObject.extended_properties.append(PSNoteProperty("Name", "the last extended"))
+    both.PSObject.adapted_properties.append(PSNoteProperty("Only", "adapted"))
+    both.PSObject.adapted_properties.append(PSNoteProperty("Only", "the last adapted"))
     listed = PSList(["a", "b"])
     listed.PSObject.type_names = ["T"]
     credential = PSCredential(UserName="u", Password=PSSecureString("p"))
@@ -102,7 +107,20 @@ def test_lookup_answers_as_psrpcore(index: int) -> None:
             assert mine == theirs, name
 
 
-def test_the_lab_installs_it() -> None:
-    from remediate.lab import psrp_session  # noqa: F401  # lazy: importing it installs the lookup
+@pytest.mark.parametrize(
+    "args",
+    [("N",), ("N", "v"), ("N", None), ("N", "5", True, PSInt), ("N", 5, False, PSInt), ("N", [1])],
+)
+def test_a_note_property_holds_what_psrpcore_stores(args: tuple) -> None:
+    mine, theirs = PSNoteProperty.__new__(PSNoteProperty), PSNoteProperty.__new__(PSNoteProperty)
+    psrpcore_speed.note_property(mine, *args)
+    psrpcore_speed.ORIGINAL_NOTE_PROPERTY(theirs, *args)
+    assert vars(mine) == vars(theirs)
+    assert type(mine.get_value(PSObject())) is type(theirs.get_value(PSObject()))
+
+
+def test_the_lab_installs_them() -> None:
+    from remediate.lab import psrp_session  # noqa: F401  # lazy: importing it installs them
 
     assert PSObject.__getattribute__ is psrpcore_speed.lookup
+    assert PSNoteProperty.__init__ is psrpcore_speed.note_property
