@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from xml.etree import ElementTree
 
 from psrpcore import (
     CreatePipelineEvent,
@@ -42,6 +43,7 @@ from psrpcore.types import (
     PipelineState,
     PSInvocationState,
     PSRPMessageType,
+    serialize,
 )
 
 from remediate.lab import psrp_values, psrpcore_speed, wire
@@ -74,7 +76,12 @@ def no_latency(cmdlet: str) -> float:
 class _Pool(ServerRunspacePool):
     """psrpcore's pool, tolerant of pypsrp writing the call id as ``CI`` (psrpcore reads
     ``ci`` and would fail on SetMaxRunspaces/SetMinRunspaces), that also queues objects
-    already serialized (``wire.Clixml``)."""
+    already serialized (``wire.Clixml``) and serializes each plain PipelineState (Running,
+    Completed, ..., no error) once: two per command otherwise (issue 15)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._states: dict[int, wire.Clixml] = {}
 
     def prepare_message(
         self,
@@ -83,6 +90,8 @@ class _Pool(ServerRunspacePool):
         pipeline_id: uuid.UUID | None = None,
         stream_type: StreamType = StreamType.default,
     ) -> None:
+        if type(message) is PipelineState and not message.ExceptionAsErrorRecord:
+            message, message_type = self._state_message(message), PSRPMessageType.PipelineState
         if not isinstance(message, wire.Clixml):
             super().prepare_message(message, message_type, pipeline_id, stream_type)
             return
@@ -100,6 +109,21 @@ class _Pool(ServerRunspacePool):
                 stream_type,
             )
         )
+
+    def _state_message(self, message: PipelineState) -> wire.Clixml:
+        state = int(message.PipelineState)
+        known = self._states.get(state)
+        if known is None:
+            element = serialize(
+                message,
+                self._cipher,  # as psrpcore's prepare_message serializes (psrpcore 0.3)
+                our_capability=self.our_capability,
+                their_capability=self.their_capability,
+            )
+            known = self._states[state] = wire.Clixml(
+                ElementTree.tostring(element, encoding="utf-8", method="xml")
+            )
+        return known
 
     def _process_SetMaxRunspaces(self, event: SetMaxRunspacesEvent) -> None:
         _lowercase_ci(event)

@@ -11,7 +11,8 @@ import uuid
 from xml.etree import ElementTree
 
 import pytest
-from psrpcore.types import PSRPMessageType, serialize
+from psrpcore import ServerRunspacePool
+from psrpcore.types import PipelineState, PSInvocationState, PSRPMessageType, serialize
 
 from remediate.lab import cmdlets, wire
 from remediate.lab.api import LabCredential, LabObject
@@ -79,3 +80,20 @@ def test_the_message_is_psrpcore_s_own() -> None:
         sent.append(payload.data)
     assert sent[0][21:] == sent[1][21:] and sent[0][:8] != sent[1][:8]
     assert pool.data_to_send() is None
+
+
+@pytest.mark.parametrize("state", [PSInvocationState.Running, PSInvocationState.Completed])
+def test_a_plain_pipeline_state_is_the_message_psrpcore_makes(state: PSInvocationState) -> None:
+    """Serialized once per pool and state, then reused: the same message every time."""
+    pool = _Pool()
+    sent = []
+    for prepare in (
+        ServerRunspacePool.prepare_message,
+        _Pool.prepare_message,
+        _Pool.prepare_message,
+    ):
+        prepare(pool, PipelineState(PipelineState=int(state)), None, uuid.UUID(int=7))
+        payload = pool.data_to_send()
+        assert payload is not None
+        sent.append(payload.data[21:])
+    assert sent[0] == sent[1] == sent[2] and str(int(state)).encode() in sent[0]
