@@ -211,7 +211,7 @@ class Organization:
                 for c in self._state.certificates
                 if server is None or c.server.lower() == server.split(".")[0].lower()
             ]
-            return copy.deepcopy(found)
+            return [c.copy() for c in found]
 
     def server_fqdn(self, name: str) -> str:
         for server in self._state.servers:

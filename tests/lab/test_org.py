@@ -223,6 +223,16 @@ def test_a_connector_copy_is_as_independent_as_a_deep_copy() -> None:
         assert "changed.example" not in connector.smart_hosts
 
 
+def test_a_certificate_copy_is_as_independent_as_a_deep_copy() -> None:
+    certificates = open_org(None, 2525).certificates()
+    assert certificates
+    for certificate in certificates:
+        copied = certificate.copy()
+        assert copied == copy_module.deepcopy(certificate) == certificate
+        copied.certificate_domains.append("changed.example")
+        assert "changed.example" not in certificate.certificate_domains
+
+
 def test_concurrent_changes_keep_a_valid_state_file(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     org = open_org(state, 2525)
