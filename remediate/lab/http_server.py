@@ -239,7 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
         lines = [
             f"HTTP/1.1 {status} {reason}",
             f"Server: {self.server_version}",
-            f"Date: {formatdate(time.time(), usegmt=True)}",
+            f"Date: {_http_date()}",
             f"Content-Length: {len(body)}",
         ]
         if content_type:
@@ -257,6 +257,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+_date: tuple[int, str] = (0, "")
+
+
+def _http_date() -> str:
+    """The Date header (RFC 9110 IMF-fixdate, whole seconds), formatted once a second."""
+    global _date
+    second = int(time.time())
+    if _date[0] != second:
+        _date = (second, formatdate(second, usegmt=True))
+    return _date[1]
 
 
 def _try_parse(body: bytes) -> wsman.Request | None:

@@ -8,7 +8,7 @@ delivers from them. Kept apart so those three import it and not each other.
 from __future__ import annotations
 
 import datetime
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from remediate.core.errors import UsageError
@@ -26,6 +26,44 @@ class StateFileError(UsageError):
 
 def now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict, in field order, as ``dataclasses.asdict`` gives them
+    for these flat records (lists copied one level, a nested LabCredential as a dict), without
+    its deep copy of every value: the state is saved while changes arrive (issue 15)."""
+    data: dict[str, Any] = {}
+    for name in _field_names(type(obj)):
+        value = getattr(obj, name)
+        if isinstance(value, list):
+            value = [_plain(v) if hasattr(v, "__dataclass_fields__") else v for v in value]
+        elif isinstance(value, LabCredential):
+            value = {"username": value.username, "password": value.password}
+        data[name] = value
+    return data
+
+
+def _copied(obj: Any) -> dict[str, Any]:
+    """The fields of a flat record (strings, numbers, dates, lists of strings, a
+    LabCredential) for a copy as independent as ``copy.deepcopy`` makes, at a fraction of its
+    cost: the organisation hands out copies on every read and change (issue 15)."""
+    values = {name: getattr(obj, name) for name in _field_names(type(obj))}
+    for name, value in values.items():
+        if isinstance(value, list):
+            values[name] = list(value)
+        elif isinstance(value, LabCredential):
+            values[name] = LabCredential(value.username, value.password)
+    return values
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 @dataclass
@@ -64,9 +102,13 @@ class Connector:
     when_changed: datetime.datetime = field(default_factory=now)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = _plain(self)
         data["when_changed"] = self.when_changed.isoformat()
         return data
+
+    def copy(self) -> Connector:
+        """A copy as independent as ``copy.deepcopy`` makes (see ``_copied``)."""
+        return Connector(**_copied(self))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Connector:
@@ -107,7 +149,7 @@ class Queue:
         return f"{self.server}\\{self.number}"
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = _plain(self)
         for name in ("first_retry_time", "last_retry_time", "next_retry_time"):
             value = getattr(self, name)
             data[name] = value.isoformat() if value else None
@@ -139,12 +181,16 @@ class ExchangeCertificate:
     certificate_domains: list[str]
     friendly_name: str = ""
 
+    def copy(self) -> ExchangeCertificate:
+        """A copy as independent as ``copy.deepcopy`` makes (see ``_copied``)."""
+        return ExchangeCertificate(**_copied(self))
+
     @property
     def smtp_enabled(self) -> bool:
         return "SMTP" in [part.strip().upper() for part in self.services.split(",")]
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = _plain(self)
         data["not_before"] = self.not_before.isoformat()
         data["not_after"] = self.not_after.isoformat()
         return data
@@ -172,7 +218,7 @@ class AppEvent:
     time_created: datetime.datetime = field(default_factory=now)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = _plain(self)
         data["time_created"] = self.time_created.isoformat()
         return data
 
@@ -198,12 +244,14 @@ class OrgState:
     domain: str = DOMAIN
     certificates: list[ExchangeCertificate] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, connectors: bool = True) -> dict[str, Any]:
+        """The state file's content; ``connectors=False`` leaves their list None (``org``
+        writes the JSON text of each connector itself, reusing it while one is unchanged)."""
         return {
             "version": STATE_VERSION,
             "domain": self.domain,
-            "servers": [asdict(s) for s in self.servers],
-            "connectors": [c.to_json() for c in self.connectors],
+            "servers": [_plain(s) for s in self.servers],
+            "connectors": [c.to_json() for c in self.connectors] if connectors else None,
             "queues": [q.to_json() for q in self.queues],
             "events": [e.to_json() for e in self.events],
             "certificates": [c.to_json() for c in self.certificates],

@@ -79,6 +79,10 @@ class Organization:
         self._dirty = False
         self._saver: threading.Timer | None = None
         self._write_lock = threading.Lock()  # one writer of the file at a time
+        # Per connector object: its JSON text at the last write. A change replaces the
+        # connector object (replace_connector), never changes it in place, so an object
+        # seen before has the same text.
+        self._connector_texts: dict[int, tuple[Connector, str]] = {}
         # Set by the Lab: the servers' own network path and their Send protocol logs.
         self.network: Any = None
         self.protocol_log: Any = None
@@ -139,8 +143,9 @@ class Organization:
                 if not self._dirty:
                     return
                 self._dirty = False
-                text = json.dumps(self._state.to_json())
-            _write_private(self._path, text + "\n")
+                snapshot = self._state.to_json(connectors=False)  # plain values
+                connectors = self._connector_json()
+            _write_private(self._path, _dump(snapshot, "connectors", connectors) + "\n")
 
     def close(self) -> None:
         self.wait_for_deliveries()
@@ -149,6 +154,18 @@ class Organization:
         if saver is not None:
             saver.cancel()
         self.flush()
+
+    def _connector_json(self) -> list[str]:
+        """Each connector's JSON text, reused for the objects unchanged since the last write
+        (the whole state is written while changes arrive: issue 15)."""
+        known, texts = self._connector_texts, {}
+        for connector in self._state.connectors:
+            seen = known.get(id(connector))
+            if seen is None or seen[0] is not connector:
+                seen = (connector, json.dumps(connector.to_json()))
+            texts[id(connector)] = seen
+        self._connector_texts = texts
+        return [text for _, text in texts.values()]
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -194,7 +211,7 @@ class Organization:
                 for c in self._state.certificates
                 if server is None or c.server.lower() == server.split(".")[0].lower()
             ]
-            return copy.deepcopy(found)
+            return [c.copy() for c in found]
 
     def server_fqdn(self, name: str) -> str:
         for server in self._state.servers:
@@ -204,7 +221,7 @@ class Organization:
 
     def connectors(self) -> list[Connector]:
         with self._lock:
-            return copy.deepcopy(self._state.connectors)
+            return [c.copy() for c in self._state.connectors]
 
     def find_connector(self, identity: str) -> Connector | None:
         """By name, GUID (any case, braces allowed) or ``Server\\Name``; a copy or None."""
@@ -213,10 +230,10 @@ class Organization:
         with self._lock:
             for connector in self._state.connectors:
                 if key in (connector.name.lower(), connector.guid.lower()):
-                    return copy.deepcopy(connector)
+                    return connector.copy()
                 sources = [s.lower() for s in connector.source_transport_servers]
                 if sep and rest == connector.name.lower() and server in sources:
-                    return copy.deepcopy(connector)
+                    return connector.copy()
         return None
 
     def connector(self, identity: str) -> Connector:
@@ -234,7 +251,7 @@ class Organization:
     def add_connectors(self, connectors: list[Connector]) -> None:
         """Append new connectors (no queue, no event) and save."""
         with self._lock:
-            self._state.connectors.extend(copy.deepcopy(connectors))
+            self._state.connectors.extend(c.copy() for c in connectors)
             self.save()
 
     def replace_connector(self, updated: Connector) -> None:
@@ -243,12 +260,12 @@ class Organization:
             for index, connector in enumerate(self._state.connectors):
                 if connector.guid == updated.guid:
                     history = self._changes.setdefault(
-                        updated.guid, [(float("-inf"), copy.deepcopy(connector))]
+                        updated.guid, [(float("-inf"), connector.copy())]
                     )
-                    updated = copy.deepcopy(updated)
+                    updated = updated.copy()
                     updated.when_changed = now()
                     self._state.connectors[index] = updated
-                    history.append((time.monotonic(), copy.deepcopy(updated)))
+                    history.append((time.monotonic(), updated.copy()))
                     break
             else:
                 raise KeyError(updated.guid)
@@ -260,12 +277,12 @@ class Organization:
         with self._lock:
             history = self._changes.get(guid)
             if not history:
-                return copy.deepcopy(self._live_connector_by_guid(guid))
+                return self._live_connector_by_guid(guid).copy()
             loaded = time.monotonic() - self.config_delay
             for changed_at, connector in reversed(history):
                 if changed_at <= loaded:
-                    return copy.deepcopy(connector)
-            return copy.deepcopy(history[0][1])
+                    return connector.copy()
+            return history[0][1].copy()
 
     def add_event(
         self,
@@ -394,6 +411,16 @@ def _follow_lab_addresses(state: OrgState, smart_host: tuple[str, int], closed_p
             connector.port = moves[connector.port]
     state.smart_host = smart_host
     state.closed_port = closed_port
+
+
+def _dump(data: dict[str, Any], key: str, items: list[str]) -> str:
+    """``json.dumps(data)`` where ``data[key]`` is the list whose items' JSON texts are
+    ``items``."""
+    fields = (
+        f"{json.dumps(name)}: {'[' + ', '.join(items) + ']' if name == key else json.dumps(value)}"
+        for name, value in data.items()
+    )
+    return "{" + ", ".join(fields) + "}"
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -19,6 +19,8 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+from xml.etree import ElementTree
 
 from psrpcore import (
     CreatePipelineEvent,
@@ -34,15 +36,17 @@ from psrpcore import (
     SetMinRunspacesEvent,
     StreamType,
 )
+from psrpcore._payload import PSRPMessage, create_message
 from psrpcore.types import (
     ErrorRecord,
     HostMethodIdentifier,
     PipelineState,
     PSInvocationState,
     PSRPMessageType,
+    serialize,
 )
 
-from remediate.lab import psrp_values, wire
+from remediate.lab import psrp_values, psrpcore_speed, wire
 from remediate.lab.api import CmdletError, CommandRunner, LabObject
 from remediate.lab.wsman import (
     SIGNAL_CTRL_C,
@@ -52,6 +56,7 @@ from remediate.lab.wsman import (
 )
 
 log = logging.getLogger(__name__)
+psrpcore_speed.install()
 
 # Largest PSRP payload handed out per Stream element (pypsrp's default envelope is 150 KiB,
 # base64 inflates by a third).
@@ -70,7 +75,55 @@ def no_latency(cmdlet: str) -> float:
 
 class _Pool(ServerRunspacePool):
     """psrpcore's pool, tolerant of pypsrp writing the call id as ``CI`` (psrpcore reads
-    ``ci`` and would fail on SetMaxRunspaces/SetMinRunspaces)."""
+    ``ci`` and would fail on SetMaxRunspaces/SetMinRunspaces), that also queues objects
+    already serialized (``wire.Clixml``) and serializes each plain PipelineState (Running,
+    Completed, ..., no error) once: two per command otherwise (issue 15)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._states: dict[int, wire.Clixml] = {}
+
+    def prepare_message(
+        self,
+        message: Any,
+        message_type: PSRPMessageType | None = None,
+        pipeline_id: uuid.UUID | None = None,
+        stream_type: StreamType = StreamType.default,
+    ) -> None:
+        if type(message) is PipelineState and not message.ExceptionAsErrorRecord:
+            message, message_type = self._state_message(message), PSRPMessageType.PipelineState
+        if not isinstance(message, wire.Clixml):
+            super().prepare_message(message, message_type, pipeline_id, stream_type)
+            return
+        # What psrpcore's prepare_message does after serializing (psrpcore 0.3, pinned):
+        # it has no public way to queue a body serialized elsewhere
+        message_type = message_type or PSRPMessageType.PipelineOutput
+        data = create_message(False, message_type, message.data, self.runspace_pool_id, pipeline_id)
+        self._send_buffer.append(
+            PSRPMessage(
+                message_type,
+                bytearray(data),
+                self.runspace_pool_id,
+                pipeline_id,
+                self._fragment_counter,
+                stream_type,
+            )
+        )
+
+    def _state_message(self, message: PipelineState) -> wire.Clixml:
+        state = int(message.PipelineState)
+        known = self._states.get(state)
+        if known is None:
+            element = serialize(
+                message,
+                self._cipher,  # as psrpcore's prepare_message serializes (psrpcore 0.3)
+                our_capability=self.our_capability,
+                their_capability=self.their_capability,
+            )
+            known = self._states[state] = wire.Clixml(
+                ElementTree.tostring(element, encoding="utf-8", method="xml")
+            )
+        return known
 
     def _process_SetMaxRunspaces(self, event: SetMaxRunspacesEvent) -> None:
         _lowercase_ci(event)
@@ -364,7 +417,7 @@ class PSRPShell:
             pipeline.prepare_message(record, message_type=PSRPMessageType.ErrorRecord)
             flowing = []
         for obj in flowing:  # objects, or primitives (Get-Content's lines are strings)
-            pipeline.write_output(wire.encode_object(obj) if isinstance(obj, LabObject) else obj)
+            pipeline.write_output(wire.clixml(obj) if isinstance(obj, LabObject) else obj)
         return True
 
 

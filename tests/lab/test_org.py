@@ -3,6 +3,8 @@ a restart, --reset), the lab addresses moving between runs, and thread safety.""
 
 from __future__ import annotations
 
+import copy as copy_module
+import dataclasses
 import json
 import stat
 import threading
@@ -72,6 +74,46 @@ def test_state_file_is_private_atomic_json(tmp_path: Path) -> None:
     assert sorted(p.name for p in state.parent.iterdir()) == ["state.json"]  # no temp files
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
     assert json.loads(state.read_text())["connectors"]
+
+
+def test_the_state_file_is_what_dataclasses_asdict_wrote(tmp_path: Path) -> None:
+    """The cheaper save (issue 15: asdict deep-copied every connector per write, and the
+    unchanged connectors were encoded again) writes the same JSON, keys in the same order, as
+    the asdict-based save did; so older files load."""
+    org = open_org(tmp_path / "state.json", 2525)
+    state = org._state  # the live state: the file is written from it
+    stamps = {"when_changed", "time_created", "not_before", "not_after"}
+    stamps |= {"first_retry_time", "last_retry_time", "next_retry_time"}
+
+    def old(obj) -> dict:
+        data = dataclasses.asdict(obj)
+        for name in stamps & data.keys():
+            data[name] = data[name].isoformat() if data[name] else None
+        return data
+
+    def expected() -> dict:
+        return {
+            "version": 2,
+            "domain": state.domain,
+            "servers": [old(s) for s in state.servers],
+            "connectors": [old(c) for c in state.connectors],
+            "queues": [old(q) for q in state.queues],
+            "events": [old(e) for e in state.events],
+            "certificates": [old(c) for c in state.certificates],
+            "relay": {"username": state.relay_user, "password": state.relay_password},
+            "smart_host": {"host": state.smart_host[0], "port": state.smart_host[1]},
+            "closed_port": state.closed_port,
+        }
+
+    assert any(c.credential for c in state.connectors) and any(q.messages for q in state.queues)
+    assert any(q.next_retry_time for q in state.queues)
+    written = (tmp_path / "state.json").read_text(encoding="utf-8")
+    assert written == json.dumps(expected()) + "\n"
+    org.replace_connector(_with_port(org, PARTNER, 2601))  # the others' texts are reused
+    org.flush()
+    written = (tmp_path / "state.json").read_text(encoding="utf-8")
+    assert written == json.dumps(expected()) + "\n" and '"port": 2601' in written
+    org.close()
 
 
 def test_changes_are_saved_debounced_and_at_close(tmp_path: Path, monkeypatch) -> None:
@@ -162,6 +204,33 @@ def test_lookups_and_copies(tmp_path: Path) -> None:
     copy = org.connector(RELAY)
     copy.port = 1
     assert org.connector(RELAY).port == 2525  # callers get copies, never live objects
+
+
+def test_a_connector_copy_is_as_independent_as_a_deep_copy() -> None:
+    """Connector.copy (issue 15: deepcopy on every read and change) equals copy.deepcopy and
+    shares nothing mutable with the original."""
+    for connector in open_org(None, 2525).connectors():
+        copied, deep = connector.copy(), copy_module.deepcopy(connector)
+        assert copied == deep == connector
+        for field in dataclasses.fields(connector):
+            value = getattr(connector, field.name)
+            if isinstance(value, list | LabCredential):
+                assert getattr(copied, field.name) is not value, field.name
+        if connector.credential is not None:
+            copied.credential.password = "changed"
+            assert connector.credential.password != "changed"
+        copied.smart_hosts.append("changed.example")
+        assert "changed.example" not in connector.smart_hosts
+
+
+def test_a_certificate_copy_is_as_independent_as_a_deep_copy() -> None:
+    certificates = open_org(None, 2525).certificates()
+    assert certificates
+    for certificate in certificates:
+        copied = certificate.copy()
+        assert copied == copy_module.deepcopy(certificate) == certificate
+        copied.certificate_domains.append("changed.example")
+        assert "changed.example" not in certificate.certificate_domains
 
 
 def test_concurrent_changes_keep_a_valid_state_file(tmp_path: Path) -> None:
