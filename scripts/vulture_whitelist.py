@@ -53,3 +53,12 @@ _.description
 # server's own network path (tests/wizard/test_wizard_2016.py)
 _.cmdlets_run
 _.set_server_route
+
+# the reference the lab's fast paths are tested against (tests/lab/test_wire_bytes.py,
+# tests/lab/test_psrpcore_speed.py, tests/remote/test_wire.py): psrpcore's own serializer and
+# note-property constructor
+_.encode_object
+_.ORIGINAL_NOTE_PROPERTY
+
+# requests reads it on every request (remote/session.py _settle_environment)
+_.trust_env
