@@ -14,6 +14,7 @@ characters (zero-width joiner in an emoji, soft hyphen) are kept.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from enum import Enum
@@ -27,6 +28,7 @@ _BIDI_CONTROLS = frozenset(
     "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 )
 _SEPARATORS = frozenset("\u2028\u2029")
+_ASCII_CONTROL = re.compile("[\x00-\x1f\x7f]")  # unicodedata's Cc within ASCII
 
 # Parameters of type SwitchParameter: a value must be attached with a colon (-Confirm:$false).
 _SWITCH_PARAMETERS = frozenset({"confirm", "whatif", "force", "verbose", "debug"})
@@ -34,6 +36,9 @@ _SWITCH_PARAMETERS = frozenset({"confirm", "whatif", "force", "verbose", "debug"
 
 def unsafe_character(text: str) -> str | None:
     """The first character that may not appear in a literal, or None."""
+    if text.isascii():  # the common case, in C: ASCII's only unsafe characters are Cc
+        found = _ASCII_CONTROL.search(text)
+        return found.group() if found else None
     for ch in text:
         category = unicodedata.category(ch)
         if category in ("Cc", "Cs") or ch in _SEPARATORS or ch in _BIDI_CONTROLS:

@@ -195,3 +195,13 @@ def test_any_user_name_renders_as_one_literal_or_is_refused(user: str) -> None:
     assert decode(parsed.parameters[0][1][0]) == user
     command = [line for line in script.splitlines() if line.startswith("Set-SendConnector")]
     assert check_line(command[0]).parameters[1] == ("AuthenticationCredential", ["$cred"])
+
+
+def test_the_ascii_fast_path_refuses_exactly_unicodes_control_characters() -> None:
+    """ASCII text is checked by a regex, other text character by character: both give
+    unicodedata's answer (category Cc) for every ASCII character, anywhere in the text."""
+    for code in range(128):
+        char = chr(code)
+        expected = char if unicodedata.category(char) == "Cc" else None
+        assert unsafe_character(f"Relay {char}x") == expected
+        assert unsafe_character(f"Relé {char}x") == expected  # not ASCII: the slow path
