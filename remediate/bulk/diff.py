@@ -50,14 +50,19 @@ class Target:
         return checked.after or self.before
 
     def changes(self) -> list[tuple[str, Any, Any]]:
-        """(property, before, after), the re-entered credential included."""
+        """(property, before, after), the re-entered credential included (a copy: shown and
+        reported, computed once)."""
+        return list(self._changes)
+
+    @cached_property
+    def _changes(self) -> tuple[tuple[str, Any, Any], ...]:
         rows = differences(self.before, self.after)
         for ref in self.plan.credentials if self.plan else ():
             if not any(name == "AuthenticationCredential" for name, _, _ in rows):
                 rows.append(
                     ("AuthenticationCredential", str(self.before.credential), _reentered(ref))
                 )
-        return rows
+        return tuple(rows)
 
 
 def _reentered(ref: CredentialRef) -> str:

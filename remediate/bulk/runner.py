@@ -32,7 +32,7 @@ from remediate.core.files import write_file
 from remediate.core.status import ExitStatus
 from remediate.render.script import render_script
 from remediate.run import audit
-from remediate.run.backup import backup_dir
+from remediate.run.backup import backup_dir, checked_backup_dir
 from remediate.run.locks import ConnectorLocks
 from remediate.run.pipeline import Change
 
@@ -135,6 +135,7 @@ class BulkRun:
         self.states = [EndpointState(e, spec.rows_for(e)) for e in spec.endpoints()]
         self._stop = threading.Event()
         self._audit_fd: int | None = None  # the audit log, open for the whole run
+        self._backup_dir: Path | None = None  # checked once per run
         self._audit_lock = threading.Lock()
 
     # --- control ---------------------------------------------------------------------------
@@ -358,7 +359,7 @@ class BulkRun:
         try:
             change = Change(
                 state.endpoint, target.plan, target.before, self.environ,
-                script=False, audit_fd=self._audit_log(),
+                script=False, audit_fd=self._audit_log(), backup_directory=self._backups(),
             )  # fmt: skip
             change.back_up()
         except OSError as exc:
@@ -423,6 +424,13 @@ class BulkRun:
                 if outcome.backup in paths:
                     outcome.undo_script = path
         return path
+
+    def _backups(self) -> Path:
+        """The backup directory, checked (private, ours, no symbolic link) once per run."""
+        with self._audit_lock:
+            if self._backup_dir is None:
+                self._backup_dir = checked_backup_dir(self.environ)
+            return self._backup_dir
 
     def _audit_log(self) -> int:
         """The audit log, opened (and checked: private, no symbolic link) once per run."""

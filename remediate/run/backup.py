@@ -48,6 +48,13 @@ def backup_dir(environ: Mapping[str, str] | None = None) -> Path:
     return state_dir(environ) / "backups"
 
 
+def checked_backup_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The backup directory, created or checked (private, ours, no symbolic link)."""
+    directory = backup_dir(environ)
+    private_directory(directory.parent)  # $XDG_STATE_HOME/remediate
+    return private_directory(directory)
+
+
 @dataclass(frozen=True)
 class Backup:
     path: Path
@@ -69,14 +76,15 @@ def write_backup(
     *,
     environ: Mapping[str, str] | None = None,
     script: bool = True,
+    directory: Path | None = None,
 ) -> Backup:
     """Save ``connector`` and ``plan`` (JSON) and the rendered undo script, before a change.
-    ``script=False`` writes the JSON only (bulk renders one undo script per run)."""
+    ``script=False`` writes the JSON only (bulk renders one undo script per run);
+    ``directory`` is one ``checked_backup_dir`` gave (bulk checks it once per run)."""
     now = datetime.now(UTC)
     created = now.isoformat(timespec="seconds")
-    directory = backup_dir(environ)
-    private_directory(directory.parent)  # $XDG_STATE_HOME/remediate
-    private_directory(directory)
+    if directory is None:
+        directory = checked_backup_dir(environ)
     stem = f"{now:%Y%m%dT%H%M%S%fZ}-{file_name_part(connector.name)}"
     backup = Backup(
         path=directory / f"{stem}.json",

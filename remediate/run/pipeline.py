@@ -157,8 +157,10 @@ class Change:
     before: SendConnector
     environ: Mapping[str, str] | None = None
     script: bool = True  # bulk renders one undo script per run instead
-    # bulk opens (and checks) the audit log once per run and appends to it here
+    # bulk opens (and checks) the audit log once per run and appends to it here, and
+    # checks the backup directory once per run
     audit_fd: int | None = None
+    backup_directory: Path | None = None
     saved: Backup | None = field(default=None, init=False)
 
     @property
@@ -172,8 +174,9 @@ class Change:
             if self.audit_fd is None:
                 audit.check_log(self.environ)
             self.saved = backup.write_backup(
-                self.connection, self.before, self.plan, environ=self.environ, script=self.script
-            )
+                self.connection, self.before, self.plan,
+                environ=self.environ, script=self.script, directory=self.backup_directory,
+            )  # fmt: skip
         return self.saved
 
     def record(self, result: ExecutionResult) -> Path | None:
