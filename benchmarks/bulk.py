@@ -361,8 +361,8 @@ def run_profile(profile: str, connectors: int, rounds: int, methods: list[str]) 
                     before = labs.counts()
                     cpu_before = cpu_seconds()
                     started = time.perf_counter()
-                    if method == "bulk":
-                        bulk(spec, base / "state", expect=f"changed={per},")
+                    if method == "bulk":  # a new state directory, as each Recorder has
+                        bulk(spec, base / f"state-{port}", expect=f"changed={per},")
                     else:
                         {"floor": floor, "fastest": fastest, "naive": naive}[method](
                             labs.infos, wanted, port, rec

@@ -12,6 +12,7 @@ back, labelled as the tool's own record.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import os
@@ -216,6 +217,7 @@ def check_log(environ: Mapping[str, str] | None = None) -> Path:
     return path
 
 
+@functools.cache  # one user per process; getuser may read the password database each time
 def _operator() -> str:
     try:
         return getpass.getuser()
