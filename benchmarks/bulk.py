@@ -20,8 +20,10 @@ an ASSUMPTION: Set-SendConnector 150 ms (an AD write, often 100-300 ms on real s
 every other cmdlet 20 ms. Each round asks for a new port, so every connector changes.
 Prints medians, ratios, round trips (HTTP requests) per connector and Get-SendConnector
 calls per endpoint counted by the labs, the CPU per connector of this process and of the
-labs (all on the same cores), the load average, and the peak RSS of `remediate bulk apply`
-run as its own process.
+labs (all on the same cores), the load average, the peak RSS of `remediate bulk apply`
+run as its own process, naive / fastest (the best bare pypsrp does) and the shortest run
+bulk's CPU allows (its threads share one GIL). Each round records into new directories,
+bulk's state directory included.
 Usage: .venv/bin/python benchmarks/bulk.py [--connectors 200 [2000]] [--rounds 3 [1]]
        [--latency zero|realistic|both] [--methods bulk,floor,fastest,naive]
        [--bulk-args "--in-flight 16"]
