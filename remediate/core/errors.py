@@ -28,16 +28,6 @@ class RunRecap:
         self.summary = summary
         self.backup = backup
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RunRecap):
-            return NotImplemented
-        return (self.summary, self.backup) == (other.summary, other.backup)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable fields: not hashable
-
-    def __repr__(self) -> str:
-        return f"RunRecap(summary={self.summary!r}, backup={self.backup!r})"
-
 
 class RemediateError(Exception):
     """Base class: a problem the user can act on."""
