@@ -46,6 +46,7 @@ from remediate.core.queuejson import queue_json
 from remediate.core.status import ExitStatus
 from remediate.core.undo import undo_plan
 from remediate.remote.connections import AuthMethod, Connection, parse_server
+from remediate.remote.hosting import ShellHost, start_hosts
 from remediate.remote.session import Session
 from remediate.run.backup import load_backup
 from remediate.run.execute import StepCallback
@@ -75,6 +76,7 @@ __all__ = [
     "queues",
     "read_connectors",
     "retry",
+    "start_hosts",
     "undo",
     "verify",
 ]
@@ -82,7 +84,7 @@ __all__ = [
 if TYPE_CHECKING:
     from remediate.core.options import FixOptions
 
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 
 E = TypeVar("E", bound=Enum)
 
@@ -128,6 +130,7 @@ def connect(
     warn: Callable[[str], None] | None = None,
     lock: Sequence[str] = (),
     runspaces: int = 1,
+    host: ShellHost | None = None,
 ) -> Handle:
     """Open a session with the endpoint ``target`` (a URL such as
     ``https://ex01.contoso.com/PowerShell`` or a ``Connection``).
@@ -140,6 +143,8 @@ def connect(
     closes (ConnectorBusy, with nothing sent, when another run holds one); without it,
     ``apply`` and ``undo`` hold the lock from their read to their read-back. ``runspaces``
     (1.1): pipelines the session's one shell runs at once (bulk's ``--in-flight``).
+    ``host`` (1.2): run the shell in that worker process (``remote.hosting.start_hosts``;
+    bulk's ``--processes``) instead of this one.
     """
     connection = target if isinstance(target, Connection) else parse_server(target)
     changes: dict[str, Any] = {}
@@ -161,7 +166,7 @@ def connect(
     locks = ConnectorLocks(connection, environ, lock) if lock else None
     if locks is not None:
         locks.acquire(lock)
-    session = Session(connection, password, collect, runspaces=runspaces)
+    session = Session(connection, password, collect, runspaces=runspaces, host=host)
     try:
         session.open()
     except BaseException:

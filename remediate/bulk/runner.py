@@ -12,6 +12,7 @@ each endpoint stops after the step in flight and reports the rest as skipped.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -40,9 +41,13 @@ if TYPE_CHECKING:
     from remediate.bulk.flights import Flight
     from remediate.core.exchange import SendConnector
     from remediate.remote.connections import Connection
+    from remediate.remote.hosting import ShellHost
     from remediate.remote.session import Session
     from remediate.run.backup import Backup
     from remediate.run.execute import CredentialSource, ExecutionResult
+
+
+log = logging.getLogger(__name__)
 
 
 class Status(StrEnum):
@@ -122,6 +127,7 @@ class BulkRun:
         warn: Callable[[str], None] | None = None,
         planner: Planner = plan_endpoint,
         lock: bool = False,
+        processes: int = 0,
     ) -> None:
         self.spec = spec
         self.passwords = passwords
@@ -132,6 +138,8 @@ class BulkRun:
         self.warn = warn  # the sessions' warnings (Basic over http, an unreadable connector)
         self.planner = planner
         self.lock = lock  # apply: hold each connector's lock, and plan again under it
+        self.processes = max(0, processes)  # worker processes running the shells (0: none)
+        self._hosts: list[ShellHost] = []
         self.states = [EndpointState(e, spec.rows_for(e)) for e in spec.endpoints()]
         self._stop = threading.Event()
         self._audit_fd: int | None = None  # the audit log, open for the whole run
@@ -155,6 +163,9 @@ class BulkRun:
             if state.locks is not None:
                 state.locks.release()
                 state.locks = None
+        hosts, self._hosts = self._hosts, []
+        for host in hosts:  # after their shells closed
+            host.close()
         with self._audit_lock:
             if self._audit_fd is not None:
                 os.close(self._audit_fd)
@@ -169,7 +180,13 @@ class BulkRun:
     # --- phases ----------------------------------------------------------------------------
 
     def read(self) -> list[EndpointState]:
-        """Open one session per endpoint, read its connectors once, plan every row."""
+        """Open one session per endpoint, read its connectors once, plan every row. With
+        ``processes``, the shells run in that many worker processes, started here before
+        any thread (``remote.hosting``), the endpoints shared among them in turn."""
+        if self.processes and not self._hosts:
+            self._hosts = api.start_hosts(min(self.processes, len(self.states)))
+            pids = ", ".join(str(h.pid) for h in self._hosts)
+            log.info("the shells run in %d worker process(es), pid %s", len(self._hosts), pids)
         self._each(self._read_one)
         return self.states
 
@@ -209,6 +226,7 @@ class BulkRun:
             handle = api.connect(
                 state.endpoint, password=self.passwords.get(state.endpoint),
                 environ=self.environ, warn=self.warn, runspaces=self.in_flight,
+                host=self._host_for(state),
             )  # fmt: skip
             state.session = handle.session
             connectors = api.read_connectors(handle)
@@ -217,6 +235,12 @@ class BulkRun:
             self._close(state)
             return
         state.targets, state.unmatched = self.planner(state.rows, connectors)
+
+    def _host_for(self, state: EndpointState) -> ShellHost | None:
+        if not self._hosts:
+            return None
+        number = next(n for n, each in enumerate(self.states) if each is state)
+        return self._hosts[number % len(self._hosts)]
 
     def _lock_named(self, state: EndpointState) -> None:
         """Lock the connectors the rows name before the read, so that read can plan the

@@ -45,6 +45,17 @@ class RemediateError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled with its attributes, whatever its ``__init__`` takes (a shell's error
+        crosses from a worker process, ``remote.hosting``)."""
+        return (_rebuilt, (type(self), self.message), self.__dict__)
+
+
+def _rebuilt(cls: type[RemediateError], message: str) -> RemediateError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    return error
+
 
 class UsageError(RemediateError):
     """Bad input on the command line or in an input file; nothing was sent anywhere."""

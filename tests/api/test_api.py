@@ -63,10 +63,11 @@ def fix_relay(handle: api.Handle, lab: Lab, **extra: object) -> api.Plan:
 
 def test_the_surface_is_versioned_and_listed() -> None:
     major, minor = (int(part) for part in api.API_VERSION.split("."))
-    assert (major, minor) == (1, 1)  # 1.1 added fix, verify, ExitStatus, StepFailed, queue_json
+    assert (major, minor) == (1, 2)  # 1.1 added fix, verify, ExitStatus, StepFailed, queue_json
     assert all(hasattr(api, name) for name in api.__all__)
     verbs = {"connect", "read_connectors", "plan", "diff", "apply", "undo", "queues", "retry"}
     assert verbs | {"fix", "verify", "queue_json"} <= set(api.__all__)
+    assert "start_hosts" in api.__all__  # 1.2: connect(host=...) runs the shell in a worker
     assert issubclass(api.StepFailed, RemoteCommandError)  # what 1.0 promised still holds
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,6 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             help="changes sent at once per endpoint, as pipelines of one shell (default 8)",
         )
         sub.add_argument(
+            "--processes",
+            type=int,
+            metavar="N",
+            help="worker processes running the shells, so the client uses N cores (0: none,"
+            " all in this process; default: one per CPU, at most one per endpoint)",
+        )
+        sub.add_argument(
             "--password-stdin",
             action="store_true",
             help="line 1: admin password, line 2: shared relay password",
@@ -95,6 +103,8 @@ def run(args: argparse.Namespace, out: Environment) -> int:
         raise UsageError("--parallel must be 1 or more")
     if not 1 <= args.in_flight <= MAX_IN_FLIGHT:
         raise UsageError(f"--in-flight must be 1 to {MAX_IN_FLIGHT}")
+    if args.processes is not None and args.processes < 0:
+        raise UsageError("--processes must be 0 or more")
     if args.bulk_action == "undo":
         return _undo(args, env)
     # lazy: a command module stays cheap to import (--help, completion); its work loads here
@@ -135,7 +145,17 @@ def _open_run(
         planner=planner or plan_endpoint,
         lock=lock,
         warn=env.err,
+        processes=_processes(args.processes, len(spec.endpoints())),
     )
+
+
+def _processes(wanted: int | None, endpoints: int) -> int:
+    """--processes, or by default one worker per CPU and at most one per endpoint; none when
+    that is one (a single worker only moves the client out of this process)."""
+    if wanted is not None:
+        return wanted
+    default = min(os.cpu_count() or 1, endpoints)
+    return default if default > 1 else 0
 
 
 def _show(env: Environment, states: list[EndpointState]) -> None:
