@@ -16,9 +16,7 @@ import base64
 import dataclasses
 import json
 import logging
-import os
 import subprocess
-import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -37,48 +35,9 @@ from remediate.remote.session import Session
 from remediate.run.pipeline import apply_plan
 from tests.e2e.conftest import EXE, PROFILE, RELAY, Cli
 from tests.lab.lab_helpers import start_lab
+from tests.proc_sampler import ProcSampler
 
 pytestmark = [pytest.mark.e2e, pytest.mark.keyring]
-
-
-class ProcSampler:
-    """Reads /proc/<pid>/cmdline and environ of every process, again and again, in a thread;
-    remembers the pids whose text held a secret and the command lines it saw."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        self.secrets = [s.encode() for s in secrets]
-        self.hits: list[tuple[int, str, bytes]] = []
-        self.seen: set[bytes] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def __enter__(self) -> ProcSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.sample()
-            time.sleep(0.005)
-
-    def sample(self) -> None:
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            for part in ("cmdline", "environ"):
-                try:
-                    data = Path(entry.path, part).read_bytes()
-                except OSError:  # gone already, or not ours to read
-                    continue
-                if part == "cmdline":
-                    self.seen.add(data)
-                for secret in self.secrets:
-                    if secret in data:
-                        self.hits.append((int(entry.name), part, data))
 
 
 @pytest.fixture
