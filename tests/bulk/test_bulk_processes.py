@@ -1,0 +1,390 @@
+"""`remediate bulk` with its shells in worker processes (``--processes``), end to end: the
+installed command (one thread when it starts them, so they are forked) against labs over
+real HTTP.
+
+- the outcome (statuses, messages, exit status, the labs' connectors) is the one the same
+  file gives with every shell in the command's own process (``--processes 0``);
+- Ctrl-C and SIGTERM sent to the whole process group, as a terminal and a service manager
+  do, reach the workers too: they ignore it, the command stops after the steps in flight,
+  the report says what was changed, and no worker outlives the command;
+- the admin and relay passwords reach the lab through the workers and appear nowhere else:
+  not in any process's command line or environment (sampled from /proc while it runs), not
+  in stdout/stderr (with --debug: pypsrp's records, logged in the workers), the report, the
+  backups, the undo script or the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from remediate.lab.seed import EXTRA_PREFIX
+from remediate.lab.server import CmdletLatency, Lab
+from tests.bulk.bulk_helpers import (
+    ADMIN_PASSWORD,
+    RELAY_SECRET,
+    cli_env,
+    report_statuses,
+    row,
+    start_labs,
+    write_rows,
+)
+from tests.lab.lab_helpers import start_lab
+from tests.proc_sampler import ProcSampler
+from tests.secret_service import REMEDIATE_EXE
+
+pytestmark = pytest.mark.e2e
+
+WORKERS = re.compile(
+    r"^INFO remediate\.bulk\.runner: the shells run in (\d+) worker process\(es\), pid ([\d, ]+)$",
+    re.MULTILINE,
+)
+MISSING = f"{EXTRA_PREFIX} 099"  # no lab has it: that row fails
+
+
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+    pid: int  # the command's; it led its own session (start_new_session)
+
+
+def _names(count: int) -> list[str]:
+    return [f"{EXTRA_PREFIX} {n:03d}" for n in range(1, count + 1)]
+
+
+def run_bulk(env: dict[str, str], log: str, *args: str, stdin: str, timeout: float = 240) -> Done:
+    """The installed ``remediate LOG bulk ARGS`` (LOG: --verbose or --debug) in a session of
+    its own (so what it leaves behind can be found by session id), passwords on stdin."""
+    with subprocess.Popen(
+        [str(REMEDIATE_EXE), log, "bulk", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    ) as process:
+        stdout, stderr = process.communicate(stdin, timeout=timeout)
+        return Done(process.returncode, stdout, stderr, process.pid)
+
+
+def worker_pids(stderr: str) -> list[int]:
+    """The pids the --verbose INFO line names (one such line per run)."""
+    [(count, pids)] = WORKERS.findall(stderr)
+    found = [int(p) for p in pids.split(", ")]
+    assert len(found) == int(count)
+    return found
+
+
+def _state(pid: int) -> str | None:
+    """The process's state letter (``Z``: ended, its exit not yet collected), None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[0]
+
+
+def _session_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rpartition(")")[2].split()[3])
+
+
+def left_behind(pids: list[int], session: int, within: float = 20.0) -> list[int]:
+    """The pids still running (a zombie has ended), and every process still in the command's
+    session, after up to ``within`` seconds (a loaded machine)."""
+    deadline = time.monotonic() + within
+    while True:
+        alive = [p for p in pids if _state(p) not in (None, "Z")]
+        alive += [
+            int(e.name)
+            for e in os.scandir("/proc")
+            if e.name.isdigit()
+            and int(e.name) not in alive
+            and _session_of(int(e.name)) == session
+            and _state(int(e.name)) not in (None, "Z")
+        ]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def _outcomes(report: Path, labs: list[Lab]) -> dict[tuple[int, str], tuple[str, str, list[str]]]:
+    """(lab number, connector) -> (status, message, changes), from a JSON report."""
+    number = {lab.endpoint_url: n for n, lab in enumerate(labs)}
+    data = json.loads(report.read_text(encoding="utf-8"))
+    return {
+        (number[e["endpoint"]], c["connector"]): (c["status"], c["message"], c["changes"])
+        for e in data["endpoints"]
+        for c in e["connectors"]
+    }
+
+
+def _lab_view(lab: Lab) -> dict[str, dict[str, object]]:
+    """Every connector of a lab, its fields as a dict (but the time it changed)."""
+    view = {c.name: c.to_json() for c in lab.organization.connectors()}
+    for fields in view.values():
+        del fields["when_changed"]
+    return view
+
+
+def _changed(
+    before: dict[str, dict[str, object]], after: dict[str, dict[str, object]]
+) -> dict[str, dict[str, object]]:
+    """Per connector the fields a run changed, with their new values: the same for two labs
+    seeded alike (their GUIDs, ports and passwords are their own)."""
+    assert set(after) == set(before)
+    return {
+        name: {key: value for key, value in fields.items() if before[name][key] != value}
+        for name, fields in after.items()
+        if fields != before[name]
+    }
+
+
+def _spoil(lab: Lab, name: str) -> None:
+    """IgnoreSTARTTLS set on the connector (by another admin), so RequireTLS is refused
+    (Set-SendConnector docs: the two cannot both be $true; lab/rules.py)."""
+    connector = lab.organization.connector(name)
+    connector.ignore_starttls = True
+    lab.organization.replace_connector(connector)
+
+
+def test_same_outcome_with_and_without_worker_processes(tmp_path: Path) -> None:
+    """One file run twice on identical pairs of labs: with two worker processes and with
+    none. Three port changes per lab, one row naming a connector that does not exist, one
+    asking for RequireTLS on a connector whose IgnoreSTARTTLS forbids it."""
+    results: dict[int, tuple[Done, dict[tuple[int, str], tuple[str, str, list[str]]]]] = {}
+    views: dict[int, list[dict[str, dict[str, object]]]] = {}
+    for processes in (2, 0):
+        base = tmp_path / f"processes-{processes}"
+        labs = start_labs(base / "labs", 2, extra_connectors=4)
+        try:
+            for lab in labs:
+                _spoil(lab, f"{EXTRA_PREFIX} 004")
+            rows = [row(lab, connector=n, port=2601) for lab in labs for n in _names(3)]
+            rows.append(row(labs[0], connector=MISSING, port=2601))
+            rows.append(row(labs[1], connector=f"{EXTRA_PREFIX} 004", require_tls=True))
+            spec = write_rows(base / "ports.yaml", rows)
+            report = base / "run.json"
+            before = [_lab_view(lab) for lab in labs]
+            done = run_bulk(
+                cli_env(base), "--verbose",
+                "apply", str(spec), "--yes", "--password-stdin",
+                "--processes", str(processes), "--report", str(report),
+                stdin=f"{ADMIN_PASSWORD}\n{RELAY_SECRET}\n",
+            )  # fmt: skip
+            assert report.is_file(), done.stdout + done.stderr
+            results[processes] = (done, _outcomes(report, labs))
+            views[processes] = [
+                _changed(b, _lab_view(lab)) for b, lab in zip(before, labs, strict=True)
+            ]
+        finally:
+            for lab in labs:
+                lab.stop()
+
+    (hosted, hosted_outcomes), (local, local_outcomes) = results[2], results[0]
+    assert hosted.returncode == 6, hosted.stdout + hosted.stderr  # one row failed (README)
+    assert local.returncode == hosted.returncode, local.stdout + local.stderr
+    assert hosted_outcomes == local_outcomes
+    statuses = {key: status for key, (status, _, _) in hosted_outcomes.items()}
+    assert statuses == {
+        **{(n, name): "changed" for n in (0, 1) for name in _names(3)},
+        (0, MISSING): "failed",
+        (1, f"{EXTRA_PREFIX} 004"): "failed",
+    }
+    assert "not found" in hosted_outcomes[(0, MISSING)][1]
+    assert "IgnoreSTARTTLS" in hosted_outcomes[(1, f"{EXTRA_PREFIX} 004")][1]
+    assert views[2] == views[0]
+    assert [sorted(view) for view in views[2]] == [_names(3), _names(3)]
+    assert all(view[name]["port"] == 2601 for view in views[2] for name in _names(3))
+    recap = [line for line in hosted.stdout.splitlines() if line.startswith("total:")]
+    assert recap == [line for line in local.stdout.splitlines() if line.startswith("total:")]
+    assert recap == ["total: ok=0, changed=6, failed=2, skipped=0"]
+
+    pids = worker_pids(hosted.stderr)
+    assert len(set(pids)) == 2 and hosted.pid not in pids
+    assert left_behind(pids, hosted.pid) == []
+    assert WORKERS.search(local.stderr) is None  # --processes 0: no worker at all
+    assert left_behind([], local.pid) == []
+
+
+@pytest.mark.parametrize(
+    ("signum", "status", "said"),
+    [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_a_signal_to_the_process_group_stops_after_the_steps_in_flight(
+    tmp_path: Path, signum: signal.Signals, status: int, said: str
+) -> None:
+    """Sent to the group, the signal reaches the workers as well as the command (README,
+    exit status: 130 for Ctrl-C, 143 for SIGTERM): the workers ignore it and finish the
+    steps in flight, the command sends nothing more, and every worker ends with it.
+    Each change takes 0.3 s on the lab, two in flight per endpoint: the run lasts seconds,
+    so the signal lands mid-run even on a loaded machine."""
+    labs = start_labs(
+        tmp_path / "labs",
+        2,
+        extra_connectors=15,
+        cmdlet_latency=CmdletLatency(0.0, {"Set-SendConnector": 0.3}),
+    )
+    try:
+        names = _names(15)
+        rows = [row(lab, connector=n, port=2525) for lab in labs for n in names]
+        spec = write_rows(tmp_path / "many.yaml", rows)
+        report = tmp_path / "run.json"
+        command = [str(REMEDIATE_EXE), "--verbose", "bulk", "apply", str(spec), "--yes"]
+        command += ["--password-stdin", "--processes", "2", "--in-flight", "2"]
+        command += ["--report", str(report)]
+        with subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(tmp_path),
+            start_new_session=True,  # its own process group, as a terminal's foreground job
+        ) as process:
+            assert process.stdin is not None and process.stderr is not None
+            process.stdin.write(ADMIN_PASSWORD + "\n")
+            process.stdin.close()
+            seen = []
+            for line in process.stderr:  # INFO lines, then one progress line per connector
+                seen.append(line)
+                if line.startswith("[4/30]"):
+                    os.killpg(process.pid, signum)
+                    break
+            rest = process.stderr.read()
+            stdout = process.stdout.read() if process.stdout else ""
+            assert process.wait(timeout=120) == status, "".join(seen) + rest + stdout
+        assert f"interrupted ({said}): stopped after the steps in flight" in rest
+        pids = worker_pids("".join(seen))
+        assert len(pids) == 2
+        assert left_behind(pids, process.pid) == []
+
+        statuses = report_statuses(report)
+        assert json.loads(report.read_text(encoding="utf-8"))["interrupted"] is True
+        changed = 0
+        for lab in labs:
+            ordered = [statuses[(lab.endpoint_url, n)] for n in names]
+            done = ordered.count("changed")
+            changed += done
+            assert ordered == ["changed"] * done + ["skipped"] * (15 - done), ordered
+            ports = [lab.organization.connector(n).port for n in names]
+            assert ports[:done] == [2525] * done
+            assert 2525 not in ports[done:]
+        assert 4 <= changed < 30
+        assert f"not run: interrupted ({said})" in stdout
+    finally:
+        for lab in labs:
+            lab.stop()
+
+
+def _written(*directories: Path) -> dict[Path, bytes]:
+    return {
+        path: path.read_bytes()
+        for directory in directories
+        if directory.exists()
+        for path in directory.rglob("*")
+        if path.is_file()
+    }
+
+
+def test_secret_canary_with_worker_processes(tmp_path: Path) -> None:
+    """Rotate the relay password on two connectors of each of two labs, shells in two
+    forked workers, --debug: the admin password (stdin line 1) and the relay password
+    (line 2, no keyring) cross to the workers over their pipes only."""
+    admin_password = f"Canary-Admin-{secrets.token_hex(8)}"
+    relay_canary = f"Canary-Relay-{secrets.token_hex(8)}"
+    labs = [
+        start_lab(
+            tmp_path / "labs" / f"lab{n}",
+            admin_password=admin_password,
+            state_file=tmp_path / "labs" / f"lab{n}-state.json",  # the server side: not scanned
+            extra_connectors=2,
+        )
+        for n in (1, 2)
+    ]
+    try:
+        names = _names(2)
+        rows = [
+            row(
+                lab,
+                connector=name,
+                credential_user=lab.relay_user,
+                credential_key="rotation-2026",
+                reenter_credential=True,
+            )
+            for lab in labs
+            for name in names
+        ]
+        spec = write_rows(tmp_path / "rotate.yaml", rows)
+        env = cli_env(tmp_path)  # no keyring: both passwords come from stdin
+        out = tmp_path / "out"
+        out.mkdir()
+        stdin = f"{admin_password}\n{relay_canary}\n"
+        common = ["--password-stdin", "--processes", "2"]
+        control = f"Canary-Control-{secrets.token_hex(8)}"  # shows the sampler sees environs
+        with ProcSampler([admin_password, relay_canary, control]) as sampler:
+            witness = subprocess.Popen(["sleep", "30"], env={**env, "CONTROL": control})
+            planned = run_bulk(env, "--debug", "plan", str(spec), "--output", str(out / "p.ps1"),
+                               *common, stdin=stdin)  # fmt: skip
+            applied = run_bulk(env, "--debug", "apply", str(spec), "--yes",
+                               "--report", str(out / "run.json"), *common, stdin=stdin)  # fmt: skip
+            undone = run_bulk(env, "--debug", "undo", str(out / "run.json"), "--yes", *common,
+                              stdin=stdin)  # fmt: skip
+            witness.kill()
+            witness.wait()
+        runs = (planned, applied, undone)
+        assert planned.returncode == 10, planned.stdout + planned.stderr
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert undone.returncode == 0, undone.stdout + undone.stderr
+        assert set(report_statuses(out / "run.json").values()) == {"changed"}
+        for lab in labs:  # the secret did reach Exchange, through the workers
+            for name in names:
+                assert lab.organization.connector(name).credential.password == relay_canary
+
+        for done in runs:
+            pids = worker_pids(done.stderr)
+            assert len(pids) == 2
+            # pypsrp runs only in the workers: its records came from there, redacted there
+            assert "DEBUG pypsrp" in done.stderr
+            # forked (the command runs one thread then): a worker's command line is the
+            # command's own; and the sampler did see every worker
+            parent = sampler.commands.get(done.pid)
+            assert parent is not None and b"bulk" in parent
+            assert [sampler.commands.get(p) for p in pids] == [parent, parent]
+            assert left_behind(pids, done.pid) == []
+        assert {pid for pid, _, _ in sampler.hits} == {witness.pid}  # the control only
+        assert all(control.encode() in data for _, _, data in sampler.hits)
+        printed = [done.stdout + done.stderr for done in runs]
+        assert "redacted" in printed[1]
+        assert [i for i, text in enumerate(printed) for s in (admin_password, relay_canary)
+                if s in text] == []  # fmt: skip
+        written = _written(out, Path(env["XDG_STATE_HOME"]), Path(env["XDG_CONFIG_HOME"]),
+                           Path(env["HOME"]))  # fmt: skip
+        kinds = {p.suffix for p in written} | {p.name for p in written}
+        assert {".json", ".ps1", "audit.log"} <= kinds  # report, backups, undo, audit log
+        leaks = [
+            (str(p), s[:8])
+            for p, data in written.items()
+            for s in (admin_password, relay_canary)
+            if s.encode() in data
+        ]
+        assert leaks == []
+    finally:
+        for lab in labs:
+            lab.stop()
