@@ -224,15 +224,20 @@ def test_same_outcome_with_and_without_worker_processes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("signum", "status", "said"),
-    [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")],
-    ids=["ctrl-c", "sigterm"],
+    [
+        (signal.SIGINT, 130, "Ctrl-C"),
+        (signal.SIGTERM, 143, "SIGTERM"),
+        (signal.SIGHUP, 129, "SIGHUP"),
+    ],
+    ids=["ctrl-c", "sigterm", "sighup"],
 )
 def test_a_signal_to_the_process_group_stops_after_the_steps_in_flight(
     tmp_path: Path, signum: signal.Signals, status: int, said: str
 ) -> None:
     """Sent to the group, the signal reaches the workers as well as the command (README,
-    exit status: 130 for Ctrl-C, 143 for SIGTERM): the workers ignore it and finish the
-    steps in flight, the command sends nothing more, and every worker ends with it.
+    exit status: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP: a terminal closed): the
+    workers ignore it and finish the steps in flight, the command sends nothing more, and
+    every worker ends with it.
     Each change takes 0.3 s on the lab, two in flight per endpoint: the run lasts seconds,
     so the signal lands mid-run even on a loaded machine."""
     labs = start_labs(
@@ -376,8 +381,11 @@ def test_secret_canary_with_worker_processes(tmp_path: Path) -> None:
                 if s in text] == []  # fmt: skip
         written = _written(out, Path(env["XDG_STATE_HOME"]), Path(env["XDG_CONFIG_HOME"]),
                            Path(env["HOME"]))  # fmt: skip
-        kinds = {p.suffix for p in written} | {p.name for p in written}
-        assert {".json", ".ps1", "audit.log"} <= kinds  # report, backups, undo, audit log
+        backups = Path(env["XDG_STATE_HOME"]) / "remediate" / "backups"
+        assert list(backups.glob("*-bulk-undo.ps1"))  # apply's undo script
+        assert len(list(backups.glob("*.json"))) >= 4  # a backup per connector changed
+        assert (Path(env["XDG_STATE_HOME"]) / "remediate" / "audit.log").is_file()
+        assert {out / "run.json", out / "p.ps1"} <= set(written)
         leaks = [
             (str(p), s[:8])
             for p, data in written.items()
