@@ -396,3 +396,107 @@ def test_secret_canary_with_worker_processes(tmp_path: Path) -> None:
     finally:
         for lab in labs:
             lab.stop()
+
+
+def _start_slow_run(tmp_path: Path, labs: list[Lab], names: list[str]) -> subprocess.Popen[str]:
+    rows = [row(lab, connector=n, port=2525) for lab in labs for n in names]
+    spec = write_rows(tmp_path / "many.yaml", rows)
+    command = [str(REMEDIATE_EXE), "--verbose", "bulk", "apply", str(spec), "--yes"]
+    command += ["--password-stdin", "--processes", "2", "--in-flight", "2"]
+    command += ["--report", str(tmp_path / "run.json")]
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(tmp_path),
+        start_new_session=True,
+    )
+    assert process.stdin is not None
+    process.stdin.write(ADMIN_PASSWORD + "\n")
+    process.stdin.close()
+    return process
+
+
+def _slow_labs(tmp_path: Path, count: int) -> list[Lab]:
+    return start_labs(
+        tmp_path / "labs",
+        2,
+        extra_connectors=count,
+        cmdlet_latency=CmdletLatency(0.0, {"Set-SendConnector": 0.3}),
+    )
+
+
+def test_a_worker_killed_mid_run_fails_only_its_endpoint(tmp_path: Path) -> None:
+    """One worker dies (SIGKILL) while its endpoint's changes are in flight: that endpoint's
+    connectors in flight say they may or may not have been applied and the rest are not
+    run (the connection was lost); the other endpoint, in the other worker, is done; the
+    command ends with 6 (README: something failed or was skipped), not a traceback."""
+    labs = _slow_labs(tmp_path, 15)
+    names = _names(15)
+    try:
+        with _start_slow_run(tmp_path, labs, names) as process:
+            assert process.stderr is not None and process.stdout is not None
+            seen = []
+            for line in process.stderr:
+                seen.append(line)
+                if line.startswith("[4/30]"):
+                    break
+            pids = worker_pids("".join(seen))
+            os.kill(pids[0], signal.SIGKILL)  # the first endpoint's shell (endpoints in turn)
+            rest = process.stderr.read()
+            stdout = process.stdout.read()
+            assert process.wait(timeout=120) == 6, "".join(seen) + rest + stdout
+        assert "Traceback" not in rest + stdout
+        assert left_behind(pids, process.pid) == []
+        data = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+        by_lab = {e["endpoint"]: e["connectors"] for e in data["endpoints"]}
+        hit, spared = (by_lab[lab.endpoint_url] for lab in labs)
+        assert [c["status"] for c in spared] == ["changed"] * 15
+        assert all(labs[1].organization.connector(n).port == 2525 for n in names)
+        statuses = [c["status"] for c in hit]
+        done = statuses.count("changed")
+        assert "skipped" in statuses, statuses  # killed mid-run, not after its last change
+        for outcome in hit:
+            port = labs[0].organization.connector(outcome["connector"]).port
+            if outcome["status"] == "changed":
+                assert port == 2525
+            elif outcome["status"] == "skipped":
+                assert port != 2525
+                assert outcome["message"].startswith("not run:"), outcome
+            else:  # in flight when the worker died
+                assert outcome["status"] == "failed", outcome
+                assert "may or may not have been applied" in outcome["message"]
+                assert "worker process" in outcome["message"]
+        assert statuses[:done] == ["changed"] * done
+    finally:
+        for lab in labs:
+            lab.stop()
+
+
+def test_workers_end_when_the_command_is_killed(tmp_path: Path) -> None:
+    """SIGKILL to the command alone (no handler runs, nothing closes the pipes): each worker
+    sees its pipe close, closes its shells and ends; none is left running."""
+    labs = _slow_labs(tmp_path, 15)
+    try:
+        with _start_slow_run(tmp_path, labs, _names(15)) as process:
+            assert process.stderr is not None
+            seen = []
+            for line in process.stderr:
+                seen.append(line)
+                if line.startswith("[4/30]"):
+                    break
+            pids = worker_pids("".join(seen))
+            process.kill()
+            assert process.wait(timeout=60) == -signal.SIGKILL
+        assert left_behind(pids, process.pid, within=60) == []
+        for lab in labs:  # each worker closed its shell on the way out (a request each)
+            assert lab._endpoint is not None
+            deadline = time.monotonic() + 30
+            while lab._endpoint.shell_count and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert lab._endpoint.shell_count == 0
+    finally:
+        for lab in labs:
+            lab.stop()
