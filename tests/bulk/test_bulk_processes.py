@@ -512,3 +512,39 @@ def test_workers_end_when_the_command_is_killed(tmp_path: Path) -> None:
     finally:
         for lab in labs:
             lab.stop()
+
+
+def test_how_many_workers_by_default(tmp_path: Path) -> None:
+    """README (bulk --processes): by default one worker per CPU, at most one per endpoint,
+    and none when that is one; a number asked for is also capped at one per endpoint."""
+    labs = start_labs(tmp_path / "labs", 2)
+    try:
+        one = write_rows(
+            tmp_path / "one.yaml", [row(labs[0], connector="Outbound to Relay", port=2700)]
+        )
+        both = write_rows(
+            tmp_path / "both.yaml",
+            [row(lab, connector="Outbound to Relay", port=2700) for lab in labs],
+        )
+        env = cli_env(tmp_path)
+        stdin = f"{ADMIN_PASSWORD}\n\n"
+        cpus = os.cpu_count() or 1
+        default_both = min(cpus, 2) if cpus > 1 else 0
+        for spec, extra, expected in (
+            (one, [], 0),
+            (both, [], default_both),
+            (both, ["--processes", "3"], 2),
+            (both, ["--processes", "1"], 1),
+            (both, ["--processes", "0"], 0),
+        ):
+            done = run_bulk(env, "--verbose", "plan", str(spec), "--password-stdin", *extra,
+                            stdin=stdin)  # fmt: skip
+            assert done.returncode == 10, done.stdout + done.stderr  # changes pending
+            pids = worker_pids(done.stderr) if expected else []
+            assert len(pids) == expected, (extra, done.stderr)
+            if not expected:
+                assert WORKERS.search(done.stderr) is None, (extra, done.stderr)
+            assert left_behind(pids, done.pid) == []
+    finally:
+        for lab in labs:
+            lab.stop()
