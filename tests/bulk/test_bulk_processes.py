@@ -548,3 +548,47 @@ def test_how_many_workers_by_default(tmp_path: Path) -> None:
     finally:
         for lab in labs:
             lab.stop()
+
+
+def test_ctrl_c_while_the_workers_read_changes_nothing(tmp_path: Path) -> None:
+    """Ctrl-C to the group while each endpoint's one Get-SendConnector (3 s on the lab) is
+    in flight in its worker: the reads finish, nothing is sent, every row is reported not
+    run, exit 130, and the workers end."""
+    labs = start_labs(
+        tmp_path / "labs",
+        2,
+        extra_connectors=3,
+        cmdlet_latency=CmdletLatency(0.0, {"Get-SendConnector": 3.0}),
+    )
+    names = _names(3)
+    try:
+        with _start_slow_run(tmp_path, labs, names) as process:
+            assert process.stderr is not None and process.stdout is not None
+            seen = []
+            for line in process.stderr:
+                seen.append(line)
+                if WORKERS.search(line):  # logged before the reads start
+                    break
+            pids = worker_pids("".join(seen))
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # both reads sent: the lab has seen them
+                if all(lab.faults.requests_seen >= 4 for lab in labs):
+                    break
+                time.sleep(0.05)
+            time.sleep(0.5)
+            os.killpg(process.pid, signal.SIGINT)
+            rest = process.stderr.read()
+            stdout = process.stdout.read()
+            status = process.wait(timeout=120)
+        assert status == 130, "".join(seen) + rest + stdout
+        assert "Traceback" not in rest + stdout
+        assert "interrupted (Ctrl-C)" in rest
+        assert f"+++ {labs[1].endpoint_url}: {names[2]} (after)" in stdout  # the reads ended
+        assert left_behind(pids, process.pid) == []
+        for lab in labs:
+            assert all(lab.organization.connector(n).port != 2525 for n in names)
+        statuses = report_statuses(tmp_path / "run.json")
+        assert set(statuses.values()) == {"skipped"}, statuses
+    finally:
+        for lab in labs:
+            lab.stop()
