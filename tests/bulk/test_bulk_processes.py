@@ -7,10 +7,18 @@ real HTTP.
 - Ctrl-C and SIGTERM sent to the whole process group, as a terminal and a service manager
   do, reach the workers too: they ignore it, the command stops after the steps in flight,
   the report says what was changed, and no worker outlives the command;
-- the admin and relay passwords reach the lab through the workers and appear nowhere else:
-  not in any process's command line or environment (sampled from /proc while it runs), not
-  in stdout/stderr (with --debug: pypsrp's records, logged in the workers), the report, the
-  backups, the undo script or the audit log.
+- so does Ctrl-C while the workers read (nothing is sent);
+- a worker killed mid-run fails only its own endpoint's connectors; the command killed
+  (SIGKILL) leaves no worker behind: each sees its pipe close and closes its shells;
+- how many workers are started (by default one per CPU, at most one per endpoint);
+- the admin and relay passwords (stdin, or the relay one from a real keyring) reach the lab
+  through the workers and appear nowhere else: not in any process's command line or
+  environment (sampled from /proc while it runs), not in stdout/stderr (with --debug:
+  pypsrp's records, logged in the workers), the report, the backups, the undo script or the
+  audit log.
+
+"No worker left" is checked by pid and by session: the command runs in a session of its
+own, and afterwards no process of that session is running (a zombie has ended).
 """
 
 from __future__ import annotations
@@ -27,8 +35,10 @@ from pathlib import Path
 
 import pytest
 
+from remediate.core.plan import RELAY_SERVICE
 from remediate.lab.seed import EXTRA_PREFIX
 from remediate.lab.server import CmdletLatency, Lab
+from remediate.remote.secrets import set_secret
 from tests.bulk.bulk_helpers import (
     ADMIN_PASSWORD,
     RELAY_SECRET,
@@ -589,6 +599,46 @@ def test_ctrl_c_while_the_workers_read_changes_nothing(tmp_path: Path) -> None:
             assert all(lab.organization.connector(n).port != 2525 for n in names)
         statuses = report_statuses(tmp_path / "run.json")
         assert set(statuses.values()) == {"skipped"}, statuses
+    finally:
+        for lab in labs:
+            lab.stop()
+
+
+@pytest.mark.keyring
+def test_keyring_relay_password_with_worker_processes(
+    keyring_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The relay password read from a real Secret Service (D-Bus) in the command, the shells
+    in two workers: the workers are still forked (the keyring lookup leaves no thread
+    behind), the password reaches the lab and no process's command line or environment."""
+    relay_canary = f"Canary-Keyring-{secrets.token_hex(8)}"
+    set_secret(RELAY_SERVICE, "rotation-2026", relay_canary, keyring_env)
+    labs = start_labs(tmp_path / "labs", 2, extra_connectors=1)
+    try:
+        name = f"{EXTRA_PREFIX} 001"
+        rows = [
+            row(lab, connector=name, credential_user=lab.relay_user,
+                credential_key="rotation-2026", reenter_credential=True)
+            for lab in labs
+        ]  # fmt: skip
+        spec = write_rows(tmp_path / "rotate.yaml", rows)
+        env = {**cli_env(tmp_path), **keyring_env}
+        del env["PYTHON_KEYRING_BACKEND"]  # the real (test) Secret Service
+        report = tmp_path / "run.json"
+        with ProcSampler([relay_canary]) as sampler:
+            done = run_bulk(env, "--verbose", "apply", str(spec), "--yes", "--password-stdin",
+                            "--processes", "2", "--report", str(report),
+                            stdin=ADMIN_PASSWORD + "\n")  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert set(report_statuses(report).values()) == {"changed"}
+        assert all(lab.organization.connector(name).credential.password == relay_canary
+                   for lab in labs)  # fmt: skip
+        pids = worker_pids(done.stderr)
+        parent = sampler.commands.get(done.pid)
+        assert parent is not None and [sampler.commands.get(p) for p in pids] == [parent] * 2
+        assert sampler.hits == []
+        assert relay_canary not in done.stdout + done.stderr
+        assert left_behind(pids, done.pid) == []
     finally:
         for lab in labs:
             lab.stop()
