@@ -188,6 +188,7 @@ def test_same_outcome_with_and_without_worker_processes(tmp_path: Path) -> None:
     results: dict[int, tuple[Done, dict[tuple[int, str], tuple[str, str, list[str]]]]] = {}
     views: dict[int, list[dict[str, dict[str, object]]]] = {}
     printed: dict[int, str] = {}
+    logged: dict[int, list[str]] = {}
     for processes in (2, 0):
         base = tmp_path / f"processes-{processes}"
         labs = start_labs(base / "labs", 2, extra_connectors=4)
@@ -209,6 +210,11 @@ def test_same_outcome_with_and_without_worker_processes(tmp_path: Path) -> None:
             assert report.is_file(), done.stdout + done.stderr
             results[processes] = (done, _outcomes(report, labs))
             printed[processes] = _normalised(done.stdout, labs)
+            logged[processes] = sorted(
+                _normalised(line, labs)
+                for line in done.stderr.splitlines()
+                if not WORKERS.search(line)
+            )
             views[processes] = [
                 _changed(b, _lab_view(lab)) for b, lab in zip(before, labs, strict=True)
             ]
@@ -235,6 +241,11 @@ def test_same_outcome_with_and_without_worker_processes(tmp_path: Path) -> None:
     # command's output buffer would print a line twice)
     assert printed[2] == printed[0]
     assert f"--- LAB-B: {EXTRA_PREFIX} N (before)" in printed[2]
+    # stderr: the same progress lines, log records and warnings (Basic over http: once per
+    # endpoint, from the worker's shell), in whatever order the threads gave them
+    assert logged[2] == logged[0]
+    warned = [line for line in logged[2] if "Basic authentication over plain http" in line]
+    assert len(warned) == 2
     assert "total: ok=0, changed=6, failed=2, skipped=0" in hosted.stdout.splitlines()
 
     pids = worker_pids(hosted.stderr)
