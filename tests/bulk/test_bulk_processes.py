@@ -50,6 +50,7 @@ from tests.bulk.bulk_helpers import (
 )
 from tests.lab.lab_helpers import start_lab
 from tests.proc_sampler import ProcSampler
+from tests.remote_helpers import closed_port
 from tests.secret_service import REMEDIATE_EXE
 
 pytestmark = pytest.mark.e2e
@@ -133,9 +134,9 @@ def left_behind(pids: list[int], session: int, within: float = 20.0) -> list[int
         time.sleep(0.1)
 
 
-def _outcomes(report: Path, labs: list[Lab]) -> dict[tuple[int, str], tuple[str, str, list[str]]]:
+def _outcomes(report: Path, urls: list[str]) -> dict[tuple[int, str], tuple[str, str, list[str]]]:
     """(lab number, connector) -> (status, message, changes), from a JSON report."""
-    number = {lab.endpoint_url: n for n, lab in enumerate(labs)}
+    number = {url: n for n, url in enumerate(urls)}
     data = json.loads(report.read_text(encoding="utf-8"))
     return {
         (number[e["endpoint"]], c["connector"]): (c["status"], c["message"], c["changes"])
@@ -165,11 +166,11 @@ def _changed(
     }
 
 
-def _normalised(text: str, labs: list[Lab]) -> str:
+def _normalised(text: str, urls: list[str]) -> str:
     """Printed text with each lab's URL as its letter and every number (ports, times and the
     test's directories in file names) as N: what two runs on labs seeded alike share."""
-    for letter, lab in zip("AB", labs, strict=True):
-        text = text.replace(lab.endpoint_url, f"LAB-{letter}")
+    for letter, url in zip("ABC", urls, strict=False):
+        text = text.replace(url, f"LAB-{letter}")
     return re.sub(r"\d+", "N", text)
 
 
@@ -208,10 +209,11 @@ def test_same_outcome_with_and_without_worker_processes(tmp_path: Path) -> None:
                 stdin=f"{ADMIN_PASSWORD}\n{RELAY_SECRET}\n",
             )  # fmt: skip
             assert report.is_file(), done.stdout + done.stderr
-            results[processes] = (done, _outcomes(report, labs))
-            printed[processes] = _normalised(done.stdout, labs)
+            urls = [lab.endpoint_url for lab in labs]
+            results[processes] = (done, _outcomes(report, urls))
+            printed[processes] = _normalised(done.stdout, urls)
             logged[processes] = sorted(
-                _normalised(line, labs)
+                _normalised(line, urls)
                 for line in done.stderr.splitlines()
                 if not WORKERS.search(line)
             )
@@ -653,3 +655,52 @@ def test_keyring_relay_password_with_worker_processes(
     finally:
         for lab in labs:
             lab.stop()
+
+
+def test_endpoint_errors_cross_from_the_workers_unchanged(tmp_path: Path) -> None:
+    """Three endpoints in three workers: one refuses the admin password (LoginRefused in
+    the worker), one does not answer (ConnectionFailed), one works. Each error reaches the
+    report and the recap as it does with the shells in the command's own process: same
+    statuses, messages and exit status; the working endpoint is changed either way."""
+    runs: dict[int, tuple[int, dict[tuple[int, str], tuple[str, str, list[str]]], str]] = {}
+    for processes in (3, 0):
+        base = tmp_path / f"processes-{processes}"
+        (good,) = start_labs(base / "good", 1, extra_connectors=1)
+        refusing = start_lab(
+            base / "refusing",
+            admin_password="Another-Admin-Pw-3",  # not stdin line 1: the login is refused
+            state_file=base / "refusing-state.json",
+        )
+        gone = f"http://127.0.0.1:{closed_port()}/PowerShell"  # nobody answers there
+        urls = [good.endpoint_url, refusing.endpoint_url, gone]
+        try:
+            rows = [row(good, connector=f"{EXTRA_PREFIX} 001", port=2601)]
+            rows.append(row(refusing, connector="Outbound to Relay", port=2601))
+            rows.append(row(refusing, connector="Outbound to Relay", port=2601).replace(
+                refusing.endpoint_url, gone))  # fmt: skip
+            spec = write_rows(base / "mixed.yaml", rows)
+            report = base / "run.json"
+            done = run_bulk(
+                cli_env(base), "--verbose", "apply", str(spec), "--yes", "--password-stdin",
+                "--processes", str(processes), "--report", str(report),
+                stdin=f"{ADMIN_PASSWORD}\n\n",
+            )  # fmt: skip
+            assert report.is_file(), done.stdout + done.stderr
+            outcomes = {
+                key: (status, _normalised(message, urls), changes)
+                for key, (status, message, changes) in _outcomes(report, urls).items()
+            }
+            runs[processes] = (done.returncode, outcomes, _normalised(done.stdout, urls))
+            assert good.organization.connector(f"{EXTRA_PREFIX} 001").port == 2601
+            assert len(worker_pids(done.stderr) if processes else []) == processes
+            assert "Traceback" not in done.stdout + done.stderr
+        finally:
+            good.stop()
+            refusing.stop()
+    assert runs[3] == runs[0]
+    status, outcomes, _ = runs[3]
+    assert status == 6  # README: something was skipped
+    assert outcomes[(0, f"{EXTRA_PREFIX} 001")][0] == "changed"
+    assert outcomes[(1, "Outbound to Relay")][0] == "skipped"
+    assert outcomes[(2, "Outbound to Relay")][0] == "skipped"
+    assert outcomes[(1, "Outbound to Relay")][1] != outcomes[(2, "Outbound to Relay")][1]
