@@ -21,7 +21,8 @@ an ASSUMPTION: Set-SendConnector 150 ms (an AD write, often 100-300 ms on real s
 every other cmdlet 20 ms. Each round asks for a new port, so every connector changes.
 Prints medians, ratios, round trips (HTTP requests) per connector and Get-SendConnector
 calls per endpoint counted by the labs, the CPU per connector of this process and of the
-labs (all on the same cores; a worker process's CPU counted with this process), the load
+labs (all on the same cores; worker processes' CPU counted with this process's and also
+shown apart), the load
 average, the peak memory of `remediate bulk apply` run as its own process with its workers
 (RSS and PSS summed over them), naive / fastest (the best bare pypsrp does) and the shortest
 run the CPU measured allows on this machine's cores. Each round records into new
@@ -395,14 +396,13 @@ def bulk_process_memory(spec: Path, state: Path) -> tuple[float, float, float]:
     return own, rss, pss
 
 
-def cpu_seconds() -> float:
-    """This process's CPU and its ended children's (worker processes; the labs are still
-    running, so not counted here)."""
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        usage = resource.getrusage(who)
-        total += usage.ru_utime + usage.ru_stime
-    return total
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds of this process and of its ended children (worker processes; the labs
+    are still running, so not counted here)."""
+    own, children = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 # --- one profile -------------------------------------------------------------------------------
@@ -417,6 +417,7 @@ def run_profile(profile: str, connectors: int, rounds: int, methods: list[str]) 
         labs = Labs(base, per, LATENCY[profile])
         times: dict[str, list[float]] = {m: [] for m in methods}
         cpu: dict[str, list[float]] = {m: [] for m in methods}
+        worker_cpu: dict[str, list[float]] = {m: [] for m in methods}
         trips: dict[str, float] = {}
         reads: dict[str, float] = {}  # Get-SendConnector per endpoint
         lab_cpu: dict[str, list[float]] = {m: [] for m in methods}  # ms per connector
@@ -449,7 +450,9 @@ def run_profile(profile: str, connectors: int, rounds: int, methods: list[str]) 
                             labs.infos, wanted, port, rec
                         )
                     times[method].append(time.perf_counter() - started)
-                    cpu[method].append(cpu_seconds() - cpu_before)
+                    cpu_after = cpu_seconds()
+                    cpu[method].append(sum(cpu_after) - sum(cpu_before))
+                    worker_cpu[method].append(cpu_after[1] - cpu_before[1])
                     after = labs.counts()
                     trips[method] = (after["requests"] - before["requests"]) / total
                     get = "Get-SendConnector"
@@ -475,6 +478,7 @@ def run_profile(profile: str, connectors: int, rounds: int, methods: list[str]) 
         "rounds": rounds,
         "median": {m: statistics.median(t) for m, t in times.items()},
         "cpu_per_connector_ms": {m: 1000 * statistics.median(c) / total for m, c in cpu.items()},
+        "worker_cpu_ms": {m: 1000 * statistics.median(c) / total for m, c in worker_cpu.items()},
         "trips": trips,
         "reads": reads,
         "lab_cpu_ms": {m: statistics.median(c) for m, c in lab_cpu.items()},
@@ -494,8 +498,8 @@ def report(result: dict[str, Any]) -> None:
             f"  {method:8} {median:7.2f}s  {total / median:7.1f} connectors/s  "
             f"{result['trips'][method]:5.2f} round trips/connector  "
             f"{result['reads'][method]:6.1f} reads/endpoint  "
-            f"CPU ms/connector: here {result['cpu_per_connector_ms'][method]:5.2f}, "
-            f"labs {result['lab_cpu_ms'][method]:5.2f}"
+            f"CPU ms/connector: here {result['cpu_per_connector_ms'][method]:5.2f} (workers"
+            f" {result['worker_cpu_ms'][method]:5.2f}), labs {result['lab_cpu_ms'][method]:5.2f}"
         )
     if "bulk" in med:
         if "naive" in med:
