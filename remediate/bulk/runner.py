@@ -186,7 +186,9 @@ class BulkRun:
         if self.processes and not self._hosts:
             self._hosts = api.start_hosts(min(self.processes, len(self.states)))
             pids = ", ".join(str(h.pid) for h in self._hosts)
-            log.info("the shells run in %d worker process(es), pid %s", len(self._hosts), pids)
+            how = self._hosts[0].start_method
+            count = len(self._hosts)
+            log.info("the shells run in %d worker process(es) (%s), pid %s", count, how, pids)
         self._each(self._read_one)
         return self.states
 

@@ -23,6 +23,7 @@ macOS, a caller with threads).
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -45,6 +46,7 @@ from remediate.remote.shell import (
     ShellQuotaReached,
     StepResult,
     missing_password,
+    preload,
 )
 
 if TYPE_CHECKING:
@@ -281,6 +283,9 @@ def start_hosts(count: int, *, method: str | None = None) -> list[ShellHost]:
         multiprocessing.resource_tracker.ensure_running()
     levels = {name: logging.getLogger(name).getEffectiveLevel() for name in LOGGERS}
     hosts: list[ShellHost] = []
+    if forking:
+        preload()  # once here, not once per worker (their pages shared with this process)
+        gc.freeze()  # the workers' collector then leaves this process's objects alone
     try:
         for _ in range(count):
             ours, theirs = context.Pipe()
@@ -301,6 +306,8 @@ def start_hosts(count: int, *, method: str | None = None) -> list[ShellHost]:
         for host in hosts:
             host.close()
         raise
+    finally:
+        gc.unfreeze()
     for host in hosts:  # threads only once every worker is forked
         host._start_reading()
     return hosts

@@ -293,6 +293,17 @@ class LocalShell:
 # --- values across the wire ------------------------------------------------------------------
 
 
+def preload() -> None:
+    """Import what a shell needs (pypsrp, requests) now: a worker forked afterwards has it
+    without importing it again (``hosting.start_hosts``)."""
+    # lazy: pypsrp and requests take about 100 ms to import; only a connection needs them
+    import pypsrp.complex_objects
+    import pypsrp.exceptions
+    import pypsrp.host
+    import pypsrp.powershell
+    import pypsrp.wsman  # noqa: F401 - imported for the workers
+
+
 def missing_password(ref: CredentialRef) -> UsageError:
     return UsageError(f"a password for {ref.username} is needed but none was supplied")
 

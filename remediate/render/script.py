@@ -41,6 +41,7 @@ def environment(directory: str | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates do not change during a run: no stat per step rendered
     )
     env.filters["ps_literal"] = ps_literal
     env.filters["ps_comment"] = ps_comment

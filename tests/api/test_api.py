@@ -197,3 +197,27 @@ def test_no_password_in_any_returned_object(
         for path in (Path(environ["XDG_STATE_HOME"]) / "remediate").rglob("*"):
             if path.is_file():
                 assert secret not in path.read_text(errors="replace"), path
+
+
+def test_a_handle_whose_shell_runs_in_a_worker_process(lab: Lab, environ: dict[str, str]) -> None:
+    """1.2: connect(host=...) with a host from start_hosts: the same plan, apply and undo,
+    the pypsrp pool in the worker (spawned: this process runs the lab's threads)."""
+    (host,) = api.start_hosts(1)
+    try:
+        with api.connect(
+            lab.endpoint_url,
+            user=lab.admin_user,
+            password=lab.admin_password,
+            auth="basic",
+            environ=environ,
+            host=host,
+        ) as handle:
+            outcome = api.apply(handle, fix_relay(handle, lab), relay_password="Worker-Relay-1")
+            assert outcome.changed and outcome.backup is not None
+            assert api.plan(handle, "2016", RELAY, mechanism="BasicAuthRequireTLS").changes == ()
+            api.undo(handle, outcome.backup, relay_user=lab.relay_user)
+        connector = lab.organization.connector(RELAY)
+        assert connector.smart_host_auth_mechanism == "ExchangeServer"  # undone
+        assert host.start_method == "spawn"
+    finally:
+        host.close()

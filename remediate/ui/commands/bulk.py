@@ -79,7 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             type=int,
             metavar="N",
             help="worker processes running the shells, so the client uses N cores (0: none,"
-            " all in this process; default: one per CPU, at most one per endpoint)",
+            " all in this process; default: one per CPU, at most --parallel and one per"
+            " endpoint)",
         )
         sub.add_argument(
             "--password-stdin",
@@ -145,13 +146,14 @@ def _open_run(
         planner=planner or plan_endpoint,
         lock=lock,
         warn=env.err,
-        processes=_processes(args.processes, len(spec.endpoints())),
+        processes=_processes(args.processes, min(len(spec.endpoints()), args.parallel)),
     )
 
 
 def _processes(wanted: int | None, endpoints: int) -> int:
-    """--processes, or by default one worker per CPU and at most one per endpoint; none when
-    that is one (a single worker only moves the client out of this process)."""
+    """--processes, or by default one worker per CPU and at most one per endpoint worked on
+    at once; none when that is one (a single worker only moves the client out of this
+    process)."""
     if wanted is not None:
         return wanted
     default = min(os.cpu_count() or 1, endpoints)
