@@ -56,7 +56,8 @@ from tests.secret_service import REMEDIATE_EXE
 pytestmark = pytest.mark.e2e
 
 WORKERS = re.compile(
-    r"^INFO remediate\.bulk\.runner: the shells run in (\d+) worker process\(es\), pid ([\d, ]+)$",
+    r"^INFO remediate\.bulk\.runner: the shells run in (\d+) worker process\(es\)"
+    r"(?: \((fork|spawn)\))?, pid ([\d, ]+)$",
     re.MULTILINE,
 )
 MISSING = f"{EXTRA_PREFIX} 099"  # no lab has it: that row fails
@@ -92,9 +93,11 @@ def run_bulk(env: dict[str, str], log: str, *args: str, stdin: str, timeout: flo
 
 def worker_pids(stderr: str) -> list[int]:
     """The pids the --verbose INFO line names (one such line per run)."""
-    [(count, pids)] = WORKERS.findall(stderr)
+    [(count, method, pids)] = WORKERS.findall(stderr)
     found = [int(p) for p in pids.split(", ")]
     assert len(found) == int(count)
+    # forked: the command runs one thread when it starts them (remote.hosting)
+    assert method in ("", "fork"), method
     return found
 
 
