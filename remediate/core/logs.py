@@ -62,13 +62,16 @@ class _Handler(logging.Handler):
 
 
 def configure(env: Environment, *, verbose: bool, debug: bool) -> None:
-    """INFO with --verbose, DEBUG with --debug; nothing (the default) otherwise."""
+    """--verbose: remediate's records at INFO (the libraries' warnings only); --debug:
+    everything at DEBUG; nothing (the default) otherwise."""
     if not (verbose or debug):
         return
-    level = logging.DEBUG if debug else logging.INFO
     handler = _Handler(env)
     for name in LOGGERS:
         logger = logging.getLogger(name)
-        logger.setLevel(level)
+        if debug:
+            logger.setLevel(logging.DEBUG)
+        else:
+            logger.setLevel(logging.INFO if name == "remediate" else logging.WARNING)
         logger.addHandler(handler)
         logger.propagate = False

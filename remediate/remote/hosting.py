@@ -194,10 +194,17 @@ class ShellHost:
 
     def _ended(self) -> str:
         if self._gone is None:
-            code = self._process.exitcode
-            status = "still running" if code is None else f"exit status {code}"
-            self._gone = f"the worker process that ran the shell ended ({status})"
+            self._gone = f"remediate's worker process for this shell ended ({self._how()})"
         return self._gone
+
+    def _how(self) -> str:
+        code = self._process.exitcode
+        if code is None:
+            return "its pipe closed"
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                return f"killed by {signal.Signals(-code).name}"
+        return f"exit status {code}"
 
 
 class HostedShell:

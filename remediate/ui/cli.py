@@ -87,7 +87,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             cmd.description = getattr(module, "DESCRIPTION", help_line)
             cmd.epilog = getattr(module, "EPILOG", None)
             module.add_arguments(cmd)
-            _add_log_arguments(cmd, argparse.SUPPRESS)
+            for each in _with_actions(cmd):  # `bulk apply FILE --verbose` too
+                _add_log_arguments(each, argparse.SUPPRESS)
             cmd.set_defaults(_module=module)
     return parser
 
@@ -103,6 +104,16 @@ def _add_log_arguments(parser: argparse.ArgumentParser, default: object) -> None
         default=default,
         help="log everything (pypsrp's WinRM messages too) to stderr, secrets redacted",
     )
+
+
+def _with_actions(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and the parsers of its actions (``bulk plan|apply|undo``)."""
+    nested = [
+        action.choices.values()
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+    ]
+    return [parser, *(each for choices in nested for each in choices)]
 
 
 def _chosen_command(argv: Sequence[str]) -> str | None:

@@ -45,3 +45,25 @@ def test_debug_logging_reaches_stderr_redacted_with_tracebacks() -> None:
     assert "DEBUG pypsrp.wsman: sending Authorization: <redacted>" in text
     assert "Traceback" in text and "ValueError: login with <password redacted> failed?[2J" in text
     assert "Tb-Secret-55" not in text and NTLM not in text and "\x1b" not in text
+
+
+def test_verbose_is_remediates_records_and_the_libraries_warnings() -> None:
+    """README: --verbose logs remediate's records at INFO; pypsrp's INFO lines (one per pool
+    opened, per key exchange) only with --debug."""
+    err = io.StringIO()
+    env = Environment(stdin=io.StringIO(), stdout=io.StringIO(), stderr=err)
+    configure(env, verbose=True, debug=False)
+    try:
+        logging.getLogger("remediate.bulk.runner").info("the shells run in 2 worker process(es)")
+        logging.getLogger("pypsrp.powershell").info("Opening a new Runspace Pool")
+        logging.getLogger("urllib3.connectionpool").warning("Retrying after a reset")
+    finally:
+        for name in ("remediate", "pypsrp", "psrpcore", "spnego", "urllib3", "requests_credssp"):
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).setLevel(logging.NOTSET)
+            logging.getLogger(name).propagate = True
+    lines = err.getvalue().splitlines()
+    assert lines == [
+        "INFO remediate.bulk.runner: the shells run in 2 worker process(es)",
+        "WARNING urllib3.connectionpool: Retrying after a reset",
+    ]

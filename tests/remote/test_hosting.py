@@ -169,7 +169,7 @@ def test_a_worker_that_dies_fails_its_steps(host: ShellHost, tmp_path: Path) -> 
         with pytest.raises(ConnectionFailed) as caught:
             session.finish(pending)
         assert caught.value.message == (
-            "the worker process that ran the shell ended (exit status -9)"
+            "remediate's worker process for this shell ended (killed by SIGKILL)"
         )
         assert not session.is_open
         started = time.monotonic()
