@@ -372,7 +372,7 @@ def bulk_process_memory(spec: Path, state: Path) -> tuple[float, float, float]:
     exe = Path(sys.executable).with_name("remediate")
     peaks = [0, 0, 0]  # KiB: its RSS, RSS summed with its workers', PSS summed
     with subprocess.Popen(
-        [str(exe), "bulk", "apply", str(spec), "--yes", "--password-stdin"],
+        [str(exe), "bulk", "apply", str(spec), "--yes", "--password-stdin", *BULK_ARGS],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -541,8 +541,9 @@ def test_workers_end_when_the_command_is_killed(tmp_path: Path) -> None:
 
 
 def test_how_many_workers_by_default(tmp_path: Path) -> None:
-    """README (bulk --processes): by default one worker per CPU, at most one per endpoint,
-    and none when that is one; a number asked for is also capped at one per endpoint."""
+    """README (bulk --processes): by default one worker per CPU, at most --parallel and one
+    per endpoint, and none when that is one; a number asked for is also capped at one per
+    endpoint."""
     labs = start_labs(tmp_path / "labs", 2)
     try:
         one = write_rows(
@@ -562,6 +563,7 @@ def test_how_many_workers_by_default(tmp_path: Path) -> None:
             (both, ["--processes", "3"], 2),
             (both, ["--processes", "1"], 1),
             (both, ["--processes", "0"], 0),
+            (both, ["--parallel", "1"], 0),  # one endpoint at a time: one shell at a time
         ):
             done = run_bulk(env, "--verbose", "plan", str(spec), "--password-stdin", *extra,
                             stdin=stdin)  # fmt: skip
