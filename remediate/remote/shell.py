@@ -12,6 +12,7 @@ when a shell opens, not when this module is.
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -293,15 +294,21 @@ class LocalShell:
 # --- values across the wire ------------------------------------------------------------------
 
 
+# what a shell imports when it opens and sends its first step (pypsrp imports requests)
+_SHELL_MODULES = (
+    "pypsrp.complex_objects",
+    "pypsrp.exceptions",
+    "pypsrp.host",
+    "pypsrp.powershell",
+    "pypsrp.wsman",
+)
+
+
 def preload() -> None:
     """Import what a shell needs (pypsrp, requests) now: a worker forked afterwards has it
     without importing it again (``hosting.start_hosts``)."""
-    # lazy: pypsrp and requests take about 100 ms to import; only a connection needs them
-    import pypsrp.complex_objects
-    import pypsrp.exceptions
-    import pypsrp.host
-    import pypsrp.powershell
-    import pypsrp.wsman  # noqa: F401 - imported for the workers
+    for module in _SHELL_MODULES:
+        importlib.import_module(module)
 
 
 def missing_password(ref: CredentialRef) -> UsageError:

@@ -11,6 +11,7 @@ process here and through the installed command in tests/bulk/test_bulk_processes
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import signal
@@ -248,3 +249,42 @@ def test_forked_when_alone_and_gone_with_its_parent(tmp_path: Path) -> None:
         process.stdin.flush()
         assert process.wait(timeout=30) == -9
     assert all(_gone(pid) for pid in workers)
+
+
+def test_preload_imports_what_a_shell_needs(lab: Lab) -> None:
+    """What a forked worker would otherwise import itself on its first open and step: after
+    ``preload()`` a session imports no pypsrp, requests or urllib3 module (checked in a fresh
+    interpreter; this one has them all already)."""
+    script = textwrap.dedent(
+        """
+        import json, sys
+        from remediate.remote.connections import AuthMethod, Connection
+        from remediate.remote.session import Session
+        from remediate.remote.shell import preload
+        where = json.loads(sys.stdin.readline())
+        preload()
+        before = set(sys.modules)
+        connection = Connection(server=where["host"], port=where["port"], scheme="http",
+                                auth=AuthMethod.BASIC, username=where["user"])
+        with Session(connection, where["password"], lambda _: None) as session:
+            session.get_connectors()
+        print(json.dumps(sorted(set(sys.modules) - before)))
+        """
+    )
+    where = {
+        "host": lab.host,
+        "port": lab.port,
+        "user": lab.admin_user,
+        "password": lab.admin_password,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(where) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    imported = json.loads(done.stdout)
+    assert [m for m in imported if m.split(".")[0] in ("pypsrp", "requests", "urllib3")] == []
