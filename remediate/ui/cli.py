@@ -8,8 +8,6 @@ import os
 import sys
 
 from remediate import __version__
-from remediate.core.errors import RemediateError
-from remediate.core.status import ExitStatus
 from remediate.ui.commands import COMMANDS
 
 TYPE_CHECKING = False  # typing itself costs --help a few milliseconds (mypy knows the name)
@@ -56,6 +54,9 @@ class _Parser(argparse.ArgumentParser):
     """Bad arguments give one error line and a hint, not argparse's usage block."""
 
     def error(self, message: str) -> NoReturn:
+        # lazy: only a bad command line needs the exit statuses
+        from remediate.core.status import ExitStatus
+
         sys.stderr.write(f"remediate: error: {message}\nhint: see '{self.prog} --help'\n")
         sys.exit(ExitStatus.USAGE)
 
@@ -122,29 +123,24 @@ def _chosen_command(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
-    """The command; ``argv`` None means the real process (SIGTERM/SIGHUP then handled)."""
+    """The command; ``argv`` None means the real process (SIGTERM/SIGHUP then handled).
+    Parsing lives here, the run in ``remediate.ui.program``: ``--help`` and ``--version``
+    end in ``parse_args`` without importing the run, the error hierarchy or signal handling."""
     if argv is None and "_ARGCOMPLETE" in os.environ:
         _complete()
     try:
         # the plan/apply options come from the playbooks, an admin's own among them
         parser = build_parser(sys.argv[1:] if argv is None else argv)
-    except RemediateError as exc:
-        env = env or _environment()
-        env.err(f"remediate: error: {exc.message}")
-        if exc.hint:
-            env.err(f"hint: {exc.hint}")
-        return exc.exit_code
-    args = parser.parse_args(argv)  # --help and --version print and exit here
-    # lazy: signal handling is for a run: --help and --version have ended above without it
-    from remediate.core import interrupts
+    except Exception as exc:
+        # lazy: the run and the error hierarchy; --help and --version never come here
+        from remediate.ui import program
 
-    if argv is None:
-        interrupts.install()
-    env = env or _environment()
-    if not getattr(args, "_module", None):
-        parser.print_help(env.stdout)
-        return ExitStatus.USAGE
-    return interrupts.exit_status(_run(args, env))
+        return program.not_started(exc, env)  # a broken playbook; anything else re-raised
+    args = parser.parse_args(argv)  # --help and --version print and exit here
+    # lazy: the run and the error hierarchy; --help and --version have ended above
+    from remediate.ui import program
+
+    return program.run(args, env, parser.print_help, real_process=argv is None)
 
 
 def _complete() -> None:
@@ -157,66 +153,5 @@ def _complete() -> None:
     argcomplete.autocomplete(build_parser(), always_complete_options=False)
 
 
-def _run(args: argparse.Namespace, env: Environment) -> int:
-    # lazy: signal handling is for a run (main has imported it already)
-    from remediate.core import interrupts
-
-    try:
-        if getattr(args, "verbose", False) or getattr(args, "debug", False):
-            # lazy: only a run that logs or prints JSON needs it
-            from remediate.core import logs
-
-            logs.configure(
-                env,
-                verbose=bool(getattr(args, "verbose", False)),
-                debug=bool(getattr(args, "debug", False)),
-            )
-        _check_piped_secrets(args, env)
-        return int(args._module.run(args, env) or 0)
-    except RemediateError as exc:
-        hint = "\n".join(filter(None, [exc.hint, *_recap_lines(exc)]))
-        env.err(f"remediate: error: {exc.message}")
-        if hint:
-            env.err(f"hint: {hint}")
-        if getattr(args, "json", False) and not env.json_sent:  # one document, never two
-            # lazy: only a run that logs or prints JSON needs it
-            from remediate.ui import jsonout
-
-            jsonout.emit(env, jsonout.error_json(exc.message, hint or None, exc.exit_code))
-        return exc.exit_code
-    except KeyboardInterrupt:
-        env.err(f"remediate: interrupted ({interrupts.reason()}); nothing further was sent.")
-        return ExitStatus.INTERRUPTED
-    finally:
-        env.write("")  # the last flush: a reader that went away ends output quietly
-
-
-def _recap_lines(exc: RemediateError) -> list[str]:
-    """For a run cut short: what it had applied (unless the message already says it) and
-    where its backup is, with the undo command."""
-    if exc.recap is None:
-        return []
-    # lazy: only a run that logs or prints JSON needs it
-    from remediate.run.pipeline import backup_lines  # only after a run: --help stays light
-
-    summary = [exc.recap.summary] if exc.recap.summary != exc.message else []
-    return [*summary, *backup_lines(exc.recap.backup)]
-
-
-def _check_piped_secrets(args: argparse.Namespace, env: Environment) -> None:
-    """With --password-stdin (or the wizard's --answers) every piped line is a secret: read
-    and check them all now, so a bad one is refused before anything is sent."""
-    wanted = getattr(args, "password_stdin", False) or getattr(args, "answers", None)
-    if wanted and not env.stdin_isatty and getattr(args, "source", None) != "-":
-        env.stdin_lines()
-
-
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _environment() -> Environment:
-    # lazy: --help and --version end before any output needs the Environment
-    from remediate.core.env import Environment
-
-    return Environment()

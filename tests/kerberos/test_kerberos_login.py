@@ -303,6 +303,28 @@ def test_bulk_row_with_a_ticket(kerberos_lab: Lab, operator_ticket, tmp_path: Pa
     assert "Outbound to Partner" in done.stdout and "+Port: 2525" in done.stdout
 
 
+def test_bulk_over_kerberos_in_forked_workers(
+    kerberos_lab: Lab, negotiate_lab: Lab, operator_ticket
+) -> None:
+    """Two endpoints, each shell in a worker forked from `remediate` (bulk --processes): the
+    workers log in with the operator's ticket from the inherited ticket cache, no password
+    anywhere, as the command itself would."""
+    rows = Path(operator_ticket["HOME"]) / "two.yaml"
+    rows.write_text(
+        f"- endpoint: {url(kerberos_lab)}\n  auth: kerberos\n  user: {OPERATOR}\n"
+        "  connector: Outbound to Partner\n  port: 2526\n"
+        f"- endpoint: {url(negotiate_lab)}\n  auth: negotiate\n  user: {OPERATOR}\n"
+        "  connector: Outbound to Partner\n  port: 2527\n"
+    )
+    done = remediate(
+        operator_ticket, "--verbose", "bulk", "plan", str(rows), "--password-stdin",
+        "--processes", "2", stdin="\n",
+    )  # fmt: skip
+    assert done.returncode == 10, done.stderr  # both endpoints read: changes pending
+    assert "+Port: 2526" in done.stdout and "+Port: 2527" in done.stdout
+    assert "the shells run in 2 worker process(es) (fork)" in done.stderr
+
+
 # --- the lab's side of the handshake --------------------------------------------------------
 
 
