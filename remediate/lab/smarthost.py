@@ -9,6 +9,7 @@ names other hosts. Received messages are kept in ``messages`` so tests can see t
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import socket
@@ -36,6 +37,53 @@ class _DropLoginDataNotice(logging.Filter):
 
 
 logging.getLogger("mail.log").addFilter(_DropLoginDataNotice())
+
+
+class _TrackedSMTP(SMTP):
+    """aiosmtpd's SMTP session, remembering its socket's transport while it is open."""
+
+    def __init__(self, open_transports: set[asyncio.Transport], *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._open_transports = open_transports
+        self._socket_transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # the first is the socket's; not the TLS transport STARTTLS lays over it
+        if self._socket_transport is None and isinstance(transport, asyncio.Transport):
+            self._socket_transport = transport
+            self._open_transports.add(transport)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._socket_transport is not None:
+            self._open_transports.discard(self._socket_transport)
+        super().connection_lost(exc)
+
+
+class _ClosingController(Controller):
+    """aiosmtpd's Controller, closing the connections still open when it stops: its own
+    stop cancels their tasks and leaves their sockets to the garbage collector, which then
+    warns (ResourceWarning) wherever it happens to run."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._open_transports: set[asyncio.Transport] = set()
+
+    def factory(self) -> SMTP:
+        return _TrackedSMTP(self._open_transports, self.handler, **self.SMTP_kwargs)
+
+    def stop(self, no_assert: bool = False) -> None:
+        if self.loop.is_running():
+            closed = threading.Event()
+
+            def close_all() -> None:
+                for transport in list(self._open_transports):
+                    transport.abort()  # connection_lost is called before the loop stops
+                closed.set()
+
+            self.loop.call_soon_threadsafe(close_all)
+            closed.wait(10)
+        super().stop(no_assert)
 
 
 @dataclass(frozen=True)
@@ -113,7 +161,7 @@ class SmartHost:
         self._cert_names = cert_names
         self._lock = threading.Lock()
         self._messages: list[ReceivedMessage] = []
-        self._controller: Controller | None = None
+        self._controller: _ClosingController | None = None
 
     @property
     def messages(self) -> list[ReceivedMessage]:
@@ -134,7 +182,7 @@ class SmartHost:
             kwargs["authenticator"] = self._authenticate
         else:
             kwargs["auth_exclude_mechanism"] = ["PLAIN", "LOGIN"]
-        self._controller = Controller(
+        self._controller = _ClosingController(
             _Handler(self._messages, self._lock, require_auth=self.auth),
             hostname=self.host,
             port=self.port,

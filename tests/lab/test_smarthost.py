@@ -128,3 +128,25 @@ def test_port_zero_picks_a_free_port(lab_ca: LabCA) -> None:
         assert a.port == port
     with SmartHost(ca=lab_ca, relay_user=USER, relay_password=PASSWORD) as b:
         assert b.port > 0
+
+
+@pytest.mark.parametrize("after", ["banner", "starttls"])
+def test_stop_closes_the_connections_still_open(lab_ca: LabCA, after: str) -> None:
+    """A client still connected when the smart host stops sees its connection closed: the
+    server closes its sockets itself (aiosmtpd's stop alone left them to the garbage
+    collector, whose ResourceWarning then failed whichever test it happened to run in)."""
+    host = SmartHost(("127.0.0.1", 0), ca=lab_ca, relay_user=USER, relay_password=PASSWORD)
+    host.start()
+    client = connect(host)
+    if after == "starttls":
+        client.starttls(context=trusted(lab_ca))
+    sock = client.sock
+    assert sock is not None
+    host.stop()
+    sock.settimeout(10)
+    try:
+        assert sock.recv(1024) == b""  # end of stream, not a timeout
+    except (ssl.SSLError, ConnectionResetError):
+        pass  # an aborted TLS stream ends with an error instead: closed all the same
+    finally:
+        client.close()
