@@ -60,5 +60,8 @@ _.set_server_route
 _.encode_object
 _.ORIGINAL_NOTE_PROPERTY
 
-# requests reads it on every request (remote/session.py _settle_environment)
+# requests reads it on every request (remote/shell.py _settle_environment)
 _.trust_env
+
+# aiosmtpd's Controller calls it for each connection (lab/smarthost.py _ClosingController)
+_.factory
