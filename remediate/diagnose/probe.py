@@ -84,10 +84,11 @@ def probe(
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     started = time.monotonic()
+    smtp = _Client(host, timeout)
     try:
-        smtp = _Client(host, timeout)
         code, banner = smtp.connect(host, port)
     except (OSError, smtplib.SMTPException) as exc:
+        smtp.close()  # no greeting: smtplib closes on most such paths, not on every one
         return ProbeResult(host, port, error=_describe(exc, host, port))
     connect_ms = (time.monotonic() - started) * 1000
     partial = ProbeResult(
@@ -313,6 +314,9 @@ def _describe(exc: BaseException, host: str, port: int) -> str:
         return f"no answer from {host}:{port} within the timeout (firewall or wrong port)"
     if isinstance(exc, socket.gaierror):
         return f"the name {host} does not resolve from this machine"
+    if isinstance(exc, smtplib.SMTPServerDisconnected) and "timed out" in str(exc):
+        # smtplib reports a reply that never came as a closed connection
+        return f"no answer from {host}:{port} within the timeout (connected, but no SMTP reply)"
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return f"{host}:{port} closed the connection ({exc})"
     return f"{host}:{port}: {exc}"

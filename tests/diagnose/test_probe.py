@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -106,6 +108,36 @@ def test_closed_port() -> None:
     assert not result.connected and result.connect_ms is None
     assert result.error is not None and "refused" in result.error
     assert not any(v.works for v in compatible_mechanisms(result))
+
+
+@pytest.mark.parametrize("server", ["closes at once", "never greets"])
+def test_a_connection_without_a_greeting_is_closed(server: str) -> None:
+    """The probe connects, but the server closes before its 220 or sends none in time: the
+    result says which (smtplib reports the silence as a closed connection "timed out"), and
+    the probe's socket is closed (a leaked one would warn, an error under this suite)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        accepted: list[socket.socket] = []
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            if server == "closes at once":
+                conn.close()
+            else:
+                accepted.append(conn)  # held open, silent, until the probe gives up
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        result = probe("127.0.0.1", port, timeout=1)
+        thread.join(10)
+        for conn in accepted:
+            conn.close()
+    assert not result.connected and result.error is not None
+    expected = "closed the connection" if server == "closes at once" else "no answer"
+    assert expected in result.error
+    gc.collect()  # a socket left open would warn here, inside the test
 
 
 @pytest.mark.parametrize(
