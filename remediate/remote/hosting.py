@@ -26,10 +26,7 @@ import contextlib
 import gc
 import itertools
 import logging
-import multiprocessing
-import multiprocessing.resource_tracker
 import os
-import queue
 import signal
 import sys
 import threading
@@ -50,6 +47,7 @@ from remediate.remote.shell import (
 )
 
 if TYPE_CHECKING:
+    import queue
     from multiprocessing.connection import Connection as Pipe
 
     from remediate.core.plan import Step
@@ -278,6 +276,9 @@ class HostedShell:
 def start_hosts(count: int, *, method: str | None = None) -> list[ShellHost]:
     """``count`` worker processes, each ready to run shells. ``method``: "fork" or "spawn"
     (None: fork on Linux when this process runs one thread, else spawn)."""
+    # lazy: multiprocessing costs every importer of the API ~10 ms; bulk's workers need it
+    import multiprocessing.resource_tracker
+
     if method is None:
         alone = threading.active_count() == 1
         method = "fork" if sys.platform.startswith("linux") and alone else "spawn"
@@ -355,9 +356,10 @@ class _ShellThread:
     """One shell of the worker, and the thread that runs its requests in order."""
 
     def __init__(self, outbox: _Outbox) -> None:
-        self.requests: queue.SimpleQueue[tuple[int, str, tuple[Any, ...]] | None] = (
-            queue.SimpleQueue()
-        )
+        # lazy: only a worker process runs shell threads
+        from queue import SimpleQueue
+
+        self.requests: queue.SimpleQueue[tuple[int, str, tuple[Any, ...]] | None] = SimpleQueue()
         self._outbox = outbox
         self._shell: LocalShell | None = None
         self._pending: dict[int, Pending] = {}
