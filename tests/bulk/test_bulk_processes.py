@@ -30,8 +30,10 @@ import secrets
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -89,6 +91,16 @@ def run_bulk(env: dict[str, str], log: str, *args: str, stdin: str, timeout: flo
     ) as process:
         stdout, stderr = process.communicate(stdin, timeout=timeout)
         return Done(process.returncode, stdout, stderr, process.pid)
+
+
+def read_until(stream: IO[str], done: Callable[[str], bool]) -> str:
+    """The lines of ``stream`` up to and with the first one ``done`` accepts (or to EOF)."""
+    seen = []
+    for line in stream:
+        seen.append(line)
+        if done(line):
+            break
+    return "".join(seen)
 
 
 def worker_pids(stderr: str) -> list[int]:
@@ -304,17 +316,14 @@ def test_a_signal_to_the_process_group_stops_after_the_steps_in_flight(
             assert process.stdin is not None and process.stderr is not None
             process.stdin.write(ADMIN_PASSWORD + "\n")
             process.stdin.close()
-            seen = []
-            for line in process.stderr:  # INFO lines, then one progress line per connector
-                seen.append(line)
-                if line.startswith("[4/30]"):
-                    os.killpg(process.pid, signum)
-                    break
+            # INFO lines, then one progress line per connector
+            seen = read_until(process.stderr, lambda line: line.startswith("[4/30]"))
+            os.killpg(process.pid, signum)
             rest = process.stderr.read()
             stdout = process.stdout.read() if process.stdout else ""
-            assert process.wait(timeout=120) == status, "".join(seen) + rest + stdout
+            assert process.wait(timeout=120) == status, seen + rest + stdout
         assert f"interrupted ({said}): stopped after the steps in flight" in rest
-        pids = worker_pids("".join(seen))
+        pids = worker_pids(seen)
         assert len(pids) == 2
         assert left_behind(pids, process.pid) == []
 
@@ -476,16 +485,12 @@ def test_a_worker_killed_mid_run_fails_only_its_endpoint(tmp_path: Path) -> None
     try:
         with _start_slow_run(tmp_path, labs, names) as process:
             assert process.stderr is not None and process.stdout is not None
-            seen = []
-            for line in process.stderr:
-                seen.append(line)
-                if line.startswith("[4/30]"):
-                    break
-            pids = worker_pids("".join(seen))
+            seen = read_until(process.stderr, lambda line: line.startswith("[4/30]"))
+            pids = worker_pids(seen)
             os.kill(pids[0], signal.SIGKILL)  # the first endpoint's shell (endpoints in turn)
             rest = process.stderr.read()
             stdout = process.stdout.read()
-            assert process.wait(timeout=120) == 6, "".join(seen) + rest + stdout
+            assert process.wait(timeout=120) == 6, seen + rest + stdout
         assert "Traceback" not in rest + stdout
         assert left_behind(pids, process.pid) == []
         data = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
@@ -520,12 +525,8 @@ def test_workers_end_when_the_command_is_killed(tmp_path: Path) -> None:
     try:
         with _start_slow_run(tmp_path, labs, _names(15)) as process:
             assert process.stderr is not None
-            seen = []
-            for line in process.stderr:
-                seen.append(line)
-                if line.startswith("[4/30]"):
-                    break
-            pids = worker_pids("".join(seen))
+            seen = read_until(process.stderr, lambda line: line.startswith("[4/30]"))
+            pids = worker_pids(seen)
             process.kill()
             assert process.wait(timeout=60) == -signal.SIGKILL
         assert left_behind(pids, process.pid, within=60) == []
@@ -592,12 +593,9 @@ def test_ctrl_c_while_the_workers_read_changes_nothing(tmp_path: Path) -> None:
     try:
         with _start_slow_run(tmp_path, labs, names) as process:
             assert process.stderr is not None and process.stdout is not None
-            seen = []
-            for line in process.stderr:
-                seen.append(line)
-                if WORKERS.search(line):  # logged before the reads start
-                    break
-            pids = worker_pids("".join(seen))
+            # the INFO line is logged before the reads start
+            seen = read_until(process.stderr, lambda line: WORKERS.search(line) is not None)
+            pids = worker_pids(seen)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:  # both reads sent: the lab has seen them
                 if all(lab.faults.requests_seen >= 4 for lab in labs):
@@ -608,7 +606,7 @@ def test_ctrl_c_while_the_workers_read_changes_nothing(tmp_path: Path) -> None:
             rest = process.stderr.read()
             stdout = process.stdout.read()
             status = process.wait(timeout=120)
-        assert status == 130, "".join(seen) + rest + stdout
+        assert status == 130, seen + rest + stdout
         assert "Traceback" not in rest + stdout
         assert "interrupted (Ctrl-C)" in rest
         assert f"+++ {labs[1].endpoint_url}: {names[2]} (after)" in stdout  # the reads ended
