@@ -707,3 +707,14 @@ def test_endpoint_errors_cross_from_the_workers_unchanged(tmp_path: Path) -> Non
     assert outcomes[(1, "Outbound to Relay")][0] == "skipped"
     assert outcomes[(2, "Outbound to Relay")][0] == "skipped"
     assert outcomes[(1, "Outbound to Relay")][1] != outcomes[(2, "Outbound to Relay")][1]
+
+
+def test_a_negative_number_of_workers_is_refused(tmp_path: Path) -> None:
+    """One error line and exit 2 (usage), before the file is read or anything is sent."""
+    done = run_bulk(
+        cli_env(tmp_path), "--verbose", "apply", str(tmp_path / "absent.yaml"), "--yes",
+        "--processes", "-1", stdin="",
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[0] == "remediate: error: --processes must be 0 or more"
+    assert WORKERS.search(done.stderr) is None
